@@ -1,0 +1,44 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PY      := python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+PIP     := $(BIN)/pip --disable-pip-version-check -q
+STAMP   := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export DAGSTER_HOME := $(CURDIR)/.modelops/dagster
+
+.PHONY: install run test lint demo-data clean
+
+install: $(STAMP)
+
+# torch first, exactly 2.13.0 (a CPU wheel lies on these machines), then everything
+# else under constraints.txt so nothing can pull a multi-GB CUDA build.
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(PIP) install torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	$(PIP) install -c constraints.txt -r requirements.txt 2>&1 | grep -v "^WARNING: Location" || true
+	$(PIP) install -c constraints.txt --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import torch, transformers, peft, dagster, evidently, modelops"
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q
+
+demo-data: $(STAMP)
+	$(BIN)/modelops demo-data
+
+# Starts dagster dev (webserver + daemon) on http://127.0.0.1:3000 with the demo recipe.
+run: $(STAMP)
+	$(BIN)/modelops init
+	$(BIN)/modelops demo-data
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+clean:
+	rm -rf .modelops data/demo

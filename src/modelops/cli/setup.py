@@ -1,0 +1,47 @@
+"""``modelops init``: prepare the embedded defaults (Dagster home, registry schema)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from modelops.settings import Settings
+
+DAGSTER_YAML = """\
+# Written by `modelops init`. The embedded default instance: SQLite under this folder.
+# For production, point storage at PostgreSQL (dagster-postgres); see docs/operations.md.
+telemetry:
+  enabled: false
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "init", help="create .modelops/ (Dagster home, registry schema) if missing"
+    )
+    parser.add_argument(
+        "--dagster-home",
+        type=Path,
+        default=None,
+        help="Dagster home (default: <MODELOPS_HOME>/dagster)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from modelops.stores.registry import Registry
+
+    settings = Settings.from_env()
+    dagster_home = (args.dagster_home or settings.home / "dagster").absolute()
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    config = dagster_home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML, encoding="utf-8")
+    Registry(settings.database_url)
+    if "://" not in settings.artifacts_uri:
+        Path(settings.artifacts_uri).mkdir(parents=True, exist_ok=True)
+    print(
+        f"modelops home {settings.home}; registry {settings.database_url}; "
+        f"artifacts {settings.artifacts_uri}; dagster home {dagster_home}"
+    )
+    return 0

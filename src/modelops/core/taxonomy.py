@@ -1,0 +1,68 @@
+"""Taxonomies: the versioned label set a recipe classifies into.
+
+A taxonomy file (``taxonomies/<name>/<version>.yaml``) lists its labels::
+
+    name: demo_intents
+    version: v1
+    labels:
+      - name: card_lost
+        description: The customer lost a card or it was stolen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from modelops.core.fingerprint import sha256_json
+from modelops.core.yaml_files import read_yaml_mapping, validate_model
+from modelops.errors import InputError
+
+LABEL_PATTERN = r"^[a-z][a-z0-9_]*$"
+VERSION_PATTERN = r"^v[0-9]+$"
+
+
+class Label(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=LABEL_PATTERN, max_length=64)
+    description: str = ""
+
+
+class Taxonomy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=LABEL_PATTERN, max_length=64)
+    version: str = Field(pattern=VERSION_PATTERN)
+    labels: tuple[Label, ...] = Field(min_length=2)
+
+    @field_validator("labels")
+    @classmethod
+    def _unique(cls, labels: tuple[Label, ...]) -> tuple[Label, ...]:
+        seen: set[str] = set()
+        for i, label in enumerate(labels):
+            if label.name in seen:
+                raise ValueError(f"label [{i}] {label.name!r} is listed twice")
+            seen.add(label.name)
+        return labels
+
+    @property
+    def label_names(self) -> list[str]:
+        return [label.name for label in self.labels]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def fingerprint(self) -> str:
+        return sha256_json(self.model_dump(mode="json"))
+
+
+def load_taxonomy(path: str | Path) -> Taxonomy:
+    """Read and validate a taxonomy file; InputError names the file and field."""
+    path = Path(path)
+    taxonomy = validate_model(Taxonomy, read_yaml_mapping(path), path)
+    if path.stem != taxonomy.version:
+        raise InputError(
+            path, "version", f"{taxonomy.version!r} does not match the file name {path.name!r}"
+        )
+    return taxonomy

@@ -1,0 +1,390 @@
+"""The adapter lifecycle: dataset -> adapter -> evaluation -> champion, and reproduce.
+
+These are the platform's steps, written once against the core and the stores. The
+Dagster assets and the CLI both call them, so what a run in the UI does and what
+``modelops reproduce`` re-does are the same code. Nothing here imports Dagster.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from modelops.core.catalog import Catalog, ResolvedBase
+from modelops.core.dataset import PreparedDataset, from_parquet_bytes, to_parquet_bytes
+from modelops.core.dataset import prepare_dataset as _prepare
+from modelops.core.evaluation import Evaluation, confusion_matrix_png, evaluate
+from modelops.core.gates import GateDecision, decide
+from modelops.core.lineage import (
+    MANIFEST_FILE,
+    MANIFEST_FORMAT,
+    code_version,
+    library_versions,
+    now_iso,
+)
+from modelops.core.modeling import load_classifier, predict_proba
+from modelops.core.recipe import LoadedRecipe, Recipe
+from modelops.core.training import BASELINE_FILE, train_classifier, weights_digest
+from modelops.errors import IntegrityError, ModelopsError
+from modelops.settings import Settings
+from modelops.stores.artifacts import ArtifactStore, open_store
+from modelops.stores.registry import AdapterVersion, AuditEntry, Registry
+
+log = logging.getLogger(__name__)
+Emit = Callable[[str], None]
+
+
+@dataclass
+class Platform:
+    """The settings and the stores every step works against."""
+
+    settings: Settings
+    registry: Registry
+    store: ArtifactStore
+    catalog: Catalog
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Platform:
+        return cls(
+            settings=settings,
+            registry=Registry(settings.database_url),
+            store=open_store(settings.artifacts_uri, s3_endpoint_url=settings.s3_endpoint_url),
+            catalog=Catalog.load(settings.catalog_path),
+        )
+
+    def resolve_base(self, ref: str) -> ResolvedBase:
+        return self.catalog.resolve(
+            ref, cache_dir=self.settings.cache_dir, s3_endpoint_url=self.settings.s3_endpoint_url
+        )
+
+    def resolve_base_by_sha256(self, sha256: str) -> ResolvedBase:
+        return self.catalog.find_by_sha256(
+            sha256, cache_dir=self.settings.cache_dir, s3_endpoint_url=self.settings.s3_endpoint_url
+        )
+
+
+@dataclass
+class DatasetRecord:
+    recipe: str
+    taxonomy: str
+    labels: list[str]
+    fingerprint: str
+    key: str
+    uri: str
+    sha256: str
+    stats: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class EvaluationOutcome:
+    adapter_id: int
+    candidate: Evaluation
+    champion: Evaluation | None
+    champion_id: int | None
+    baseline: Evaluation | None
+    decision: GateDecision
+    confusion_png: bytes
+    report_uri: str
+
+    def to_dict(self) -> dict:
+        return {
+            "adapter_id": self.adapter_id,
+            "candidate": self.candidate.to_dict(),
+            "champion": self.champion.to_dict() if self.champion else None,
+            "champion_id": self.champion_id,
+            "baseline": self.baseline.to_dict() if self.baseline else None,
+            "decision": self.decision.to_dict(),
+            "report_uri": self.report_uri,
+        }
+
+
+def build_dataset(platform: Platform, loaded: LoadedRecipe, emit: Emit = log.info) -> DatasetRecord:
+    """Validate and split a recipe's data; store it as Parquet under its fingerprint."""
+    dataset = _prepare(loaded, s3_endpoint_url=platform.settings.s3_endpoint_url)
+    key = f"datasets/{loaded.name}/{loaded.taxonomy.version}/{dataset.fingerprint}.parquet"
+    if platform.store.exists(key):
+        sha = _stored_sha(platform.store, key)
+        emit(f"dataset {dataset.fingerprint[:12]} already stored at {key}")
+    else:
+        sha = platform.store.put_bytes(key, to_parquet_bytes(dataset)).sha256
+        emit(f"stored dataset {dataset.fingerprint[:12]} ({len(dataset.frame)} rows) at {key}")
+    return DatasetRecord(
+        recipe=loaded.name,
+        taxonomy=loaded.taxonomy.ref,
+        labels=dataset.labels,
+        fingerprint=dataset.fingerprint,
+        key=key,
+        uri=platform.store.uri_for(key),
+        sha256=sha,
+        stats=dataset.stats,
+    )
+
+
+def _stored_sha(store: ArtifactStore, key: str) -> str:
+    from modelops.core.fingerprint import sha256_bytes
+
+    return sha256_bytes(store.get_bytes(key))
+
+
+def load_dataset(platform: Platform, manifest_dataset: dict) -> PreparedDataset:
+    data = platform.store.get_bytes(
+        manifest_dataset["key"], expected_sha256=manifest_dataset["sha256"]
+    )
+    return from_parquet_bytes(data, manifest_dataset["labels"], manifest_dataset["fingerprint"])
+
+
+def train_adapter(
+    platform: Platform,
+    loaded: LoadedRecipe,
+    dataset: DatasetRecord,
+    emit: Emit = log.info,
+) -> AdapterVersion:
+    """Train an adapter from a stored dataset, store it, register it as candidate.
+
+    Training the same lineage again gives the same weights; then the adapter already
+    registered is returned instead of a duplicate.
+    """
+    recipe = loaded.recipe
+    base = platform.resolve_base(recipe.base_model)
+    emit(f"base model {base.entry.ref} sha256 {base.sha256[:12]} at {base.path}")
+    record = dataset.to_dict()
+    prepared = load_dataset(platform, record)
+    threads = platform.settings.torch_threads
+    lineage = {
+        "recipe": loaded.name,
+        "recipe_fingerprint": loaded.fingerprint(),
+        "recipe_snapshot": loaded.snapshot(),
+        "taxonomy": loaded.taxonomy.ref,
+        "taxonomy_fingerprint": loaded.taxonomy.fingerprint(),
+        "dataset": {k: record[k] for k in ("key", "sha256", "fingerprint", "labels", "uri")},
+        "base_model": {
+            "ref": base.entry.ref,
+            "sha256": base.sha256,
+            "architecture": base.entry.architecture,
+            "pooling": recipe.head.pooling,
+        },
+        "seed": recipe.training.seed,
+        "torch_threads": threads,
+    }
+    with tempfile.TemporaryDirectory(prefix="adapter-") as tmp:
+        out = Path(tmp) / "adapter"
+        result = train_classifier(
+            recipe=recipe, base=base, dataset=prepared, out_dir=out, threads=threads, emit=emit
+        )
+        for existing in platform.registry.find_by_weights(loaded.name, result.weights_sha256):
+            emit(f"identical weights already registered as adapter {existing.id}; reusing it")
+            return existing
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            **lineage,
+            "weights_sha256": result.weights_sha256,
+            "files": result.files,
+            "history": result.history,
+            "baseline": {k: v for k, v in result.baseline.items() if k != "test"},
+            "code_version": code_version(),
+            "libraries": library_versions(),
+            "train_seconds": result.seconds,
+            "samples_per_second": result.samples_per_second,
+            "created_at": now_iso(),
+        }
+        (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        key = f"adapters/{loaded.name}/{result.weights_sha256[:24]}"
+        ref = platform.store.put_dir(key, out)
+    last = result.history[-1] if result.history else {}
+    metrics = {
+        "train_loss": last.get("train_loss"),
+        "validation_accuracy": last.get("validation_accuracy"),
+        "validation_macro_f1": last.get("validation_macro_f1"),
+        "samples_per_second": result.samples_per_second,
+        "train_seconds": result.seconds,
+        "baseline_test_macro_f1": result.baseline["test"]["macro_f1"],
+    }
+    version = platform.registry.register(
+        recipe=loaded.name,
+        taxonomy_version=loaded.taxonomy.version,
+        base_model=base.entry.ref,
+        base_model_sha256=base.sha256,
+        dataset_fingerprint=dataset.fingerprint,
+        recipe_fingerprint=lineage["recipe_fingerprint"],
+        artifact_uri=ref.uri,
+        artifact_sha256=ref.sha256,
+        weights_sha256=result.weights_sha256,
+        lineage={k: v for k, v in manifest.items() if k not in ("files", "history")},
+        metrics=metrics,
+        who=platform.settings.user,
+    )
+    emit(f"registered adapter {version.id} ({ref.uri}) as candidate")
+    return version
+
+
+class FetchedAdapter:
+    """An adapter copied out of the artifact store into a temporary directory."""
+
+    def __init__(self, platform: Platform, version: AdapterVersion):
+        self._tmp = tempfile.mkdtemp(prefix="adapter-")
+        key = platform.store.key_for(version.artifact_uri)
+        self.path = platform.store.get_dir(
+            key, Path(self._tmp) / "adapter", expected_sha256=version.artifact_sha256
+        )
+        self.manifest = json.loads((self.path / MANIFEST_FILE).read_text(encoding="utf-8"))
+        digest, _ = weights_digest(self.path)
+        if digest != version.weights_sha256:
+            raise IntegrityError(
+                f"adapter {version.id}: weights sha256 {digest} "
+                f"!= recorded {version.weights_sha256}"
+            )
+
+    def __enter__(self) -> FetchedAdapter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def _predict(platform: Platform, fetched: FetchedAdapter, texts: list[str], max_length: int):
+    """Load an adapter onto the exact base it was trained on, then score texts."""
+    base = platform.resolve_base_by_sha256(fetched.manifest["base_model"]["sha256"])
+    tokenizer, model, labels = load_classifier(fetched.path, base.path)
+    return predict_proba(tokenizer, model, texts, max_length=max_length), labels
+
+
+def evaluate_adapter(
+    platform: Platform, adapter_id: int, emit: Emit = log.info
+) -> EvaluationOutcome:
+    """Score the candidate and the current champion on the candidate's test split; decide gates."""
+    version = platform.registry.get(adapter_id)
+    with FetchedAdapter(platform, version) as fetched:
+        manifest = fetched.manifest
+        recipe = Recipe.model_validate(manifest["recipe_snapshot"]["recipe"])
+        dataset = load_dataset(platform, manifest["dataset"])
+        test = dataset.split("test")
+        texts, y = test["text"].tolist(), _indices(test, dataset.labels)
+        max_length = recipe.training.max_length
+        probs, labels = _predict(platform, fetched, texts, max_length)
+        candidate = evaluate(y, probs, labels)
+        baseline_doc = json.loads((fetched.path / BASELINE_FILE).read_text(encoding="utf-8"))
+        baseline = Evaluation.from_dict(baseline_doc["test"])
+    emit(
+        f"adapter {adapter_id}: accuracy {candidate.accuracy:.4f}, "
+        f"macro-F1 {candidate.macro_f1:.4f}"
+    )
+    champion_eval, champion_id = None, None
+    champion = platform.registry.alias(version.recipe, "champion")
+    if champion is not None and champion.id != adapter_id:
+        with FetchedAdapter(platform, champion) as fetched_champion:
+            c_probs, c_labels = _predict(platform, fetched_champion, texts, max_length)
+        if c_labels == labels:
+            champion_eval, champion_id = evaluate(y, c_probs, labels), champion.id
+            emit(
+                f"champion {champion.id} on the same test split: "
+                f"macro-F1 {champion_eval.macro_f1:.4f}"
+            )
+        else:
+            emit(f"champion {champion.id} has another label set; no side-by-side comparison")
+    decision = decide(candidate, settings=recipe.gates, champion=champion_eval, baseline=baseline)
+    png = confusion_matrix_png(candidate, title=f"{version.recipe} adapter {adapter_id}")
+    outcome = EvaluationOutcome(
+        adapter_id=adapter_id,
+        candidate=candidate,
+        champion=champion_eval,
+        champion_id=champion_id,
+        baseline=baseline,
+        decision=decision,
+        confusion_png=png,
+        report_uri="",
+    )
+    prefix = f"evaluations/{version.recipe}/adapter-{adapter_id}/{candidate_digest(outcome)}"
+    platform.store.put_bytes(f"{prefix}/confusion_matrix.png", png)
+    outcome.report_uri = platform.store.put_bytes(
+        f"{prefix}/evaluation.json", json.dumps(outcome.to_dict(), indent=2).encode()
+    ).uri
+    metrics = {
+        "test_accuracy": candidate.accuracy,
+        "test_macro_f1": candidate.macro_f1,
+        "test_ece": candidate.ece,
+        "champion_test_macro_f1": champion_eval.macro_f1 if champion_eval else None,
+        "evaluation_uri": outcome.report_uri,
+    }
+    platform.registry.record_evaluation(
+        adapter_id, metrics=metrics, gate=decision.to_dict(), who=platform.settings.user
+    )
+    for check in decision.checks:
+        emit(f"gate {check.name}: {'pass' if check.passed else 'FAIL'}: {check.description}")
+    return outcome
+
+
+def candidate_digest(outcome: EvaluationOutcome) -> str:
+    from modelops.core.fingerprint import sha256_json
+
+    body = {k: v for k, v in outcome.to_dict().items() if k != "report_uri"}
+    return sha256_json(body)[:16]
+
+
+def _indices(frame, labels: list[str]):
+    from modelops.core.dataset import encode_labels
+
+    return encode_labels(frame, labels)
+
+
+def promote_if_passed(
+    platform: Platform, adapter_id: int, *, who: str, why: str
+) -> AuditEntry | None:
+    """Move the champion alias to the adapter when its recorded gate passed.
+
+    Returns None when it already is the champion. Raises when the gate failed.
+    """
+    version = platform.registry.get(adapter_id)
+    current = platform.registry.alias(version.recipe, "champion")
+    if current is not None and current.id == adapter_id:
+        return None
+    gate = version.gate or {}
+    if not gate.get("passed"):
+        raise ModelopsError(f"adapter {adapter_id} did not pass its gates; not promoted")
+    evidence = {"gate": gate, "metrics": version.metrics}
+    return platform.registry.promote(adapter_id, who=who, why=why, evidence=evidence)
+
+
+def reproduce(platform: Platform, adapter_id: int, emit: Emit = log.info) -> dict:
+    """Re-run an adapter's recorded lineage and compare the new weights' sha256."""
+    version = platform.registry.get(adapter_id)
+    lineage = version.lineage
+    recipe = Recipe.model_validate(lineage["recipe_snapshot"]["recipe"])
+    base = platform.resolve_base_by_sha256(lineage["base_model"]["sha256"])
+    dataset = load_dataset(platform, lineage["dataset"])
+    if dataset.fingerprint != version.dataset_fingerprint:
+        raise IntegrityError(f"adapter {adapter_id}: stored dataset fingerprint differs")
+    threads = int(lineage.get("torch_threads") or platform.settings.torch_threads)
+    emit(f"re-training adapter {adapter_id} from its lineage ({threads} torch threads)")
+    with tempfile.TemporaryDirectory(prefix="reproduce-") as tmp:
+        result = train_classifier(
+            recipe=recipe,
+            base=base,
+            dataset=dataset,
+            out_dir=Path(tmp) / "adapter",
+            threads=threads,
+            emit=emit,
+        )
+    return {
+        "adapter_id": adapter_id,
+        "recipe": version.recipe,
+        "recorded_weights_sha256": version.weights_sha256,
+        "reproduced_weights_sha256": result.weights_sha256,
+        "identical": result.weights_sha256 == version.weights_sha256,
+        "recipe_fingerprint": version.recipe_fingerprint,
+        "dataset_fingerprint": version.dataset_fingerprint,
+        "base_model_sha256": base.sha256,
+        "seed": recipe.training.seed,
+        "torch_threads": threads,
+        "recorded_code_version": lineage.get("code_version"),
+        "code_version": code_version(),
+        "recorded_libraries": lineage.get("libraries"),
+        "libraries": library_versions(),
+    }

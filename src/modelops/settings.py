@@ -1,0 +1,62 @@
+"""Every setting the platform reads from the environment, in one place.
+
+Nothing else reads ``os.environ``. Defaults are the embedded ones: SQLite and a local
+directory under ``.modelops/`` in the working directory.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    """Root of local state (``MODELOPS_HOME``, default ``.modelops``)."""
+    database_url: str
+    """Registry database (``MODELOPS_DATABASE_URL``, default SQLite under home)."""
+    artifacts_uri: str
+    """Artifact store: a directory or ``s3://bucket/prefix`` (``MODELOPS_ARTIFACTS``)."""
+    s3_endpoint_url: str | None
+    """S3 endpoint for MinIO and other S3 servers (``MODELOPS_S3_ENDPOINT_URL``)."""
+    recipes_dir: Path
+    """Where ``*.yaml`` recipes are read from (``MODELOPS_RECIPES``, default ``recipes``)."""
+    catalog_path: Path
+    """Base-model catalog file (``MODELOPS_CATALOG``, default ``catalog/base_models.yaml``)."""
+    cache_dir: Path
+    """Local cache for base models fetched from S3 (under home)."""
+    torch_threads: int
+    """Torch intra-op threads for training and scoring (``MODELOPS_TORCH_THREADS``)."""
+    user: str
+    """Who acts, for the audit log (``MODELOPS_USER``, default the OS user)."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        home = Path(env.get("MODELOPS_HOME", ".modelops")).absolute()
+        return cls(
+            home=home,
+            database_url=env.get("MODELOPS_DATABASE_URL", f"sqlite:///{home / 'modelops.db'}"),
+            artifacts_uri=env.get("MODELOPS_ARTIFACTS", str(home / "artifacts")),
+            s3_endpoint_url=env.get("MODELOPS_S3_ENDPOINT_URL") or None,
+            recipes_dir=Path(env.get("MODELOPS_RECIPES", "recipes")).absolute(),
+            catalog_path=Path(env.get("MODELOPS_CATALOG", "catalog/base_models.yaml")).absolute(),
+            cache_dir=home / "cache",
+            torch_threads=int(env.get("MODELOPS_TORCH_THREADS", "0") or 0) or _default_threads(),
+            user=env.get("MODELOPS_USER") or _os_user(),
+        )
+
+
+def _default_threads() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "unknown"

@@ -1,0 +1,115 @@
+"""Training with the tiny random BERT: deterministic, standard PEFT format, warm start."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from modelops.core.catalog import Catalog
+from modelops.core.dataset import prepare_dataset
+from modelops.core.modeling import load_classifier, pool, predict_proba
+from modelops.core.recipe import load_recipe
+from modelops.core.training import train_classifier
+from workspace import make_workspace
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_catalog, tmp_path_factory):
+    root = tmp_path_factory.mktemp("training")
+    settings = make_workspace(root, tiny_catalog, rows=360)
+    loaded = load_recipe(settings.recipes_dir / "demo.yaml")
+    base = Catalog.load(tiny_catalog).resolve("tiny@stable")
+    return root, loaded, base, prepare_dataset(loaded)
+
+
+def train(setup, out, **recipe_changes):
+    root, loaded, base, dataset = setup
+    recipe = loaded.recipe
+    for section, values in recipe_changes.items():
+        recipe = recipe.model_copy(
+            update={section: getattr(recipe, section).model_copy(update=values)}
+        )
+    return train_classifier(
+        recipe=recipe, base=base, dataset=dataset, out_dir=out, threads=1, emit=lambda _m: None
+    )
+
+
+def test_same_lineage_gives_identical_weights(setup, tmp_path):
+    first = train(setup, tmp_path / "a")
+    second = train(setup, tmp_path / "b")
+    assert first.weights_sha256 == second.weights_sha256
+    assert first.files["adapter_model.safetensors"] == second.files["adapter_model.safetensors"]
+    other_seed = train(setup, tmp_path / "c", training={"seed": 6})
+    assert other_seed.weights_sha256 != first.weights_sha256
+
+
+def test_history_and_baseline_are_recorded(setup, tmp_path):
+    result = train(setup, tmp_path / "a")
+    assert [h["epoch"] for h in result.history] == [1, 2]
+    assert all(
+        np.isfinite(h["train_loss"]) and 0 <= h["validation_accuracy"] <= 1 for h in result.history
+    )
+    assert result.baseline["method"] == "linear_probe"
+    assert result.baseline["test"]["n"] == setup[3].stats["test_rows"]
+    assert result.samples_per_second > 0
+
+
+def test_adapter_is_standard_peft_and_loads_outside_modelops(setup, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModel, AutoTokenizer
+
+    _, _, base, dataset = setup
+    result = train(setup, tmp_path / "a")
+    out = result.directory
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA"
+    assert set(config["target_modules"]) == {"query", "value"}
+    labels = json.loads((out / "labels.json").read_text())
+    assert labels["labels"] == dataset.labels and labels["pooling"] == "mean"
+
+    # Plain PEFT, no modelops code: encoder + adapter, mean pooling, head.
+    tokenizer = AutoTokenizer.from_pretrained(str(base.path))
+    encoder = PeftModel.from_pretrained(AutoModel.from_pretrained(str(base.path)), str(out)).eval()
+    head = load_file(str(out / "head.safetensors"))
+    texts = dataset.split("test")["text"].tolist()[:16]
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")
+    with torch.no_grad():
+        hidden = encoder(**batch).last_hidden_state
+        emb = torch.nn.functional.normalize(pool(hidden, batch["attention_mask"], "mean"), dim=-1)
+        plain = torch.softmax(emb @ head["weight"].T + head["bias"], dim=-1).numpy()
+
+    tok, model, loaded_labels = load_classifier(out, base.path)
+    ours = predict_proba(tok, model, texts, max_length=32)
+    assert loaded_labels == dataset.labels
+    assert ours.shape == (16, len(dataset.labels))
+    np.testing.assert_allclose(ours, plain, atol=1e-5)
+
+
+def test_lora_changes_the_encoder_and_probe_initialises_the_head(setup, tmp_path):
+    result = train(setup, tmp_path / "a", training={"learning_rate": 0.01})
+    weights = load_file(str(result.directory / "adapter_model.safetensors"))
+    lora_b = [v for k, v in weights.items() if "lora_B" in k]
+    assert lora_b and any(float(t.abs().sum()) > 0 for t in lora_b)  # B starts at zero
+    random_head = train(setup, tmp_path / "b", head={"init": "random"}, training={"epochs": 1})
+    probe_head = train(setup, tmp_path / "c", training={"epochs": 1})
+    assert random_head.weights_sha256 != probe_head.weights_sha256
+
+
+def test_warm_start_continues_from_an_adapter(setup, tmp_path):
+    _, loaded, base, dataset = setup
+    first = train(setup, tmp_path / "a")
+    warm = train_classifier(
+        recipe=loaded.recipe,
+        base=base,
+        dataset=dataset,
+        out_dir=tmp_path / "w",
+        threads=1,
+        emit=lambda _m: None,
+        warm_start=first.directory,
+    )
+    assert warm.weights_sha256 != first.weights_sha256
+    assert (tmp_path / "w" / "adapter_model.safetensors").is_file()
