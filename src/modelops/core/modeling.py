@@ -131,9 +131,7 @@ def predict_proba(
     batch_size: int = 128,
 ) -> np.ndarray:
     """Class probabilities, shape (n, k), in the order of ``texts``."""
-    model.eval()
-    encoded = tokenize(tokenizer, texts, max_length)
-    logits = run_batches(model, encoded, tokenizer.pad_token_id, batch_size)
+    logits = _score(model, model, tokenizer, texts, max_length, batch_size)
     return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
 
 
@@ -145,6 +143,11 @@ def embed_texts(
     max_length: int,
     batch_size: int = 128,
 ) -> np.ndarray:
+    """Pooled (normalized) sentence embeddings, shape (n, hidden)."""
+    return _score(model, model.embed, tokenizer, texts, max_length, batch_size)
+
+
+def _score(model, fn, tokenizer, texts, max_length: int, batch_size: int) -> np.ndarray:
     model.eval()
     encoded = tokenize(tokenizer, texts, max_length)
-    return run_batches(model.embed, encoded, tokenizer.pad_token_id, batch_size)
+    return run_batches(fn, encoded, tokenizer.pad_token_id, batch_size)
