@@ -33,10 +33,12 @@ def registry(db_url):
     reg.close()
 
 
-def register(reg: Registry, recipe: str, seed: str, gate: dict | None = PASSED) -> int:
+def register(
+    reg: Registry, recipe: str, seed: str, gate: dict | None = PASSED, taxonomy_version: str = "v2"
+) -> int:
     version = reg.register(
         recipe=recipe,
-        taxonomy_version="v2",
+        taxonomy_version=taxonomy_version,
         base_model="minilm@2024-01",
         base_model_sha256=sha256_bytes(b"base"),
         dataset_fingerprint=sha256_bytes(seed.encode()),
@@ -80,9 +82,9 @@ def test_list_json_and_table(registry, capsys):
     listed = json.loads(out)
     assert [v["id"] for v in listed] == [c, b, a]
     assert {v["id"]: v["aliases"] for v in listed} == {
-        c: ["candidate"],
-        b: ["candidate"],
-        a: ["champion"],
+        c: ["candidate@v2"],
+        b: ["candidate@v2"],
+        a: ["champion@v2", "serving"],
     }
     assert listed[-1]["status"] == "champion"
 
@@ -96,7 +98,9 @@ def test_list_json_and_table(registry, capsys):
         "id", "recipe", "taxonomy", "status", "aliases", "macro_f1", "accuracy", "created"
     ]  # fmt: skip
     assert [r.split()[0] for r in rows] == [str(c), str(b), str(a)]
-    assert rows[-1].split()[1:7] == ["demo", "v2", "champion", "champion", "0.7500", "0.8125"]
+    assert rows[-1].split()[1:7] == [
+        "demo", "v2", "champion", "champion@v2,serving", "0.7500", "0.8125"
+    ]  # fmt: skip
     # Aligned: every column starts at the same offset on every line.
     start = header.index("status")
     assert all(r[start:].startswith(("candidate", "champion")) for r in rows)
@@ -110,7 +114,7 @@ def test_show_includes_aliases_and_audit_trail(registry, capsys):
     assert code == 0
     shown = json.loads(out)
     assert shown["id"] == a and shown["recipe"] == "demo"
-    assert sorted(shown["aliases"]) == ["candidate", "champion"]
+    assert shown["aliases"] == ["candidate@v2", "champion@v2", "serving"]
     assert [e["action"] for e in shown["audit"]] == ["promote", "evaluate", "register"]
     assert shown["gate"] == PASSED
 
@@ -180,6 +184,68 @@ def test_rollback_unknown_recipe(db_url, capsys):
     assert "recipe 'nothing'" in one_error_line(err)
 
 
+def test_taxonomy_versions_promote_rollback_and_versions(registry, capsys):
+    a1 = register(registry, "demo", "a", taxonomy_version="v1")
+    code, out, _ = run(capsys, "registry", "promote", str(a1), "--why", "v1 champion")
+    assert code == 0 and "taxonomy version v1" in out and f"serving: adapter {a1}" in out
+    b2 = register(registry, "demo", "b", taxonomy_version="v2")
+    code, out, _ = run(capsys, "registry", "promote", str(b2), "--why", "taxonomy v2")
+    assert code == 0 and f"serving switched from adapter {a1} to adapter {b2}" in out
+    c1 = register(registry, "demo", "c", taxonomy_version="v1")
+    code, out, _ = run(capsys, "registry", "promote", str(c1), "--why", "v1 fix")
+    assert code == 0 and f"previous champion: adapter {a1}" in out
+    assert f"serving unchanged (adapter {b2})" in out
+
+    code, out, _ = run(capsys, "registry", "list", "--json")
+    assert {v["id"]: v["aliases"] for v in json.loads(out)} == {
+        c1: ["candidate@v1", "champion@v1"],
+        b2: ["candidate@v2", "champion@v2", "serving"],
+        a1: [],
+    }
+    code, out, _ = run(capsys, "registry", "show", str(b2))
+    assert code == 0 and "candidate@v2, champion@v2, serving" in out
+
+    code, out, _ = run(capsys, "registry", "versions", "demo", "--json")
+    assert (code, json.loads(out)) == (
+        0,
+        {
+            "v1": {"champion": c1, "candidate": c1, "adapters": 2, "serving": False},
+            "v2": {"champion": b2, "candidate": b2, "adapters": 1, "serving": True},
+        },
+    )
+
+    code, out, _ = run(
+        capsys, "registry", "rollback", "demo", "--taxonomy-version", "v1", "--why", "c1 bad"
+    )
+    assert code == 0 and "taxonomy version v1" in out and f"champion is adapter {a1}" in out
+    assert f"serving unchanged (adapter {b2})" in out
+    code, out, err = run(
+        capsys, "registry", "rollback", "demo", "--taxonomy-version", "v7", "--why", "x"
+    )
+    assert code == 1 and out == ""
+    assert "no champion of taxonomy version 'v7'" in one_error_line(err)
+
+    code, out, _ = run(capsys, "registry", "rollback", "demo", "--why", "undo v2")
+    assert code == 0 and "taxonomy version v2" in out
+    assert f"serving falls back to adapter {a1}" in out and "taxonomy version v1" in out
+    code, out, _ = run(capsys, "registry", "versions", "demo")
+    assert code == 0
+    header, *rows = out.strip().splitlines()
+    assert header.split() == ["taxonomy", "champion", "candidate", "adapters", "serving"]
+    assert [r.split() for r in rows] == [
+        ["v1", str(a1), str(c1), "2", "yes"],
+        ["v2", "-", str(b2), "1", "-"],
+    ]
+    assert registry.alias("demo", "serving").id == a1
+
+
+def test_versions_of_an_unknown_recipe(db_url, capsys):
+    code, out, _ = run(capsys, "registry", "versions", "nothing")
+    assert (code, out.strip()) == (0, "no adapter versions for recipe 'nothing'")
+    code, out, _ = run(capsys, "registry", "versions", "nothing", "--json")
+    assert (code, json.loads(out)) == (0, {})
+
+
 def test_audit_json_and_table(registry, capsys):
     a = register(registry, "demo", "a")
     register(registry, "other", "b")
@@ -190,7 +256,11 @@ def test_audit_json_and_table(registry, capsys):
     entries = json.loads(out)
     assert [e["action"] for e in entries] == ["promote", "evaluate", "register"]
     assert {e["recipe"] for e in entries} == {"demo"}
-    assert entries[0]["evidence"] == {"k": 1} and entries[0]["at"].endswith("+00:00")
+    assert entries[0]["evidence"] == {
+        "k": 1, "taxonomy_version": "v2", "serving_switched": True,
+        "previous_serving_adapter_id": None,
+    }  # fmt: skip
+    assert entries[0]["at"].endswith("+00:00")
 
     code, out, _ = run(capsys, "registry", "audit")
     assert code == 0

@@ -11,19 +11,24 @@ import yaml
 
 from modelops.cli import main
 from modelops.core.gates import GateSettings, decide
+from modelops.core.recipe import load_recipes
 from modelops.lifecycle import Platform, reproduce
 from modelops.orchestration.assets import CHECK_DESCRIPTIONS
 from modelops.orchestration.definitions import build_definitions
+from modelops.orchestration.partitions import sync_partitions
 from modelops.orchestration.resources import PlatformResource
 from workspace import make_workspace, write_recipe
 
 
-def materialize(settings, instance):
+def materialize(settings, instance, version="v1"):
+    """What a backfill of one taxonomy-version partition runs, in process."""
     defs = build_definitions(settings)
+    sync_partitions(instance, load_recipes(settings.recipes_dir))
     return dg.materialize(
         list(defs.assets),
         resources={"platform": PlatformResource.from_settings(settings)},
         instance=instance,
+        partition_key=version,
         raise_on_error=False,
     )
 
@@ -53,6 +58,9 @@ def test_asset_graph_shape(tiny_catalog, tmp_path):
     assert {graph.get(k).group_name for k in graph.get_all_asset_keys()} == {"demo"}
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert checks == {("demo/evaluation", name) for name in CHECK_DESCRIPTIONS}
+    partitions = {graph.get(k).partitions_def for k in graph.get_all_asset_keys()}
+    assert partitions == {dg.DynamicPartitionsDefinition(name="taxonomy_demo")}
+    assert [s.name for s in defs.sensors] == ["taxonomy_versions"]
 
 
 def test_check_specs_cover_every_gate():

@@ -29,6 +29,7 @@ from modelops.core.lineage import (
 )
 from modelops.core.modeling import load_classifier, predict_proba
 from modelops.core.recipe import LoadedRecipe, Recipe
+from modelops.core.taxonomy_mapping import LabelMapping, load_chain
 from modelops.core.training import BASELINE_FILE, train_classifier, weights_digest
 from modelops.errors import IntegrityError, ModelopsError
 from modelops.settings import Settings
@@ -78,6 +79,9 @@ class DatasetRecord:
     uri: str
     sha256: str
     stats: dict = field(default_factory=dict)
+    taxonomy_version: str = ""
+    mapping_fingerprint: str | None = None
+    review_uri: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,6 +94,7 @@ class EvaluationOutcome:
     champion: Evaluation | None
     champion_id: int | None
     baseline: Evaluation | None
+    champion_note: str
     decision: GateDecision
     confusion_png: bytes
     report_uri: str
@@ -100,32 +105,74 @@ class EvaluationOutcome:
             "candidate": self.candidate.to_dict(),
             "champion": self.champion.to_dict() if self.champion else None,
             "champion_id": self.champion_id,
+            "champion_note": self.champion_note,
             "baseline": self.baseline.to_dict() if self.baseline else None,
             "decision": self.decision.to_dict(),
             "report_uri": self.report_uri,
         }
 
 
-def build_dataset(platform: Platform, loaded: LoadedRecipe, emit: Emit = log.info) -> DatasetRecord:
-    """Validate and split a recipe's data; store it as Parquet under its fingerprint."""
-    dataset = _prepare(loaded, s3_endpoint_url=platform.settings.s3_endpoint_url)
-    key = f"datasets/{loaded.name}/{loaded.taxonomy.version}/{dataset.fingerprint}.parquet"
+def taxonomy_mapping(loaded: LoadedRecipe, version: str) -> LabelMapping | None:
+    """The mapping from the version the data is labelled in to ``version`` (None: same)."""
+    if version == loaded.data_version:
+        return None
+    return load_chain(loaded.taxonomies_root, loaded.taxonomy.name, loaded.data_version, version)
+
+
+def build_dataset(
+    platform: Platform,
+    loaded: LoadedRecipe,
+    emit: Emit = log.info,
+    taxonomy_version: str | None = None,
+) -> DatasetRecord:
+    """Validate, relabel into ``taxonomy_version`` (default: the data's own), split;
+    store as Parquet under the content fingerprint, with the review queue beside it."""
+    version = taxonomy_version or loaded.data_version
+    mapping = taxonomy_mapping(loaded, version)
+    dataset = _prepare(loaded, s3_endpoint_url=platform.settings.s3_endpoint_url, mapping=mapping)
+    if mapping is not None:
+        emit(
+            f"relabelled {mapping.source} -> {mapping.target}: "
+            f"{dataset.stats['review_rows']} rows to review, "
+            f"{dataset.stats['retired_rows']} rows of retired labels left out"
+        )
+    prefix = f"datasets/{loaded.name}/{version}/{dataset.fingerprint}"
+    key = f"{prefix}.parquet"
     if platform.store.exists(key):
         sha = _stored_sha(platform.store, key)
         emit(f"dataset {dataset.fingerprint[:12]} already stored at {key}")
     else:
         sha = platform.store.put_bytes(key, to_parquet_bytes(dataset)).sha256
         emit(f"stored dataset {dataset.fingerprint[:12]} ({len(dataset.frame)} rows) at {key}")
+    review_uri = None
+    if dataset.review is not None and len(dataset.review):
+        review_key = f"{prefix}.review.parquet"
+        if not platform.store.exists(review_key):
+            platform.store.put_bytes(review_key, _review_parquet(dataset.review))
+        review_uri = platform.store.uri_for(review_key)
     return DatasetRecord(
         recipe=loaded.name,
-        taxonomy=loaded.taxonomy.ref,
+        taxonomy=f"{loaded.taxonomy.name}:{version}",
         labels=dataset.labels,
         fingerprint=dataset.fingerprint,
         key=key,
         uri=platform.store.uri_for(key),
         sha256=sha,
         stats=dataset.stats,
+        taxonomy_version=version,
+        mapping_fingerprint=mapping.fingerprint() if mapping else None,
+        review_uri=review_uri,
     )
+
+
+def _review_parquet(review) -> bytes:
+    import io
+
+    frame = review.copy()
+    frame["candidates"] = [",".join(c) for c in frame["candidates"]]
+    buffer = io.BytesIO()
+    frame.reset_index(drop=True).to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
 
 def _stored_sha(store: ArtifactStore, key: str) -> str:
@@ -149,27 +196,40 @@ def train_adapter(
 ) -> AdapterVersion:
     """Train an adapter from a stored dataset, store it, register it as candidate.
 
-    Training the same lineage again gives the same weights; then the adapter already
-    registered is returned instead of a duplicate.
+    An adapter already registered with the same lineage (recipe fingerprint, dataset
+    fingerprint, base-model hash) is returned without training: re-running finished
+    work is a no-op. Identical weights from a new lineage are not registered twice.
     """
     recipe = loaded.recipe
     base = platform.resolve_base(recipe.base_model)
     emit(f"base model {base.entry.ref} sha256 {base.sha256[:12]} at {base.path}")
+    recipe_fingerprint = loaded.fingerprint()
+    for existing in platform.registry.list(loaded.name):
+        if (
+            existing.recipe_fingerprint == recipe_fingerprint
+            and existing.dataset_fingerprint == dataset.fingerprint
+            and existing.base_model_sha256 == base.sha256
+        ):
+            emit(f"adapter {existing.id} already has this lineage; not training again")
+            return existing
     record = dataset.to_dict()
+    version = dataset.taxonomy_version or loaded.data_version
     prepared = load_dataset(platform, record)
     threads = platform.settings.torch_threads
     lineage = {
         "recipe": loaded.name,
-        "recipe_fingerprint": loaded.fingerprint(),
+        "recipe_fingerprint": recipe_fingerprint,
         "recipe_snapshot": loaded.snapshot(),
-        "taxonomy": loaded.taxonomy.ref,
-        "taxonomy_fingerprint": loaded.taxonomy.fingerprint(),
+        "taxonomy": dataset.taxonomy,
+        "taxonomy_version": version,
+        "data_taxonomy": loaded.taxonomy.ref,
+        "mapping_fingerprint": dataset.mapping_fingerprint,
         "dataset": {k: record[k] for k in ("key", "sha256", "fingerprint", "labels", "uri")},
         "base_model": {
             "ref": base.entry.ref,
             "sha256": base.sha256,
             "architecture": base.entry.architecture,
-            "pooling": recipe.head.pooling,
+            "pooling": recipe.head.pooling or base.entry.pooling,
         },
         "seed": recipe.training.seed,
         "torch_threads": threads,
@@ -209,7 +269,7 @@ def train_adapter(
     }
     version = platform.registry.register(
         recipe=loaded.name,
-        taxonomy_version=loaded.taxonomy.version,
+        taxonomy_version=version,
         base_model=base.entry.ref,
         base_model_sha256=base.sha256,
         dataset_fingerprint=dataset.fingerprint,
@@ -217,7 +277,7 @@ def train_adapter(
         artifact_uri=ref.uri,
         artifact_sha256=ref.sha256,
         weights_sha256=result.weights_sha256,
-        lineage={k: v for k, v in manifest.items() if k not in ("files", "history")},
+        lineage={k: v for k, v in manifest.items() if k != "files"},
         metrics=metrics,
         who=platform.settings.user,
     )
@@ -257,9 +317,19 @@ def _predict(platform: Platform, fetched: FetchedAdapter, texts: list[str], max_
 
 
 def evaluate_adapter(
-    platform: Platform, adapter_id: int, emit: Emit = log.info
+    platform: Platform,
+    adapter_id: int,
+    emit: Emit = log.info,
+    loaded: LoadedRecipe | None = None,
 ) -> EvaluationOutcome:
-    """Score the candidate and the current champion on the candidate's test split; decide gates."""
+    """Score the candidate and the champion on the candidate's test split; decide gates.
+
+    The champion is the one of the candidate's taxonomy version. When that version has
+    none yet, the serving champion of an earlier version is compared instead, its
+    predictions mapped onto the new labels through the taxonomy mapping (``loaded``
+    gives the taxonomy files); predictions the mapping cannot carry over (splits no rule
+    decides, retired labels) count as errors.
+    """
     version = platform.registry.get(adapter_id)
     with FetchedAdapter(platform, version) as fetched:
         manifest = fetched.manifest
@@ -276,19 +346,9 @@ def evaluate_adapter(
         f"adapter {adapter_id}: accuracy {candidate.accuracy:.4f}, "
         f"macro-F1 {candidate.macro_f1:.4f}"
     )
-    champion_eval, champion_id = None, None
-    champion = platform.registry.alias(version.recipe, "champion")
-    if champion is not None and champion.id != adapter_id:
-        with FetchedAdapter(platform, champion) as fetched_champion:
-            c_probs, c_labels = _predict(platform, fetched_champion, texts, max_length)
-        if c_labels == labels:
-            champion_eval, champion_id = evaluate(y, c_probs, labels), champion.id
-            emit(
-                f"champion {champion.id} on the same test split: "
-                f"macro-F1 {champion_eval.macro_f1:.4f}"
-            )
-        else:
-            emit(f"champion {champion.id} has another label set; no side-by-side comparison")
+    champion_eval, champion_id, note = _champion_evaluation(
+        platform, version, texts, y, labels, max_length, loaded, emit
+    )
     decision = decide(candidate, settings=recipe.gates, champion=champion_eval, baseline=baseline)
     png = confusion_matrix_png(candidate, title=f"{version.recipe} adapter {adapter_id}")
     outcome = EvaluationOutcome(
@@ -297,6 +357,7 @@ def evaluate_adapter(
         champion=champion_eval,
         champion_id=champion_id,
         baseline=baseline,
+        champion_note=note,
         decision=decision,
         confusion_png=png,
         report_uri="",
@@ -321,6 +382,54 @@ def evaluate_adapter(
     return outcome
 
 
+def _champion_evaluation(platform, version, texts, y, labels, max_length, loaded, emit):
+    """(champion Evaluation on the candidate's test split, champion id, note)."""
+    registry = platform.registry
+    champion = registry.alias(version.recipe, "champion", taxonomy_version=version.taxonomy_version)
+    mapped = False
+    if champion is None:
+        champion = registry.alias(version.recipe, "champion")  # the serving one
+        mapped = champion is not None and champion.taxonomy_version != version.taxonomy_version
+    if champion is None or champion.id == version.id:
+        return None, None, "no champion yet"
+    with FetchedAdapter(platform, champion) as fetched:
+        c_probs, c_labels = _predict(platform, fetched, texts, max_length)
+    if not mapped:
+        if c_labels != labels:
+            return None, None, f"champion {champion.id} has another label set"
+        result = evaluate(y, c_probs, labels)
+        emit(f"champion {champion.id} on the same test split: macro-F1 {result.macro_f1:.4f}")
+        return result, champion.id, f"champion {champion.id} ({champion.taxonomy_version})"
+    if loaded is None:
+        return None, None, f"champion {champion.id} is of {champion.taxonomy_version}; no mapping"
+    mapping = load_chain(
+        loaded.taxonomies_root,
+        loaded.taxonomy.name,
+        champion.taxonomy_version,
+        version.taxonomy_version,
+    )
+    result = evaluate(y, _mapped_probs(mapping, c_probs, c_labels, texts, y, labels), labels)
+    note = (
+        f"champion {champion.id} of {champion.taxonomy_version}, predictions mapped onto "
+        f"{version.taxonomy_version} labels"
+    )
+    emit(f"{note}: macro-F1 {result.macro_f1:.4f}")
+    return result, champion.id, note
+
+
+def _mapped_probs(mapping, probs, old_labels, texts, y, labels):
+    """One-hot probabilities of the old model's predictions carried through ``mapping``;
+    a prediction with no single new label becomes a (deliberately) wrong one."""
+    import numpy as np
+
+    index = {name: i for i, name in enumerate(labels)}
+    out = np.zeros((len(texts), len(labels)))
+    for row, (pred, text, truth) in enumerate(zip(probs.argmax(1), texts, y, strict=True)):
+        new = mapping.map_label(old_labels[pred], text)
+        out[row, index[new] if new in index else (truth + 1) % len(labels)] = 1.0
+    return out
+
+
 def candidate_digest(outcome: EvaluationOutcome) -> str:
     from modelops.core.fingerprint import sha256_json
 
@@ -337,12 +446,15 @@ def _indices(frame, labels: list[str]):
 def promote_if_passed(
     platform: Platform, adapter_id: int, *, who: str, why: str
 ) -> AuditEntry | None:
-    """Move the champion alias to the adapter when its recorded gate passed.
+    """Make the adapter its taxonomy version's champion when its recorded gate passed;
+    the registry moves the recipe's serving alias with it when the version is current.
 
     Returns None when it already is the champion. Raises when the gate failed.
     """
     version = platform.registry.get(adapter_id)
-    current = platform.registry.alias(version.recipe, "champion")
+    current = platform.registry.alias(
+        version.recipe, "champion", taxonomy_version=version.taxonomy_version
+    )
     if current is not None and current.id == adapter_id:
         return None
     gate = version.gate or {}

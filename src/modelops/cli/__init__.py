@@ -16,6 +16,8 @@ COMMAND_MODULES = (
     "modelops.cli.reproduce",
     "modelops.cli.demo",
     "modelops.cli.setup",
+    "modelops.cli.backfill",
+    "modelops.cli.taxonomy",
 )
 
 

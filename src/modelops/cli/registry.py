@@ -1,4 +1,8 @@
-"""``modelops registry``: list, show, promote, roll back and audit adapter versions."""
+"""``modelops registry``: list, show, promote, roll back and audit adapter versions, and
+show each taxonomy version's champion and candidate.
+
+Alias names read ``champion@v2`` (the champion of taxonomy version v2) and ``serving``
+(the adapter that serves the recipe now)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from modelops.stores.registry import AdapterVersion, AuditEntry, Registry
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``registry`` and its sub-commands to the ``modelops`` parser."""
     parser = subparsers.add_parser(
-        "registry", help="adapter versions, champion/candidate aliases and the audit log"
+        "registry", help="adapter versions, champion/candidate/serving aliases and the audit log"
     )
     commands = parser.add_subparsers(dest="registry_command", required=True)
 
@@ -29,18 +33,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=cmd_show)
 
-    p = commands.add_parser("promote", help="make an adapter its recipe's champion")
+    p = commands.add_parser(
+        "promote",
+        help="make an adapter the champion of its taxonomy version (and serving, unless a "
+        "newer version serves)",
+    )
     p.add_argument("id", metavar="ID", help="adapter id")
     p.add_argument("--why", required=True, help="reason, kept in the audit log")
     p.add_argument("--force", action="store_true", help="promote even though its gate did not pass")
     p.add_argument("--json", action="store_true", help="print the audit entry as JSON")
     p.set_defaults(func=cmd_promote)
 
-    p = commands.add_parser("rollback", help="give the champion alias back to the previous one")
+    p = commands.add_parser(
+        "rollback", help="give a taxonomy version's champion alias back to the previous one"
+    )
     p.add_argument("recipe", metavar="RECIPE")
+    p.add_argument(
+        "--taxonomy-version",
+        metavar="VERSION",
+        help="the taxonomy version to roll back (default: the one serving)",
+    )
     p.add_argument("--why", required=True, help="reason, kept in the audit log")
     p.add_argument("--json", action="store_true", help="print the audit entry as JSON")
     p.set_defaults(func=cmd_rollback)
+
+    p = commands.add_parser(
+        "versions", help="per taxonomy version of a recipe: champion, candidate, adapters"
+    )
+    p.add_argument("recipe", metavar="RECIPE")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=cmd_versions)
 
     p = commands.add_parser("audit", help="the audit log, newest first")
     p.add_argument("--recipe", help="only this recipe")
@@ -118,24 +140,62 @@ def cmd_promote(args: argparse.Namespace) -> int:
         was = f"adapter {entry.previous_adapter_id}" if entry.previous_adapter_id else "none"
         forced = " (forced)" if entry.evidence.get("forced") else ""
         print(
-            f"adapter {entry.adapter_id} is now the champion of recipe {entry.recipe!r}"
-            f"{forced}; previous champion: {was}"
+            f"adapter {entry.adapter_id} is now the champion of recipe {entry.recipe!r} "
+            f"taxonomy version {entry.evidence.get('taxonomy_version')}{forced}; "
+            f"previous champion: {was}; {_serving_summary(entry)}"
         )
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    """``registry rollback RECIPE --why TEXT``."""
+    """``registry rollback RECIPE [--taxonomy-version V] --why TEXT``."""
     settings, registry = _open()
     with registry:
-        entry = registry.rollback(args.recipe, who=settings.user, why=args.why)
+        entry = registry.rollback(
+            args.recipe, who=settings.user, why=args.why, taxonomy_version=args.taxonomy_version
+        )
     if args.json:
         _print_json(entry.to_dict())
+        return 0
+    version = entry.evidence.get("taxonomy_version")
+    fallback = entry.evidence.get("fallback_taxonomy_version")
+    if fallback:
+        print(
+            f"recipe {entry.recipe!r} taxonomy version {version} rolled back: it has no "
+            f"champion now (was adapter {entry.previous_adapter_id}); serving falls back to "
+            f"adapter {entry.adapter_id}, champion of taxonomy version {fallback}"
+        )
     else:
         print(
-            f"recipe {entry.recipe!r} rolled back: champion is adapter {entry.adapter_id} "
-            f"again (was adapter {entry.previous_adapter_id})"
+            f"recipe {entry.recipe!r} taxonomy version {version} rolled back: champion is "
+            f"adapter {entry.adapter_id} again (was adapter {entry.previous_adapter_id}); "
+            f"{_serving_summary(entry)}"
         )
+    return 0
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    """``registry versions RECIPE [--json]``."""
+    _, registry = _open()
+    with registry:
+        versions = registry.versions(args.recipe)
+    if args.json:
+        _print_json(versions)
+    elif not versions:
+        print(f"no adapter versions for recipe {args.recipe!r}")
+    else:
+        headers = ("taxonomy", "champion", "candidate", "adapters", "serving")
+        rows = [
+            (
+                version,
+                _id(info["champion"]),
+                _id(info["candidate"]),
+                str(info["adapters"]),
+                "yes" if info["serving"] else "-",
+            )
+            for version, info in versions.items()
+        ]
+        print(_table(headers, rows))
     return 0
 
 
@@ -173,12 +233,32 @@ def _adapter_id(text: str) -> int:
 
 
 def _alias_names(registry: Registry, versions: Sequence[AdapterVersion]) -> dict[int, list[str]]:
-    """``{adapter id: [alias names]}`` over the recipes of ``versions``."""
+    """``{adapter id: [alias names]}`` over the recipes of ``versions``: ``champion@v1``,
+    ``candidate@v1``, ... and ``serving``."""
     names: dict[int, list[str]] = {}
     for recipe in sorted({v.recipe for v in versions}):
-        for name, adapter_id in sorted(registry.aliases(recipe).items()):
-            names.setdefault(adapter_id, []).append(name)
-    return names
+        serving = registry.aliases(recipe).get("serving")
+        if serving is not None:
+            names.setdefault(serving, []).append("serving")
+        for version, info in registry.versions(recipe).items():
+            for name in ("champion", "candidate"):
+                if info[name] is not None:
+                    names.setdefault(info[name], []).append(f"{name}@{version}")
+    return {adapter_id: sorted(found) for adapter_id, found in names.items()}
+
+
+def _serving_summary(entry: AuditEntry) -> str:
+    """What a promote or rollback did to the ``serving`` alias, from its audit evidence."""
+    before = entry.evidence.get("previous_serving_adapter_id")
+    if not entry.evidence.get("serving_switched"):
+        return f"serving unchanged (adapter {before})"
+    if before is None or before == entry.adapter_id:
+        return f"serving: adapter {entry.adapter_id}"
+    return f"serving switched from adapter {before} to adapter {entry.adapter_id}"
+
+
+def _id(value: int | None) -> str:
+    return str(value) if value is not None else "-"
 
 
 def _print_json(document: Any) -> None:

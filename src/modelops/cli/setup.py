@@ -38,10 +38,25 @@ def run(args: argparse.Namespace) -> int:
     if not config.exists():
         config.write_text(DAGSTER_YAML, encoding="utf-8")
     Registry(settings.database_url)
+    added = _sync_partitions(dagster_home, settings)
     if "://" not in settings.artifacts_uri:
         Path(settings.artifacts_uri).mkdir(parents=True, exist_ok=True)
     print(
         f"modelops home {settings.home}; registry {settings.database_url}; "
         f"artifacts {settings.artifacts_uri}; dagster home {dagster_home}"
     )
+    for name, versions in added.items():
+        print(f"registered partitions {name}: {', '.join(versions)}")
     return 0
+
+
+def _sync_partitions(dagster_home: Path, settings: Settings) -> dict:
+    """Register every taxonomy version on disk as a partition (the sensor does the
+    same while Dagster runs), so a first materialization can name ``--partition v1``."""
+    from dagster import DagsterInstance
+
+    from modelops.core.recipe import load_recipes
+    from modelops.orchestration.partitions import sync_partitions
+
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        return sync_partitions(instance, load_recipes(settings.recipes_dir))

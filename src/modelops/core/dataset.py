@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,9 @@ import pandas as pd
 from modelops.core.fingerprint import sha256_bytes
 from modelops.core.recipe import LoadedRecipe
 from modelops.errors import InputError
+
+if TYPE_CHECKING:  # taxonomy_mapping imports this module
+    from modelops.core.taxonomy_mapping import LabelMapping
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,8 @@ class PreparedDataset:
     labels: list[str]
     fingerprint: str
     stats: dict = field(default_factory=dict)
+    review: pd.DataFrame | None = None
+    """Rows a taxonomy split could not decide: ``text, old_label, candidates``."""
 
     def split(self, name: str) -> pd.DataFrame:
         return self.frame[self.frame["split"] == name].reset_index(drop=True)
@@ -153,8 +159,18 @@ def validate_rows(
     return pd.DataFrame({"text": texts, "label": out_labels})
 
 
-def prepare_dataset(loaded: LoadedRecipe, *, s3_endpoint_url: str | None = None) -> PreparedDataset:
-    """Read every source of a recipe and build its validated, split dataset."""
+def prepare_dataset(
+    loaded: LoadedRecipe,
+    *,
+    s3_endpoint_url: str | None = None,
+    mapping: LabelMapping | None = None,
+) -> PreparedDataset:
+    """Read every source of a recipe and build its validated, split dataset.
+
+    Rows are validated against the taxonomy version the data is labelled in; with a
+    ``mapping`` they are then relabelled into its target version: rows a split rule
+    cannot decide go to the review queue, rows of retired labels leave.
+    """
     settings = loaded.recipe.data
     labels = loaded.taxonomy.label_names
     parts = []
@@ -180,12 +196,25 @@ def prepare_dataset(loaded: LoadedRecipe, *, s3_endpoint_url: str | None = None)
             "data.max_rows",
             f"the sources hold {len(rows)} rows (max {settings.max_rows})",
         )
-    return build_dataset(
+    review, relabel_stats = None, {}
+    if mapping is not None:
+        rows, review, retired = mapping.map_frame(rows)
+        labels = list(mapping.target_labels)
+        relabel_stats = {
+            "relabelled_from": mapping.source,
+            "mapping_fingerprint": mapping.fingerprint(),
+            "review_rows": len(review),
+            "retired_rows": len(retired),
+        }
+    dataset = build_dataset(
         rows,
         labels=labels,
         validation_fraction=settings.validation_fraction,
         test_fraction=settings.test_fraction,
     )
+    dataset.stats.update(relabel_stats)
+    dataset.review = review
+    return dataset
 
 
 def build_dataset(

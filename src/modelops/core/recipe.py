@@ -56,7 +56,9 @@ class LoraSettings(_Strict):
 
 
 class HeadSettings(_Strict):
-    pooling: Literal["mean", "cls"] = "mean"
+    pooling: Literal["mean", "cls"] | None = Field(
+        default=None, description="default: the pooling the base model was trained with (catalog)"
+    )
     init: Literal["probe", "random"] = "probe"
     probe_c: float = Field(default=10.0, gt=0, description="inverse L2 strength of the probe")
 
@@ -107,6 +109,22 @@ class LoadedRecipe:
     def name(self) -> str:
         return self.recipe.name
 
+    @property
+    def taxonomies_root(self) -> Path:
+        """The folder holding ``<taxonomy name>/<version>.yaml`` files."""
+        return self.taxonomy_path.parent.parent
+
+    @property
+    def data_version(self) -> str:
+        """The taxonomy version the source data is labelled in."""
+        return self.taxonomy.version
+
+    def taxonomy_versions(self) -> list[str]:
+        """This version and every later one on disk, ordered by number."""
+        start = _version_number(self.data_version)
+        found = [p.stem for p in self.taxonomy_path.parent.glob("v*.yaml")]
+        return sorted((v for v in found if _version_number(v) >= start), key=_version_number)
+
     def source_uris(self) -> list[str]:
         return [resolve_location(s.path, self.path.parent) for s in self.recipe.data.sources]
 
@@ -124,6 +142,10 @@ class LoadedRecipe:
             "path": str(self.path),
             "taxonomy": self.taxonomy.model_dump(mode="json"),
         }
+
+
+def _version_number(version: str) -> int:
+    return int(version[1:]) if version[1:].isdigit() else -1
 
 
 def resolve_location(location: str, base: Path) -> str:

@@ -7,11 +7,16 @@ A taxonomy file (``taxonomies/<name>/<version>.yaml``) lists its labels::
     labels:
       - name: card_lost
         description: The customer lost a card or it was stolen.
+
+A later version names its ``previous`` version and a ``mapping`` from it (rename, merge,
+split, retire, add); see ``modelops.core.taxonomy_mapping`` for the format and its rules.
+A first version has neither, and its fingerprint is what it was before they existed.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -29,11 +34,47 @@ class Label(BaseModel):
     description: str = ""
 
 
+LabelName = Annotated[str, Field(pattern=LABEL_PATTERN, max_length=64)]
+
+
+class SplitRule(BaseModel):
+    """A rule of a split: its ``label`` wins when a keyword or a pattern matches the text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    label: LabelName
+    keywords: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+
+
+class SplitSpec(BaseModel):
+    """One old label split into several new ones; ``rules`` decide, the rest go to review."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    into: tuple[LabelName, ...] = Field(min_length=2)
+    rules: tuple[SplitRule, ...] = ()
+
+
+class MappingSpec(BaseModel):
+    """The ``mapping`` section of a taxonomy version: how labels of ``previous`` map to it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    rename: dict[LabelName, LabelName] = Field(default_factory=dict)
+    merge: dict[LabelName, tuple[LabelName, ...]] = Field(default_factory=dict)
+    split: dict[LabelName, SplitSpec] = Field(default_factory=dict)
+    retire: tuple[LabelName, ...] = ()
+    add: tuple[LabelName, ...] = ()
+
+
 class Taxonomy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(pattern=LABEL_PATTERN, max_length=64)
     version: str = Field(pattern=VERSION_PATTERN)
     labels: tuple[Label, ...] = Field(min_length=2)
+    # Optional, and left out of dumps (so of the fingerprint) when absent, as in a first version.
+    previous: str | None = Field(
+        default=None, pattern=VERSION_PATTERN, exclude_if=lambda value: value is None
+    )
+    mapping: MappingSpec | None = Field(default=None, exclude_if=lambda value: value is None)
 
     @field_validator("labels")
     @classmethod

@@ -102,7 +102,7 @@ def train_classifier(
     started = time.perf_counter()
     with deterministic(settings.seed, threads):
         tokenizer, encoder = load_base(base.path)
-        pooling = recipe.head.pooling
+        pooling = recipe.head.pooling or base.entry.pooling
         model = PooledClassifier(encoder, len(labels), pooling)
         enc = {
             name: tokenize(tokenizer, frame["text"].tolist(), settings.max_length)

@@ -18,6 +18,7 @@ from modelops.lifecycle import (
     promote_if_passed,
     train_adapter,
 )
+from modelops.orchestration.partitions import taxonomy_partitions
 from modelops.orchestration.resources import PlatformResource
 
 # One blocking check per gate of ``modelops.core.gates.decide`` (a test keeps them equal).
@@ -47,17 +48,26 @@ def build_recipe_assets(loaded: LoadedRecipe) -> tuple[list[dg.AssetsDefinition]
     dataset_key = dg.AssetKey([name, "training_dataset"])
     adapter_key = dg.AssetKey([name, "adapter"])
     evaluation_key = dg.AssetKey([name, "evaluation"])
+    # One partition per taxonomy version; one run per partition, so a failed version
+    # re-runs alone and never holds up another.
+    partitioned = {
+        "partitions_def": taxonomy_partitions(loaded),
+        "backfill_policy": dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
+    }
 
     @dg.asset(
         key=dataset_key,
         group_name=group,
+        **partitioned,
         kinds={"pandas", "parquet"},
         tags=tags,
         description=f"Validated, de-duplicated, hash-split data of recipe {name} "
         f"({loaded.taxonomy.ref}). Data version = content fingerprint.",
     )
     def training_dataset(context: dg.AssetExecutionContext, platform: PlatformResource):
-        record = build_dataset(platform.platform, loaded, emit=context.log.info)
+        record = build_dataset(
+            platform.platform, loaded, emit=context.log.info, taxonomy_version=context.partition_key
+        )
         stats = record.stats
         counts = [{"label": k, "rows": v} for k, v in stats["label_counts"].items()]
         return dg.Output(
@@ -73,6 +83,10 @@ def build_recipe_assets(loaded: LoadedRecipe) -> tuple[list[dg.AssetsDefinition]
                 "duplicates_dropped": stats["duplicates_dropped"],
                 "conflicting_rows_dropped": stats["conflicting_rows_dropped"],
                 "labels": len(record.labels),
+                "taxonomy_version": record.taxonomy_version,
+                "review_rows": stats.get("review_rows", 0),
+                "retired_rows": stats.get("retired_rows", 0),
+                "review_queue": dg.MetadataValue.path(record.review_uri or "none"),
                 "label_counts": dg.MetadataValue.md(_md_table(counts, ["label", "rows"])),
             },
         )
@@ -80,6 +94,7 @@ def build_recipe_assets(loaded: LoadedRecipe) -> tuple[list[dg.AssetsDefinition]
     @dg.asset(
         key=adapter_key,
         group_name=group,
+        **partitioned,
         ins={"dataset": dg.AssetIn(key=dataset_key)},
         kinds={"pytorch"},
         tags=tags,
@@ -93,7 +108,11 @@ def build_recipe_assets(loaded: LoadedRecipe) -> tuple[list[dg.AssetsDefinition]
         history = version.lineage.get("history") or []
         metrics = version.metrics
         return dg.Output(
-            {"adapter_id": version.id},
+            {
+                "adapter_id": version.id,
+                "review_rows": dataset["stats"].get("review_rows", 0),
+                "review_uri": dataset.get("review_uri"),
+            },
             data_version=dg.DataVersion(version.weights_sha256),
             metadata={
                 "adapter_id": version.id,
@@ -130,6 +149,7 @@ def build_recipe_assets(loaded: LoadedRecipe) -> tuple[list[dg.AssetsDefinition]
     @dg.asset(
         key=evaluation_key,
         group_name=group,
+        **partitioned,
         ins={"adapter": dg.AssetIn(key=adapter_key)},
         check_specs=check_specs,
         tags=tags,
@@ -137,7 +157,9 @@ def build_recipe_assets(loaded: LoadedRecipe) -> tuple[list[dg.AssetsDefinition]
         "the recipe's gates are its blocking checks.",
     )
     def evaluation(context: dg.AssetExecutionContext, platform: PlatformResource, adapter: dict):
-        outcome = evaluate_adapter(platform.platform, adapter["adapter_id"], emit=context.log.info)
+        outcome = evaluate_adapter(
+            platform.platform, adapter["adapter_id"], emit=context.log.info, loaded=loaded
+        )
         cand, champ = outcome.candidate, outcome.champion
         png = base64.b64encode(outcome.confusion_png).decode()
         yield dg.Output(
@@ -148,6 +170,9 @@ def build_recipe_assets(loaded: LoadedRecipe) -> tuple[list[dg.AssetsDefinition]
                 "macro_f1": cand.macro_f1,
                 "ece": cand.ece,
                 "champion_id": outcome.champion_id if outcome.champion_id else "none",
+                "champion_compared": outcome.champion_note,
+                "review_rows": adapter.get("review_rows", 0),
+                "review_queue": dg.MetadataValue.path(adapter.get("review_uri") or "none"),
                 "champion_macro_f1": champ.macro_f1 if champ else float("nan"),
                 "baseline_macro_f1": outcome.baseline.macro_f1
                 if outcome.baseline
@@ -174,6 +199,7 @@ def build_recipe_assets(loaded: LoadedRecipe) -> tuple[list[dg.AssetsDefinition]
     @dg.asset(
         key=dg.AssetKey([name, "champion"]),
         group_name=group,
+        **partitioned,
         ins={"evaluation": dg.AssetIn(key=evaluation_key)},
         tags=tags,
         description="Moves the registry's champion alias to a candidate that passed every gate, "

@@ -7,6 +7,7 @@ import dagster as dg
 from modelops.core.recipe import load_recipes
 from modelops.orchestration.assets import build_recipe_assets
 from modelops.orchestration.resources import PlatformResource
+from modelops.orchestration.sensors import build_taxonomy_sensor
 from modelops.settings import Settings
 
 
@@ -22,5 +23,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
+        sensors=[build_taxonomy_sensor(settings)],
         resources={"platform": PlatformResource.from_settings(settings)},
     )

@@ -1,6 +1,13 @@
 """The registry: adapter versions with lineage, metrics and artifact hashes; the
-``champion`` and ``candidate`` aliases of each recipe; and an audit log of who moved
-what, when and why.
+``champion`` and ``candidate`` aliases of each (recipe, taxonomy version); the
+recipe's ``serving`` alias; and an audit log of who moved what, when and why.
+
+A recipe trains adapters per taxonomy version (``v1``, ``v2``, ...). Each version keeps
+its own champion and candidate, and old versions keep theirs. ``serving`` names the
+adapter that serves the recipe now (what serving and batch scoring load): promoting
+an adapter moves it there, in the same transaction, unless a newer taxonomy version
+already serves. So ``serving`` is always the champion of the newest version that has
+one. It is stored as an alias row whose taxonomy version is ``""``.
 
 SQLite by default, PostgreSQL in production. The schema is managed by alembic
 (``modelops/stores/migrations``); opening a :class:`Registry` upgrades the database to
@@ -36,12 +43,17 @@ CHAMPION = "champion"
 RETIRED = "retired"
 REJECTED = "rejected"
 STATUSES = (CANDIDATE, CHAMPION, RETIRED, REJECTED)
-ALIASES = (CHAMPION, CANDIDATE)
+SERVING = "serving"
+ALIASES = (CHAMPION, CANDIDATE, SERVING)
+RECIPE_SCOPE = ""
+"""The ``taxonomy_version`` of recipe-level alias rows (``serving``)."""
 ACTIONS = ("register", "promote", "rollback", "evaluate", "reject")
 
 # Stable key for PostgreSQL's advisory lock that serializes concurrent migrations.
 _PG_MIGRATION_LOCK = 0x6D6F_6465_6C6F_7073 & 0x7FFF_FFFF_FFFF_FFFF
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+# As modelops.core.taxonomy.VERSION_PATTERN: versions are compared by their number.
+_TAXONOMY_VERSION = re.compile(r"v([0-9]+)")
 # Alembic keeps its running context in module globals: one upgrade per process at a time.
 _UPGRADE_LOCK = threading.Lock()
 
@@ -171,15 +183,25 @@ class AdapterRow(Base):
     created_by: Mapped[str] = mapped_column(sa.String(200))
 
 
+# Recipe-level aliases (serving) and only they have the empty taxonomy version.
+ALIAS_SCOPE_CHECK = (
+    f"(name = '{SERVING}' AND taxonomy_version = '{RECIPE_SCOPE}') OR "
+    f"(name <> '{SERVING}' AND taxonomy_version <> '{RECIPE_SCOPE}')"
+)
+
+
 class AliasRow(Base):
     __tablename__ = "aliases"
     __table_args__ = (
-        sa.UniqueConstraint("recipe", "name"),
+        sa.UniqueConstraint("recipe", "taxonomy_version", "name"),
         sa.Index("ix_aliases_adapter_id", "adapter_id"),
+        sa.CheckConstraint(ALIAS_SCOPE_CHECK, name="scope"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     recipe: Mapped[str] = mapped_column(sa.String(200))
+    taxonomy_version: Mapped[str] = mapped_column(sa.String(200))
+    """The adapter's taxonomy version; ``""`` for the recipe-level ``serving`` alias."""
     name: Mapped[str] = mapped_column(sa.String(64))
     adapter_id: Mapped[int] = mapped_column(sa.ForeignKey("adapter_versions.id"))
     updated_at: Mapped[datetime]
@@ -247,8 +269,8 @@ def registry_engine(url: str) -> Engine:
     return engine
 
 
-def upgrade(connection: Connection) -> None:
-    """Run ``alembic upgrade head`` on ``connection``, inside its open transaction.
+def upgrade(connection: Connection, revision: str = "head") -> None:
+    """Run ``alembic upgrade <revision>`` on ``connection``, inside its open transaction.
 
     Takes a lock first (SQLite: the ``BEGIN IMMEDIATE`` write lock; PostgreSQL: an
     advisory transaction lock) so concurrent upgrades run one after the other; the
@@ -262,7 +284,7 @@ def upgrade(connection: Connection) -> None:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 def _safe(url: sa.URL) -> str:
@@ -285,6 +307,16 @@ def _json(field: str, value: Any) -> Any:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def taxonomy_version_key(version: str) -> tuple[int, str]:
+    """Sort key of a taxonomy version: by number, so ``v2 < v10``.
+
+    Anything not shaped ``vN`` (only possible in rows older than that rule) sorts
+    first, by its text.
+    """
+    match = _TAXONOMY_VERSION.fullmatch(version)
+    return (int(match.group(1)), "") if match else (-1, version)
 
 
 def _failed_checks(gate: dict) -> list[str]:
@@ -393,7 +425,9 @@ class Registry:
         metrics: dict,
         who: str,
     ) -> AdapterVersion:
-        """Record a new adapter version as the recipe's ``candidate`` (audit ``register``)."""
+        """Record a new adapter version as the ``candidate`` of its recipe and taxonomy
+        version (audit ``register``). ``taxonomy_version`` looks like ``v1``, ``v2``, ...
+        """
         for field, value in (
             ("recipe", recipe),
             ("taxonomy_version", taxonomy_version),
@@ -403,6 +437,10 @@ class Registry:
         ):
             if not isinstance(value, str) or not value.strip():
                 raise InputError(None, field, "must be a non-empty string")
+        if not _TAXONOMY_VERSION.fullmatch(taxonomy_version):
+            raise InputError(
+                None, "taxonomy_version", f"must look like v1, v2, ..., got {taxonomy_version!r}"
+            )
         for field, value in (
             ("base_model_sha256", base_model_sha256),
             ("artifact_sha256", artifact_sha256),
@@ -431,7 +469,7 @@ class Registry:
             )
             session.add(row)
             session.flush()
-            self._set_alias(session, recipe, CANDIDATE, row.id, now)
+            self._set_alias(session, recipe, taxonomy_version, CANDIDATE, row.id, now)
             session.add(
                 AuditRow(
                     at=now,
@@ -488,12 +526,15 @@ class Registry:
     def promote(
         self, adapter_id: int, *, who: str, why: str, evidence: dict, force: bool = False
     ) -> AuditEntry:
-        """Make the adapter its recipe's champion, in one transaction.
+        """Make the adapter the champion of its recipe and taxonomy version, in one
+        transaction; move ``serving`` to it unless a newer taxonomy version serves.
 
-        The previous champion becomes ``retired``; the audit entry (``promote``) records
-        it as ``previous_adapter_id``. Refused when the adapter's recorded gate did not
-        pass (or it was never evaluated) unless ``force``; an override is
-        recorded in the audit evidence as ``forced: true`` with what was ``overridden``.
+        The previous champion of that version becomes ``retired``; the audit entry
+        (``promote``) records it as ``previous_adapter_id``, and in its evidence the
+        ``taxonomy_version``, ``serving_switched`` and ``previous_serving_adapter_id``.
+        Refused when the adapter's recorded gate did not pass (or it was never
+        evaluated) unless ``force``; an override is recorded in the audit evidence as
+        ``forced: true`` with what was ``overridden``.
         """
         if not isinstance(why, str) or not why.strip():
             raise InputError(None, "why", "a reason is required to promote")
@@ -501,93 +542,113 @@ class Registry:
         now = _now()
         with self._session.begin() as session:
             row = self._row(session, adapter_id)
-            current = self._alias_row(session, row.recipe, CHAMPION, lock=True)
+            recipe, version = row.recipe, row.taxonomy_version
+            # Lock order, here and in rollback: serving, then the version's champion.
+            serving = self._alias_row(session, recipe, RECIPE_SCOPE, SERVING, lock=True)
+            current = self._alias_row(session, recipe, version, CHAMPION, lock=True)
             if current is not None and current.adapter_id == row.id:
                 raise ModelopsError(
-                    f"adapter {row.id} is already the champion of recipe {row.recipe!r}"
+                    f"adapter {row.id} is already the champion of recipe {recipe!r} "
+                    f"for taxonomy version {version!r}"
                 )
             refusal = self._gate_refusal(row)
             if refusal is not None:
                 if not force:
                     raise ModelopsError(
-                        f"refusing to promote adapter {row.id} of recipe {row.recipe!r}: "
+                        f"refusing to promote adapter {row.id} of recipe {recipe!r}: "
                         f"{refusal}; force to override (--force)"
                     )
                 evidence["forced"] = True
                 evidence["overridden"] = refusal
             previous_id = current.adapter_id if current is not None else None
+            serving_id = serving.adapter_id if serving is not None else None
+            switch = serving_id is None or taxonomy_version_key(
+                self._row(session, serving_id).taxonomy_version
+            ) <= taxonomy_version_key(version)
             if previous_id is not None:
                 self._row(session, previous_id).status = RETIRED
             row.status = CHAMPION
-            self._set_alias(session, row.recipe, CHAMPION, row.id, now)
-            entry = AuditRow(
-                at=now,
-                who=who,
-                action="promote",
-                recipe=row.recipe,
-                adapter_id=row.id,
-                previous_adapter_id=previous_id,
-                why=why,
-                evidence=evidence,
+            self._set_alias(session, recipe, version, CHAMPION, row.id, now)
+            if switch:
+                self._set_alias(session, recipe, RECIPE_SCOPE, SERVING, row.id, now)
+            evidence.update(
+                taxonomy_version=version,
+                serving_switched=switch,
+                previous_serving_adapter_id=serving_id,
             )
-            session.add(entry)
-            session.flush()
-            return _to_entry(entry)
+            return self._audit(
+                session, now, who, "promote", recipe, row.id, previous_id, why, evidence
+            )
 
-    def rollback(self, recipe: str, *, who: str, why: str) -> AuditEntry:
-        """Give the champion alias back to the adapter that was champion before this one.
+    def rollback(
+        self, recipe: str, *, who: str, why: str, taxonomy_version: str | None = None
+    ) -> AuditEntry:
+        """Give a taxonomy version's champion alias back to its champion before this one.
 
-        Replays the recipe's promote/rollback audit entries as a stack (promote pushes,
-        rollback pops), so repeated rollbacks walk further back. The replaced champion
+        ``taxonomy_version`` None means the version that serves now. Replays that
+        version's promote/rollback audit entries as a stack (promote pushes, rollback
+        pops), so repeated rollbacks walk further back. ``serving`` follows when it
+        pointed at the rolled-back adapter. When the serving version has no earlier
+        champion, serving falls back to the champion of the newest older version that
+        has one (undoing a taxonomy migration: the version is left without a
+        champion; evidence ``fallback_taxonomy_version``). The replaced champion
         becomes ``retired``; the audit entry is ``rollback``.
         """
         if not isinstance(why, str) or not why.strip():
             raise InputError(None, "why", "a reason is required to roll back")
         now = _now()
         with self._session.begin() as session:
-            current = self._alias_row(session, recipe, CHAMPION, lock=True)
-            if current is None:
+            serving = self._alias_row(session, recipe, RECIPE_SCOPE, SERVING, lock=True)
+            serving_id = serving.adapter_id if serving is not None else None
+            if taxonomy_version is not None:
+                version = taxonomy_version
+            elif serving_id is not None:
+                version = self._row(session, serving_id).taxonomy_version
+            else:
                 raise NotFoundError(f"recipe {recipe!r} has no champion to roll back")
-            entries = session.scalars(
-                sa.select(AuditRow)
-                .where(AuditRow.recipe == recipe, AuditRow.action.in_(("promote", "rollback")))
-                .order_by(AuditRow.id)
-            ).all()
-            stack: list[tuple[int, int]] = []  # (champion adapter id, audit id that made it)
-            for e in entries:
-                if e.action == "promote" and e.adapter_id is not None:
-                    stack.append((e.adapter_id, e.id))
-                elif stack:
-                    stack.pop()
-            if not stack or stack[-1][0] != current.adapter_id:
-                raise ModelopsError(
-                    f"recipe {recipe!r}: the audit log does not match the champion alias "
-                    f"(adapter {current.adapter_id}); cannot work out what to roll back to"
+            current = self._alias_row(session, recipe, version, CHAMPION, lock=True)
+            if current is None:
+                raise NotFoundError(
+                    f"recipe {recipe!r} has no champion of taxonomy version {version!r} "
+                    "to roll back"
                 )
-            if len(stack) < 2:
+            rolled_back = current.adapter_id
+            stack = self._champion_stack(session, recipe, version)
+            if not stack or stack[-1][0] != rolled_back:
                 raise ModelopsError(
-                    f"recipe {recipe!r} has no earlier champion to roll back to "
-                    f"(adapter {current.adapter_id} is the first)"
+                    f"recipe {recipe!r}, taxonomy version {version!r}: the audit log does "
+                    f"not match the champion alias (adapter {rolled_back}); cannot work out "
+                    "what to roll back to"
                 )
-            undone_audit_id = stack[-1][1]
-            target_id = stack[-2][0]
-            self._row(session, current.adapter_id).status = RETIRED
+            evidence: dict[str, Any] = {"undone_audit_id": stack[-1][1]}
+            serves = serving_id == rolled_back
+            if len(stack) >= 2:
+                target_id = stack[-2][0]
+                self._set_alias(session, recipe, version, CHAMPION, target_id, now)
+            else:
+                fallback = self._older_champion(session, recipe, version) if serves else None
+                if fallback is None:
+                    older = ", and no older taxonomy version has one" if serves else ""
+                    raise ModelopsError(
+                        f"recipe {recipe!r} has no earlier champion to roll back to "
+                        f"(adapter {rolled_back} is the first champion of taxonomy "
+                        f"version {version!r}{older})"
+                    )
+                target_id = fallback.adapter_id
+                evidence["fallback_taxonomy_version"] = fallback.taxonomy_version
+                session.delete(current)  # the version is left without a champion
+            self._row(session, rolled_back).status = RETIRED
             self._row(session, target_id).status = CHAMPION
-            previous_id = current.adapter_id
-            self._set_alias(session, recipe, CHAMPION, target_id, now)
-            entry = AuditRow(
-                at=now,
-                who=who,
-                action="rollback",
-                recipe=recipe,
-                adapter_id=target_id,
-                previous_adapter_id=previous_id,
-                why=why,
-                evidence={"undone_audit_id": undone_audit_id},
+            if serves:
+                self._set_alias(session, recipe, RECIPE_SCOPE, SERVING, target_id, now)
+            evidence.update(
+                taxonomy_version=version,
+                serving_switched=serves,
+                previous_serving_adapter_id=serving_id,
             )
-            session.add(entry)
-            session.flush()
-            return _to_entry(entry)
+            return self._audit(
+                session, now, who, "rollback", recipe, target_id, rolled_back, why, evidence
+            )
 
     # ----------------------------------------------------------------- reads
 
@@ -604,17 +665,89 @@ class Registry:
         with self._session.begin() as session:
             return [_to_version(r) for r in session.scalars(query)]
 
-    def alias(self, recipe: str, name: str) -> AdapterVersion | None:
-        """The adapter the alias ``name`` (``champion``/``candidate``) points at, or None."""
-        with self._session.begin() as session:
-            alias = self._alias_row(session, recipe, name)
-            return _to_version(self._row(session, alias.adapter_id)) if alias else None
+    def alias(
+        self, recipe: str, name: str, taxonomy_version: str | None = None
+    ) -> AdapterVersion | None:
+        """The adapter an alias points at, or None.
 
-    def aliases(self, recipe: str) -> dict[str, int]:
-        """``{alias name: adapter id}`` for one recipe."""
-        query = sa.select(AliasRow.name, AliasRow.adapter_id).where(AliasRow.recipe == recipe)
+        With ``taxonomy_version``: that version's ``champion`` or ``candidate``.
+        Without: ``champion`` and ``serving`` mean the adapter that serves the recipe,
+        ``candidate`` the newest candidate of any version, and ``champion@v1`` (as in
+        :meth:`aliases`) the champion of ``v1``.
+        """
+        if taxonomy_version is None and "@" in name:
+            name, taxonomy_version = name.split("@", 1)
+        if taxonomy_version is not None and name == SERVING:
+            raise InputError(
+                None, "taxonomy_version", "serving is per recipe, not per taxonomy version"
+            )
         with self._session.begin() as session:
-            return {name: adapter_id for name, adapter_id in session.execute(query)}
+            if taxonomy_version is not None:
+                row = self._alias_row(session, recipe, taxonomy_version, name)
+                adapter_id = row.adapter_id if row is not None else None
+            elif name in (CHAMPION, SERVING):
+                row = self._alias_row(session, recipe, RECIPE_SCOPE, SERVING)
+                adapter_id = row.adapter_id if row is not None else None
+            elif name == CANDIDATE:
+                adapter_id = session.scalar(
+                    sa.select(sa.func.max(AliasRow.adapter_id)).where(
+                        AliasRow.recipe == recipe, AliasRow.name == CANDIDATE
+                    )
+                )
+            else:
+                adapter_id = None
+            return _to_version(self._row(session, adapter_id)) if adapter_id is not None else None
+
+    def aliases(self, recipe: str, taxonomy_version: str | None = None) -> dict[str, int]:
+        """``{alias name: adapter id}`` for one recipe.
+
+        With ``taxonomy_version``: that version's aliases (``champion``, ``candidate``).
+        Without: ``serving``, ``champion`` (the serving adapter), ``candidate`` (the
+        newest of any version) and ``champion@<version>`` for each version's champion.
+        """
+        query = sa.select(AliasRow).where(AliasRow.recipe == recipe)
+        if taxonomy_version is not None:
+            query = query.where(AliasRow.taxonomy_version == taxonomy_version)
+        with self._session.begin() as session:
+            rows = session.scalars(query).all()
+        if taxonomy_version is not None:
+            return {row.name: row.adapter_id for row in rows}
+        result: dict[str, int] = {}
+        for row in rows:
+            if row.name == SERVING:
+                result[SERVING] = result[CHAMPION] = row.adapter_id
+        candidates = [row.adapter_id for row in rows if row.name == CANDIDATE]
+        if candidates:
+            result[CANDIDATE] = max(candidates)
+        champions = [row for row in rows if row.name == CHAMPION]
+        for row in sorted(champions, key=lambda r: taxonomy_version_key(r.taxonomy_version)):
+            result[f"{CHAMPION}@{row.taxonomy_version}"] = row.adapter_id
+        return result
+
+    def versions(self, recipe: str) -> dict[str, dict[str, Any]]:
+        """Per taxonomy version of ``recipe``, oldest first: ``{version: {"champion":
+        id | None, "candidate": id | None, "adapters": count, "serving": bool}}``.
+        ``serving`` is true for the version of the adapter that serves the recipe."""
+        counts = (
+            sa.select(AdapterRow.taxonomy_version, sa.func.count())
+            .where(AdapterRow.recipe == recipe)
+            .group_by(AdapterRow.taxonomy_version)
+        )
+        with self._session.begin() as session:
+            adapters = dict(session.execute(counts).tuples().all())
+            rows = session.scalars(sa.select(AliasRow).where(AliasRow.recipe == recipe)).all()
+            serving = next((r.adapter_id for r in rows if r.name == SERVING), None)
+            serving_version = self._row(session, serving).taxonomy_version if serving else None
+        aliases = {(r.taxonomy_version, r.name): r.adapter_id for r in rows}
+        return {
+            version: {
+                CHAMPION: aliases.get((version, CHAMPION)),
+                CANDIDATE: aliases.get((version, CANDIDATE)),
+                "adapters": adapters[version],
+                SERVING: version == serving_version,
+            }
+            for version in sorted(adapters, key=taxonomy_version_key)
+        }
 
     def audit(self, recipe: str | None = None, adapter_id: int | None = None) -> list[AuditEntry]:
         """Audit entries, newest first; filtered by recipe and/or adapter (an adapter's
@@ -661,19 +794,103 @@ class Registry:
 
     @staticmethod
     def _alias_row(
-        session: Session, recipe: str, name: str, *, lock: bool = False
+        session: Session, recipe: str, taxonomy_version: str, name: str, *, lock: bool = False
     ) -> AliasRow | None:
-        query = sa.select(AliasRow).where(AliasRow.recipe == recipe, AliasRow.name == name)
+        query = sa.select(AliasRow).where(
+            AliasRow.recipe == recipe,
+            AliasRow.taxonomy_version == taxonomy_version,
+            AliasRow.name == name,
+        )
         if lock:
             query = query.with_for_update()
         return session.scalars(query).one_or_none()
 
     def _set_alias(
-        self, session: Session, recipe: str, name: str, adapter_id: int, now: datetime
+        self,
+        session: Session,
+        recipe: str,
+        taxonomy_version: str,
+        name: str,
+        adapter_id: int,
+        now: datetime,
     ) -> None:
-        alias = self._alias_row(session, recipe, name, lock=True)
+        alias = self._alias_row(session, recipe, taxonomy_version, name, lock=True)
         if alias is None:
-            session.add(AliasRow(recipe=recipe, name=name, adapter_id=adapter_id, updated_at=now))
+            session.add(
+                AliasRow(
+                    recipe=recipe,
+                    taxonomy_version=taxonomy_version,
+                    name=name,
+                    adapter_id=adapter_id,
+                    updated_at=now,
+                )
+            )
         else:
             alias.adapter_id = adapter_id
             alias.updated_at = now
+
+    @staticmethod
+    def _champion_stack(session: Session, recipe: str, version: str) -> list[tuple[int, int]]:
+        """``[(champion adapter id, audit id that made it)]`` of one taxonomy version.
+
+        Replays the recipe's promote and rollback entries whose adapter (for a
+        rollback: the adapter it rolled back) has that version: promote pushes,
+        rollback pops. The top is the version's champion.
+        """
+        subject = sa.case(
+            (AuditRow.action == "rollback", AuditRow.previous_adapter_id),
+            else_=AuditRow.adapter_id,
+        )
+        query = (
+            sa.select(AuditRow.id, AuditRow.action, AuditRow.adapter_id)
+            .join(AdapterRow, AdapterRow.id == subject)
+            .where(
+                AuditRow.recipe == recipe,
+                AuditRow.action.in_(("promote", "rollback")),
+                AdapterRow.taxonomy_version == version,
+            )
+            .order_by(AuditRow.id)
+        )
+        stack: list[tuple[int, int]] = []
+        for audit_id, action, adapter_id in session.execute(query):
+            if action == "promote" and adapter_id is not None:
+                stack.append((adapter_id, audit_id))
+            elif stack:
+                stack.pop()
+        return stack
+
+    @staticmethod
+    def _older_champion(session: Session, recipe: str, version: str) -> AliasRow | None:
+        """The champion alias of the newest taxonomy version older than ``version``."""
+        rows = session.scalars(
+            sa.select(AliasRow).where(AliasRow.recipe == recipe, AliasRow.name == CHAMPION)
+        ).all()
+        limit = taxonomy_version_key(version)
+        older = [r for r in rows if taxonomy_version_key(r.taxonomy_version) < limit]
+        return max(older, key=lambda r: taxonomy_version_key(r.taxonomy_version), default=None)
+
+    @staticmethod
+    def _audit(
+        session: Session,
+        at: datetime,
+        who: str,
+        action: str,
+        recipe: str,
+        adapter_id: int | None,
+        previous_adapter_id: int | None,
+        why: str,
+        evidence: dict,
+    ) -> AuditEntry:
+        entry = AuditRow(
+            at=at,
+            who=who,
+            action=action,
+            recipe=recipe,
+            adapter_id=adapter_id,
+            previous_adapter_id=previous_adapter_id,
+            why=why,
+            evidence=evidence,
+        )
+        session.add(entry)
+        session.flush()
+        return _to_entry(entry)
