@@ -13,6 +13,7 @@ from modelops.cli import main
 from modelops.core.demo_data import (
     BASE_INTENTS,
     EXTRA_INTENTS,
+    LAUNCH_INTENTS,
     DemoKnobs,
     generate,
     taxonomy_document,
@@ -144,7 +145,7 @@ def test_taxonomy_file_matches_the_generator():
     assert yaml.safe_load(text) == document
     assert document["name"] == "demo_intents" and document["version"] == "v1"
     names = [label["name"] for label in document["labels"]]
-    assert names == list(BASE_INTENTS)
+    assert names == list(BASE_INTENTS) + list(LAUNCH_INTENTS)
     assert all(re.fullmatch(r"[a-z][a-z0-9_]*", name) for name in names)
     assert all(label["description"] for label in document["labels"])
 

@@ -44,7 +44,8 @@ def test_asset_graph_shape(tiny_catalog, tmp_path):
     defs = build_definitions(make_workspace(tmp_path, tiny_catalog))
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"demo/training_dataset", "demo/adapter", "demo/evaluation", "demo/champion"}
+    training = {"demo/training_dataset", "demo/adapter", "demo/evaluation", "demo/champion"}
+    assert keys == training | {"demo/batch_scoring", "demo/drift_report"}
     parents = {
         k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
         for k in graph.get_all_asset_keys()
@@ -54,13 +55,23 @@ def test_asset_graph_shape(tiny_catalog, tmp_path):
         "demo/adapter": ["demo/training_dataset"],
         "demo/evaluation": ["demo/adapter"],
         "demo/champion": ["demo/evaluation"],
+        "demo/batch_scoring": ["demo/champion"],
+        "demo/drift_report": ["demo/batch_scoring"],
     }
     assert {graph.get(k).group_name for k in graph.get_all_asset_keys()} == {"demo"}
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert checks == {("demo/evaluation", name) for name in CHECK_DESCRIPTIONS}
-    partitions = {graph.get(k).partitions_def for k in graph.get_all_asset_keys()}
+    partitions = {
+        graph.get(k).partitions_def
+        for k in graph.get_all_asset_keys()
+        if k.to_user_string() in training
+    }
     assert partitions == {dg.DynamicPartitionsDefinition(name="taxonomy_demo")}
-    assert [s.name for s in defs.sensors] == ["taxonomy_versions"]
+    assert graph.get(dg.AssetKey(["demo", "drift_report"])).partitions_def is None
+    assert sorted(s.name for s in defs.sensors) == [
+        "demo__drift", "demo__landing", "demo__production_window", "taxonomy_versions"]
+    assert [j.name for j in defs.jobs] == ["demo__retrain"]
+    assert list(defs.schedules) == []  # the test recipe sets no retraining.schedule
 
 
 def test_check_specs_cover_every_gate():

@@ -18,6 +18,8 @@ from modelops.core.fingerprint import sha256_bytes
 from modelops.errors import InputError, ModelopsError, NotFoundError
 from modelops.stores.registry import Registry, UTCDateTime, registry_engine, upgrade
 
+HEAD = "0003"  # the newest migration: bump with every new revision
+
 ADAPTER_COLUMNS = (
     "id", "recipe", "taxonomy_version", "base_model", "base_model_sha256", "dataset_fingerprint",
     "recipe_fingerprint", "artifact_uri", "artifact_sha256", "weights_sha256", "gate", "status",
@@ -565,7 +567,7 @@ def test_migrations_twice_is_a_noop(db_url):
         assert "ix_audit_log_recipe" in schema["audit_log"][1]
         with second._engine.connect() as conn:
             versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
-        assert versions == [("0002",)]
+        assert versions == [(HEAD,)]
         assert second.get(v.id) == v
     finally:
         second.close()
@@ -649,7 +651,7 @@ def test_upgrade_from_0001_keeps_aliases_with_their_versions(db_url):
             rows = conn.execute(
                 sa.text("SELECT recipe, taxonomy_version, name, adapter_id FROM aliases")
             ).all()
-        assert version == [("0002",)]
+        assert version == [(HEAD,)]
         assert sorted(rows) == [
             ("demo", "", "serving", 2),
             ("demo", "v2", "candidate", 3),

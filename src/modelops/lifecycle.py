@@ -13,10 +13,16 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from modelops.core.catalog import Catalog, ResolvedBase
-from modelops.core.dataset import PreparedDataset, from_parquet_bytes, to_parquet_bytes
+from modelops.core.dataset import (
+    PreparedDataset,
+    from_parquet_bytes,
+    incremental_split,
+    to_parquet_bytes,
+)
 from modelops.core.dataset import prepare_dataset as _prepare
 from modelops.core.evaluation import Evaluation, confusion_matrix_png, evaluate
 from modelops.core.gates import GateDecision, decide
@@ -32,6 +38,7 @@ from modelops.core.recipe import LoadedRecipe, Recipe
 from modelops.core.taxonomy_mapping import LabelMapping, load_chain
 from modelops.core.training import BASELINE_FILE, train_classifier, weights_digest
 from modelops.errors import IntegrityError, ModelopsError
+from modelops.monitoring import build_bundle
 from modelops.settings import Settings
 from modelops.stores.artifacts import ArtifactStore, open_store
 from modelops.stores.registry import AdapterVersion, AuditEntry, Registry
@@ -57,6 +64,13 @@ class Platform:
             store=open_store(settings.artifacts_uri, s3_endpoint_url=settings.s3_endpoint_url),
             catalog=Catalog.load(settings.catalog_path),
         )
+
+    @cached_property
+    def production_log(self):
+        """Predictions and feedback (same database as the registry)."""
+        from modelops.stores.production_log import ProductionLog
+
+        return ProductionLog(self.settings.database_url)
 
     def resolve_base(self, ref: str) -> ResolvedBase:
         return self.catalog.resolve(
@@ -124,12 +138,25 @@ def build_dataset(
     loaded: LoadedRecipe,
     emit: Emit = log.info,
     taxonomy_version: str | None = None,
+    include_feedback: bool = False,
 ) -> DatasetRecord:
-    """Validate, relabel into ``taxonomy_version`` (default: the data's own), split;
-    store as Parquet under the content fingerprint, with the review queue beside it."""
+    """Validate, relabel into ``taxonomy_version`` (default: the data's own), add the
+    labelled production feedback, split; store as Parquet under the content
+    fingerprint, with the review queue beside it."""
     version = taxonomy_version or loaded.data_version
     mapping = taxonomy_mapping(loaded, version)
-    dataset = _prepare(loaded, s3_endpoint_url=platform.settings.s3_endpoint_url, mapping=mapping)
+    feedback = None
+    if include_feedback:
+        feedback = platform.production_log.feedback(loaded.name)
+        feedback = feedback.rename(columns={"true_label": "label"})[["text", "label"]]
+        feedback = feedback[feedback["text"].notna()]
+        emit(f"{len(feedback)} labelled feedback rows from production")
+    dataset = _prepare(
+        loaded,
+        s3_endpoint_url=platform.settings.s3_endpoint_url,
+        mapping=mapping,
+        extra_rows=feedback,
+    )
     if mapping is not None:
         emit(
             f"relabelled {mapping.source} -> {mapping.target}: "
@@ -193,28 +220,39 @@ def train_adapter(
     loaded: LoadedRecipe,
     dataset: DatasetRecord,
     emit: Emit = log.info,
+    mode: str = "full",
 ) -> AdapterVersion:
     """Train an adapter from a stored dataset, store it, register it as candidate.
 
+    ``mode="incremental"`` warm-starts from the champion of the same taxonomy version and
+    trains on the rows it has not seen plus a replay sample of those it has (the recipe's
+    ``retraining`` settings); without such a champion it trains in full.
+
     An adapter already registered with the same lineage (recipe fingerprint, dataset
-    fingerprint, base-model hash) is returned without training: re-running finished
-    work is a no-op. Identical weights from a new lineage are not registered twice.
+    fingerprint, base-model hash, warm start) is returned without training: re-running
+    finished work is a no-op. Identical weights are never registered twice.
     """
     recipe = loaded.recipe
     base = platform.resolve_base(recipe.base_model)
     emit(f"base model {base.entry.ref} sha256 {base.sha256[:12]} at {base.path}")
     recipe_fingerprint = loaded.fingerprint()
+    version = dataset.taxonomy_version or loaded.data_version
+    warm = None
+    if mode == "incremental":
+        warm = platform.registry.alias(loaded.name, "champion", taxonomy_version=version)
+        if warm is None:
+            emit(f"no champion of {version} to warm-start from: training in full")
     for existing in platform.registry.list(loaded.name):
         if (
             existing.recipe_fingerprint == recipe_fingerprint
             and existing.dataset_fingerprint == dataset.fingerprint
             and existing.base_model_sha256 == base.sha256
+            and (existing.lineage.get("warm_start") or {}).get("adapter_id")
+            == (warm.id if warm else None)
         ):
             emit(f"adapter {existing.id} already has this lineage; not training again")
             return existing
     record = dataset.to_dict()
-    version = dataset.taxonomy_version or loaded.data_version
-    prepared = load_dataset(platform, record)
     threads = platform.settings.torch_threads
     lineage = {
         "recipe": loaded.name,
@@ -233,15 +271,25 @@ def train_adapter(
         },
         "seed": recipe.training.seed,
         "torch_threads": threads,
+        "mode": "incremental" if warm else "full",
+        "warm_start": None,
     }
     with tempfile.TemporaryDirectory(prefix="adapter-") as tmp:
         out = Path(tmp) / "adapter"
-        result = train_classifier(
-            recipe=recipe, base=base, dataset=prepared, out_dir=out, threads=threads, emit=emit
-        )
+        if warm is not None:
+            lineage["warm_start"] = {
+                "adapter_id": warm.id,
+                "weights_sha256": warm.weights_sha256,
+                "replay_fraction": recipe.retraining.replay_fraction,
+                "epochs": recipe.retraining.epochs or recipe.training.epochs,
+            }
+        result, prepared = _train(platform, recipe, base, record, lineage, out, threads, emit)
         for existing in platform.registry.find_by_weights(loaded.name, result.weights_sha256):
             emit(f"identical weights already registered as adapter {existing.id}; reusing it")
             return existing
+        thresholds = build_bundle(
+            recipe=recipe, base=base, dataset=prepared, adapter_dir=out, emit=emit
+        )
         manifest = {
             "format": MANIFEST_FORMAT,
             **lineage,
@@ -249,9 +297,11 @@ def train_adapter(
             "files": result.files,
             "history": result.history,
             "baseline": {k: v for k, v in result.baseline.items() if k != "test"},
+            "drift_thresholds": thresholds,
             "code_version": code_version(),
             "libraries": library_versions(),
             "train_seconds": result.seconds,
+            "train_rows": result.train_rows,
             "samples_per_second": result.samples_per_second,
             "created_at": now_iso(),
         }
@@ -265,9 +315,10 @@ def train_adapter(
         "validation_macro_f1": last.get("validation_macro_f1"),
         "samples_per_second": result.samples_per_second,
         "train_seconds": result.seconds,
+        "train_rows": result.train_rows,
         "baseline_test_macro_f1": result.baseline["test"]["macro_f1"],
     }
-    version = platform.registry.register(
+    registered = platform.registry.register(
         recipe=loaded.name,
         taxonomy_version=version,
         base_model=base.entry.ref,
@@ -281,8 +332,40 @@ def train_adapter(
         metrics=metrics,
         who=platform.settings.user,
     )
-    emit(f"registered adapter {version.id} ({ref.uri}) as candidate")
-    return version
+    emit(f"registered adapter {registered.id} ({ref.uri}) as candidate")
+    return registered
+
+
+def _train(platform, recipe, base, record, lineage, out, threads, emit):
+    """Train from a lineage (full, or incremental from its warm start); the training
+    runs of ``train_adapter`` and ``reproduce`` are this one function."""
+    prepared = load_dataset(platform, record)
+    warm = lineage.get("warm_start")
+    if not warm:
+        result = train_classifier(
+            recipe=recipe, base=base, dataset=prepared, out_dir=out, threads=threads, emit=emit
+        )
+        return result, prepared
+    champion = platform.registry.get(warm["adapter_id"])
+    previous = load_dataset(platform, champion.lineage["dataset"])
+    subset = incremental_split(prepared, previous, warm["replay_fraction"])
+    emit(
+        f"incremental from adapter {champion.id}: "
+        f"{subset.stats['incremental_new_train_rows']} new and "
+        f"{subset.stats['incremental_replay_rows']} replayed training rows"
+    )
+    training = recipe.training.model_copy(update={"epochs": warm["epochs"]})
+    with FetchedAdapter(platform, champion) as fetched:
+        result = train_classifier(
+            recipe=recipe.model_copy(update={"training": training}),
+            base=base,
+            dataset=subset,
+            out_dir=out,
+            threads=threads,
+            emit=emit,
+            warm_start=fetched.path,
+        )
+    return result, prepared
 
 
 class FetchedAdapter:
@@ -470,19 +553,20 @@ def reproduce(platform: Platform, adapter_id: int, emit: Emit = log.info) -> dic
     lineage = version.lineage
     recipe = Recipe.model_validate(lineage["recipe_snapshot"]["recipe"])
     base = platform.resolve_base_by_sha256(lineage["base_model"]["sha256"])
-    dataset = load_dataset(platform, lineage["dataset"])
-    if dataset.fingerprint != version.dataset_fingerprint:
-        raise IntegrityError(f"adapter {adapter_id}: stored dataset fingerprint differs")
+    if lineage["dataset"]["fingerprint"] != version.dataset_fingerprint:
+        raise IntegrityError(f"adapter {adapter_id}: recorded dataset fingerprints differ")
     threads = int(lineage.get("torch_threads") or platform.settings.torch_threads)
     emit(f"re-training adapter {adapter_id} from its lineage ({threads} torch threads)")
     with tempfile.TemporaryDirectory(prefix="reproduce-") as tmp:
-        result = train_classifier(
-            recipe=recipe,
-            base=base,
-            dataset=dataset,
-            out_dir=Path(tmp) / "adapter",
-            threads=threads,
-            emit=emit,
+        result, _ = _train(
+            platform,
+            recipe,
+            base,
+            lineage["dataset"],
+            lineage,
+            Path(tmp) / "adapter",
+            threads,
+            emit,
         )
     return {
         "adapter_id": adapter_id,
@@ -495,6 +579,7 @@ def reproduce(platform: Platform, adapter_id: int, emit: Emit = log.info) -> dic
         "base_model_sha256": base.sha256,
         "seed": recipe.training.seed,
         "torch_threads": threads,
+        "warm_start": lineage.get("warm_start"),
         "recorded_code_version": lineage.get("code_version"),
         "code_version": code_version(),
         "recorded_libraries": lineage.get("libraries"),

@@ -33,6 +33,8 @@ class Settings:
     """Torch intra-op threads for training and scoring (``MODELOPS_TORCH_THREADS``)."""
     user: str
     """Who acts, for the audit log (``MODELOPS_USER``, default the OS user)."""
+    dagster_home: Path | None = None
+    """Dagster's instance folder (``DAGSTER_HOME``, default ``<home>/dagster``)."""
     dagster_url: str = "http://127.0.0.1:3000"
     """The running Dagster webserver that ``modelops backfill`` talks to
     (``MODELOPS_DAGSTER_URL``)."""
@@ -51,6 +53,7 @@ class Settings:
             cache_dir=home / "cache",
             torch_threads=int(env.get("MODELOPS_TORCH_THREADS", "0") or 0) or _default_threads(),
             user=env.get("MODELOPS_USER") or _os_user(),
+            dagster_home=Path(env.get("DAGSTER_HOME") or home / "dagster").absolute(),
             dagster_url=env.get("MODELOPS_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/"),
         )
 

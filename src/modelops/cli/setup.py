@@ -32,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
     from modelops.stores.registry import Registry
 
     settings = Settings.from_env()
-    dagster_home = (args.dagster_home or settings.home / "dagster").absolute()
+    dagster_home = (
+        args.dagster_home or settings.dagster_home or settings.home / "dagster"
+    ).absolute()
     dagster_home.mkdir(parents=True, exist_ok=True)
     config = dagster_home / "dagster.yaml"
     if not config.exists():

@@ -164,12 +164,15 @@ def prepare_dataset(
     *,
     s3_endpoint_url: str | None = None,
     mapping: LabelMapping | None = None,
+    extra_rows: pd.DataFrame | None = None,
 ) -> PreparedDataset:
     """Read every source of a recipe and build its validated, split dataset.
 
     Rows are validated against the taxonomy version the data is labelled in; with a
     ``mapping`` they are then relabelled into its target version: rows a split rule
-    cannot decide go to the review queue, rows of retired labels leave.
+    cannot decide go to the review queue, rows of retired labels leave. ``extra_rows``
+    (``text``, ``label`` in the target version: labelled production feedback) join after
+    relabelling; rows whose label the version does not have are left out and counted.
     """
     settings = loaded.recipe.data
     labels = loaded.taxonomy.label_names
@@ -206,6 +209,13 @@ def prepare_dataset(
             "review_rows": len(review),
             "retired_rows": len(retired),
         }
+    if extra_rows is not None and len(extra_rows):
+        known = extra_rows["label"].isin(labels)
+        relabel_stats["feedback_rows"] = int(known.sum())
+        relabel_stats["feedback_rows_unknown_label"] = int((~known).sum())
+        extra = extra_rows[known][["text", "label"]].copy()
+        extra["text"] = [clean_text(t) for t in extra["text"]]
+        rows = pd.concat([rows, extra[extra["text"] != ""]], ignore_index=True)
     dataset = build_dataset(
         rows,
         labels=labels,
@@ -293,6 +303,29 @@ def from_parquet_bytes(
         raise InputError(None, "dataset", f"fingerprint {found} != recorded {expected_fingerprint}")
     stats = {f"{s}_rows": int((frame["split"] == s).sum()) for s in SPLITS}
     return PreparedDataset(frame=frame, labels=list(labels), fingerprint=found, stats=stats)
+
+
+def incremental_split(
+    dataset: PreparedDataset, previous: PreparedDataset, replay_fraction: float
+) -> PreparedDataset:
+    """The training set of an incremental run: every train row the previous adapter did
+    not see, plus a replay sample of the ones it did (chosen by text hash, so the same
+    inputs always give the same sample). Validation and test stay whole."""
+    seen = set(previous.split("train")["text_sha256"])
+    frame = dataset.frame
+    is_train = frame["split"] == "train"
+    old = frame["text_sha256"].isin(seen)
+    replay = np.array([int(h[-8:], 16) / 16**8 < replay_fraction for h in frame["text_sha256"]])
+    keep = ~is_train | ~old | replay
+    out = frame[keep].reset_index(drop=True)
+    stats = {
+        **dataset.stats,
+        "incremental_new_train_rows": int((is_train & ~old).sum()),
+        "incremental_replay_rows": int((is_train & old & replay).sum()),
+    }
+    return PreparedDataset(
+        frame=out, labels=dataset.labels, fingerprint=fingerprint(out, dataset.labels), stats=stats
+    )
 
 
 def encode_labels(frame: pd.DataFrame, labels: Sequence[str]) -> np.ndarray:

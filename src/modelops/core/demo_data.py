@@ -399,7 +399,14 @@ EXTRA_INTENTS: tuple[str, ...] = (
     "loyalty_points",
     "pause_subscription",
 )
-"""Intents that the base taxonomy lacks; ``DemoKnobs.new_intents`` draws from these."""
+"""Intents the initial data lacks; ``DemoKnobs.new_intents`` draws from these."""
+
+LAUNCH_INTENTS: tuple[str, ...] = ("crypto_transfer", "gift_card")
+"""Extra intents the demo taxonomy already lists (products about to launch) though the
+initial data has no example of them: production traffic and feedback bring them, and
+retraining learns them (the continuous-adaptation scenario)."""
+
+TAXONOMY_INTENTS: tuple[str, ...] = BASE_INTENTS + LAUNCH_INTENTS
 
 # Phrasings that fit every intent of their group: the row keeps the label drawn for it,
 # so these rows are ambiguous on purpose.
@@ -810,9 +817,10 @@ def write_demo_dataset(path: Path, knobs: DemoKnobs = DemoKnobs()) -> Path:
 
 
 def taxonomy_document(
-    name: str = "demo_intents", version: str = "v1", intents: Sequence[str] = BASE_INTENTS
+    name: str = "demo_intents", version: str = "v1", intents: Sequence[str] = TAXONOMY_INTENTS
 ) -> dict:
-    """The taxonomy YAML document for ``intents`` (the base taxonomy by default)."""
+    """The taxonomy YAML document for ``intents`` (the base intents and the launch ones
+    by default)."""
     unknown = [intent for intent in intents if intent not in _INTENTS]
     if unknown:
         raise InputError(_SOURCE, "intents", f"unknown intents: {', '.join(unknown)}")

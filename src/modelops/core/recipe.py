@@ -75,6 +75,56 @@ class TrainingSettings(_Strict):
     warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
 
 
+SIGNAL_NAMES = (
+    "text_domain_auc",
+    "text_length",
+    "oov_rate",
+    "embedding",
+    "prediction",
+    "confidence",
+    "label",
+)
+
+
+class MonitoringSettings(_Strict):
+    """Drift checks on production windows against the champion's reference data."""
+
+    window_size: int = Field(default=200, ge=20, le=100_000)
+    false_alarm_rate: float = Field(
+        default=0.002,
+        gt=0,
+        lt=0.5,
+        description="per signal; thresholds are calibrated per adapter at this rate",
+    )
+    n_bootstrap: int = Field(default=50, ge=10, le=2000)
+    signals: tuple[Literal[SIGNAL_NAMES], ...] = (  # type: ignore[valid-type]
+        "text_domain_auc",
+        "oov_rate",
+        "embedding",
+        "prediction",
+        "confidence",
+        "label",
+    )
+    min_estimated_accuracy: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="label-free trigger: retrain when the estimated accuracy falls below",
+    )
+    redact_text: bool = False
+    landing: str | None = Field(
+        default=None, description="folder for batch files (default <MODELOPS_HOME>/landing)"
+    )
+
+
+class RetrainingSettings(_Strict):
+    mode: Literal["incremental", "full"] = "incremental"
+    replay_fraction: float = Field(default=0.3, gt=0, le=1)
+    epochs: int | None = Field(default=None, gt=0, le=100, description="default: training.epochs")
+    cooldown_minutes: float = Field(default=30, ge=0)
+    schedule: str | None = Field(default=None, description="cron for periodic retraining")
+
+
 class Recipe(_Strict):
     name: str = Field(pattern=LABEL_PATTERN, max_length=64)
     description: str = ""
@@ -88,6 +138,8 @@ class Recipe(_Strict):
     head: HeadSettings = HeadSettings()
     training: TrainingSettings = TrainingSettings()
     gates: GateSettings = GateSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+    retraining: RetrainingSettings = RetrainingSettings()
 
     @model_validator(mode="after")
     def _columns_differ(self) -> Recipe:
@@ -119,6 +171,13 @@ class LoadedRecipe:
         """The taxonomy version the source data is labelled in."""
         return self.taxonomy.version
 
+    def landing_root(self, home: Path) -> Path:
+        """Batch files go to ``<root>/<recipe>/incoming/``."""
+        configured = self.recipe.monitoring.landing
+        if configured:
+            return Path(resolve_location(configured, self.path.parent))
+        return home / "landing"
+
     def taxonomy_versions(self) -> list[str]:
         """This version and every later one on disk, ordered by number."""
         start = _version_number(self.data_version)
@@ -129,8 +188,11 @@ class LoadedRecipe:
         return [resolve_location(s.path, self.path.parent) for s in self.recipe.data.sources]
 
     def fingerprint(self) -> str:
-        """What decides the weights: everything but description and gates."""
-        body = self.recipe.model_dump(mode="json", exclude={"description", "gates"})
+        """What decides the weights of a full training: not description, gates,
+        monitoring or retraining (an incremental run records its warm start apart)."""
+        body = self.recipe.model_dump(
+            mode="json", exclude={"description", "gates", "monitoring", "retraining"}
+        )
         body["taxonomy"] = self.taxonomy.fingerprint()
         body["data"]["sources"] = self.source_uris()
         return sha256_json(body)

@@ -66,7 +66,11 @@ def build_recipe_assets(loaded: LoadedRecipe) -> tuple[list[dg.AssetsDefinition]
     )
     def training_dataset(context: dg.AssetExecutionContext, platform: PlatformResource):
         record = build_dataset(
-            platform.platform, loaded, emit=context.log.info, taxonomy_version=context.partition_key
+            platform.platform,
+            loaded,
+            emit=context.log.info,
+            taxonomy_version=context.partition_key,
+            include_feedback=True,
         )
         stats = record.stats
         counts = [{"label": k, "rows": v} for k, v in stats["label_counts"].items()]
@@ -87,6 +91,7 @@ def build_recipe_assets(loaded: LoadedRecipe) -> tuple[list[dg.AssetsDefinition]
                 "review_rows": stats.get("review_rows", 0),
                 "retired_rows": stats.get("retired_rows", 0),
                 "review_queue": dg.MetadataValue.path(record.review_uri or "none"),
+                "feedback_rows": stats.get("feedback_rows", 0),
                 "label_counts": dg.MetadataValue.md(_md_table(counts, ["label", "rows"])),
             },
         )
@@ -102,8 +107,9 @@ def build_recipe_assets(loaded: LoadedRecipe) -> tuple[list[dg.AssetsDefinition]
         "candidate with its full lineage.",
     )
     def adapter(context: dg.AssetExecutionContext, platform: PlatformResource, dataset: dict):
+        mode = context.run.tags.get("modelops/mode", "full")
         version = train_adapter(
-            platform.platform, loaded, DatasetRecord(**dataset), emit=context.log.info
+            platform.platform, loaded, DatasetRecord(**dataset), emit=context.log.info, mode=mode
         )
         history = version.lineage.get("history") or []
         metrics = version.metrics
@@ -119,6 +125,11 @@ def build_recipe_assets(loaded: LoadedRecipe) -> tuple[list[dg.AssetsDefinition]
                 "weights_sha256": version.weights_sha256,
                 "artifact_uri": dg.MetadataValue.path(version.artifact_uri),
                 "base_model": version.base_model,
+                "mode": version.lineage.get("mode", "full"),
+                "warm_start_adapter": (version.lineage.get("warm_start") or {}).get(
+                    "adapter_id", "none"
+                ),
+                "train_rows": int(metrics.get("train_rows") or 0),
                 "train_loss": _num(metrics.get("train_loss")),
                 "validation_accuracy": _num(metrics.get("validation_accuracy")),
                 "validation_macro_f1": _num(metrics.get("validation_macro_f1")),

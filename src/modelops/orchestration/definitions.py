@@ -6,8 +6,14 @@ import dagster as dg
 
 from modelops.core.recipe import load_recipes
 from modelops.orchestration.assets import build_recipe_assets
+from modelops.orchestration.production import build_production_assets
 from modelops.orchestration.resources import PlatformResource
-from modelops.orchestration.sensors import build_taxonomy_sensor
+from modelops.orchestration.sensors import (
+    build_recipe_sensors,
+    build_retrain_job,
+    build_retrain_schedule,
+    build_taxonomy_sensor,
+)
 from modelops.settings import Settings
 
 
@@ -16,13 +22,23 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     its file and field, which the Dagster UI shows on the code location."""
     assets: list = []
     checks: list = []
+    jobs: list = []
+    sensors: list = [build_taxonomy_sensor(settings)]
+    schedules: list = []
     for loaded in load_recipes(settings.recipes_dir):
         recipe_assets, recipe_checks = build_recipe_assets(loaded)
-        assets += recipe_assets
+        assets += recipe_assets + build_production_assets(loaded)
         checks += recipe_checks
+        job = build_retrain_job(loaded)
+        jobs.append(job)
+        sensors += build_recipe_sensors(loaded, job)
+        if loaded.recipe.retraining.schedule:
+            schedules.append(build_retrain_schedule(loaded, job))
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
-        sensors=[build_taxonomy_sensor(settings)],
+        jobs=jobs,
+        schedules=schedules,
+        sensors=sensors,
         resources={"platform": PlatformResource.from_settings(settings)},
     )

@@ -1,12 +1,16 @@
 """Sensors. They stay light: they look at files and counts, never train."""
 
-from __future__ import annotations
+import json
+import time
 
 import dagster as dg
 
-from modelops.core.recipe import load_recipes
+from modelops.core.fingerprint import sha256_json
+from modelops.core.recipe import LoadedRecipe, load_recipes
 from modelops.core.taxonomy_mapping import validate_taxonomy_dir
-from modelops.orchestration.partitions import missing_partitions
+from modelops.orchestration.partitions import missing_partitions, taxonomy_partitions
+from modelops.orchestration.production import batch_scoring_key, drift_report_key
+from modelops.orchestration.resources import PlatformResource
 from modelops.settings import Settings
 
 
@@ -40,3 +44,142 @@ def build_taxonomy_sensor(settings: Settings) -> dg.SensorDefinition:
         )
 
     return taxonomy_versions
+
+
+def retrain_job_name(recipe: str) -> str:
+    return f"{recipe}__retrain"
+
+
+def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDefinition]:
+    """Landing files -> batch scoring; enough new rows -> drift report; a drifted report
+    -> retraining (one run per drift event, with a cooldown). Each tick reads counts
+    and metadata only."""
+    name = loaded.name
+    monitoring = loaded.recipe.monitoring
+    retraining = loaded.recipe.retraining
+
+    @dg.sensor(
+        name=f"{name}__landing",
+        minimum_interval_seconds=15,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        asset_selection=[batch_scoring_key(name)],
+        description=f"Scores files dropped in the landing folder of {name}.",
+    )
+    def landing(context: dg.SensorEvaluationContext, platform: PlatformResource):
+        from modelops.landing import pending_files
+
+        files = pending_files(loaded.landing_root(platform.platform.settings.home), name)
+        if not files:
+            return dg.SkipReason("no files waiting")
+        stamp = sha256_json(sorted(str(f) for f in files))[:16]
+        return dg.RunRequest(
+            run_key=f"{name}-landing-{stamp}",
+            tags={"modelops/reason": f"{len(files)} landed files"},
+        )
+
+    @dg.sensor(
+        name=f"{name}__production_window",
+        minimum_interval_seconds=15,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        asset_selection=[drift_report_key(name)],
+        description=f"Requests a drift report when {monitoring.window_size} new production "
+        "rows have been logged since the last one.",
+    )
+    def production_window(context: dg.SensorEvaluationContext, platform: PlatformResource):
+        log = platform.platform.production_log
+        after = int(context.cursor or 0)
+        new = log.count_since(name, after)
+        if new < monitoring.window_size:
+            return dg.SkipReason(f"{new}/{monitoring.window_size} new rows since id {after}")
+        latest = log.latest_prediction_id(name)
+        context.update_cursor(str(latest))
+        return dg.RunRequest(
+            run_key=f"{name}-window-{latest}",
+            tags={"modelops/reason": f"{new} new production rows"},
+        )
+
+    @dg.sensor(
+        name=f"{name}__drift",
+        minimum_interval_seconds=15,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        job=retrain_job,
+        description=f"Launches {retrain_job.name} ({retraining.mode}) when a drift report "
+        f"says so; at most once per report, {retraining.cooldown_minutes} min cooldown. "
+        "Turn it off to pause retraining.",
+    )
+    def drift(context: dg.SensorEvaluationContext, platform: PlatformResource):
+        state = json.loads(context.cursor) if context.cursor else {}
+        event = context.instance.get_latest_materialization_event(drift_report_key(name))
+        if event is None or event.storage_id <= state.get("storage_id", 0):
+            return dg.SkipReason("no new drift report")
+        state["storage_id"] = event.storage_id
+        metadata = event.asset_materialization.metadata
+        drifted = metadata.get("drifted")
+        if drifted is None or not drifted.value:
+            context.update_cursor(json.dumps(state))
+            return dg.SkipReason("latest drift report: no drift")
+        now = time.time()
+        wait = state.get("launched_at", 0) + retraining.cooldown_minutes * 60 - now
+        if wait > 0:
+            context.update_cursor(json.dumps(state))
+            return dg.SkipReason(f"drift, but in cooldown for {wait / 60:.1f} more minutes")
+        serving = platform.platform.registry.alias(name, "champion")
+        if serving is None:
+            context.update_cursor(json.dumps(state))
+            return dg.SkipReason("drift, but no serving adapter to retrain")
+        state["launched_at"] = now
+        context.update_cursor(json.dumps(state))
+        fired = metadata["fired"].value
+        return dg.RunRequest(
+            run_key=f"{name}-drift-{event.storage_id}",
+            partition_key=serving.taxonomy_version,
+            tags={
+                "modelops/reason": f"drift: {fired}"[:200],
+                "modelops/mode": retraining.mode,
+                "modelops/drift_report_event": str(event.storage_id),
+                "modelops/report": str(metadata["report"].value)[:200],
+            },
+        )
+
+    return [landing, production_window, drift]
+
+
+def build_retrain_job(loaded: LoadedRecipe):
+    """The recipe's four training assets for one taxonomy version, in retraining mode."""
+    name = loaded.name
+    return dg.define_asset_job(
+        retrain_job_name(name),
+        selection=dg.AssetSelection.assets(
+            *[
+                dg.AssetKey([name, a])
+                for a in ("training_dataset", "adapter", "evaluation", "champion")
+            ]
+        ),
+        partitions_def=taxonomy_partitions(loaded),
+        tags={"modelops/mode": loaded.recipe.retraining.mode},
+        description=f"Retrain {name}: relabelled data plus production feedback, "
+        f"{loaded.recipe.retraining.mode} training, gates, promotion.",
+    )
+
+
+def build_retrain_schedule(loaded: LoadedRecipe, retrain_job):
+    cron = loaded.recipe.retraining.schedule
+    name = loaded.name
+
+    @dg.schedule(
+        name=f"{name}__periodic_retrain",
+        cron_schedule=cron,
+        job=retrain_job,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Periodic retraining of {name} ({cron}) on the serving taxonomy version.",
+    )
+    def periodic(context: dg.ScheduleEvaluationContext, platform: PlatformResource):
+        serving = platform.platform.registry.alias(name, "champion")
+        version = serving.taxonomy_version if serving else loaded.data_version
+        return dg.RunRequest(
+            run_key=f"{name}-scheduled-{context.scheduled_execution_time.isoformat()}",
+            partition_key=version,
+            tags={"modelops/reason": f"schedule {cron}"},
+        )
+
+    return periodic

@@ -11,6 +11,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from modelops.stores import production_log  # noqa: F401  (its tables join Base.metadata)
 from modelops.stores.registry import Base, registry_engine
 
 config = context.config
