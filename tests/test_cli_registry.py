@@ -47,7 +47,7 @@ def register(
         artifact_sha256=sha256_bytes(f"artifact-{seed}".encode()),
         weights_sha256=sha256_bytes(f"weights-{seed}".encode()),
         lineage={"seed": seed},
-        metrics={"macro_f1": 0.75, "accuracy": 0.8125},
+        metrics={"test_macro_f1": 0.75, "test_accuracy": 0.8125},
         who="trainer",
     )
     if gate is not None:

@@ -285,8 +285,11 @@ def train_adapter(
             }
         result, prepared = _train(platform, recipe, base, record, lineage, out, threads, emit)
         for existing in platform.registry.find_by_weights(loaded.name, result.weights_sha256):
-            emit(f"identical weights already registered as adapter {existing.id}; reusing it")
-            return existing
+            if existing.taxonomy_version == version and (
+                existing.lineage.get("dataset", {}).get("labels") == dataset.labels
+            ):
+                emit(f"identical weights already registered as adapter {existing.id}; reusing")
+                return existing
         thresholds = build_bundle(
             recipe=recipe, base=base, dataset=prepared, adapter_dir=out, emit=emit
         )
@@ -306,7 +309,7 @@ def train_adapter(
             "created_at": now_iso(),
         }
         (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        key = f"adapters/{loaded.name}/{result.weights_sha256[:24]}"
+        key = f"adapters/{loaded.name}/{version}/{result.weights_sha256[:24]}"
         ref = platform.store.put_dir(key, out)
     last = result.history[-1] if result.history else {}
     metrics = {

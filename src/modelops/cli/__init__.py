@@ -1,5 +1,8 @@
-"""The ``modelops`` command line. Each sub-command lives in a module of this package
-that exposes ``register(subparsers)``; errors exit non-zero with one line on stderr."""
+"""modelops: reproducible LoRA adaptation, evaluation gates, a registry and drift-driven
+retraining, orchestrated by Dagster.
+
+Each sub-command lives in a module of this package that exposes ``register(subparsers)``;
+errors exit non-zero with one line on stderr."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ COMMAND_MODULES = (
     "modelops.cli.setup",
     "modelops.cli.backfill",
     "modelops.cli.taxonomy",
+    "modelops.cli.scenario",
 )
 
 

@@ -305,8 +305,8 @@ def _versions_table(versions: Sequence[AdapterVersion], names: dict[int, list[st
             v.taxonomy_version,
             v.status,
             ",".join(names.get(v.id, [])) or "-",
-            _metric(v.metrics, "macro_f1"),
-            _metric(v.metrics, "accuracy"),
+            _metric(v.metrics, "test_macro_f1"),
+            _metric(v.metrics, "test_accuracy"),
             _time(v.created_at),
         )
         for v in versions

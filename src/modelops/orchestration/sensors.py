@@ -109,9 +109,12 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
     )
     def drift(context: dg.SensorEvaluationContext, platform: PlatformResource):
         state = json.loads(context.cursor) if context.cursor else {}
-        event = context.instance.get_latest_materialization_event(drift_report_key(name))
-        if event is None or event.storage_id <= state.get("storage_id", 0):
+        records = context.instance.fetch_materializations(
+            drift_report_key(name), limit=1, ascending=False
+        ).records
+        if not records or records[0].storage_id <= state.get("storage_id", 0):
             return dg.SkipReason("no new drift report")
+        event = records[0]
         state["storage_id"] = event.storage_id
         metadata = event.asset_materialization.metadata
         drifted = metadata.get("drifted")
