@@ -34,10 +34,16 @@ test: $(STAMP)
 demo-data: $(STAMP)
 	$(BIN)/modelops demo-data
 
-# Starts dagster dev (webserver + daemon) on http://127.0.0.1:3000 with the demo recipe.
+# Starts dagster dev (webserver + daemon) on http://127.0.0.1:3000 with the demo recipe,
+# and the demo scenario in the background: it launches the first training, then streams
+# production batches (clean, then drifted) into the landing folder for the sensors.
+# Its log: .modelops/stream.log. Ctrl-C stops both.
 run: $(STAMP)
 	$(BIN)/modelops init
 	$(BIN)/modelops demo-data
+	@echo "Dagster UI: http://127.0.0.1:3000  (scenario log: .modelops/stream.log)"
+	$(BIN)/modelops demo --stream --every 40 > .modelops/stream.log 2>&1 & stream=$$!; \
+	trap 'kill $$stream 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 clean:

@@ -306,32 +306,41 @@ def _run(loop: Loop, knobs: ScenarioKnobs, emit: Emit, started: float) -> dict:
     return summary
 
 
-def stream(
-    settings: Settings,
-    knobs: ScenarioKnobs,
-    every_seconds: float,
-    emit: Emit = log.info,
-    wait_for_champion: bool = True,
-) -> None:
-    """Drop the scenario's batches into the landing folder on a timer (for ``make run``)."""
+def stream(settings: Settings, knobs: ScenarioKnobs, every_seconds: float,
+           emit: Emit = log.info) -> None:
+    """Feed a running Dagster (``make run``): launch the first training as a backfill of
+    the data's taxonomy version when there is no champion yet, wait for it, then drop the
+    scenario's batches into the landing folder on a timer. The daemon's sensors do the
+    rest: scoring, drift reports, retraining, promotion."""
+    from modelops.cli.backfill import GraphQL
+    from modelops.errors import ModelopsError
+
     loaded = load_recipe(settings.recipes_dir / f"{knobs.recipe}.yaml")
     landing = loaded.landing_root(settings.home)
     platform = Platform.from_settings(settings)
-    while wait_for_champion and platform.registry.alias(loaded.name, "champion") is None:
-        emit("streaming waits for a champion: materialize the demo group in the UI")
-        time.sleep(every_seconds)
+    if platform.registry.alias(loaded.name, "champion") is None:
+        client = GraphQL(settings.dagster_url)
+        while True:
+            try:
+                client.call("{ version }", {})
+                break
+            except ModelopsError:
+                time.sleep(3)
+        from modelops.cli import main
+
+        main(["backfill", "--taxonomy", f"{loaded.taxonomy.name}:{loaded.data_version}",
+              "--recipe", loaded.name])
+        emit("launched the first training; streaming starts once a champion is promoted")
+        while platform.registry.alias(loaded.name, "champion") is None:
+            time.sleep(10)
     for index in range(knobs.clean_batches + knobs.drifted_batches):
         drifted = index >= knobs.clean_batches
-        path = drop_batch(
-            landing,
-            loaded.name,
-            knobs.batch(index),
-            f"stream-{int(time.time())}-{index:03d}.csv",
-            knobs.feedback_share if drifted else 0.0,
-            knobs.seed + index,
-        )
+        path = drop_batch(landing, loaded.name, knobs.batch(index),
+                          f"stream-{int(time.time())}-{index:03d}.csv",
+                          knobs.feedback_share if drifted else 0.0, knobs.seed + index)
         emit(f"dropped {'drifted' if drifted else 'clean'} batch {index}: {path}")
         time.sleep(every_seconds)
+    emit("all batches dropped")
 
 
 def summary_json(summary: dict) -> str:
