@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from modelops.core.drift import SIGNALS
 from modelops.core.fingerprint import sha256_json
 from modelops.core.gates import GateSettings
 from modelops.core.taxonomy import LABEL_PATTERN, Taxonomy, load_taxonomy
@@ -75,15 +76,6 @@ class TrainingSettings(_Strict):
     warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
 
 
-SIGNAL_NAMES = (
-    "text_domain_auc",
-    "text_length",
-    "oov_rate",
-    "embedding",
-    "prediction",
-    "confidence",
-    "label",
-)
 
 
 class MonitoringSettings(_Strict):
@@ -97,7 +89,7 @@ class MonitoringSettings(_Strict):
         description="per signal; thresholds are calibrated per adapter at this rate",
     )
     n_bootstrap: int = Field(default=50, ge=10, le=2000)
-    signals: tuple[Literal[SIGNAL_NAMES], ...] = (  # type: ignore[valid-type]
+    signals: tuple[Literal[SIGNALS], ...] = (  # type: ignore[valid-type]
         "text_domain_auc",
         "oov_rate",
         "embedding",

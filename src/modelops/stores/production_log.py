@@ -22,13 +22,12 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from alembic.util import CommandError
-from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
 
 from modelops.core.dataset import clean_text, normalize_text
 from modelops.core.fingerprint import sha256_bytes
-from modelops.errors import InputError, ModelopsError, NotFoundError
-from modelops.stores.registry import Base, registry_engine, upgrade
+from modelops.errors import InputError, NotFoundError
+from modelops.stores.registry import Base, open_database
 
 PREDICTION_COLUMNS = [
     "id", "at", "recipe", "taxonomy_version", "adapter_id", "text", "text_sha256",
@@ -162,15 +161,7 @@ class ProductionLog:
     def __init__(self, url: str):
         """Open (creating if needed) the log at ``url`` and migrate it to head."""
         self.url = url
-        self._engine = registry_engine(url)
-        try:
-            with self._engine.begin() as connection:
-                upgrade(connection)
-        except (sa.exc.SQLAlchemyError, CommandError) as exc:
-            self._engine.dispose()
-            url_text = self._engine.url.render_as_string(hide_password=True)
-            raise ModelopsError(f"cannot open production log {url_text}: {exc}") from None
-        self._session = sessionmaker(self._engine, expire_on_commit=False)
+        self._engine, self._session = open_database(url, "production log")
 
     def close(self) -> None:
         """Close the log's database connections."""

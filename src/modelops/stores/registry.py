@@ -376,6 +376,19 @@ def _to_entry(row: AuditRow) -> AuditEntry:
 # --------------------------------------------------------------------------- registry
 
 
+def open_database(url: str, what: str) -> tuple[Engine, sessionmaker]:
+    """Engine and session factory for the platform database at ``url``, migrated to
+    head; one clear ModelopsError naming ``what`` and the (password-free) URL."""
+    engine = registry_engine(url)
+    try:
+        with engine.begin() as connection:
+            upgrade(connection)
+    except (sa.exc.SQLAlchemyError, CommandError) as exc:
+        engine.dispose()
+        raise ModelopsError(f"cannot open {what} {_safe(engine.url)}: {_first_line(exc)}") from None
+    return engine, sessionmaker(engine, expire_on_commit=False)
+
+
 class Registry:
     """Adapter versions, aliases and the audit log in one SQL database.
 
@@ -386,16 +399,7 @@ class Registry:
     def __init__(self, url: str):
         """Open (creating if needed) the registry at ``url`` and migrate it to head."""
         self.url = url
-        self._engine = registry_engine(url)
-        try:
-            with self._engine.begin() as connection:
-                upgrade(connection)
-        except (sa.exc.SQLAlchemyError, CommandError) as exc:
-            self._engine.dispose()
-            raise ModelopsError(
-                f"cannot open registry {_safe(self._engine.url)}: {_first_line(exc)}"
-            ) from None
-        self._session = sessionmaker(self._engine, expire_on_commit=False)
+        self._engine, self._session = open_database(url, "registry")
 
     def close(self) -> None:
         """Close the registry's database connections."""
