@@ -264,10 +264,20 @@ def run_drift_check(platform, loaded, emit: Emit = log.info) -> dict:
     from modelops.lifecycle import FetchedAdapter
 
     recipe = loaded.recipe
-    size = recipe.monitoring.window_size
     champion = platform.registry.alias(loaded.name, "champion")
     if champion is None:
         raise ModelopsError(f"recipe {loaded.name!r} has no serving adapter to monitor")
+    with FetchedAdapter(platform, champion) as fetched:
+        bundle = load_bundle(fetched.path)
+    if bundle is None:
+        raise ModelopsError(f"adapter {champion.id} was trained without a monitoring reference")
+    # Thresholds hold for the window size they were calibrated at: use that one.
+    size = bundle.calibration.window_size
+    if size != recipe.monitoring.window_size:
+        emit(
+            f"adapter {champion.id} was calibrated for windows of {size} rows; the recipe now "
+            f"asks {recipe.monitoring.window_size} (takes effect with the next adapter)"
+        )
     plog = platform.production_log
     window = plog.predictions(loaded.name, newest=True, limit=size)
     if len(window) < size:
@@ -281,10 +291,6 @@ def run_drift_check(platform, loaded, emit: Emit = log.info) -> dict:
         )
         labels = dict(zip(linked["prediction_id"].astype(int), linked["true_label"], strict=True))
         window = window.assign(true_label=[labels.get(int(i)) for i in window["id"]])
-    with FetchedAdapter(platform, champion) as fetched:
-        bundle = load_bundle(fetched.path)
-    if bundle is None:
-        raise ModelopsError(f"adapter {champion.id} was trained without a monitoring reference")
     base = platform.resolve_base_by_sha256(champion.base_model_sha256)
     with tempfile.TemporaryDirectory(prefix="drift-") as tmp:
         check = check_window(

@@ -332,6 +332,9 @@ def stream(settings: Settings, knobs: ScenarioKnobs, every_seconds: float,
               "--recipe", loaded.name])
         emit("launched the first training; streaming starts once a champion is promoted")
         while platform.registry.alias(loaded.name, "champion") is None:
+            if any(v.status == "rejected" for v in platform.registry.list(loaded.name)):
+                emit("the first adapter failed its gates: nothing to stream against; see the UI")
+                return
             time.sleep(10)
     for index in range(knobs.clean_batches + knobs.drifted_batches):
         drifted = index >= knobs.clean_batches

@@ -49,6 +49,14 @@ def build_production_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
         group_name=name,
         deps=[batch_scoring_key(name)],
         output_required=False,
+        check_specs=[
+            dg.AssetCheckSpec(
+                "no_drift",
+                asset=drift_report_key(name),
+                description="The window's verdict: fails (shown red) when any calibrated "
+                "signal fired. Not blocking: retraining is the drift sensor's job.",
+            )
+        ],
         kinds={"evidently"},
         tags={"recipe": name},
         description="Evidently drift report of the newest production window against the "
@@ -62,6 +70,11 @@ def build_production_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
         available = p.production_log.count_since(name, 0)
         if available < size:
             context.log.info(f"{available} production rows, a window needs {size}: no report")
+            yield dg.AssetCheckResult(
+                check_name="no_drift",
+                passed=True,
+                description=f"no production window yet ({available}/{size} rows)",
+            )
             return
         result = run_drift_check(p, loaded, emit=context.log.info)
         metadata = {
@@ -80,6 +93,13 @@ def build_production_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
             if signal in result["thresholds"]:
                 metadata[f"threshold_{signal}"] = float(result["thresholds"][signal])
         yield dg.MaterializeResult(metadata=metadata)
+        yield dg.AssetCheckResult(
+            check_name="no_drift",
+            passed=not result["drifted"],
+            severity=dg.AssetCheckSeverity.WARN,
+            description=result["reason"],
+            metadata={"fired": metadata["fired"]},
+        )
 
     return [batch_scoring, drift_report]
 

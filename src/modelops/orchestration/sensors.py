@@ -71,10 +71,26 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
         files = pending_files(loaded.landing_root(platform.platform.settings.home), name)
         if not files:
             return dg.SkipReason("no files waiting")
-        stamp = sha256_json(sorted(str(f) for f in files))[:16]
+        busy = context.instance.get_runs(
+            filters=dg.RunsFilter(
+                tags={"modelops/landing": name},
+                statuses=[
+                    dg.DagsterRunStatus.QUEUED,
+                    dg.DagsterRunStatus.NOT_STARTED,
+                    dg.DagsterRunStatus.STARTING,
+                    dg.DagsterRunStatus.STARTED,
+                ],
+            ),
+            limit=1,
+        )
+        if busy:
+            return dg.SkipReason(f"batch scoring run {busy[0].run_id[:8]} still running")
+        # The same waiting files get the same key for 10 minutes: a failed run is
+        # retried after that, and never runs twice at once.
+        stamp = sha256_json([sorted(str(f) for f in files), int(time.time() // 600)])[:16]
         return dg.RunRequest(
             run_key=f"{name}-landing-{stamp}",
-            tags={"modelops/reason": f"{len(files)} landed files"},
+            tags={"modelops/reason": f"{len(files)} landed files", "modelops/landing": name},
         )
 
     @dg.sensor(
