@@ -113,3 +113,15 @@ def test_warm_start_continues_from_an_adapter(setup, tmp_path):
     )
     assert warm.weights_sha256 != first.weights_sha256
     assert (tmp_path / "w" / "adapter_model.safetensors").is_file()
+
+
+def test_recipe_without_validation_split_trains(setup, tmp_path):
+    from modelops.core.dataset import build_dataset
+
+    root, loaded, base, dataset = setup
+    no_val = build_dataset(dataset.frame[["text", "label"]], labels=dataset.labels,
+                           validation_fraction=0.0, test_fraction=0.2)
+    assert no_val.stats["validation_rows"] == 0
+    result = train_classifier(recipe=loaded.recipe, base=base, dataset=no_val,
+                              out_dir=tmp_path / "a", threads=1, emit=lambda _m: None)
+    assert len(result.history) == 2 and "validation_accuracy" not in result.history[0]

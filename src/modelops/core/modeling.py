@@ -107,6 +107,8 @@ def collate(encoded: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, to
 
 
 def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> list:
+    if not texts:  # fast tokenizers raise on an empty batch (e.g. no validation split)
+        return []
     return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
 
 
