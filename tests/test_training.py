@@ -90,20 +90,24 @@ def test_adapter_is_standard_peft_and_loads_outside_modelops(setup, tmp_path):
 
 
 def test_lora_changes_the_encoder_and_probe_initialises_the_head(setup, tmp_path):
-    result = train(setup, tmp_path / "a", training={"learning_rate": 0.01})
+    result = train(setup, tmp_path / "a", training={"learning_rate": 0.01, "select_best": False})
     weights = load_file(str(result.directory / "adapter_model.safetensors"))
     lora_b = [v for k, v in weights.items() if "lora_B" in k]
     assert lora_b and any(float(t.abs().sum()) > 0 for t in lora_b)  # B starts at zero
-    random_head = train(setup, tmp_path / "b", head={"init": "random"}, training={"epochs": 1})
-    probe_head = train(setup, tmp_path / "c", training={"epochs": 1})
+    no_select = {"epochs": 1, "select_best": False}
+    random_head = train(setup, tmp_path / "b", head={"init": "random"}, training=no_select)
+    probe_head = train(setup, tmp_path / "c", training=no_select)
     assert random_head.weights_sha256 != probe_head.weights_sha256
 
 
 def test_warm_start_continues_from_an_adapter(setup, tmp_path):
     _, loaded, base, dataset = setup
-    first = train(setup, tmp_path / "a")
+    recipe = loaded.recipe.model_copy(
+        update={"training": loaded.recipe.training.model_copy(update={"select_best": False})}
+    )
+    first = train(setup, tmp_path / "a", training={"select_best": False})
     warm = train_classifier(
-        recipe=loaded.recipe,
+        recipe=recipe,
         base=base,
         dataset=dataset,
         out_dir=tmp_path / "w",
@@ -125,3 +129,22 @@ def test_recipe_without_validation_split_trains(setup, tmp_path):
     result = train_classifier(recipe=loaded.recipe, base=base, dataset=no_val,
                               out_dir=tmp_path / "a", threads=1, emit=lambda _m: None)
     assert len(result.history) == 2 and "validation_accuracy" not in result.history[0]
+
+
+def test_the_best_validation_epoch_is_kept(setup, tmp_path):
+    """Model selection: the starting point (probe head, LoRA at zero) competes with every
+    epoch, and the kept weights are the ones of the selected epoch."""
+    result = train(setup, tmp_path / "a", training={"epochs": 3, "learning_rate": 0.05})
+    selected = [h["epoch"] for h in result.history if h["selected"]]
+    scores = [h["validation_macro_f1"] for h in result.history]
+    assert len(selected) <= 1
+    if selected:
+        assert scores[selected[0] - 1] == max(scores)
+    no_selection = train(
+        setup, tmp_path / "b", training={"epochs": 3, "learning_rate": 0.05, "select_best": False}
+    )
+    last_is_best = bool(selected) and selected[0] == 3
+    assert (result.weights_sha256 == no_selection.weights_sha256) == last_is_best
+    if not selected:  # the probe start won: LoRA B is still zero
+        weights = load_file(str(result.directory / "adapter_model.safetensors"))
+        assert all(float(v.abs().sum()) == 0 for k, v in weights.items() if "lora_B" in k)

@@ -74,6 +74,11 @@ class TrainingSettings(_Strict):
     seed: int = 13
     weight_decay: float = Field(default=0.0, ge=0)
     warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
+    select_best: bool = Field(
+        default=True,
+        description="keep the epoch, or the starting point (probe head / warm start), with "
+        "the best validation macro-F1",
+    )
 
 
 

@@ -248,6 +248,27 @@ def _fit(model, enc_train, y_train, enc_val, validation, dataset, recipe, pad, e
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     emit(f"training {trainable} parameters on {len(enc_train)} rows, {settings.epochs} epochs")
     history = []
+    trainable_names = [n for n, p in model.named_parameters() if p.requires_grad]
+
+    def validation_scores() -> tuple[float, float]:
+        model.eval()
+        pred = run_batches(model, enc_val, pad, settings.eval_batch_size).argmax(1)
+        return (
+            float(accuracy_score(y_val, pred)),
+            float(f1_score(y_val, pred, average="macro", zero_division=0)),
+        )
+
+    def snapshot() -> dict[str, torch.Tensor]:
+        state = model.state_dict()
+        return {n: state[n].detach().clone() for n in trainable_names}
+
+    # Model selection on the validation split: the starting point (the probe head with
+    # LoRA at zero, or the warm start) competes with every epoch; the best is kept.
+    best = None
+    if len(enc_val) and settings.select_best:
+        accuracy, macro_f1 = validation_scores()
+        best = (macro_f1, 0, snapshot())
+        emit(f"epoch 0 (starting point): val accuracy {accuracy:.4f}, macro-F1 {macro_f1:.4f}")
     for epoch in range(1, settings.epochs + 1):
         model.train()
         started = time.perf_counter()
@@ -271,16 +292,18 @@ def _fit(model, enc_train, y_train, enc_val, validation, dataset, recipe, pad, e
             "samples_per_second": seen / max(seconds, 1e-9),
         }
         if len(enc_val):
-            model.eval()
-            pred = run_batches(model, enc_val, pad, settings.eval_batch_size).argmax(1)
-            record["validation_accuracy"] = float(accuracy_score(y_val, pred))
-            record["validation_macro_f1"] = float(
-                f1_score(y_val, pred, average="macro", zero_division=0)
-            )
+            record["validation_accuracy"], record["validation_macro_f1"] = validation_scores()
+            if best is not None and record["validation_macro_f1"] > best[0]:
+                best = (record["validation_macro_f1"], epoch, snapshot())
         history.append(record)
         emit(
             f"epoch {epoch}/{settings.epochs}: loss {record['train_loss']:.4f}, "
             f"val accuracy {record.get('validation_accuracy', float('nan')):.4f}, "
             f"{record['samples_per_second']:.1f} samples/s"
         )
+    if best is not None:
+        model.load_state_dict(best[2], strict=False)
+        for record in history:
+            record["selected"] = record["epoch"] == best[1]
+        emit(f"kept epoch {best[1]} (best validation macro-F1 {best[0]:.4f})")
     return history
