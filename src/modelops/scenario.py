@@ -133,7 +133,7 @@ class Loop:
 
     def tick(self, sensor_name: str) -> list[tuple[dg.RunRequest, object]]:
         """Evaluate one sensor tick; run its requests in process; return both."""
-        sensor = self.defs.get_sensor_def(sensor_name)
+        sensor = self.defs.resolve_sensor_def(sensor_name)
         context = dg.build_sensor_context(
             instance=self.instance,
             cursor=self.cursors.get(sensor_name),
@@ -153,7 +153,7 @@ class Loop:
             if request.asset_selection:
                 result = self.materialize(request.asset_selection, tags=tags)
             else:
-                job = self.defs.get_job_def(sensor.job_name)
+                job = self.defs.resolve_job_def(sensor.job_name)
                 result = job.execute_in_process(
                     instance=self.instance,
                     partition_key=request.partition_key,
