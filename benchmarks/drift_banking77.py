@@ -1,0 +1,356 @@
+"""Banking77 drift benchmark: new intents appear in production; does monitoring see them, and
+does the triggered retraining learn them?
+
+10 of the 77 intents (chosen at random with ``--seed``) are left out of training. The champion
+is trained in full through the platform (``build_dataset`` -> ``train_adapter``, which also
+stores the calibrated drift reference) on the train.csv rows of the other 67 intents, under a
+taxonomy that has all 77 labels. Banking77 test.csv is then streamed in batches of 200 through
+a ``Predictor`` that logs to the ``ProductionLog``: 20 clean batches of known intents (test.csv
+has 2,680 such rows, so each clean batch is an independent sample of 200 of them and rows recur
+across batches), then drifted batches with 20 % of rows from the held-out intents (those rows
+never recur). Each batch is read back from the log and checked with ``check_window`` against
+the champion's bundle. The true labels of the first drifted batches become feedback; the
+dataset is rebuilt with it and trained ``incremental`` and ``full``. Accuracy is on test.csv
+rows that were not fed back. Check time: ``signal_scores`` + ``verdict`` (the platform's scoring
+path) against a bare Evidently ``Report`` of one ``ValueDrift`` per column on the same columns
+(the same stat tests), at 1k/10k/100k rows replicated from the drifted batches.
+Progress goes to stderr; the last line of stdout is one JSON object with every result.
+
+    .venv/bin/python benchmarks/drift_banking77.py [--epochs 1] [--threads 2] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from modelops.core.drift import _METHODS, Window, _frames, signal_scores, verdict
+from modelops.core.recipe import load_recipe
+from modelops.lifecycle import (
+    FetchedAdapter,
+    Platform,
+    _predict,
+    build_dataset,
+    evaluate_adapter,
+    promote_if_passed,
+    train_adapter,
+)
+from modelops.monitoring import base_embeddings, check_window, load_bundle
+from modelops.predictor import Predictor
+from modelops.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO / ".." / "shared" / "data" / "banking77"
+RECIPE = "banking77_drift"
+STARTED = time.perf_counter()
+# The settings train_banking77.py found best on a validation part of train.csv (RESULTS.md).
+ADAPTER = {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": ["query", "value"]}
+HEAD = {"pooling": "mean", "init": "probe", "probe_c": 10.0}
+TRAINING = {"learning_rate": 5e-4, "batch_size": 32, "max_length": 64, "seed": 13,
+            "warmup_ratio": 0.06}
+TARGETS = {"false_alarms": 0, "detection_delay_batches": 0, "check_time_ratio": 1.2,
+           "incremental_time_share": 0.35, "original_accuracy_drop_points": 1.0}
+
+
+def emit(message: str) -> None:
+    """Progress on stderr, with the seconds since start."""
+    print(f"[{time.perf_counter() - STARTED:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def label_name(category: str) -> str:
+    """Banking77's names as taxonomy labels (``Refund_not_showing_up``, ``...payment?``)."""
+    return re.sub(r"[^a-z0-9_]", "", category.lower())
+
+
+def write_workspace(root: Path, rows: pd.DataFrame, labels: list[str], args) -> Settings:
+    """Training CSV (known intents only), taxonomy v1 with all 77 labels, recipe, Settings."""
+    (root / "data").mkdir(parents=True)
+    rows[["text", "label"]].to_csv(root / "data" / "known_intents.csv", index=False)
+    tax = root / "taxonomies" / "banking77" / "v1.yaml"
+    tax.parent.mkdir(parents=True)
+    doc = {"name": "banking77", "version": "v1", "labels": [{"name": n} for n in labels]}
+    tax.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    recipe = {
+        "name": RECIPE,
+        "data": {"sources": [{"path": "../data/known_intents.csv"}],
+                 "validation_fraction": 0.1, "test_fraction": 0.1},
+        "taxonomy": "../taxonomies/banking77/v1.yaml",
+        "base_model": "minilm@stable",
+        "adapter": ADAPTER,
+        "head": HEAD,
+        "training": {**TRAINING, "epochs": args.epochs},
+        "gates": {"min_macro_f1": 0.5, "beat_baseline": False},
+        "monitoring": {"window_size": args.batch_size},
+        "retraining": {"mode": "incremental"},
+    }
+    (root / "recipes").mkdir()
+    (root / "recipes" / f"{RECIPE}.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    home = root / ".modelops"
+    return Settings(home=home, database_url=f"sqlite:///{home / 'modelops.db'}",
+                    artifacts_uri=str(home / "artifacts"), s3_endpoint_url=None,
+                    recipes_dir=root / "recipes", catalog_path=root / "no-catalog.yaml",
+                    cache_dir=home / "cache", torch_threads=args.threads, user="benchmark")
+
+
+def make_batches(known: pd.DataFrame, new: pd.DataFrame, args) -> list[tuple[str, pd.DataFrame]]:
+    """Clean batches (known intents), then drifted ones (``--share`` of held-out intents)."""
+    batches = [("clean", known.sample(n=args.batch_size, random_state=args.seed + i))
+               for i in range(args.clean)]
+    n_new = round(args.share * args.batch_size)
+    if n_new * args.drifted > len(new):
+        raise SystemExit(f"{args.drifted} drifted batches need {n_new * args.drifted} held-out "
+                         f"test rows; test.csv has {len(new)}")
+    new = new.sample(frac=1.0, random_state=args.seed)
+    for j in range(args.drifted):
+        old = known.sample(n=args.batch_size - n_new, random_state=args.seed + 1000 + j)
+        mixed = pd.concat([old, new.iloc[j * n_new:(j + 1) * n_new]])
+        batches.append(("drifted", mixed.sample(frac=1.0, random_state=args.seed + 2000 + j)))
+    return batches
+
+
+def stream(plat: Platform, loaded, champion, batches) -> tuple:
+    """Score each batch through the Predictor + ProductionLog, check it against the bundle."""
+    predictor = Predictor(plat, RECIPE, log=plat.production_log, check_every_s=1e9)
+    with FetchedAdapter(plat, champion) as fetched:
+        bundle = load_bundle(fetched.path)
+    if bundle is None:
+        raise SystemExit("the champion has no monitoring bundle (too few held-out rows)")
+    base = plat.resolve_base_by_sha256(champion.base_model_sha256)
+    results, logged = [], {}
+    for i, (kind, batch) in enumerate(batches):
+        batch_id = f"{kind}-{i}"
+        scored = predictor.predict_frame(batch, source="benchmark", batch_id=batch_id)
+        window = plat.production_log.predictions(RECIPE, batch_id=batch_id)
+        started = time.perf_counter()
+        check = check_window(bundle, window, base=base, recipe=loaded.recipe)
+        seconds = time.perf_counter() - started
+        logged[batch_id] = scored
+        results.append({"batch": i, "kind": kind, "drifted": check.verdict.drifted,
+                        "fired": check.verdict.fired, "check_seconds": seconds,
+                        "scores": check.verdict.scores})
+        emit(f"batch {i} ({kind}): {check.verdict.reason}")
+    return results, logged, bundle, base
+
+
+def platform_check(bundle, current: Window):
+    """The platform's scoring path of a check: Evidently scores per signal, then the verdict."""
+    scores = signal_scores(bundle.reference, current, vocabulary=bundle.vocabulary,
+                           pca=bundle.projection)
+    return verdict(scores, bundle.calibration)
+
+
+def bare_evidently(ref_frame: pd.DataFrame, cur_frame: pd.DataFrame, kinds: dict):
+    """A plain Evidently Report: one ValueDrift per column, the same stat tests."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+
+    definition = DataDefinition(
+        text_columns=[c for c, k in kinds.items() if k == "text"],
+        numerical_columns=[c for c, k in kinds.items() if k == "num"],
+        categorical_columns=[c for c, k in kinds.items() if k == "cat"])
+    metrics = [ValueDrift(column=c, method=_METHODS[k]) for c, k in kinds.items()]
+    return Report(metrics).run(Dataset.from_pandas(cur_frame, data_definition=definition),
+                               Dataset.from_pandas(ref_frame, data_definition=definition))
+
+
+def median_seconds(call, *args, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call(*args)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def time_checks(bundle, base, drifted: pd.DataFrame, sizes: list[int], repeats: int) -> list:
+    """Seconds per check at each size: the platform's scoring vs a bare Evidently Report on the
+    same columns (built from the same windows outside the Evidently timing)."""
+    emit(f"embedding {len(drifted)} drifted-batch rows for the timing windows")
+    texts = drifted["text"].tolist()
+    pool = Window(texts=texts, predicted=drifted["predicted_label"].tolist(),
+                  confidence=drifted["confidence"].to_numpy(float),
+                  embeddings=base_embeddings(base, texts, bundle.max_length))
+    out = []
+    for size in sizes:
+        current = pool.take(np.resize(np.arange(len(pool)), size))
+        frames = _frames(bundle.reference, current, bundle.vocabulary, bundle.projection)
+        if not out:  # warm-up: imports, caches
+            platform_check(bundle, current)
+            bare_evidently(*frames)
+        runs = repeats if size <= 10_000 else 1
+        mine = median_seconds(platform_check, bundle, current, runs=runs)
+        bare = median_seconds(bare_evidently, *frames, runs=runs)
+        row = {"rows": size, "reference_rows": len(bundle.reference), "columns": len(frames[2]),
+               "runs": runs, "platform_seconds": mine, "evidently_seconds": bare,
+               "ratio": mine / bare}
+        emit(f"check time at {size} rows: platform {mine:.2f}s, bare Evidently {bare:.2f}s, "
+             f"ratio {row['ratio']:.2f}")
+        out.append(row)
+    return out
+
+
+def accuracy(plat: Platform, version, rows: pd.DataFrame, max_length: int) -> float:
+    """Accuracy of a registered adapter on ``rows`` (text, label)."""
+    with FetchedAdapter(plat, version) as fetched:
+        probs, labels = _predict(plat, fetched, rows["text"].tolist(), max_length)
+    return float(np.mean(np.array(labels)[probs.argmax(1)] == rows["label"].to_numpy()))
+
+
+def timed_training(plat, loaded, dataset, mode: str) -> tuple:
+    started = time.perf_counter()
+    version = train_adapter(plat, loaded, dataset, emit=lambda m: emit(f"{mode}: {m}"), mode=mode)
+    return version, time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--limit", type=int, help="subsample the training rows (smoke runs)")
+    parser.add_argument("--held-out", type=int, default=10, help="intents left out of training")
+    parser.add_argument("--batch-size", type=int, default=200, help="also the window size")
+    parser.add_argument("--clean", type=int, default=20)
+    parser.add_argument("--drifted", type=int, default=5)
+    parser.add_argument("--share", type=float, default=0.2, help="held-out share of a drifted "
+                        "batch")
+    parser.add_argument("--feedback-batches", type=int, default=3)
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=13)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    load_start = os.getloadavg()
+    categories = json.loads((args.data / "categories.json").read_text())
+    labels = [label_name(c) for c in categories]
+    train, test = (pd.read_csv(args.data / f"{s}.csv") for s in ("train", "test"))
+    for frame in (train, test):
+        frame["label"] = [label_name(c) for c in frame["category"]]
+    rng = np.random.default_rng(args.seed)
+    held_out = sorted(rng.choice(labels, size=args.held_out, replace=False).tolist())
+    known_train = train[~train["label"].isin(held_out)]
+    if args.limit:
+        known_train = known_train.sample(n=min(args.limit, len(known_train)),
+                                         random_state=args.seed)
+    emit(f"held-out intents: {', '.join(held_out)}; {len(known_train)} training rows")
+    work = Path(tempfile.mkdtemp(prefix="drift-banking77-"))
+    settings = write_workspace(work, known_train, labels, args)
+    plat = Platform.from_settings(settings)
+    loaded = load_recipe(settings.recipes_dir / f"{RECIPE}.yaml")
+    max_length = loaded.recipe.training.max_length
+
+    dataset = build_dataset(plat, loaded, emit=emit)
+    champion, champion_s = timed_training(plat, loaded, dataset, "full")
+    evaluate_adapter(plat, champion.id, emit=emit, loaded=loaded)
+    promote_if_passed(plat, champion.id, who="benchmark", why="drift benchmark champion")
+
+    is_new = test["label"].isin(held_out)
+    batches = make_batches(test[~is_new], test[is_new], args)
+    results, logged, bundle, base = stream(plat, loaded, champion, batches)
+    clean = [r for r in results if r["kind"] == "clean"]
+    drifted = [r for r in results if r["kind"] == "drifted"]
+    detected = [j for j, r in enumerate(drifted) if r["drifted"]]
+    delay = detected[0] if detected else None
+
+    drift_rows = pd.concat([logged[f"drifted-{r['batch']}"] for r in drifted])
+    sizes = [int(s) for s in args.sizes.split(",")]
+    timing = time_checks(bundle, base, drift_rows, sizes, args.repeats)
+
+    fed = pd.concat([logged[f"drifted-{r['batch']}"] for r in drifted[:args.feedback_batches]])
+    for pid, label in zip(fed["prediction_id"], fed["label"], strict=True):
+        plat.production_log.add_feedback(RECIPE, true_label=label, prediction_id=int(pid),
+                                         source="benchmark")
+    emit(f"{len(fed)} feedback rows from {args.feedback_batches} drifted batches")
+    retrain_set = build_dataset(plat, loaded, emit=emit, include_feedback=True)
+    incremental, incremental_s = timed_training(plat, loaded, retrain_set, "incremental")
+    full, full_s = timed_training(plat, loaded, retrain_set, "full")
+
+    unseen = test[~test["text"].isin(set(fed["text"]))]
+    evals = {"original": unseen[~unseen["label"].isin(held_out)],
+             "held_out": unseen[unseen["label"].isin(held_out)]}
+    acc = {name: {part: accuracy(plat, v, rows, max_length) for part, rows in evals.items()}
+           for name, v in (("champion", champion), ("incremental", incremental), ("full", full))}
+    for name, parts in acc.items():
+        emit(f"{name}: accuracy {parts['original']:.4f} on original intents, "
+             f"{parts['held_out']:.4f} on held-out intents")
+
+    share = incremental_s / full_s
+    drop = 100 * (acc["champion"]["original"] - acc["incremental"]["original"])
+    worst_ratio = max(t["ratio"] for t in timing)
+    targets = {
+        "false_alarms": {"value": sum(r["drifted"] for r in clean), "target": "0",
+                         "met": not any(r["drifted"] for r in clean)},
+        "detection_delay_batches": {"value": delay, "target": "0 (first drifted batch)",
+                                    "met": delay == 0},
+        "check_time_ratio": {"value": worst_ratio, "target": "<= 1.2 at every size",
+                             "met": worst_ratio <= TARGETS["check_time_ratio"]},
+        "incremental_time_share": {"value": share, "target": "<= 0.35",
+                                   "met": share <= TARGETS["incremental_time_share"]},
+        "original_accuracy_drop_points": {
+            "value": drop, "target": "<= 1.0 (incremental vs the champion)",
+            "met": drop <= TARGETS["original_accuracy_drop_points"]},
+    }
+    summary = {
+        "benchmark": "drift_banking77",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "PYTHONPATH=src .venv/bin/python " + shlex.join(sys.argv),
+        "held_out_intents": held_out,
+        "rows": {"train_known": len(known_train), "champion_dataset": dataset.stats,
+                 "retraining_dataset": retrain_set.stats, "eval_original": len(evals["original"]),
+                 "eval_held_out": len(evals["held_out"]), "feedback": len(fed)},
+        "stream": {"source": "Predictor + ProductionLog, window read back by batch_id",
+                   "false_alarms": targets["false_alarms"]["value"],
+                   "clean_batches": len(clean), "drifted_batches": len(drifted),
+                   "drifted_detected": len(detected), "detection_delay_batches": delay,
+                   "thresholds": bundle.calibration.thresholds,
+                   "mean_check_window_seconds": statistics.mean(r["check_seconds"]
+                                                                for r in results),
+                   "batches": results},
+        "check_time": timing,
+        "retraining": {
+            "champion": {"id": champion.id, "wall_seconds": champion_s,
+                         "train_seconds": champion.metrics["train_seconds"],
+                         "train_rows": champion.metrics["train_rows"]},
+            "incremental": {"id": incremental.id, "wall_seconds": incremental_s,
+                            "train_seconds": incremental.metrics["train_seconds"],
+                            "train_rows": incremental.metrics["train_rows"],
+                            "lineage_mode": incremental.lineage["mode"]},
+            "full": {"id": full.id, "wall_seconds": full_s,
+                     "train_seconds": full.metrics["train_seconds"],
+                     "train_rows": full.metrics["train_rows"]},
+            "incremental_over_full_wall": share,
+            "incremental_over_full_train": incremental.metrics["train_seconds"]
+            / full.metrics["train_seconds"],
+            "accuracy": acc,
+        },
+        "targets": targets,
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
+                    "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
+        "libraries": {n: importlib.metadata.version(n)
+                      for n in ("torch", "transformers", "peft", "evidently", "scikit-learn")},
+        "workspace": str(work),
+        "total_seconds": time.perf_counter() - STARTED,
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
