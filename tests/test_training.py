@@ -148,3 +148,54 @@ def test_the_best_validation_epoch_is_kept(setup, tmp_path):
     if not selected:  # the probe start won: LoRA B is still zero
         weights = load_file(str(result.directory / "adapter_model.safetensors"))
         assert all(float(v.abs().sum()) == 0 for k, v in weights.items() if "lora_B" in k)
+
+
+def test_warm_start_fits_head_rows_for_labels_it_never_saw(setup, tmp_path):
+    """An incremental run whose new rows bring a label the warm adapter never saw: that
+    label's head row is fitted before training (it starts far below the others otherwise),
+    while the rows of labels it saw stay as they were."""
+    from dataclasses import replace
+
+    from safetensors.torch import load_file
+
+    from modelops.core.training import WarmStart
+
+    _, loaded, base, dataset = setup
+    frame = dataset.frame
+    new_label = dataset.split("train")["label"].value_counts().index[0]
+    without = replace(dataset, frame=frame[~((frame["split"] == "train")
+                                             & (frame["label"] == new_label))])
+    train_classifier(recipe=loaded.recipe, base=base, dataset=without,
+                     out_dir=tmp_path / "c", threads=1, emit=lambda _m: None)
+    seen = frozenset(without.split("train")["label"])
+    assert new_label not in seen
+    quiet = loaded.recipe.model_copy(update={"training": loaded.recipe.training.model_copy(
+        update={"select_best": False, "epochs": 1, "learning_rate": 1e-9,
+                "head_learning_rate": 1e-9})})
+
+    def warm(out, warm_start):
+        return train_classifier(recipe=quiet, base=base, dataset=dataset, out_dir=tmp_path / out,
+                                threads=1, emit=lambda _m: None, warm_start=warm_start)
+
+    extended = warm("e", WarmStart(tmp_path / "c", seen))
+    kept = warm("k", tmp_path / "c")  # a bare path: every label counts as seen
+
+    k = dataset.labels.index(new_label)
+    rows = dataset.split("train")
+    texts = rows.loc[rows["label"] == new_label, "text"].tolist()
+    assert texts
+
+    def hits(directory):
+        tok, model, labels = load_classifier(directory, base.path)
+        return float((predict_proba(tok, model, texts, max_length=32).argmax(1) == k).mean())
+
+    assert hits(tmp_path / "c") == 0.0
+    assert hits(tmp_path / "k") == 0.0
+    assert hits(tmp_path / "e") > 0.5
+    before = load_file(str(tmp_path / "c" / "head.safetensors"))
+    after = load_file(str(tmp_path / "e" / "head.safetensors"))
+    others = [i for i in range(len(dataset.labels)) if i != k]
+    assert float(before["bias"][k]) == -10.0 and float(after["bias"][k]) > -10.0
+    torch.testing.assert_close(after["weight"][others], before["weight"][others],
+                               atol=1e-6, rtol=0)
+    assert extended.weights_sha256 != kept.weights_sha256

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
+
 from modelops.core.catalog import Catalog, ResolvedBase
 from modelops.core.dataset import (
     PreparedDataset,
@@ -36,7 +38,7 @@ from modelops.core.lineage import (
 from modelops.core.modeling import load_classifier, predict_proba
 from modelops.core.recipe import LoadedRecipe, Recipe
 from modelops.core.taxonomy_mapping import LabelMapping, load_chain
-from modelops.core.training import BASELINE_FILE, train_classifier, weights_digest
+from modelops.core.training import BASELINE_FILE, WarmStart, train_classifier, weights_digest
 from modelops.errors import IntegrityError, ModelopsError
 from modelops.monitoring import build_bundle
 from modelops.settings import Settings
@@ -358,6 +360,8 @@ def _train(platform, recipe, base, record, lineage, out, threads, emit):
         f"{subset.stats['incremental_replay_rows']} replayed training rows"
     )
     training = recipe.training.model_copy(update={"epochs": warm["epochs"]})
+    seen = set(previous.split("train")["text_sha256"])
+    replayed = subset.split("train")["text_sha256"].isin(seen).to_numpy()
     with FetchedAdapter(platform, champion) as fetched:
         result = train_classifier(
             recipe=recipe.model_copy(update={"training": training}),
@@ -366,7 +370,11 @@ def _train(platform, recipe, base, record, lineage, out, threads, emit):
             out_dir=out,
             threads=threads,
             emit=emit,
-            warm_start=fetched.path,
+            warm_start=WarmStart(
+                path=fetched.path,
+                seen_labels=frozenset(previous.split("train")["label"]),
+                sample_weight=np.where(replayed, 1 / warm["replay_fraction"], 1.0),
+            ),
         )
     return result, prepared
 

@@ -5,6 +5,14 @@ longest sequence (where the speed is on CPU), the order comes from a seeded
 generator, and torch runs with deterministic algorithms on a recorded thread count.
 The head starts from a linear probe on frozen embeddings, which is also the baseline
 the adapter must beat.
+
+A warm start (incremental retraining) continues from an earlier adapter. Its head rows
+for the labels that adapter was trained on are kept; rows for labels it never saw (new
+intents that arrived with feedback) are fitted first on the warm encoder's frozen
+embeddings with the kept rows held fixed, by the same L2-regularised softmax objective
+as the probe, rows weighted so the replay sample stands for the data it was drawn from.
+Without that step a new label starts at a bias far below the others and the short
+incremental run does not lift it (measured on Banking77: 0.0 accuracy on 10 new intents).
 """
 
 from __future__ import annotations
@@ -43,6 +51,17 @@ log = logging.getLogger(__name__)
 Logger = Callable[[str], None]
 BASELINE_FILE = "baseline.json"
 HISTORY_FILE = "history.json"
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """Where an incremental run starts: an adapter with the same label list."""
+
+    path: Path
+    seen_labels: frozenset[str]
+    """Labels in the warm adapter's training split: their head rows are kept."""
+    sample_weight: np.ndarray | None = None
+    """Per train row of the dataset, for fitting the rows of unseen labels (None: all 1)."""
 
 
 @dataclass
@@ -91,7 +110,7 @@ def train_classifier(
     out_dir: Path,
     threads: int,
     emit: Logger = log.info,
-    warm_start: Path | None = None,
+    warm_start: WarmStart | Path | None = None,
 ) -> TrainingResult:
     """Fit a LoRA adapter and head on the dataset's train split; write ``out_dir``."""
     settings = recipe.training
@@ -120,9 +139,12 @@ def train_classifier(
             f"test macro-F1 {baseline['test']['macro_f1']:.4f}"
         )
         if warm_start is not None:
-            _, model, warm_labels = load_classifier(warm_start, base.path, trainable=True)
+            if isinstance(warm_start, Path):
+                warm_start = WarmStart(warm_start, frozenset(labels))
+            _, model, warm_labels = load_classifier(warm_start.path, base.path, trainable=True)
             if warm_labels != labels:
                 raise ValueError("warm start adapter has a different label set")
+            _extend_head(model, enc["train"], y_train, warm_start, labels, recipe, pad, emit)
         else:
             model = _with_lora(model, recipe)
             if recipe.head.init == "probe":
@@ -207,6 +229,43 @@ def _init_head(model: PooledClassifier, probe, k: int) -> None:
     with torch.no_grad():
         model.head.weight.copy_(weight)
         model.head.bias.copy_(bias)
+
+
+def _extend_head(model, enc_train, y_train, warm: WarmStart, labels, recipe, pad, emit):
+    """Fit the head rows of labels present in this training split but unseen by the warm
+    adapter, on its frozen embeddings, the other rows fixed (see the module docstring)."""
+    new = sorted({int(i) for i in y_train.tolist()} - {labels.index(n) for n in warm.seen_labels
+                                                        if n in labels})
+    if not new:
+        return
+    emit(f"fitting head rows of {len(new)} labels the warm start never saw: "
+         + ", ".join(labels[i] for i in new[:10]) + (" ..." if len(new) > 10 else ""))
+    model.eval()
+    batch_size = recipe.training.eval_batch_size
+    feats = torch.from_numpy(run_batches(model.embed, enc_train, pad, batch_size)).double()
+    c = recipe.head.probe_c
+    weight = torch.ones(len(y_train), dtype=torch.float64)
+    if warm.sample_weight is not None:
+        weight = torch.as_tensor(warm.sample_weight, dtype=torch.float64)
+    idx = torch.as_tensor(new)
+    fixed_w = model.head.weight.detach().double().clone()
+    fixed_b = model.head.bias.detach().double().clone()
+    w_new = torch.zeros(len(new), feats.shape[1], dtype=torch.float64, requires_grad=True)
+    b_new = torch.zeros(len(new), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([w_new, b_new], max_iter=500, line_search_fn="strong_wolfe")
+
+    def objective() -> torch.Tensor:
+        optimizer.zero_grad()
+        w, b = fixed_w.index_put((idx,), w_new), fixed_b.index_put((idx,), b_new)
+        loss = torch.nn.functional.cross_entropy(feats @ w.T + b, y_train, reduction="none")
+        total = (loss * weight).sum() * c + 0.5 * (w_new**2).sum()
+        total.backward()
+        return total
+
+    optimizer.step(objective)
+    with torch.no_grad():
+        model.head.weight[idx] = w_new.detach().to(model.head.weight.dtype)
+        model.head.bias[idx] = b_new.detach().to(model.head.bias.dtype)
 
 
 def _batches(lengths: list[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
