@@ -1,5 +1,6 @@
-"""The landing zone: good files scored, logged and moved; bad files moved aside with a
-note and nothing logged; labels become feedback."""
+"""The landing zone in a local directory: good files scored, logged and moved; bad files
+moved aside with a note and nothing logged; labels become feedback, ids are stored.
+The same on S3: test_landing_s3.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pandas as pd
 import pytest
 
 from modelops.errors import InputError
-from modelops.landing import pending_files, process_landing, score_file
+from modelops.landing import pending_files, process_landing, recipe_dir, score_file
 from modelops.lifecycle import Platform
 from modelops.predictor import Predictor
 from modelops.stores.production_log import ProductionLog
@@ -59,7 +60,7 @@ def test_good_file_is_scored_logged_and_moved(landing, predictor, plog):
         "b,where is my new card,\n"
         'c,"please refund, my order",refund_request\n',
     )
-    assert [p.name for p in pending_files(landing, "demo")] == ["day1.csv"]
+    assert pending_files(landing, "demo") == [str(landing / "demo" / "incoming" / "day1.csv")]
     report = process_landing(predictor, landing, "demo", log=plog)
 
     assert report.rejected == []
@@ -70,6 +71,7 @@ def test_good_file_is_scored_logged_and_moved(landing, predictor, plog):
     assert logged["text"].tolist()[2] == "please refund, my order"
     assert logged["source"].tolist() == ["batch:day1.csv"] * 3
     assert logged["batch_id"].tolist() == [result.batch_id] * 3
+    assert logged["external_id"].tolist() == ["a", "b", "c"]  # the sender's id column
     assert logged["adapter_id"].tolist() == [predictor.adapter.id] * 3
     feedback = plog.feedback("demo").iloc[before_feedback:]
     assert feedback["prediction_id"].tolist() == [logged["id"].iloc[0], logged["id"].iloc[2]]
@@ -81,13 +83,16 @@ def test_good_file_is_scored_logged_and_moved(landing, predictor, plog):
 def test_parquet_file(landing, predictor, plog, tmp_path):
     before = plog.latest_prediction_id("demo")
     path = tmp_path / "batch.parquet"
-    pd.DataFrame({"text": ["card lost", "refund please"], "label": [None, "refund"]}).to_parquet(
-        path
-    )
+    pd.DataFrame(
+        {"id": [10, None], "text": ["card lost", "refund please"], "label": [None, "refund"]}
+    ).to_parquet(path)
     drop(landing, "batch.parquet", path.read_bytes())
     report = process_landing(predictor, landing, "demo", log=plog)
     assert [(b.rows, b.feedback_rows) for b in report.processed] == [(2, 1)]
     assert plog.count_since("demo", before) == 2
+    # Integer ids (read as floats next to a missing one) are stored as written.
+    ids = plog.predictions("demo", after_id=before)["external_id"]
+    assert ids.iloc[0] == "10" and pd.isna(ids.iloc[1])
 
 
 BAD_FILES = [
@@ -103,6 +108,11 @@ BAD_FILES = [
     ),
     ("ragged.csv", "text,label\nfine,a\nhello,b,c\n", "ragged.csv: line 3: has 3 fields"),
     ("twice.csv", "text,text\nfine,a\n", "twice.csv: column 'text': appears twice"),
+    (
+        "long_id.csv",
+        f"id,text\nok,fine\n{'x' * 201},card lost\n",
+        "long_id.csv: line 3: id has 201 characters (max 200)",
+    ),
     ("broken.parquet", b"PAR1 not really", "broken.parquet: not a readable Parquet file"),
     ("notes.txt", "text\nhello\n", "notes.txt: unsupported file type"),
 ]
@@ -188,7 +198,10 @@ def test_score_file_names_the_bad_row(tmp_path, predictor, plog):
 
 def test_landing_layout(tmp_path, predictor, plog):
     assert pending_files(tmp_path / "nowhere", "demo") == []
-    with pytest.raises(InputError, match="local directory"):
-        pending_files("s3://bucket/landing", "demo")
+    assert recipe_dir(tmp_path, "demo") == tmp_path / "demo"
+    with pytest.raises(InputError, match="local landing directory"):
+        recipe_dir("s3://bucket/landing", "demo")
+    with pytest.raises(InputError, match=r"needs s3://bucket\[/prefix\]"):
+        pending_files("s3://", "demo")
     with pytest.raises(InputError, match="serves 'demo'"):
         process_landing(predictor, tmp_path, "other", log=plog)

@@ -126,6 +126,31 @@ def test_predict_frame(platform):
         predictor.predict_frame(frame)
 
 
+def test_external_ids_are_logged(platform, plog):
+    predictor = Predictor(platform, "demo", log=plog)
+    before = plog.latest_prediction_id("demo")
+    predictions = predictor.predict(TEXTS, external_ids=["t-1", None, 7])
+    logged = plog.predictions("demo", after_id=before)
+    assert logged["id"].tolist() == [p.prediction_id for p in predictions]
+    assert logged["external_id"].tolist()[0::2] == ["t-1", "7"]
+    assert pd.isna(logged["external_id"].iloc[1])
+
+    frame = pd.DataFrame({"ref": ["f-1", "f-2"], "message": TEXTS[:2]})
+    out = predictor.predict_frame(frame, text_column="message", id_column="ref")
+    logged = plog.predictions("demo", after_id=int(logged["id"].max()))
+    assert logged["id"].tolist() == out["prediction_id"].tolist()
+    assert logged["external_id"].tolist() == ["f-1", "f-2"]
+    with pytest.raises(InputError, match="column 'nope'"):
+        predictor.predict_frame(frame, text_column="message", id_column="nope")
+
+    last = plog.latest_prediction_id("demo")
+    with pytest.raises(InputError, match="external_ids: has 1 entries for 2 texts"):
+        predictor.predict(TEXTS[:2], external_ids=["a"])
+    with pytest.raises(InputError, match=r"external_ids\[1\]: has 201 characters \(max 200\)"):
+        predictor.predict(TEXTS[:2], external_ids=["a", "b" * 201])
+    assert plog.latest_prediction_id("demo") == last
+
+
 def test_bad_input_names_the_text(platform, plog):
     predictor = Predictor(platform, "demo", log=plog)
     before = plog.latest_prediction_id("demo")

@@ -17,9 +17,10 @@ from modelops.stores.production_log import (
     PREDICTION_COLUMNS,
     PredictionRecord,
     ProductionLog,
+    external_id_text,
     text_sha256,
 )
-from modelops.stores.registry import Registry
+from modelops.stores.registry import Registry, registry_engine, upgrade
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -55,7 +56,9 @@ def test_round_trip(plog):
     at = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
     ids = plog.log_predictions(
         [
-            record("Refund  my order\n", at=at, batch_id="b1", source="batch:x.csv"),
+            record(
+                "Refund  my order\n", at=at, batch_id="b1", source="batch:x.csv", external_id="r7"
+            ),
             record("Card lost", confidence=0.5, adapter_id=8, taxonomy_version="v2"),
         ]
     )
@@ -68,11 +71,12 @@ def test_round_trip(plog):
     assert first["text_sha256"] == sha256_bytes(b"refund my order")
     assert first["text_chars"] == len("Refund my order")
     assert first["at"] == at
-    assert (first["source"], first["batch_id"]) == ("batch:x.csv", "b1")
+    assert (first["source"], first["batch_id"], first["external_id"]) == ("batch:x.csv", "b1", "r7")
     assert first["top_k"] == [{"label": "refund", "p": 0.75}, {"label": "other", "p": 0.25}]
     assert (second["adapter_id"], second["taxonomy_version"]) == (8, "v2")
     assert second["confidence"] == pytest.approx(0.5)
     assert second["at"].tzinfo is not None and pd.isna(second["batch_id"])
+    assert pd.isna(second["external_id"])
     assert plog.log_predictions([]) == []
 
 
@@ -197,4 +201,48 @@ def test_log_and_registry_share_one_database(db_url):
             version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
             tables = set(sa.inspect(conn).get_table_names())
         assert {"predictions", "feedback", "adapter_versions"} <= tables
-        assert version == "0003"
+        assert version == "0004"
+
+
+def test_external_ids(plog):
+    long_id = "x" * 201
+    with pytest.raises(InputError, match=r"^external_id: has 201 characters \(max 200\)$"):
+        plog.log_predictions([record("fine text"), record("long id", external_id=long_id)])
+    with pytest.raises(InputError, match="external_id: must be a string, got int"):
+        plog.log_predictions([record("an int id", external_id=7)])
+    assert plog.count_since("demo", 0) == 0  # nothing of either call
+    plog.log_predictions([record("at the limit", external_id="y" * 200)])
+    assert plog.predictions("demo")["external_id"].tolist() == ["y" * 200]
+    values = [None, float("nan"), pd.NA, "  ", " a-1 ", 12, 12.0, 12.5, "007"]
+    assert [external_id_text(v) for v in values] == [
+        None, None, None, None, "a-1", "12", "12", "12.5", "007"
+    ]  # fmt: skip
+
+
+def test_upgrade_from_0003_keeps_predictions(db_url):
+    """Rows logged before revision 0004 have no external_id; new rows can have one."""
+    predictions = sa.table(
+        "predictions",
+        *(sa.column(c) for c in PREDICTION_COLUMNS if c not in ("at", "top_k", "external_id")),
+        sa.column("at", sa.DateTime(timezone=True)),
+        sa.column("top_k", sa.JSON()),
+    )
+    old = dict(
+        at=datetime(2025, 3, 4, tzinfo=UTC), recipe="demo", taxonomy_version="v1",
+        adapter_id=1, text="card lost", text_sha256=text_sha256("card lost"), text_chars=9,
+        predicted_label="card", confidence=0.5, top_k=[{"label": "card", "p": 0.5}],
+        source="batch:old.csv", batch_id="b0",
+    )  # fmt: skip
+    engine = registry_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            upgrade(conn, "0003")
+            conn.execute(predictions.insert(), [old])
+    finally:
+        engine.dispose()
+    with ProductionLog(db_url) as plog:
+        plog.log_predictions([record("refund please", external_id="r-2")])
+        frame = plog.predictions("demo")
+    assert frame["source"].tolist() == ["batch:old.csv", "api"]
+    assert frame["external_id"].isna().tolist() == [True, False]
+    assert frame["external_id"].iloc[1] == "r-2"

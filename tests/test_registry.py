@@ -18,7 +18,7 @@ from modelops.core.fingerprint import sha256_bytes
 from modelops.errors import InputError, ModelopsError, NotFoundError
 from modelops.stores.registry import Registry, UTCDateTime, registry_engine, upgrade
 
-HEAD = "0003"  # the newest migration: bump with every new revision
+HEAD = "0004"  # the newest migration: bump with every new revision
 
 ADAPTER_COLUMNS = (
     "id", "recipe", "taxonomy_version", "base_model", "base_model_sha256", "dataset_fingerprint",

@@ -1,29 +1,33 @@
 """The landing zone: batch files of production texts, scored by the serving adapter and
 written to the production log.
 
-Layout, one folder per recipe under the landing directory::
+The landing location is a local directory or an S3 prefix (``s3://bucket/prefix``), with
+one folder per recipe and the same layout and behaviour on both
+(:mod:`modelops.stores.landing`)::
 
     <landing>/<recipe>/incoming/    drop files here (CSV or Parquet)
     <landing>/<recipe>/processed/   scored and logged
     <landing>/<recipe>/rejected/    refused, each with <name>.error.txt beside it
 
-A file has a ``text`` column and may have ``id`` (the sender's row reference; not
-stored) and ``label`` (a true label: logged as feedback on that row's prediction; an
-empty cell means none). Any other column, an empty file, a file that is not strict
-UTF-8 or not readable, a row without its text or with a ragged number of fields is
-rejected whole, with a note naming the file, the line (CSV) or row (Parquet) and the
-reason; nothing of it is logged. Wholly blank CSV lines are skipped.
+A file has a ``text`` column and may have ``id`` (the sender's row reference, stored as
+the prediction's ``external_id``, at most 200 characters) and ``label`` (a true label:
+logged as feedback on that row's prediction; an empty cell means none). Any other
+column, an empty file, a file that is not strict UTF-8 or not readable, a row without its
+text, with a too long id or label, or with a ragged number of fields is rejected whole,
+with a note naming the file, the line (CSV) or row (Parquet) and the reason; nothing of
+it is logged. Wholly blank CSV lines are skipped.
 
 A good file's predictions and feedback are logged in one transaction, and the file moves
-to ``processed/`` only after the commit. Its batch id is a hash of its name and rows:
-a file already logged (a crash between the commit and the move, or the same file
-delivered twice) is moved without being logged again. Errors that are not the file's
-fault (database, model) propagate and leave the file in ``incoming/`` for the next run.
+to ``processed/`` only after the commit (on S3: copied, then deleted from ``incoming/``).
+Its batch id is a hash of its name and rows: a file already logged (a crash between the
+commit and the move, or the same file delivered twice) is moved without being logged
+again. Errors that are not the file's fault (database, model, S3) propagate and leave
+the file in ``incoming/`` for the next run.
 
 Writers should create files under a name starting with ``.`` or ending in ``.tmp`` or
-``.part`` and rename them when complete: such names are not picked up. Only local
-directories are supported (not S3 prefixes). One process at a time should process a
-recipe's landing folder.
+``.part`` and rename them when complete: such names are not picked up (on S3, upload
+under the final name: an object appears whole, or copy it from a temporary name). One
+process at a time should process a recipe's landing folder.
 """
 
 from __future__ import annotations
@@ -42,14 +46,16 @@ from modelops.core.dataset import clean_text
 from modelops.core.fingerprint import sha256_json
 from modelops.errors import InputError
 from modelops.predictor import Predictor
-from modelops.stores.production_log import ProductionLog
+from modelops.stores.landing import INCOMING, PROCESSED, LandingLocation, open_landing
+from modelops.stores.production_log import (
+    MAX_EXTERNAL_ID_CHARS,
+    ProductionLog,
+    external_id_text,
+)
 
-INCOMING, PROCESSED, REJECTED = "incoming", "processed", "rejected"
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
 TEXT, ID, LABEL = "text", "id", "label"
 COLUMNS = (TEXT, ID, LABEL)
-NOTE_SUFFIX = ".error.txt"
-_PARTIAL = (".tmp", ".part")
 _MAX_REPORTED = 5
 _MAX_LABEL_CHARS = 200  # the log's column width
 
@@ -73,7 +79,8 @@ class Rejection:
     file: str
     error: str
     path: str
-    """Where the file is now (under ``rejected/``); the note is ``path + .error.txt``."""
+    """Where the file is now (under ``rejected/``, a path or an ``s3://`` URI); the note
+    is ``path + .error.txt``."""
 
 
 @dataclass
@@ -123,83 +130,137 @@ class LandingReport:
 
 
 def recipe_dir(landing: str | Path, recipe: str) -> Path:
-    """``<landing>/<recipe>``: a local directory (S3 prefixes are not supported)."""
+    """``<landing>/<recipe>`` of a local landing directory; :func:`open_landing` opens
+    S3 prefixes too."""
     if str(landing).startswith("s3://"):
-        raise InputError(str(landing), None, "the landing zone must be a local directory")
+        raise InputError(str(landing), None, "a local landing directory is needed here, not S3")
     return Path(landing) / recipe
 
 
-def pending_files(landing: str | Path, recipe: str) -> list[Path]:
-    """Files waiting in ``<landing>/<recipe>/incoming/``, by name; files still being
-    written (``.name``, ``*.tmp``, ``*.part``) are left alone."""
-    incoming = recipe_dir(landing, recipe) / INCOMING
-    if not incoming.is_dir():
-        return []
-    return sorted(
-        p
-        for p in incoming.iterdir()
-        if p.is_file() and not p.name.startswith(".") and not p.name.endswith(_PARTIAL)
-    )
+def _location(
+    landing: str | Path | LandingLocation, recipe: str, s3_endpoint_url: str | None
+) -> LandingLocation:
+    if isinstance(landing, LandingLocation):
+        return landing
+    return open_landing(landing, recipe, s3_endpoint_url=s3_endpoint_url)
+
+
+def pending_files(
+    landing: str | Path | LandingLocation, recipe: str, *, s3_endpoint_url: str | None = None
+) -> list[str]:
+    """Files waiting in ``<landing>/<recipe>/incoming/`` (paths or ``s3://`` URIs), by
+    name, from one listing; files still being written (``.name``, ``*.tmp``, ``*.part``)
+    are left alone. ``landing`` is a directory, ``s3://bucket[/prefix]`` or an open
+    location of ``recipe``."""
+    location = _location(landing, recipe, s3_endpoint_url)
+    return [location.uri_for(INCOMING, name) for name in location.pending()]
 
 
 def score_file(predictor: Predictor, path: str | Path, *, log: ProductionLog) -> BatchResult:
-    """Read and check a batch file, score it, log its predictions and feedback in one
-    transaction. Raises :class:`InputError` (naming the file, line or row) for a bad
+    """Read and check a local batch file, score it, log its predictions and feedback in
+    one transaction. Raises :class:`InputError` (naming the file, line or row) for a bad
     file, before anything is logged. Does not move the file."""
     path = Path(path)
-    texts, labels = read_batch(path)
-    content = {"recipe": predictor.recipe, "file": path.name, "texts": texts, "labels": labels}
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(path.name, None, f"cannot read the file ({exc.strerror or exc})") from None
+    return score_batch(predictor, path.name, data, log=log)
+
+
+def score_batch(predictor: Predictor, name: str, data: bytes, *, log: ProductionLog) -> BatchResult:
+    """:func:`score_file` of the content ``data`` of a file called ``name``."""
+    batch = read_batch(name, data)
+    texts, labels = batch.texts, batch.labels
+    content: dict[str, Any] = {
+        "recipe": predictor.recipe,
+        "file": name,
+        "texts": texts,
+        "labels": labels,
+    }
+    if any(i is not None for i in batch.ids):
+        content["ids"] = batch.ids  # files without ids keep the batch ids they had
     batch_id = sha256_json(content)[:32]
     feedback_rows = sum(label is not None for label in labels)
     if log.batch_logged(predictor.recipe, batch_id):
-        return BatchResult(path.name, len(texts), feedback_rows, batch_id, already_logged=True)
+        return BatchResult(name, len(texts), feedback_rows, batch_id, already_logged=True)
     predictions = predictor.score(texts)
     records = predictor.records(
-        texts, predictions, source=f"batch:{path.name}"[:200], batch_id=batch_id, true_labels=labels
+        texts,
+        predictions,
+        source=f"batch:{name}"[:200],
+        batch_id=batch_id,
+        true_labels=labels,
+        external_ids=batch.ids,
     )
     log.log_predictions(records)
-    return BatchResult(path.name, len(texts), feedback_rows, batch_id)
+    return BatchResult(name, len(texts), feedback_rows, batch_id)
 
 
 def process_landing(
-    predictor: Predictor, landing: str | Path, recipe: str, *, log: ProductionLog
+    predictor: Predictor,
+    landing: str | Path | LandingLocation,
+    recipe: str,
+    *,
+    log: ProductionLog,
+    s3_endpoint_url: str | None = None,
 ) -> LandingReport:
     """Score every pending file of ``recipe``: good ones are logged and moved to
-    ``processed/``, bad ones moved to ``rejected/`` with an error note."""
+    ``processed/``, bad ones moved to ``rejected/`` with an error note. ``landing`` is a
+    directory, ``s3://bucket[/prefix]`` (on ``s3_endpoint_url``, default AWS) or an open
+    location of ``recipe``."""
     if recipe != predictor.recipe:
         raise InputError(
             None, "recipe", f"{recipe!r} but the predictor serves {predictor.recipe!r}"
         )
-    root = recipe_dir(landing, recipe)
+    location = _location(landing, recipe, s3_endpoint_url)
     report = LandingReport()
-    for path in pending_files(landing, recipe):
+    for name in location.pending():
         try:
-            result = score_file(predictor, path, log=log)
+            result = score_batch(predictor, name, location.read(name), log=log)
         except InputError as exc:
-            report.rejected.append(_reject(path, root / REJECTED, exc))
+            path = location.reject(name, _note(name, exc))
+            report.rejected.append(Rejection(file=name, error=str(exc), path=path))
             continue
-        _move(path, root / PROCESSED)
+        location.move(name, PROCESSED)
         report.processed.append(result)
     return report
+
+
+def _note(name: str, error: InputError) -> str:
+    return (
+        f"{error}\n\n"
+        f"file: {name}\n"
+        f"where: {error.where or '(whole file)'}\n"
+        f"reason: {error.message}\n"
+        f"rejected_at: {datetime.now(UTC).isoformat()}\n"
+    )
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def read_batch(path: Path) -> tuple[list[str], list[str | None]]:
-    """The cleaned texts of a batch file and its labels (None where there is none).
+@dataclass(frozen=True)
+class Batch:
+    """The rows of a batch file, checked: one entry per row in each list."""
+
+    texts: list[str]
+    """Cleaned as the model sees them."""
+    labels: list[str | None]
+    """True labels; None where there is none."""
+    ids: list[str | None]
+    """The sender's row references (``id`` column); None where there is none."""
+
+
+def read_batch(name: str, data: bytes) -> Batch:
+    """The checked rows of the batch file ``name`` whose content is ``data``.
 
     CSV is decoded as strict UTF-8 and read with the ``csv`` module, so errors name the
     real line; wholly blank lines are skipped. Parquet rows are numbered from 1.
     """
-    name = path.name
-    fmt = FORMATS.get(path.suffix.lower())
+    fmt = FORMATS.get(Path(name).suffix.lower())
     if fmt is None:
         raise InputError(name, None, f"unsupported file type (expected {', '.join(FORMATS)})")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(name, None, f"cannot read the file ({exc.strerror or exc})") from None
     columns, rows = _csv_rows(name, data) if fmt == "csv" else _parquet_rows(name, data)
     if TEXT not in columns:
         present = ", ".join(columns) or "none"
@@ -214,18 +275,22 @@ def read_batch(path: Path) -> tuple[list[str], list[str | None]]:
     if not rows:
         raise InputError(name, None, "no data rows")
     problems: list[tuple[str, str]] = []
-    texts, labels = [], []
+    batch = Batch([], [], [])
     for where, row in rows:
         raw, raw_label = row[TEXT], row.get(LABEL)
         text = clean_text(raw) if isinstance(raw, str) else ""
         label = None if _missing(raw_label) else (str(raw_label).strip() or None)
+        ref = external_id_text(row.get(ID))
         if not text:
             kind = "empty" if _missing(raw) or isinstance(raw, str) else "not text"
             problems.append((where, f"column {TEXT!r} is {kind}"))
         elif label is not None and len(label) > _MAX_LABEL_CHARS:
             problems.append((where, f"label has {len(label)} characters (max {_MAX_LABEL_CHARS})"))
-        texts.append(text)
-        labels.append(label)
+        elif ref is not None and len(ref) > MAX_EXTERNAL_ID_CHARS:
+            problems.append((where, f"id has {len(ref)} characters (max {MAX_EXTERNAL_ID_CHARS})"))
+        batch.texts.append(text)
+        batch.labels.append(label)
+        batch.ids.append(ref)
     if problems:
         where, message = problems[0]
         if len(problems) > 1:
@@ -233,7 +298,7 @@ def read_batch(path: Path) -> tuple[list[str], list[str | None]]:
             more = ", ..." if len(problems) > _MAX_REPORTED else ""
             message += f" (and {len(problems) - 1} more bad rows: {others}{more})"
         raise InputError(name, where, message)
-    return texts, labels
+    return batch
 
 
 Rows = list[tuple[str, dict[str, Any]]]
@@ -284,40 +349,3 @@ def _parquet_rows(name: str, data: bytes) -> tuple[list[str], Rows]:
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
-
-
-# --------------------------------------------------------------------------- moving
-
-
-def _free_path(directory: Path, name: str) -> Path:
-    """``directory/name``, or ``stem.N.suffix`` when taken (nothing is overwritten)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    candidate, n = directory / name, 0
-    stem, suffix = Path(name).stem, Path(name).suffix
-    while candidate.exists() or Path(f"{candidate}{NOTE_SUFFIX}").exists():
-        n += 1
-        candidate = directory / f"{stem}.{n}{suffix}"
-    return candidate
-
-
-def _move(path: Path, directory: Path) -> Path:
-    target = _free_path(directory, path.name)
-    path.rename(target)
-    return target
-
-
-def _reject(path: Path, directory: Path, error: InputError) -> Rejection:
-    """Write the note, then move the file beside it (a crash in between loses nothing:
-    the file is still in incoming/ and is rejected again)."""
-    target = _free_path(directory, path.name)
-    note = Path(f"{target}{NOTE_SUFFIX}")
-    note.write_text(
-        f"{error}\n\n"
-        f"file: {path.name}\n"
-        f"where: {error.where or '(whole file)'}\n"
-        f"reason: {error.message}\n"
-        f"rejected_at: {datetime.now(UTC).isoformat()}\n",
-        encoding="utf-8",
-    )
-    path.rename(target)
-    return Rejection(file=path.name, error=str(error), path=str(target))

@@ -4,7 +4,8 @@ It loads the adapter the registry's ``serving`` alias names, onto the exact base
 was trained on (found in the catalog by sha256), once. It then looks at the alias again
 at most every ``check_every_s`` seconds (or on :meth:`Predictor.refresh`) and loads the
 new adapter only when the alias has moved. Each prediction goes to the production log
-when one is given; with ``redact_text`` the log keeps the text's sha256 and length only.
+when one is given, with the caller's reference for it when given (``external_ids``); with
+``redact_text`` the log keeps the text's sha256 and length only.
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ from modelops.core.modeling import load_classifier, predict_proba
 from modelops.core.recipe import Recipe
 from modelops.errors import InputError, NotFoundError
 from modelops.lifecycle import FetchedAdapter, Platform
-from modelops.stores.production_log import PredictionRecord, ProductionLog
+from modelops.stores.production_log import (
+    MAX_EXTERNAL_ID_CHARS,
+    PredictionRecord,
+    ProductionLog,
+    external_id_text,
+)
 from modelops.stores.registry import SERVING, AdapterVersion
 
 logger = logging.getLogger(__name__)
@@ -149,10 +155,13 @@ class Predictor:
         source: str,
         batch_id: str | None = None,
         true_labels: Sequence[str | None] | None = None,
+        external_ids: Sequence[Any] | None = None,
     ) -> list[PredictionRecord]:
         """Production-log records of scored texts (redacted when this predictor redacts);
-        ``true_labels`` (None entries: unknown) become feedback when logged."""
+        ``true_labels`` (None entries: unknown) become feedback when logged, and
+        ``external_ids`` (the caller's row references, None entries: none) are stored."""
         labels = true_labels if true_labels is not None else [None] * len(texts)
+        refs = _external_ids(external_ids, len(texts))
         return [
             PredictionRecord.for_text(
                 text,
@@ -165,20 +174,30 @@ class Predictor:
                 top_k=p.top_k,
                 source=source,
                 batch_id=batch_id,
+                external_id=ref,
                 true_label=label,
             )
-            for text, p, label in zip(texts, predictions, labels, strict=True)
+            for text, p, label, ref in zip(texts, predictions, labels, refs, strict=True)
         ]
 
     def predict(
-        self, texts: Sequence[str], *, source: str = "api", batch_id: str | None = None
+        self,
+        texts: Sequence[str],
+        *,
+        source: str = "api",
+        batch_id: str | None = None,
+        external_ids: Sequence[Any] | None = None,
     ) -> list[Prediction]:
         """Score ``texts`` and, when this predictor has a log, log them in one
-        transaction; the predictions then carry their log ids."""
+        transaction, each with its entry of ``external_ids`` (your row references) when
+        given; the predictions then carry their log ids."""
+        refs = _external_ids(external_ids, len(texts))  # checked before scoring
         predictions = self.score(texts)
         if self.log is None or not predictions:
             return predictions
-        records = self.records(texts, predictions, source=source, batch_id=batch_id)
+        records = self.records(
+            texts, predictions, source=source, batch_id=batch_id, external_ids=refs
+        )
         ids = self.log.log_predictions(records)
         return [replace(p, prediction_id=i) for p, i in zip(predictions, ids, strict=True)]
 
@@ -187,14 +206,20 @@ class Predictor:
         frame: pd.DataFrame,
         *,
         text_column: str = "text",
+        id_column: str | None = None,
         source: str = "api",
         batch_id: str | None = None,
     ) -> pd.DataFrame:
         """A copy of ``frame`` with ``predicted_label``, ``confidence``, ``top_k``,
-        ``adapter_id``, ``taxonomy_version`` and ``prediction_id`` columns."""
-        if text_column not in frame.columns:
-            raise InputError(None, f"column {text_column!r}", "missing")
-        predictions = self.predict(frame[text_column].tolist(), source=source, batch_id=batch_id)
+        ``adapter_id``, ``taxonomy_version`` and ``prediction_id`` columns; the values of
+        ``id_column``, when given, are logged as the rows' ``external_id``."""
+        for column in (text_column, id_column):
+            if column is not None and column not in frame.columns:
+                raise InputError(None, f"column {column!r}", "missing")
+        ids = frame[id_column].tolist() if id_column is not None else None
+        predictions = self.predict(
+            frame[text_column].tolist(), source=source, batch_id=batch_id, external_ids=ids
+        )
         out = frame.copy()
         out["predicted_label"] = [p.label for p in predictions]
         for column in ("confidence", "top_k", "adapter_id", "taxonomy_version", "prediction_id"):
@@ -216,6 +241,25 @@ class Predictor:
         model.eval()
         logger.info("recipe %s: serving adapter %s", self.recipe, version.id)
         return _Loaded(version, tokenizer, model, labels, recipe.training.max_length)
+
+
+def _external_ids(ids: Sequence[Any] | None, n: int) -> list[str | None]:
+    """One checked reference per text (see :func:`external_id_text`)."""
+    if ids is None:
+        return [None] * n
+    if isinstance(ids, str):
+        raise InputError(None, "external_ids", "must be a list, not one string")
+    refs = [external_id_text(i) for i in ids]
+    if len(refs) != n:
+        raise InputError(None, "external_ids", f"has {len(refs)} entries for {n} texts")
+    for i, ref in enumerate(refs):
+        if ref is not None and len(ref) > MAX_EXTERNAL_ID_CHARS:
+            raise InputError(
+                None,
+                f"external_ids[{i}]",
+                f"has {len(ref)} characters (max {MAX_EXTERNAL_ID_CHARS})",
+            )
+    return refs
 
 
 def _clean(texts: Sequence[str]) -> list[str]:

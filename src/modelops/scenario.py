@@ -27,12 +27,14 @@ import pandas as pd
 from modelops.core.demo_data import LAUNCH_INTENTS, DemoKnobs, generate
 from modelops.core.evaluation import evaluate
 from modelops.core.recipe import LoadedRecipe, load_recipe
+from modelops.errors import InputError
 from modelops.lifecycle import FetchedAdapter, Platform, _predict
 from modelops.orchestration.definitions import build_definitions
 from modelops.orchestration.partitions import sync_partitions
 from modelops.orchestration.production import drift_report_key
 from modelops.orchestration.resources import PlatformResource
 from modelops.settings import Settings
+from modelops.stores.landing import INCOMING
 
 log = logging.getLogger(__name__)
 Emit = Callable[[str], None]
@@ -79,7 +81,7 @@ class ScenarioKnobs:
 
 
 def drop_batch(
-    landing_root: Path,
+    landing_root: Path | str,
     recipe: str,
     frame: pd.DataFrame,
     name: str,
@@ -87,17 +89,30 @@ def drop_batch(
     seed: int,
 ) -> Path:
     """Write a batch file into ``incoming/`` atomically; ``feedback_share`` of the rows
-    carry their true label (labelled feedback), the rest none."""
+    carry their true label (labelled feedback), the rest none. Local landing folders
+    only."""
     rng = np.random.default_rng(seed)
     labelled = rng.random(len(frame)) < feedback_share
     out = pd.DataFrame({"text": frame["text"], "label": np.where(labelled, frame["label"], "")})
-    incoming = landing_root / recipe / "incoming"
+    incoming = local_landing(landing_root) / recipe / INCOMING
     incoming.mkdir(parents=True, exist_ok=True)
     tmp = incoming / f".{name}.tmp"
     out.to_csv(tmp, index=False)
     path = incoming / name
     tmp.rename(path)
     return path
+
+
+def local_landing(landing_root: Path | str) -> Path:
+    """The landing root as a local directory; the scenario does not write to S3."""
+    if str(landing_root).startswith("s3://"):
+        raise InputError(
+            str(landing_root),
+            None,
+            "the scenario drops batch files into a local landing folder only; give the "
+            "recipe a local monitoring.landing to run it",
+        )
+    return Path(landing_root)
 
 
 class Loop:
@@ -213,6 +228,7 @@ def run_scenario(
 
 def _run(loop: Loop, knobs: ScenarioKnobs, emit: Emit, started: float) -> dict:
     name = loop.loaded.name
+    landing = local_landing(loop.loaded.landing_root(loop.settings.home))
     registry = loop.platform.registry
     if registry.alias(name, "champion") is None:
         emit(f"training the first champion of {name} ({loop.loaded.data_version})")
@@ -234,7 +250,6 @@ def _run(loop: Loop, knobs: ScenarioKnobs, emit: Emit, started: float) -> dict:
         "first_drift_batch": None,
         "retraining_runs": [],
     }
-    landing = loop.loaded.landing_root(loop.settings.home)
     for index in range(knobs.clean_batches + knobs.drifted_batches):
         kind = "drifted" if index >= knobs.clean_batches else "clean"
         frame = knobs.batch(index)
@@ -316,7 +331,7 @@ def stream(settings: Settings, knobs: ScenarioKnobs, every_seconds: float,
     from modelops.errors import ModelopsError
 
     loaded = load_recipe(settings.recipes_dir / f"{knobs.recipe}.yaml")
-    landing = loaded.landing_root(settings.home)
+    landing = local_landing(loaded.landing_root(settings.home))
     platform = Platform.from_settings(settings)
     if platform.registry.alias(loaded.name, "champion") is None:
         client = GraphQL(settings.dagster_url)

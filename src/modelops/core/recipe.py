@@ -110,7 +110,9 @@ class MonitoringSettings(_Strict):
     )
     redact_text: bool = False
     landing: str | None = Field(
-        default=None, description="folder for batch files (default <MODELOPS_HOME>/landing)"
+        default=None,
+        description="folder or s3://bucket/prefix for batch files "
+        "(default <MODELOPS_HOME>/landing)",
     )
 
 
@@ -168,12 +170,14 @@ class LoadedRecipe:
         """The taxonomy version the source data is labelled in."""
         return self.taxonomy.version
 
-    def landing_root(self, home: Path) -> Path:
-        """Batch files go to ``<root>/<recipe>/incoming/``."""
+    def landing_root(self, home: Path) -> Path | str:
+        """Batch files go to ``<root>/<recipe>/incoming/``: a local directory, or an
+        ``s3://bucket/prefix`` URI, kept as a string."""
         configured = self.recipe.monitoring.landing
-        if configured:
-            return Path(resolve_location(configured, self.path.parent))
-        return home / "landing"
+        if not configured:
+            return home / "landing"
+        location = resolve_location(configured, self.path.parent)
+        return location if location.startswith("s3://") else Path(location)
 
     def taxonomy_versions(self) -> list[str]:
         """This version and every later one on disk, ordered by number."""

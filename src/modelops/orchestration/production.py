@@ -38,7 +38,11 @@ def build_production_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
             p, name, log=p.production_log, redact_text=loaded.recipe.monitoring.redact_text
         )
         report = process_landing(
-            predictor, loaded.landing_root(p.settings.home), name, log=p.production_log
+            predictor,
+            loaded.landing_root(p.settings.home),
+            name,
+            log=p.production_log,
+            s3_endpoint_url=p.settings.s3_endpoint_url,
         )
         for line in report.summary_lines():
             context.log.info(line)

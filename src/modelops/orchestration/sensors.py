@@ -68,7 +68,10 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
     def landing(context: dg.SensorEvaluationContext, platform: PlatformResource):
         from modelops.landing import pending_files
 
-        files = pending_files(loaded.landing_root(platform.platform.settings.home), name)
+        settings = platform.platform.settings
+        files = pending_files(  # one listing of incoming/, local or S3
+            loaded.landing_root(settings.home), name, s3_endpoint_url=settings.s3_endpoint_url
+        )
         if not files:
             return dg.SkipReason("no files waiting")
         busy = context.instance.get_runs(

@@ -132,7 +132,7 @@ class ArtifactStore(abc.ABC):
 def open_store(uri: str, *, s3_endpoint_url: str | None = None) -> ArtifactStore:
     """The store at ``uri``: ``s3://bucket/prefix`` for S3, anything else a local directory."""
     if uri.startswith("s3://"):
-        bucket, _, prefix = uri[len("s3://") :].partition("/")
+        bucket, prefix = split_s3_uri(uri)
         if not bucket:
             raise InputError(uri, None, "an S3 artifact store needs s3://bucket[/prefix]")
         return S3ArtifactStore(bucket, prefix, endpoint_url=s3_endpoint_url)
@@ -330,14 +330,10 @@ class S3ArtifactStore(ArtifactStore):
         region_name: str | None = None,
         client: Any | None = None,
     ):
-        import boto3
-
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.root_uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
-        self.client = client or boto3.client(
-            "s3", endpoint_url=endpoint_url, region_name=region_name
-        )
+        self.client = client or s3_client(endpoint_url, region_name)
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -517,21 +513,40 @@ class S3ArtifactStore(ArtifactStore):
         """The S3 object key of ``path`` (a checked key, or a path below one)."""
         return f"{self.prefix}/{path}" if self.prefix else path
 
-    @contextlib.contextmanager
-    def _errors(self, key: str) -> Iterator[None]:
+    def _errors(self, key: str) -> contextlib.AbstractContextManager[None]:
         """Turn boto errors into ``NotFoundError`` or ``ModelopsError`` naming the uri."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        return s3_errors(f"s3://{self.bucket}/{self._obj(key)}", "artifact")
 
-        uri = f"s3://{self.bucket}/{self._obj(key)}"
-        try:
-            yield
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in {"404", "NoSuchKey", "NotFound"}:
-                raise NotFoundError(f"{uri}: no such artifact") from exc
-            raise ModelopsError(f"{uri}: S3 error {code}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise ModelopsError(f"{uri}: S3 error: {exc}") from exc
+
+def s3_client(endpoint_url: str | None = None, region_name: str | None = None) -> Any:
+    """A boto3 S3 client: credentials from the standard AWS chain, ``endpoint_url`` for
+    MinIO and other S3 servers (``MODELOPS_S3_ENDPOINT_URL``)."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region_name)
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``(bucket, prefix)`` of ``s3://bucket/prefix``, the prefix without end slashes."""
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    return bucket, prefix.strip("/")
+
+
+@contextlib.contextmanager
+def s3_errors(uri: str, what: str = "object") -> Iterator[None]:
+    """Turn boto errors into ``NotFoundError`` (``no such <what>``) or ``ModelopsError``,
+    both naming ``uri``."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in {"404", "NoSuchKey", "NotFound"}:
+            raise NotFoundError(f"{uri}: no such {what}") from exc
+        raise ModelopsError(f"{uri}: S3 error {code}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise ModelopsError(f"{uri}: S3 error: {exc}") from exc
 
 
 # ---------------------------------------------------------------------------------------

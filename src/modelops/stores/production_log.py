@@ -1,9 +1,11 @@
 """The production log: every prediction served and every true label fed back.
 
 Two tables in the registry's database, created by the registry's alembic chain
-(revision 0003), so one URL and one ``upgrade`` cover both:
+(revision 0003; 0004 adds ``predictions.external_id``), so one URL and one ``upgrade``
+cover both:
 
-- ``predictions``: what was scored, by which adapter, with what result. The text may
+- ``predictions``: what was scored, by which adapter, with what result, and the
+  sender's reference for the row when there is one (``external_id``). The text may
   be redacted (stored as NULL); its sha256 (of the normalized text, as datasets
   compute it) and its length are always kept.
 - ``feedback``: a true label for a prediction (by id) or for a text (linked to the
@@ -15,6 +17,7 @@ the last drift check") are cheap on the ``(recipe, id)`` indexes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,17 +35,31 @@ from modelops.stores.registry import Base, open_database
 PREDICTION_COLUMNS = [
     "id", "at", "recipe", "taxonomy_version", "adapter_id", "text", "text_sha256",
     "text_chars", "predicted_label", "confidence", "top_k", "source", "batch_id",
+    "external_id",
 ]  # fmt: skip
 FEEDBACK_COLUMNS = [
     "id", "at", "recipe", "prediction_id", "text", "text_sha256", "true_label", "source",
     "predicted_label", "confidence", "adapter_id",
 ]  # fmt: skip
 """``feedback()`` columns; the last three come from the linked prediction (or are null)."""
+MAX_EXTERNAL_ID_CHARS = 200
+"""The width of ``predictions.external_id``."""
 
 
 def text_sha256(text: str) -> str:
     """The identity of a text: sha256 of its normalized form (as in datasets)."""
     return sha256_bytes(normalize_text(text).encode("utf-8"))
+
+
+def external_id_text(value: Any) -> str | None:
+    """A sender's row reference as it is stored: None for a missing or blank value, else
+    its text, stripped (a whole number given as a float loses its ``.0``). The length is
+    not checked here: callers name the row of one that is too long."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip() or None
 
 
 # --------------------------------------------------------------------------- records
@@ -65,6 +82,9 @@ class PredictionRecord:
     source: str
     """Where it came from: ``api``, ``batch:<file name>``, ..."""
     batch_id: str | None = None
+    external_id: str | None = None
+    """The sender's reference for this row (a batch file's ``id``), at most
+    :data:`MAX_EXTERNAL_ID_CHARS` characters."""
     true_label: str | None = None
     """When known at scoring time (a labelled batch file): logged as feedback on this
     prediction, in the same transaction."""
@@ -109,6 +129,7 @@ class PredictionRow(Base):
     top_k: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON)
     source: Mapped[str] = mapped_column(sa.String(200))
     batch_id: Mapped[str | None] = mapped_column(sa.String(64))
+    external_id: Mapped[str | None] = mapped_column(sa.String(MAX_EXTERNAL_ID_CHARS))
 
 
 class FeedbackRow(Base):
@@ -139,7 +160,20 @@ def _prediction_row(r: PredictionRecord, now: datetime) -> PredictionRow:
         top_k=[{"label": str(t["label"]), "p": float(t["p"])} for t in r.top_k],
         source=_non_empty("source", r.source),
         batch_id=r.batch_id,
+        external_id=_external_id(r.external_id),
     )
+
+
+def _external_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InputError(None, "external_id", f"must be a string, got {type(value).__name__}")
+    if len(value) > MAX_EXTERNAL_ID_CHARS:
+        raise InputError(
+            None, "external_id", f"has {len(value)} characters (max {MAX_EXTERNAL_ID_CHARS})"
+        )
+    return value
 
 
 def _non_empty(field: str, value: Any) -> str:
