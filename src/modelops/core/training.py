@@ -120,37 +120,51 @@ def train_classifier(
     y_train = torch.from_numpy(encode_labels(train, labels))
     started = time.perf_counter()
     with deterministic(settings.seed, threads):
-        tokenizer, encoder = load_base(base.path)
-        pooling = recipe.head.pooling or base.entry.pooling
-        model = PooledClassifier(encoder, len(labels), pooling)
+        if warm_start is None:
+            tokenizer, encoder = load_base(base.path)
+            pooling = recipe.head.pooling or base.entry.pooling
+            model = PooledClassifier(encoder, len(labels), pooling)
+            what = "the frozen base"
+        else:
+            if isinstance(warm_start, Path):
+                warm_start = WarmStart(warm_start, frozenset(labels))
+            tokenizer, model, warm_labels = load_classifier(warm_start.path, base.path,
+                                                            trainable=True)
+            if warm_labels != labels:
+                raise ValueError("warm start adapter has a different label set")
+            what = "the warm start's frozen encoder"
         enc = {
             name: tokenize(tokenizer, frame["text"].tolist(), settings.max_length)
             for name, frame in (("train", train), ("validation", validation), ("test", test))
         }
         pad = tokenizer.pad_token_id
-        emit(f"embedding {len(train)} train rows with the frozen base for the linear probe")
+        # One pass over every split gives the probe baseline, the head start and the
+        # starting point's validation score.
+        emit(f"embedding {len(train)} train rows with {what} for the linear probe")
         model.eval()
         feats = {
             k: run_batches(model.embed, v, pad, settings.eval_batch_size) for k, v in enc.items()
         }
         probe, baseline = _fit_probe(recipe, feats, dataset, labels)
+        if warm_start is not None:
+            baseline["method"] = "linear_probe_on_warm_start"
         emit(
             f"linear probe: validation accuracy {baseline['validation_accuracy']:.4f}, "
             f"test macro-F1 {baseline['test']['macro_f1']:.4f}"
         )
         if warm_start is not None:
-            if isinstance(warm_start, Path):
-                warm_start = WarmStart(warm_start, frozenset(labels))
-            _, model, warm_labels = load_classifier(warm_start.path, base.path, trainable=True)
-            if warm_labels != labels:
-                raise ValueError("warm start adapter has a different label set")
-            _extend_head(model, enc["train"], y_train, warm_start, labels, recipe, pad, emit)
+            _extend_head(model, feats["train"], y_train, warm_start, labels, recipe, emit)
         else:
             model = _with_lora(model, recipe)
             if recipe.head.init == "probe":
                 _init_head(model, probe, len(labels))
+        start = None
+        if len(validation):
+            with torch.no_grad():
+                start = model.head(torch.from_numpy(feats["validation"])).numpy()
         history = _fit(
-            model, enc["train"], y_train, enc["validation"], validation, dataset, recipe, pad, emit
+            model, enc["train"], y_train, enc["validation"], validation, dataset, recipe, pad,
+            emit, start,
         )
         model.encoder.save_pretrained(str(out_dir))
         save_head(model, labels, out_dir)
@@ -231,7 +245,7 @@ def _init_head(model: PooledClassifier, probe, k: int) -> None:
         model.head.bias.copy_(bias)
 
 
-def _extend_head(model, enc_train, y_train, warm: WarmStart, labels, recipe, pad, emit):
+def _extend_head(model, train_feats, y_train, warm: WarmStart, labels, recipe, emit):
     """Fit the head rows of labels present in this training split but unseen by the warm
     adapter, on its frozen embeddings, the other rows fixed (see the module docstring)."""
     new = sorted({int(i) for i in y_train.tolist()} - {labels.index(n) for n in warm.seen_labels
@@ -240,9 +254,7 @@ def _extend_head(model, enc_train, y_train, warm: WarmStart, labels, recipe, pad
         return
     emit(f"fitting head rows of {len(new)} labels the warm start never saw: "
          + ", ".join(labels[i] for i in new[:10]) + (" ..." if len(new) > 10 else ""))
-    model.eval()
-    batch_size = recipe.training.eval_batch_size
-    feats = torch.from_numpy(run_batches(model.embed, enc_train, pad, batch_size)).double()
+    feats = torch.from_numpy(train_feats).double()
     c = recipe.head.probe_c
     weight = torch.ones(len(y_train), dtype=torch.float64)
     if warm.sample_weight is not None:
@@ -281,7 +293,10 @@ def _batches(lengths: list[int], batch_size: int, rng: np.random.Generator) -> l
     return [batches[i] for i in order]
 
 
-def _fit(model, enc_train, y_train, enc_val, validation, dataset, recipe, pad, emit) -> list[dict]:
+def _fit(
+    model, enc_train, y_train, enc_val, validation, dataset, recipe, pad, emit, start_logits
+) -> list[dict]:
+    """The training loop; ``start_logits``: the starting point's validation logits."""
     from transformers import get_linear_schedule_with_warmup
 
     settings = recipe.training
@@ -309,9 +324,11 @@ def _fit(model, enc_train, y_train, enc_val, validation, dataset, recipe, pad, e
     history = []
     trainable_names = [n for n, p in model.named_parameters() if p.requires_grad]
 
-    def validation_scores() -> tuple[float, float]:
-        model.eval()
-        pred = run_batches(model, enc_val, pad, settings.eval_batch_size).argmax(1)
+    def validation_scores(logits: np.ndarray | None = None) -> tuple[float, float]:
+        if logits is None:
+            model.eval()
+            logits = run_batches(model, enc_val, pad, settings.eval_batch_size)
+        pred = logits.argmax(1)
         return (
             float(accuracy_score(y_val, pred)),
             float(f1_score(y_val, pred, average="macro", zero_division=0)),
@@ -325,7 +342,7 @@ def _fit(model, enc_train, y_train, enc_val, validation, dataset, recipe, pad, e
     # LoRA at zero, or the warm start) competes with every epoch; the best is kept.
     best = None
     if len(enc_val) and settings.select_best:
-        accuracy, macro_f1 = validation_scores()
+        accuracy, macro_f1 = validation_scores(start_logits)
         best = (macro_f1, 0, snapshot())
         emit(f"epoch 0 (starting point): val accuracy {accuracy:.4f}, macro-F1 {macro_f1:.4f}")
     for epoch in range(1, settings.epochs + 1):
