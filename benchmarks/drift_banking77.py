@@ -17,7 +17,7 @@ path) against a bare Evidently ``Report`` of one ``ValueDrift`` per column on th
 Progress goes to stderr; the last line of stdout is one JSON object with every result.
 
     .venv/bin/python benchmarks/drift_banking77.py [--epochs 1] [--threads 2] [--limit N]
-        [--replay-fraction 0.3]
+        [--replay-fraction F]
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ def write_workspace(root: Path, rows: pd.DataFrame, labels: list[str], args) -> 
         "training": {**TRAINING, "epochs": args.epochs},
         "gates": {"min_macro_f1": 0.5, "beat_baseline": False},
         "monitoring": {"window_size": args.batch_size},
-        "retraining": {"mode": "incremental", "replay_fraction": args.replay_fraction},
+        "retraining": {"mode": "incremental", **({"replay_fraction": args.replay_fraction}
+                                                 if args.replay_fraction else {})},
     }
     (root / "recipes").mkdir()
     (root / "recipes" / f"{RECIPE}.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
@@ -235,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--replay-fraction", type=float, default=0.3,
-                        help="retraining.replay_fraction of the recipe (0.3 is its default)")
+    parser.add_argument("--replay-fraction", type=float, default=None,
+                        help="retraining.replay_fraction (default: the recipe default, 0.2)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     load_start = os.getloadavg()

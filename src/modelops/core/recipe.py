@@ -118,7 +118,7 @@ class MonitoringSettings(_Strict):
 
 class RetrainingSettings(_Strict):
     mode: Literal["incremental", "full"] = "incremental"
-    replay_fraction: float = Field(default=0.3, gt=0, le=1)
+    replay_fraction: float = Field(default=0.2, gt=0, le=1)
     epochs: int | None = Field(default=None, gt=0, le=100, description="default: training.epochs")
     cooldown_minutes: float = Field(default=30, ge=0)
     schedule: str | None = Field(default=None, description="cron for periodic retraining")
