@@ -32,13 +32,14 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import yaml
+from sklearn.metrics import f1_score
 
 from modelops.core.dataset import clean_text, normalize_text
 from modelops.core.evaluation import evaluate
 from modelops.core.fingerprint import sha256_bytes
 from modelops.core.modeling import load_classifier, predict_proba
 from modelops.core.recipe import Recipe
-from modelops.core.taxonomy_mapping import load_chain
+from modelops.core.taxonomy_mapping import REVIEW, LabelMapping, load_chain
 from modelops.core.training import train_classifier
 from modelops.lifecycle import FetchedAdapter, Platform, load_dataset
 from modelops.orchestration.definitions import build_definitions
@@ -334,6 +335,36 @@ def one_by_one(p: Platform, adapter_id: int, work: Path, threads: int) -> dict:
             "identical_weights": result.weights_sha256 == version.weights_sha256}
 
 
+def predict(p: Platform, adapter_id: int, texts: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Class probabilities of a registered adapter, fetched from the store as served."""
+    with FetchedAdapter(p, p.registry.get(adapter_id)) as fetched:
+        base = p.resolve_base_by_sha256(fetched.manifest["base_model"]["sha256"])
+        tokenizer, model, labels = load_classifier(fetched.path, base.path)
+        return predict_proba(tokenizer, model, texts, max_length=TRAINING["max_length"]), labels
+
+
+def champion_through_rules(p: Platform, v1_id: int, v2_id: int, rows: pd.DataFrame,
+                           mapping: LabelMapping) -> dict:
+    """What v2's gate compared it with (the v1 champion's families carried onto v2 labels by
+    the split rules), scored here against the true intents of v2's test split; a prediction
+    no rule decides counts as wrong, as in the platform's comparison."""
+    frame = load_dataset(p, p.registry.get(v2_id).lineage["dataset"]).frame
+    in_test = rows["text_sha256"].isin(set(frame.loc[frame["split"] == "test", "text_sha256"]))
+    part = rows[in_test & ~rows["text_sha256"].duplicated()]
+    proba, labels = predict(p, v1_id, part["text"].tolist())
+    outcomes = (mapping.outcomes(labels[i], text)
+                for i, text in zip(proba.argmax(1), part["text"], strict=True))
+    pred = [next(iter(o)) if len(o) == 1 else REVIEW for o in outcomes]
+    truth = part["intent"].tolist()
+    scored = sorted((set(truth) | set(pred)) - {REVIEW})
+    out = {"rows": len(part), "undecided_rows": pred.count(REVIEW),
+           "accuracy": float(np.mean([a == b for a, b in zip(pred, truth, strict=True)])),
+           "macro_f1": float(f1_score(truth, pred, labels=scored, average="macro",
+                                      zero_division=0))}
+    emit(f"v1 champion through the rules, true intents of v2's test split: {out}")
+    return out
+
+
 def score_true_labels(p: Platform, adapter_id: int, rows: pd.DataFrame, column: str) -> dict:
     """The registered adapter against Banking77's own labels mapped to its version (``column``:
     the family for v1, the intent for v2) on: the platform's test split of that version; the
@@ -350,11 +381,7 @@ def score_true_labels(p: Platform, adapter_id: int, rows: pd.DataFrame, column: 
                    ["test", "left_out"])}
     needed = np.logical_or.reduce([m.to_numpy() for m in subsets.values()])
     todo = rows[needed]
-    with FetchedAdapter(p, version) as fetched:
-        base = p.resolve_base_by_sha256(fetched.manifest["base_model"]["sha256"])
-        tokenizer, model, labels = load_classifier(fetched.path, base.path)
-        proba = predict_proba(tokenizer, model, todo["text"].tolist(),
-                              max_length=TRAINING["max_length"])
+    proba, labels = predict(p, adapter_id, todo["text"].tolist())
     y = np.array([labels.index(v) for v in todo[column]])
     out = {}
     for name, mask in subsets.items():
@@ -410,6 +437,9 @@ def main(argv: list[str] | None = None) -> int:
             columns = {"v1": "family", "v2": "intent"}
             for v, b in backfills.items():
                 b["true_labels"] = score_true_labels(p, b["adapter_id"], rows, columns[v])
+            backfills["v2"]["true_labels"]["v1_champion_through_rules"] = champion_through_rules(
+                p, backfills["v1"]["adapter_id"], backfills["v2"]["adapter_id"], rows,
+                load_chain(root / "taxonomies", "banking", "v1", "v2"))
             report.update(versions=backfills, one_by_one=direct)
             for kind in ("wall_seconds", "cpu_seconds"):
                 total = {"backfill": sum(b[kind] for b in backfills.values()),
