@@ -209,6 +209,24 @@ def test_champion_on_another_test_set_is_refused(good: Evaluation, change, match
         decide(good, settings=GateSettings(), champion=champion)
 
 
+def test_regression_checks_use_the_rows_the_champion_was_scored_on(
+    good: Evaluation, perfect: Evaluation
+) -> None:
+    """A champion scored on part of the test split (a mapped one, without the rows a split
+    rule labelled) is compared with the candidate on those rows only; the minimum still
+    holds on the whole split."""
+    part = [0] * 10 + [1] * 10  # labels a and b only
+    champion = evaluated(part, [0] * 9 + [1] * 11, LABELS)
+    on_part = evaluated(part, part, LABELS)
+    decision = decide(with_macro_f1(good, 0.5), settings=GateSettings(min_macro_f1=0.6),
+                      champion=champion, compared=on_part)
+    assert not check(decision, "min_macro_f1").passed  # the whole split's 0.5
+    assert check(decision, "no_regression").passed
+    assert check(decision, "no_regression").metadata["value"] == on_part.macro_f1
+    with pytest.raises(ValueError, match="candidate n=30"):
+        decide(good, settings=GateSettings(), champion=champion)
+
+
 def test_champion_with_other_supports_is_refused(good: Evaluation) -> None:
     other = evaluated([0] * 12 + [1] * 8 + [2] * 10, Y_TRUE, LABELS)
     with pytest.raises(ValueError, match="supports differ"):

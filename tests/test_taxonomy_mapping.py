@@ -113,6 +113,13 @@ def test_label_map_and_changes(tax_dir):
     ]
 
 
+def test_rule_derived_labels_are_the_targets_of_splits(tax_dir):
+    """Only a split decides by text; renames, merges, keeps and adds do not."""
+    m = load_chain(tax_dir, "demo", "v1", "v2")
+    assert m.rule_derived_labels() == {"password_reset", "account_locked"}
+    assert load_chain(tax_dir, "demo", "v1", "v1").rule_derived_labels() == frozenset()
+
+
 def test_map_frame_relabels_reviews_and_retires_a_seeded_frame(tax_dir):
     m = load_chain(tax_dir, "demo", "v1", "v2")
     rng = np.random.default_rng(7)

@@ -440,10 +440,14 @@ def evaluate_adapter(
         f"adapter {adapter_id}: accuracy {candidate.accuracy:.4f}, "
         f"macro-F1 {candidate.macro_f1:.4f}"
     )
-    champion_eval, champion_id, note = _champion_evaluation(
+    champion_eval, champion_id, note, rows = _champion_evaluation(
         platform, version, texts, y, labels, max_length, loaded, emit
     )
-    decision = decide(candidate, settings=recipe.gates, champion=champion_eval, baseline=baseline)
+    compared = None if rows is None else evaluate(y[rows], probs[rows], labels)
+    decision = decide(
+        candidate, settings=recipe.gates, champion=champion_eval, baseline=baseline,
+        compared=compared,
+    )
     png = confusion_matrix_png(candidate, title=f"{version.recipe} adapter {adapter_id}")
     outcome = EvaluationOutcome(
         adapter_id=adapter_id,
@@ -477,7 +481,8 @@ def evaluate_adapter(
 
 
 def _champion_evaluation(platform, version, texts, y, labels, max_length, loaded, emit):
-    """(champion Evaluation on the candidate's test split, champion id, note)."""
+    """(champion Evaluation on the candidate's test split, champion id, note, rows): rows
+    is None when the champion was scored on the whole split, else the mask of the rows."""
     registry = platform.registry
     champion = registry.alias(version.recipe, "champion", taxonomy_version=version.taxonomy_version)
     mapped = False
@@ -485,37 +490,51 @@ def _champion_evaluation(platform, version, texts, y, labels, max_length, loaded
         champion = registry.alias(version.recipe, "champion")  # the serving one
         mapped = champion is not None and champion.taxonomy_version != version.taxonomy_version
     if champion is None or champion.id == version.id:
-        return None, None, "no champion yet"
+        return None, None, "no champion yet", None
     with FetchedAdapter(platform, champion) as fetched:
         c_probs, c_labels = _predict(platform, fetched, texts, max_length)
     if not mapped:
         if c_labels != labels:
-            return None, None, f"champion {champion.id} has another label set"
+            return None, None, f"champion {champion.id} has another label set", None
         result = evaluate(y, c_probs, labels)
         emit(f"champion {champion.id} on the same test split: macro-F1 {result.macro_f1:.4f}")
-        return result, champion.id, f"champion {champion.id} ({champion.taxonomy_version})"
+        return result, champion.id, f"champion {champion.id} ({champion.taxonomy_version})", None
     if loaded is None:
-        return None, None, f"champion {champion.id} is of {champion.taxonomy_version}; no mapping"
+        note = f"champion {champion.id} is of {champion.taxonomy_version}; no mapping"
+        return None, None, note, None
     mapping = load_chain(
         loaded.taxonomies_root,
         loaded.taxonomy.name,
         champion.taxonomy_version,
         version.taxonomy_version,
     )
-    result = evaluate(y, _mapped_probs(mapping, c_probs, c_labels, texts, y, labels), labels)
-    note = (
-        f"champion {champion.id} of {champion.taxonomy_version}, predictions mapped onto "
-        f"{version.taxonomy_version} labels"
-    )
+    # Rows of labels a split rule derives are left out: their labels may come from the
+    # same rules the champion's predictions are carried through (docs/taxonomies.md).
+    derived = mapping.rule_derived_labels()
+    rows = np.array([labels[i] not in derived for i in y], dtype=bool)
+    head = f"champion {champion.id} of {champion.taxonomy_version}"
+    if not rows.any():
+        note = (
+            f"{head} not compared: every test label of {version.taxonomy_version} comes from "
+            "a split rule, which would also decide the mapped champion's predictions"
+        )
+        emit(note)
+        return None, None, note, None
+    mapped = _mapped_probs(mapping, c_probs, c_labels, texts, y, labels)
+    result = evaluate(y[rows], mapped[rows], labels)
+    note = f"{head}, predictions mapped onto {version.taxonomy_version} labels"
+    if not rows.all():
+        note += (
+            f", on the {int(rows.sum())} of {len(rows)} test rows whose labels no split rule "
+            f"derives ({len(derived)} labels left out)"
+        )
     emit(f"{note}: macro-F1 {result.macro_f1:.4f}")
-    return result, champion.id, note
+    return result, champion.id, note, (None if rows.all() else rows)
 
 
 def _mapped_probs(mapping, probs, old_labels, texts, y, labels):
     """One-hot probabilities of the old model's predictions carried through ``mapping``;
     a prediction with no single new label becomes a (deliberately) wrong one."""
-    import numpy as np
-
     index = {name: i for i, name in enumerate(labels)}
     out = np.zeros((len(texts), len(labels)))
     for row, (pred, text, truth) in enumerate(zip(probs.argmax(1), texts, y, strict=True)):

@@ -241,18 +241,22 @@ def decide(
     settings: GateSettings,
     champion: Evaluation | None = None,
     baseline: Evaluation | None = None,
+    compared: Evaluation | None = None,
 ) -> GateDecision:
     """Run every gate on ``candidate``; raise ``ValueError`` if the champion's test set differs.
 
+    ``compared`` is the candidate on the rows the champion was scored on, when those are
+    only part of the test split (default: ``candidate``); the regression checks use it.
     Without a champion the regression checks pass ("no champion yet"); without a
     baseline (or with ``beat_baseline: false``) the baseline check passes.
     """
+    compared = compared or candidate
     if champion is not None:
-        _check_same_test_set(candidate, champion)
+        _check_same_test_set(compared, champion)
     checks = [
         _min_macro_f1(candidate, settings),
-        _no_regression(candidate, champion, settings),
-        _no_label_regression(candidate, champion, settings),
+        _no_regression(compared, champion, settings),
+        _no_label_regression(compared, champion, settings),
         _beats_baseline(candidate, baseline, settings),
     ]
     return GateDecision(passed=all(c.passed for c in checks), checks=checks)

@@ -306,6 +306,20 @@ class LabelMapping:
             out[label] = None if only in (None, RETIRED) else only
         return out
 
+    def rule_derived_labels(self) -> frozenset[str]:
+        """Target labels that some source label reaches only through a text rule (a split).
+
+        Data relabelled into these labels was labelled by the rules, so it cannot judge an
+        old model whose predictions are carried over by the same rules: they agree with
+        the rules wherever the old label was right.
+        """
+        out: set[str] = set()
+        for label in self.source_labels:
+            found = self.outcomes(label) - {RETIRED}
+            if len(found) > 1:
+                out |= found
+        return frozenset(out)
+
     # -- frames
 
     def map_frame(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
