@@ -113,3 +113,30 @@ def tiny_catalog(tiny_base_dir, tmp_path_factory):
     from tiny_models import write_catalog
 
     return write_catalog(tmp_path_factory.mktemp("catalog") / "base_models.yaml", tiny_base_dir)
+
+
+# A workspace with a serving adapter, its production log and a predictor: the landing
+# tests (local and S3) share them; each test module gets its own workspace.
+@pytest.fixture(scope="module")
+def trained(tiny_catalog, tmp_path_factory):
+    from test_predictor import trained_workspace
+
+    return trained_workspace(tmp_path_factory.mktemp("served"), tiny_catalog)
+
+
+@pytest.fixture
+def plog(trained):
+    from modelops.stores.production_log import ProductionLog
+
+    with ProductionLog(trained[0].database_url) as log:
+        yield log
+
+
+@pytest.fixture
+def predictor(trained, plog):
+    from modelops.lifecycle import Platform
+    from modelops.predictor import Predictor
+
+    platform = Platform.from_settings(trained[0])
+    yield Predictor(platform, "demo", log=plog)
+    platform.registry.close()

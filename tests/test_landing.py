@@ -9,28 +9,6 @@ import pytest
 
 from modelops.errors import InputError
 from modelops.landing import pending_files, process_landing, recipe_dir, score_file
-from modelops.lifecycle import Platform
-from modelops.predictor import Predictor
-from modelops.stores.production_log import ProductionLog
-from test_predictor import trained_workspace
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_catalog, tmp_path_factory):
-    return trained_workspace(tmp_path_factory.mktemp("landing"), tiny_catalog)
-
-
-@pytest.fixture
-def plog(trained):
-    with ProductionLog(trained[0].database_url) as log:
-        yield log
-
-
-@pytest.fixture
-def predictor(trained, plog):
-    platform = Platform.from_settings(trained[0])
-    yield Predictor(platform, "demo", log=plog)
-    platform.registry.close()
 
 
 @pytest.fixture

@@ -10,33 +10,11 @@ import pytest
 
 from modelops.errors import InputError, ModelopsError
 from modelops.landing import pending_files, process_landing
-from modelops.lifecycle import Platform
-from modelops.predictor import Predictor
 from modelops.scenario import Loop
 from modelops.stores.artifacts import s3_client
 from modelops.stores.landing import S3LandingLocation, open_landing
-from modelops.stores.production_log import ProductionLog
 from test_landing import BAD_FILES
-from test_predictor import trained_workspace
 from workspace import write_recipe
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_catalog, tmp_path_factory):
-    return trained_workspace(tmp_path_factory.mktemp("landing-s3"), tiny_catalog)
-
-
-@pytest.fixture
-def plog(trained):
-    with ProductionLog(trained[0].database_url) as log:
-        yield log
-
-
-@pytest.fixture
-def predictor(trained, plog):
-    platform = Platform.from_settings(trained[0])
-    yield Predictor(platform, "demo", log=plog)
-    platform.registry.close()
 
 
 class Bucket:
