@@ -217,6 +217,13 @@ def test_verdict_signals_and_estimated_accuracy(setup):
     both = verdict(scores, calibration, estimated_accuracy=0.9, min_accuracy=0.8)
     assert both.fired == ["confidence"]
     assert json.loads(json.dumps(both.to_dict()))["fired"] == ["confidence"]
+    # Accuracy loss as the only trigger: drift that the estimate says is harmless passes.
+    loud = {s: calibration.thresholds[s] * 2 for s in calibration.thresholds}
+    harmless = verdict(loud, calibration, signals=[], estimated_accuracy=0.9, min_accuracy=0.8)
+    assert not harmless.drifted and harmless.fired == [] and harmless.thresholds == {}
+    silent = verdict(dict.fromkeys(SIGNALS, 0.0), calibration, signals=[],
+                     estimated_accuracy=0.7, min_accuracy=0.8)
+    assert silent.drifted and silent.fired == ["estimated_accuracy"]
 
 
 def test_calibration_and_projection_round_trip_json(setup):
