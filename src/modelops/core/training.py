@@ -248,8 +248,8 @@ def _init_head(model: PooledClassifier, probe, k: int) -> None:
 def _extend_head(model, train_feats, y_train, warm: WarmStart, labels, recipe, emit):
     """Fit the head rows of labels present in this training split but unseen by the warm
     adapter, on its frozen embeddings, the other rows fixed (see the module docstring)."""
-    new = sorted({int(i) for i in y_train.tolist()} - {labels.index(n) for n in warm.seen_labels
-                                                        if n in labels})
+    seen = {i for i, name in enumerate(labels) if name in warm.seen_labels}
+    new = sorted(set(y_train.tolist()) - seen)
     if not new:
         return
     emit(f"fitting head rows of {len(new)} labels the warm start never saw: "
