@@ -42,7 +42,7 @@ from typing import Any
 
 import pandas as pd
 
-from modelops.core.dataset import clean_text
+from modelops.core.dataset import clean_text, decode_text
 from modelops.core.fingerprint import sha256_json
 from modelops.errors import InputError
 from modelops.predictor import Predictor
@@ -306,13 +306,7 @@ Rows = list[tuple[str, dict[str, Any]]]
 
 
 def _csv_rows(name: str, data: bytes) -> tuple[list[str], Rows]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(name, f"line {line}", f"not valid UTF-8 (byte {exc.start})") from None
-    if not text.strip():
-        raise InputError(name, None, "the file is empty")
+    text = decode_text(name, data)
     reader = csv.reader(io.StringIO(text, newline=""))
     header: list[str] | None = None
     rows: Rows = []

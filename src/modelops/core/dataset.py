@@ -77,17 +77,24 @@ def read_table(uri: str, fmt: str, *, s3_endpoint_url: str | None = None) -> pd.
             return pd.read_parquet(io.BytesIO(data))
         except Exception as exc:
             raise InputError(uri, None, f"not a readable Parquet file ({exc})") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(uri, f"line {line}", f"not valid UTF-8 (byte {exc.start})") from None
-    if not text.strip():
-        raise InputError(uri, None, "the file is empty")
+    text = decode_text(uri, data)
     try:
         return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     except pd.errors.ParserError as exc:
         raise InputError(uri, None, f"not a readable CSV file ({exc})") from None
+
+
+def decode_text(name: str, data: bytes) -> str:
+    """The content of a text file as strict UTF-8 (a BOM is dropped); an error names
+    ``name`` and the line of the first bad byte, or says the file is empty."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(name, f"line {line}", f"not valid UTF-8 (byte {exc.start})") from None
+    if not text.strip():
+        raise InputError(name, None, "the file is empty")
+    return text
 
 
 def _read_bytes(uri: str, s3_endpoint_url: str | None) -> bytes:
