@@ -23,13 +23,6 @@ from modelops.stores.production_log import (
 from modelops.stores.registry import Registry, registry_engine, upgrade
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state' / 'modelops.db'}"
-    return request.getfixturevalue("pg_url")
-
-
 @pytest.fixture
 def plog(db_url):
     with ProductionLog(db_url) as log:

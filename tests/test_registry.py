@@ -36,13 +36,6 @@ FAILED = {
 }
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state' / 'registry.db'}"
-    return request.getfixturevalue("pg_url")
-
-
 @pytest.fixture
 def registry(db_url):
     reg = Registry(db_url)
