@@ -360,8 +360,8 @@ def _train(platform, recipe, base, record, lineage, out, threads, emit):
         f"{subset.stats['incremental_replay_rows']} replayed training rows"
     )
     training = recipe.training.model_copy(update={"epochs": warm["epochs"]})
-    seen = set(previous.split("train")["text_sha256"])
-    replayed = subset.split("train")["text_sha256"].isin(seen).to_numpy()
+    seen = previous.split("train")  # the champion's training rows
+    replayed = subset.split("train")["text_sha256"].isin(set(seen["text_sha256"])).to_numpy()
     with FetchedAdapter(platform, champion) as fetched:
         result = train_classifier(
             recipe=recipe.model_copy(update={"training": training}),
@@ -372,7 +372,7 @@ def _train(platform, recipe, base, record, lineage, out, threads, emit):
             emit=emit,
             warm_start=WarmStart(
                 path=fetched.path,
-                seen_labels=frozenset(previous.split("train")["label"]),
+                seen_labels=frozenset(seen["label"]),
                 sample_weight=np.where(replayed, 1 / warm["replay_fraction"], 1.0),
             ),
         )
