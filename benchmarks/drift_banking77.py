@@ -41,20 +41,18 @@ import pandas as pd
 import torch
 import yaml
 
-from modelops.core.drift import _METHODS, Window, _frames, signal_scores, verdict
-from modelops.core.recipe import load_recipe
-from modelops.lifecycle import (
-    FetchedAdapter,
-    Platform,
-    _predict,
-    build_dataset,
-    evaluate_adapter,
-    promote_if_passed,
-    train_adapter,
-)
-from modelops.monitoring import base_embeddings, check_window, load_bundle
-from modelops.predictor import Predictor
-from modelops.settings import Settings
+from modelops.config.recipe import load_recipe
+from modelops.config.settings import Settings
+from modelops.lifecycle.dataset import build_dataset
+from modelops.lifecycle.evaluate import evaluate_adapter
+from modelops.lifecycle.fetch import FetchedAdapter, predict_with
+from modelops.lifecycle.platform import Platform
+from modelops.lifecycle.promote import promote_if_passed
+from modelops.lifecycle.train import train_adapter
+from modelops.monitoring.check import check_window
+from modelops.monitoring.drift import _METHODS, Window, _frames, signal_scores, verdict
+from modelops.monitoring.reference import base_embeddings, load_bundle
+from modelops.serving.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "banking77"
@@ -210,7 +208,7 @@ def time_checks(bundle, base, drifted: pd.DataFrame, sizes: list[int], repeats: 
 def accuracy(plat: Platform, version, rows: pd.DataFrame, max_length: int) -> float:
     """Accuracy of a registered adapter on ``rows`` (text, label)."""
     with FetchedAdapter(plat, version) as fetched:
-        probs, labels = _predict(plat, fetched, rows["text"].tolist(), max_length)
+        probs, labels = predict_with(plat, fetched, rows["text"].tolist(), max_length)
     return float(np.mean(np.array(labels)[probs.argmax(1)] == rows["label"].to_numpy()))
 
 

@@ -34,17 +34,19 @@ import pandas as pd
 import yaml
 from sklearn.metrics import f1_score
 
-from modelops.core.dataset import clean_text, normalize_text
-from modelops.core.evaluation import evaluate
-from modelops.core.fingerprint import sha256_bytes
-from modelops.core.modeling import load_classifier, predict_proba
-from modelops.core.recipe import Recipe
-from modelops.core.taxonomy_mapping import REVIEW, LabelMapping, load_chain
-from modelops.core.training import train_classifier
-from modelops.lifecycle import FetchedAdapter, Platform, load_dataset
-from modelops.orchestration.definitions import build_definitions
-from modelops.orchestration.resources import PlatformResource
-from modelops.settings import Settings
+from modelops.config.fingerprint import sha256_bytes
+from modelops.config.recipe import Recipe
+from modelops.config.settings import Settings
+from modelops.defs.build import build_definitions
+from modelops.defs.resources import PlatformResource
+from modelops.domain.evaluation import evaluate
+from modelops.domain.taxonomy_mapping import REVIEW, LabelMapping, load_chain
+from modelops.domain.text import clean_text, normalize_text
+from modelops.lifecycle.dataset import load_dataset
+from modelops.lifecycle.fetch import FetchedAdapter
+from modelops.lifecycle.platform import Platform
+from modelops.ml.model import load_classifier, predict_proba
+from modelops.ml.training import train_classifier
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "banking77"

@@ -1,6 +1,6 @@
 """Banking77 benchmark: the platform's LoRA recipe against two baselines, on CPU.
 
-1. platform: ``modelops.core.training.train_classifier`` (MiniLM + LoRA, mean pooling,
+1. platform: ``modelops.ml.training.train_classifier`` (MiniLM + LoRA, mean pooling,
    probe-initialised head, length-grouped batches padded per batch);
 2. trainer: plain ``transformers.Trainer`` + ``peft`` (the transformers docs recipe) with
    the same data and hyperparameters;
@@ -33,29 +33,8 @@ import pandas as pd
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from modelops.core.catalog import Catalog, ResolvedBase
-from modelops.core.dataset import (
-    COLUMNS,
-    SPLITS,
-    PreparedDataset,
-    encode_labels,
-    fingerprint,
-    normalize_text,
-    read_table,
-    split_of,
-    validate_rows,
-)
-from modelops.core.evaluation import evaluate
-from modelops.core.fingerprint import sha256_bytes
-from modelops.core.modeling import (
-    PooledClassifier,
-    load_base,
-    load_classifier,
-    predict_proba,
-    run_batches,
-    tokenize,
-)
-from modelops.core.recipe import (
+from modelops.config.fingerprint import sha256_bytes
+from modelops.config.recipe import (
     DataSettings,
     DataSource,
     HeadSettings,
@@ -63,7 +42,28 @@ from modelops.core.recipe import (
     Recipe,
     TrainingSettings,
 )
-from modelops.core.training import train_classifier
+from modelops.domain.dataset import (
+    COLUMNS,
+    SPLITS,
+    PreparedDataset,
+    encode_labels,
+    fingerprint,
+    read_table,
+    split_of,
+    validate_rows,
+)
+from modelops.domain.evaluation import evaluate
+from modelops.domain.text import normalize_text
+from modelops.ml.catalog import Catalog, ResolvedBase
+from modelops.ml.model import (
+    PooledClassifier,
+    load_base,
+    load_classifier,
+    predict_proba,
+    run_batches,
+    tokenize,
+)
+from modelops.ml.training import train_classifier
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "banking77"

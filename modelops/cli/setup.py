@@ -1,0 +1,64 @@
+"""``modelops init``: prepare the embedded defaults (Dagster home, registry schema)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from modelops.config.settings import Settings
+
+DAGSTER_YAML = """\
+# Written by `modelops init`. The embedded default instance: SQLite under this folder.
+# For production, point storage at PostgreSQL (dagster-postgres); see docs/operations.md.
+telemetry:
+  enabled: false
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "init", help="create .modelops/ (Dagster home, registry schema) if missing"
+    )
+    parser.add_argument(
+        "--dagster-home",
+        type=Path,
+        default=None,
+        help="Dagster home (default: <MODELOPS_HOME>/dagster)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from modelops.stores.registry import Registry
+
+    settings = Settings.from_env()
+    dagster_home = (
+        args.dagster_home or settings.dagster_home or settings.home / "dagster"
+    ).absolute()
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    config = dagster_home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML, encoding="utf-8")
+    Registry(settings.database_url)
+    added = _sync_partitions(dagster_home, settings)
+    if "://" not in settings.artifacts_uri:
+        Path(settings.artifacts_uri).mkdir(parents=True, exist_ok=True)
+    print(
+        f"modelops home {settings.home}; registry {settings.database_url}; "
+        f"artifacts {settings.artifacts_uri}; dagster home {dagster_home}"
+    )
+    for name, versions in added.items():
+        print(f"registered partitions {name}: {', '.join(versions)}")
+    return 0
+
+
+def _sync_partitions(dagster_home: Path, settings: Settings) -> dict:
+    """Register every taxonomy version on disk as a partition (the sensor does the
+    same while Dagster runs), so a first materialization can name ``--partition v1``."""
+    from dagster import DagsterInstance
+
+    from modelops.config.recipe import load_recipes
+    from modelops.defs.partitions import sync_partitions
+
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        return sync_partitions(instance, load_recipes(settings.recipes_dir))

@@ -1,0 +1,199 @@
+"""Recipes: one YAML file per customization, the interface of the platform.
+
+A recipe names the task, the data, the taxonomy, the base model (through the catalog,
+never by path), the PEFT method and its settings, the training settings and the
+evaluation gates. ``docs/recipes.md`` is the reference for every field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from modelops.config.errors import InputError
+from modelops.config.fingerprint import sha256_json
+from modelops.config.gates import GateSettings
+from modelops.config.monitoring import MonitoringSettings, RetrainingSettings
+from modelops.config.taxonomy import LABEL_PATTERN, Taxonomy, load_taxonomy
+from modelops.config.yaml_files import read_yaml_mapping, validate_model
+
+BASE_MODEL_PATTERN = r"^[a-z0-9][a-z0-9_.-]*@[A-Za-z0-9_.-]+$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSource(_Strict):
+    path: str = Field(min_length=1, description="CSV or Parquet file: a local path or s3:// URI")
+    format: Literal["csv", "parquet"] | None = None
+
+    @property
+    def resolved_format(self) -> str:
+        if self.format:
+            return self.format
+        return "parquet" if self.path.lower().endswith((".parquet", ".pq")) else "csv"
+
+
+class DataSettings(_Strict):
+    sources: tuple[DataSource, ...] = Field(min_length=1)
+    text_column: str = "text"
+    label_column: str = "label"
+    max_rows: int = Field(default=1_000_000, gt=0)
+    max_text_chars: int = Field(default=2_000, gt=0)
+    validation_fraction: float = Field(default=0.1, ge=0.0, lt=0.5)
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=0.5)
+
+
+class LoraSettings(_Strict):
+    method: Literal["lora"] = "lora"
+    r: int = Field(default=8, gt=0, le=256)
+    alpha: float = Field(default=16.0, gt=0)
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    target_modules: tuple[str, ...] = Field(default=("query", "value"), min_length=1)
+
+
+class HeadSettings(_Strict):
+    pooling: Literal["mean", "cls"] | None = Field(
+        default=None, description="default: the pooling the base model was trained with (catalog)"
+    )
+    init: Literal["probe", "random"] = "probe"
+    probe_c: float = Field(default=10.0, gt=0, description="inverse L2 strength of the probe")
+
+
+class TrainingSettings(_Strict):
+    epochs: int = Field(default=3, gt=0, le=100)
+    learning_rate: float = Field(default=1e-3, gt=0, lt=1)
+    head_learning_rate: float | None = Field(default=None, gt=0, lt=1)
+    batch_size: int = Field(default=32, gt=0, le=4096)
+    eval_batch_size: int = Field(default=128, gt=0, le=4096)
+    max_length: int = Field(default=64, ge=8, le=512)
+    seed: int = 13
+    weight_decay: float = Field(default=0.0, ge=0)
+    warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
+    select_best: bool = Field(
+        default=True,
+        description="keep the epoch, or the starting point (probe head / warm start), with "
+        "the best validation macro-F1",
+    )
+
+
+
+
+class Recipe(_Strict):
+    name: str = Field(pattern=LABEL_PATTERN, max_length=64)
+    description: str = ""
+    task: Literal["text_classification"] = "text_classification"
+    data: DataSettings
+    taxonomy: str = Field(min_length=1, description="path of the taxonomy version file")
+    base_model: str = Field(
+        pattern=BASE_MODEL_PATTERN, description="catalog reference name@revision"
+    )
+    adapter: LoraSettings = LoraSettings()
+    head: HeadSettings = HeadSettings()
+    training: TrainingSettings = TrainingSettings()
+    gates: GateSettings = GateSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+    retraining: RetrainingSettings = RetrainingSettings()
+
+    @model_validator(mode="after")
+    def _columns_differ(self) -> Recipe:
+        if self.data.text_column == self.data.label_column:
+            raise ValueError("data.text_column and data.label_column must differ")
+        return self
+
+
+@dataclass(frozen=True)
+class LoadedRecipe:
+    """A validated recipe with its file, resolved paths and taxonomy."""
+
+    recipe: Recipe
+    path: Path
+    taxonomy: Taxonomy
+    taxonomy_path: Path
+
+    @property
+    def name(self) -> str:
+        return self.recipe.name
+
+    @property
+    def taxonomies_root(self) -> Path:
+        """The folder holding ``<taxonomy name>/<version>.yaml`` files."""
+        return self.taxonomy_path.parent.parent
+
+    @property
+    def data_version(self) -> str:
+        """The taxonomy version the source data is labelled in."""
+        return self.taxonomy.version
+
+    def landing_root(self, home: Path) -> Path | str:
+        """Batch files go to ``<root>/<recipe>/incoming/``: a local directory, or an
+        ``s3://bucket/prefix`` URI, kept as a string."""
+        configured = self.recipe.monitoring.landing
+        if not configured:
+            return home / "landing"
+        location = resolve_location(configured, self.path.parent)
+        return location if location.startswith("s3://") else Path(location)
+
+    def taxonomy_versions(self) -> list[str]:
+        """This version and every later one on disk, ordered by number."""
+        start = _version_number(self.data_version)
+        found = [p.stem for p in self.taxonomy_path.parent.glob("v*.yaml")]
+        return sorted((v for v in found if _version_number(v) >= start), key=_version_number)
+
+    def source_uris(self) -> list[str]:
+        return [resolve_location(s.path, self.path.parent) for s in self.recipe.data.sources]
+
+    def fingerprint(self) -> str:
+        """What decides the weights of a full training: not description, gates,
+        monitoring or retraining (an incremental run records its warm start apart)."""
+        body = self.recipe.model_dump(
+            mode="json", exclude={"description", "gates", "monitoring", "retraining"}
+        )
+        body["taxonomy"] = self.taxonomy.fingerprint()
+        body["data"]["sources"] = self.source_uris()
+        return sha256_json(body)
+
+    def snapshot(self) -> dict:
+        """The recipe as a JSON-able dict, for manifests and ``reproduce``."""
+        return {
+            "recipe": self.recipe.model_dump(mode="json"),
+            "path": str(self.path),
+            "taxonomy": self.taxonomy.model_dump(mode="json"),
+        }
+
+
+def _version_number(version: str) -> int:
+    return int(version[1:]) if version[1:].isdigit() else -1
+
+
+def resolve_location(location: str, base: Path) -> str:
+    """``s3://`` URIs stay as they are; relative paths resolve against ``base``."""
+    if location.startswith("s3://"):
+        return location
+    path = Path(location)
+    return str(path if path.is_absolute() else (base / path).resolve())
+
+
+def load_recipe(path: str | Path) -> LoadedRecipe:
+    """Read and validate a recipe and its taxonomy. Errors name the file and field."""
+    path = Path(path).absolute()
+    recipe = validate_model(Recipe, read_yaml_mapping(path), path)
+    if recipe.name != path.stem:
+        raise InputError(path, "name", f"{recipe.name!r} must match the file name {path.stem!r}")
+    taxonomy_path = Path(resolve_location(recipe.taxonomy, path.parent))
+    if not taxonomy_path.is_file():
+        raise InputError(path, "taxonomy", f"taxonomy file {taxonomy_path} not found")
+    taxonomy = load_taxonomy(taxonomy_path)
+    return LoadedRecipe(recipe=recipe, path=path, taxonomy=taxonomy, taxonomy_path=taxonomy_path)
+
+
+def load_recipes(directory: str | Path) -> list[LoadedRecipe]:
+    """Every ``*.yaml`` recipe in ``directory``, sorted by name. The first bad one raises."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InputError(directory, None, "recipes directory not found")
+    return [load_recipe(p) for p in sorted(directory.glob("*.yaml"))]

@@ -1,0 +1,207 @@
+"""Sensors. They stay light: they look at files and counts, never train."""
+
+import json
+import time
+
+import dagster as dg
+
+from modelops.config.fingerprint import sha256_json
+from modelops.config.recipe import LoadedRecipe, load_recipes
+from modelops.config.settings import Settings
+from modelops.defs.partitions import missing_partitions, taxonomy_partitions
+from modelops.defs.recipe.production_assets import batch_scoring_key, drift_report_key
+from modelops.defs.resources import PlatformResource
+from modelops.domain.taxonomy_mapping import validate_taxonomy_dir
+
+
+def build_taxonomy_sensor(settings: Settings) -> dg.SensorDefinition:
+    """Adds a partition for every new taxonomy version file of the recipes' taxonomies.
+
+    A file that does not validate fails the tick with the file and field in the error,
+    and adds nothing; fix the file and the next tick adds the version.
+    """
+
+    @dg.sensor(
+        name="taxonomy_versions",
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Watches taxonomies/<name>/v*.yaml and adds each new version as a "
+        "partition of every recipe that uses the taxonomy.",
+    )
+    def taxonomy_versions(context: dg.SensorEvaluationContext):
+        recipes = load_recipes(settings.recipes_dir)
+        for root in sorted({loaded.taxonomies_root for loaded in recipes}):
+            validate_taxonomy_dir(root)
+        added = missing_partitions(context.instance, recipes)
+        if not added:
+            return dg.SkipReason("no new taxonomy versions")
+        context.log.info(f"new taxonomy versions: {added}")
+        return dg.SensorResult(
+            dynamic_partitions_requests=[
+                dg.AddDynamicPartitionsRequest(partitions_def_name=name, partition_keys=keys)
+                for name, keys in added.items()
+            ]
+        )
+
+    return taxonomy_versions
+
+
+def retrain_job_name(recipe: str) -> str:
+    return f"{recipe}__retrain"
+
+
+def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDefinition]:
+    """Landing files -> batch scoring; enough new rows -> drift report; a drifted report
+    -> retraining (one run per drift event, with a cooldown). Each tick reads counts
+    and metadata only."""
+    name = loaded.name
+    monitoring = loaded.recipe.monitoring
+    retraining = loaded.recipe.retraining
+
+    @dg.sensor(
+        name=f"{name}__landing",
+        minimum_interval_seconds=15,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        asset_selection=[batch_scoring_key(name)],
+        description=f"Scores files dropped in the landing folder of {name}.",
+    )
+    def landing(context: dg.SensorEvaluationContext, platform: PlatformResource):
+        from modelops.serving.batch_scoring import pending_files
+
+        settings = platform.platform.settings
+        files = pending_files(  # one listing of incoming/, local or S3
+            loaded.landing_root(settings.home), name, s3_endpoint_url=settings.s3_endpoint_url
+        )
+        if not files:
+            return dg.SkipReason("no files waiting")
+        busy = context.instance.get_runs(
+            filters=dg.RunsFilter(
+                tags={"modelops/landing": name},
+                statuses=[
+                    dg.DagsterRunStatus.QUEUED,
+                    dg.DagsterRunStatus.NOT_STARTED,
+                    dg.DagsterRunStatus.STARTING,
+                    dg.DagsterRunStatus.STARTED,
+                ],
+            ),
+            limit=1,
+        )
+        if busy:
+            return dg.SkipReason(f"batch scoring run {busy[0].run_id[:8]} still running")
+        # The same waiting files get the same key for 10 minutes: a failed run is
+        # retried after that, and never runs twice at once.
+        stamp = sha256_json([sorted(str(f) for f in files), int(time.time() // 600)])[:16]
+        return dg.RunRequest(
+            run_key=f"{name}-landing-{stamp}",
+            tags={"modelops/reason": f"{len(files)} landed files", "modelops/landing": name},
+        )
+
+    @dg.sensor(
+        name=f"{name}__production_window",
+        minimum_interval_seconds=15,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        asset_selection=[drift_report_key(name)],
+        description=f"Requests a drift report when {monitoring.window_size} new production "
+        "rows have been logged since the last one.",
+    )
+    def production_window(context: dg.SensorEvaluationContext, platform: PlatformResource):
+        log = platform.platform.production_log
+        after = int(context.cursor or 0)
+        new = log.count_since(name, after)
+        if new < monitoring.window_size:
+            return dg.SkipReason(f"{new}/{monitoring.window_size} new rows since id {after}")
+        latest = log.latest_prediction_id(name)
+        context.update_cursor(str(latest))
+        return dg.RunRequest(
+            run_key=f"{name}-window-{latest}",
+            tags={"modelops/reason": f"{new} new production rows"},
+        )
+
+    @dg.sensor(
+        name=f"{name}__drift",
+        minimum_interval_seconds=15,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        job=retrain_job,
+        description=f"Launches {retrain_job.name} ({retraining.mode}) when a drift report "
+        f"says so; at most once per report, {retraining.cooldown_minutes} min cooldown. "
+        "Turn it off to pause retraining.",
+    )
+    def drift(context: dg.SensorEvaluationContext, platform: PlatformResource):
+        state = json.loads(context.cursor) if context.cursor else {}
+        records = context.instance.fetch_materializations(
+            drift_report_key(name), limit=1, ascending=False
+        ).records
+        if not records or records[0].storage_id <= state.get("storage_id", 0):
+            return dg.SkipReason("no new drift report")
+        event = records[0]
+        state["storage_id"] = event.storage_id
+        metadata = event.asset_materialization.metadata
+        drifted = metadata.get("drifted")
+        if drifted is None or not drifted.value:
+            context.update_cursor(json.dumps(state))
+            return dg.SkipReason("latest drift report: no drift")
+        now = time.time()
+        wait = state.get("launched_at", 0) + retraining.cooldown_minutes * 60 - now
+        if wait > 0:
+            context.update_cursor(json.dumps(state))
+            return dg.SkipReason(f"drift, but in cooldown for {wait / 60:.1f} more minutes")
+        serving = platform.platform.registry.alias(name, "champion")
+        if serving is None:
+            context.update_cursor(json.dumps(state))
+            return dg.SkipReason("drift, but no serving adapter to retrain")
+        state["launched_at"] = now
+        context.update_cursor(json.dumps(state))
+        fired = metadata["fired"].value
+        return dg.RunRequest(
+            run_key=f"{name}-drift-{event.storage_id}",
+            partition_key=serving.taxonomy_version,
+            tags={
+                "modelops/reason": f"drift: {fired}"[:200],
+                "modelops/mode": retraining.mode,
+                "modelops/drift_report_event": str(event.storage_id),
+                "modelops/report": str(metadata["report"].value)[:200],
+            },
+        )
+
+    return [landing, production_window, drift]
+
+
+def build_retrain_job(loaded: LoadedRecipe):
+    """The recipe's four training assets for one taxonomy version, in retraining mode."""
+    name = loaded.name
+    return dg.define_asset_job(
+        retrain_job_name(name),
+        selection=dg.AssetSelection.assets(
+            *[
+                dg.AssetKey([name, a])
+                for a in ("training_dataset", "adapter", "evaluation", "champion")
+            ]
+        ),
+        partitions_def=taxonomy_partitions(loaded),
+        tags={"modelops/mode": loaded.recipe.retraining.mode},
+        description=f"Retrain {name}: relabelled data plus production feedback, "
+        f"{loaded.recipe.retraining.mode} training, gates, promotion.",
+    )
+
+
+def build_retrain_schedule(loaded: LoadedRecipe, retrain_job):
+    cron = loaded.recipe.retraining.schedule
+    name = loaded.name
+
+    @dg.schedule(
+        name=f"{name}__periodic_retrain",
+        cron_schedule=cron,
+        job=retrain_job,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Periodic retraining of {name} ({cron}) on the serving taxonomy version.",
+    )
+    def periodic(context: dg.ScheduleEvaluationContext, platform: PlatformResource):
+        serving = platform.platform.registry.alias(name, "champion")
+        version = serving.taxonomy_version if serving else loaded.data_version
+        return dg.RunRequest(
+            run_key=f"{name}-scheduled-{context.scheduled_execution_time.isoformat()}",
+            partition_key=version,
+            tags={"modelops/reason": f"schedule {cron}"},
+        )
+
+    return periodic

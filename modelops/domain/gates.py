@@ -1,0 +1,241 @@
+"""Promotion gates: may a candidate adapter replace the champion?
+
+Four checks, each a plain verdict with a sentence and the numbers behind it, so
+the orchestration layer can turn each one into a blocking asset check:
+
+* ``min_macro_f1``: the candidate reaches an absolute floor;
+* ``no_regression``: its macro-F1 is not much below the champion's;
+* ``no_label_regression``: no single label's F1 collapses against the champion
+  (a macro average can hide one label going to zero);
+* ``beats_baseline``: it is at least as good as the linear probe on frozen embeddings.
+
+The champion must be evaluated on the candidate's test split, so that the numbers
+compare like with like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelops.config.gates import GateSettings
+from modelops.domain.evaluation import Evaluation
+
+# Differences are computed in floating point: 0.80 - 0.78 is 0.0200000000000000018.
+_EPS = 1e-9
+_WORST_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """One gate's verdict; ``metadata`` holds the numbers (JSON-serialisable)."""
+
+    name: str
+    passed: bool
+    description: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "description": self.description,
+            "metadata": self.metadata,
+        }
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """All checks; ``passed`` only when every check passed."""
+
+    passed: bool
+    checks: list[GateCheck]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict."""
+        return {"passed": self.passed, "checks": [c.to_dict() for c in self.checks]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GateDecision:
+        """Inverse of :meth:`to_dict`."""
+        try:
+            checks = [
+                GateCheck(
+                    name=str(c["name"]),
+                    passed=bool(c["passed"]),
+                    description=str(c["description"]),
+                    metadata=dict(c.get("metadata", {})),
+                )
+                for c in d["checks"]
+            ]
+            return cls(passed=bool(d["passed"]), checks=checks)
+        except KeyError as exc:
+            raise ValueError(f"gate decision: missing field {exc.args[0]!r}") from None
+
+    def failed(self) -> list[GateCheck]:
+        """The checks that did not pass, in order."""
+        return [c for c in self.checks if not c.passed]
+
+
+def _check_same_test_set(candidate: Evaluation, champion: Evaluation) -> None:
+    if candidate.labels == champion.labels and candidate.n == champion.n:
+        supports = [
+            (c["support"], champion.per_label[label]["support"])
+            for label, c in candidate.per_label.items()
+        ]
+        if all(int(a) == int(b) for a, b in supports):
+            return
+        raise ValueError(
+            "candidate and champion were evaluated on different test sets: same labels and "
+            f"n={candidate.n}, but per-label supports differ; evaluate the champion on the "
+            "candidate's test split"
+        )
+
+    def describe(e: Evaluation) -> str:
+        shown = ", ".join(e.labels[:8]) + (", …" if len(e.labels) > 8 else "")
+        return f"n={e.n}, {len(e.labels)} labels [{shown}]"
+
+    details = f"candidate {describe(candidate)}; champion {describe(champion)}"
+    if candidate.n == champion.n and sorted(candidate.labels) == sorted(champion.labels):
+        details += " (same labels in a different order)"
+    raise ValueError(
+        f"candidate and champion were evaluated on different test sets: {details}; "
+        "evaluate the champion on the candidate's test split"
+    )
+
+
+def _min_macro_f1(candidate: Evaluation, settings: GateSettings) -> GateCheck:
+    value, threshold = candidate.macro_f1, settings.min_macro_f1
+    passed = value >= threshold - _EPS
+    sign = ">=" if passed else "<"
+    return GateCheck(
+        name="min_macro_f1",
+        passed=passed,
+        description=f"macro-F1 {value:.3f} {sign} minimum {threshold:.3f}",
+        metadata={"value": value, "threshold": threshold},
+    )
+
+
+def _no_regression(
+    candidate: Evaluation, champion: Evaluation | None, settings: GateSettings
+) -> GateCheck:
+    threshold = settings.max_macro_f1_drop
+    if champion is None:
+        return GateCheck(
+            "no_regression",
+            True,
+            "no champion yet",
+            {"value": candidate.macro_f1, "threshold": threshold},
+        )
+    drop = champion.macro_f1 - candidate.macro_f1
+    passed = drop <= threshold + _EPS
+    sign = "<=" if passed else ">"
+    return GateCheck(
+        name="no_regression",
+        passed=passed,
+        description=(
+            f"macro-F1 {candidate.macro_f1:.3f} vs champion {champion.macro_f1:.3f}: "
+            f"drop {drop:+.3f} {sign} allowed {threshold:.3f}"
+        ),
+        metadata={
+            "value": candidate.macro_f1,
+            "champion": champion.macro_f1,
+            "drop": drop,
+            "threshold": threshold,
+        },
+    )
+
+
+def _no_label_regression(
+    candidate: Evaluation, champion: Evaluation | None, settings: GateSettings
+) -> GateCheck:
+    threshold, min_support = settings.max_label_f1_drop, settings.min_label_support
+    base = {"threshold": threshold, "min_label_support": min_support}
+    if champion is None:
+        return GateCheck("no_label_regression", True, "no champion yet", base)
+    compared = [
+        label
+        for label in candidate.labels
+        if label in champion.per_label and candidate.per_label[label]["support"] >= min_support
+    ]
+    drops = sorted(
+        (
+            {
+                "label": label,
+                "value": candidate.per_label[label]["f1"],
+                "champion": champion.per_label[label]["f1"],
+                "drop": champion.per_label[label]["f1"] - candidate.per_label[label]["f1"],
+            }
+            for label in compared
+        ),
+        key=lambda d: -d["drop"],
+    )
+    worst = [d for d in drops if d["drop"] > _EPS][:_WORST_SHOWN]
+    failing = [d["label"] for d in drops if d["drop"] > threshold + _EPS]
+    metadata = {**base, "compared": len(compared), "failing": failing, "worst": worst}
+    if not compared:
+        description = f"no label has support >= {min_support}: nothing compared"
+    elif failing:
+        w = drops[0]
+        description = (
+            f"{len(failing)} of {len(compared)} labels dropped F1 by more than {threshold:.3f} "
+            f"against the champion; worst '{w['label']}' {w['champion']:.3f} -> "
+            f"{w['value']:.3f} (drop {w['drop']:.3f})"
+        )
+    elif worst:
+        w = worst[0]
+        description = (
+            f"no label's F1 dropped by more than {threshold:.3f} against the champion "
+            f"({len(compared)} compared); largest drop '{w['label']}' {w['drop']:.3f}"
+        )
+    else:
+        description = (
+            f"no label's F1 dropped against the champion ({len(compared)} compared, "
+            f"allowed drop {threshold:.3f})"
+        )
+    return GateCheck("no_label_regression", not failing, description, metadata)
+
+
+def _beats_baseline(
+    candidate: Evaluation, baseline: Evaluation | None, settings: GateSettings
+) -> GateCheck:
+    if not settings.beat_baseline:
+        return GateCheck("beats_baseline", True, "baseline comparison disabled in the recipe", {})
+    if baseline is None:
+        return GateCheck("beats_baseline", True, "no baseline recorded", {})
+    value, threshold = candidate.macro_f1, baseline.macro_f1
+    passed = value >= threshold - _EPS
+    sign = ">=" if passed else "<"
+    return GateCheck(
+        name="beats_baseline",
+        passed=passed,
+        description=f"macro-F1 {value:.3f} {sign} linear-probe baseline {threshold:.3f}",
+        metadata={"value": value, "baseline": threshold, "baseline_n": baseline.n},
+    )
+
+
+def decide(
+    candidate: Evaluation,
+    *,
+    settings: GateSettings,
+    champion: Evaluation | None = None,
+    baseline: Evaluation | None = None,
+    compared: Evaluation | None = None,
+) -> GateDecision:
+    """Run every gate on ``candidate``; raise ``ValueError`` if the champion's test set differs.
+
+    ``compared`` is the candidate on the rows the champion was scored on, when those are
+    only part of the test split (default: ``candidate``); the regression checks use it.
+    Without a champion the regression checks pass ("no champion yet"); without a
+    baseline (or with ``beat_baseline: false``) the baseline check passes.
+    """
+    compared = compared or candidate
+    if champion is not None:
+        _check_same_test_set(compared, champion)
+    checks = [
+        _min_macro_f1(candidate, settings),
+        _no_regression(compared, champion, settings),
+        _no_label_regression(compared, champion, settings),
+        _beats_baseline(candidate, baseline, settings),
+    ]
+    return GateDecision(passed=all(c.passed for c in checks), checks=checks)

@@ -1,0 +1,77 @@
+"""The drift check step: the newest production window of a recipe against its serving
+champion's monitoring reference; the HTML report goes to the artifact store."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+from modelops.config.errors import ModelopsError
+from modelops.config.progress import Emit
+from modelops.lifecycle.fetch import FetchedAdapter
+from modelops.monitoring.check import check_window
+from modelops.monitoring.reference import load_bundle
+
+log = logging.getLogger(__name__)
+
+
+def run_drift_check(platform, loaded, emit: Emit = log.info) -> dict:
+    """The newest production window of a recipe against its serving champion.
+
+    Returns the verdict with the window's ids, the adapter and the stored HTML report's
+    URI. Raises when there is no serving adapter or fewer rows than the window size.
+    """
+    recipe = loaded.recipe
+    champion = platform.registry.alias(loaded.name, "champion")
+    if champion is None:
+        raise ModelopsError(f"recipe {loaded.name!r} has no serving adapter to monitor")
+    with FetchedAdapter(platform, champion) as fetched:
+        bundle = load_bundle(fetched.path)
+    if bundle is None:
+        raise ModelopsError(f"adapter {champion.id} was trained without a monitoring reference")
+    # Thresholds hold for the window size they were calibrated at: use that one.
+    size = bundle.calibration.window_size
+    if size != recipe.monitoring.window_size:
+        emit(
+            f"adapter {champion.id} was calibrated for windows of {size} rows; the recipe now "
+            f"asks {recipe.monitoring.window_size} (takes effect with the next adapter)"
+        )
+    plog = platform.production_log
+    window = plog.predictions(loaded.name, newest=True, limit=size)
+    if len(window) < size:
+        raise ModelopsError(
+            f"recipe {loaded.name!r}: {len(window)} production rows, a window needs {size}"
+        )
+    feedback = plog.feedback(loaded.name)
+    if len(feedback) and "prediction_id" in feedback:
+        linked = feedback.dropna(subset=["prediction_id"]).drop_duplicates(
+            "prediction_id", keep="last"
+        )
+        labels = dict(zip(linked["prediction_id"].astype(int), linked["true_label"], strict=True))
+        window = window.assign(true_label=[labels.get(int(i)) for i in window["id"]])
+    base = platform.resolve_base_by_sha256(champion.base_model_sha256)
+    with tempfile.TemporaryDirectory(prefix="drift-") as tmp:
+        check = check_window(
+            bundle, window, base=base, recipe=recipe, report_path=Path(tmp) / "report.html"
+        )
+        window_name = f"window-{check.first_id}-{check.last_id}"
+        key = f"drift/{loaded.name}/adapter-{champion.id}/{window_name}.html"
+        uri = (
+            platform.store.uri_for(key)
+            if platform.store.exists(key)
+            else platform.store.put_file(key, check.report_path).uri
+        )
+    result = check.verdict.to_dict()
+    emit(f"drift check of rows {check.first_id}-{check.last_id}: {check.verdict.reason}")
+    return {
+        **result,
+        "adapter_id": champion.id,
+        "taxonomy_version": champion.taxonomy_version,
+        "rows": check.rows,
+        "labelled_rows": check.labelled_rows,
+        "first_id": check.first_id,
+        "last_id": check.last_id,
+        "report_uri": uri,
+        "window_size": size,
+    }

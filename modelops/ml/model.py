@@ -1,0 +1,155 @@
+"""The classifier: a (LoRA-adapted) encoder, the pooling its base was trained with,
+and a linear head. Saved as a standard PEFT directory plus the head and label map.
+
+Layout of a saved adapter directory::
+
+    adapter_config.json          PEFT (LoRA on the encoder)
+    adapter_model.safetensors    PEFT weights
+    head.safetensors             linear head: weight [k, hidden], bias [k]
+    labels.json                  {"labels": [...], "pooling": "mean", "normalize": true}
+    manifest.json                lineage (see modelops.domain.lineage)
+
+Outside modelops the encoder loads with plain ``PeftModel.from_pretrained(
+AutoModel.from_pretrained(base), adapter_dir)``; docs/concepts.md shows the pooling.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
+
+HEAD_FILE = "head.safetensors"
+LABELS_FILE = "labels.json"
+PEFT_WEIGHTS_FILE = "adapter_model.safetensors"
+WEIGHT_FILES = (PEFT_WEIGHTS_FILE, HEAD_FILE)
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Mean over real tokens (sentence encoders such as MiniLM) or the [CLS] state."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+class PooledClassifier(nn.Module):
+    """encoder -> pooling -> (L2 normalization) -> linear head."""
+
+    def __init__(self, encoder: nn.Module, num_labels: int, pooling: str, normalize: bool = True):
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = pooling
+        self.normalize = normalize
+        hidden = encoder.config.hidden_size
+        self.head = nn.Linear(hidden, num_labels)
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        pooled = pool(out.last_hidden_state, attention_mask, self.pooling)
+        return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(input_ids, attention_mask))
+
+
+def load_base(path: Path) -> tuple[PreTrainedTokenizerBase, nn.Module]:
+    """Tokenizer and encoder from a local directory (never a hub)."""
+    hf_logging.disable_progress_bar()
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    encoder = AutoModel.from_pretrained(str(path), local_files_only=True)
+    return tokenizer, encoder
+
+
+def save_head(model: PooledClassifier, labels: Sequence[str], directory: Path) -> None:
+    head = {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()}
+    save_file(head, str(directory / HEAD_FILE))
+    info = {"labels": list(labels), "pooling": model.pooling, "normalize": model.normalize}
+    (directory / LABELS_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def load_classifier(
+    adapter_dir: Path, base_path: Path, *, trainable: bool = False
+) -> tuple[PreTrainedTokenizerBase, PooledClassifier, list[str]]:
+    """Load a saved adapter onto its base; ``trainable`` for warm starts."""
+    from peft import PeftModel
+
+    tokenizer, encoder = load_base(base_path)
+    encoder = PeftModel.from_pretrained(encoder, str(adapter_dir), is_trainable=trainable)
+    info = json.loads((adapter_dir / LABELS_FILE).read_text(encoding="utf-8"))
+    model = PooledClassifier(encoder, len(info["labels"]), info["pooling"], info["normalize"])
+    model.head.load_state_dict(load_file(str(adapter_dir / HEAD_FILE)))
+    model.train(trainable)
+    return tokenizer, model, list(info["labels"])
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+
+
+def collate(encoded: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad a batch to its own longest sequence."""
+    width = max(len(ids) for ids in encoded)
+    input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    for row, ids in enumerate(encoded):
+        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        mask[row, : len(ids)] = 1
+    return input_ids, mask
+
+
+def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> list:
+    if not texts:  # fast tokenizers raise on an empty batch (e.g. no validation split)
+        return []
+    return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+
+
+@torch.inference_mode()
+def run_batches(fn, encoded: Sequence[list[int]], pad_id: int, batch_size: int) -> np.ndarray:
+    """Apply ``fn(input_ids, mask) -> tensor`` over length-sorted batches, in input order."""
+    out: list[np.ndarray | None] = [None] * len(encoded)
+    for batch in length_sorted_batches([len(e) for e in encoded], batch_size):
+        ids, mask = collate([encoded[i] for i in batch], pad_id)
+        values = fn(ids, mask).float().cpu().numpy()
+        for i, value in zip(batch, values, strict=True):
+            out[i] = value
+    return np.stack(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def predict_proba(
+    tokenizer: PreTrainedTokenizerBase,
+    model: PooledClassifier,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    batch_size: int = 128,
+) -> np.ndarray:
+    """Class probabilities, shape (n, k), in the order of ``texts``."""
+    logits = _score(model, model, tokenizer, texts, max_length, batch_size)
+    return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+
+
+def embed_texts(
+    tokenizer: PreTrainedTokenizerBase,
+    model: PooledClassifier,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    batch_size: int = 128,
+) -> np.ndarray:
+    """Pooled (normalized) sentence embeddings, shape (n, hidden)."""
+    return _score(model, model.embed, tokenizer, texts, max_length, batch_size)
+
+
+def _score(model, fn, tokenizer, texts, max_length: int, batch_size: int) -> np.ndarray:
+    model.eval()
+    encoded = tokenize(tokenizer, texts, max_length)
+    return run_batches(fn, encoded, tokenizer.pad_token_id, batch_size)

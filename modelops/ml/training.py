@@ -1,0 +1,385 @@
+"""LoRA fine-tuning of a pooled classifier, deterministic for a given lineage.
+
+The loop is plain torch: batches are grouped by length and padded to their own
+longest sequence (where the speed is on CPU), the order comes from a seeded
+generator, and torch runs with deterministic algorithms on a recorded thread count.
+The head starts from a linear probe on frozen embeddings, which is also the baseline
+the adapter must beat.
+
+A warm start (incremental retraining) continues from an earlier adapter. Its head rows
+for the labels that adapter was trained on are kept; rows for labels it never saw (new
+intents that arrived with feedback) are fitted first on the warm encoder's frozen
+embeddings with the kept rows held fixed, by the same L2-regularised softmax objective
+as the probe, rows weighted so the replay sample stands for the data it was drawn from.
+Without that step a new label starts at a bias far below the others and the short
+incremental run does not lift it (measured on Banking77: 0.0 accuracy on 10 new intents).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score
+
+from modelops.config.fingerprint import file_manifest, sha256_manifest
+from modelops.config.recipe import Recipe
+from modelops.domain.dataset import PreparedDataset, encode_labels
+from modelops.domain.evaluation import evaluate
+from modelops.ml.catalog import ResolvedBase
+from modelops.ml.model import (
+    WEIGHT_FILES,
+    PooledClassifier,
+    collate,
+    load_base,
+    load_classifier,
+    run_batches,
+    save_head,
+    tokenize,
+)
+
+log = logging.getLogger(__name__)
+Logger = Callable[[str], None]
+BASELINE_FILE = "baseline.json"
+HISTORY_FILE = "history.json"
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """Where an incremental run starts: an adapter with the same label list."""
+
+    path: Path
+    seen_labels: frozenset[str]
+    """Labels in the warm adapter's training split: their head rows are kept."""
+    sample_weight: np.ndarray | None = None
+    """Per train row of the dataset, for fitting the rows of unseen labels (None: all 1)."""
+
+
+@dataclass
+class TrainingResult:
+    directory: Path
+    weights_sha256: str
+    files: dict[str, str]
+    history: list[dict]
+    baseline: dict
+    seconds: float
+    samples_per_second: float
+    torch_threads: int
+    train_rows: int
+    extra: dict = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def deterministic(seed: int, threads: int) -> Iterator[None]:
+    """Seed every generator, use deterministic kernels and a fixed thread count."""
+    previous_threads = torch.get_num_threads()
+    previous_det = torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous_det)
+        torch.set_num_threads(previous_threads)
+
+
+def weights_digest(directory: Path) -> tuple[str, dict[str, str]]:
+    """sha256 of the weight files only (the manifest and reports vary by time)."""
+    files = file_manifest(directory)
+    weights = {name: files[name] for name in WEIGHT_FILES}
+    return sha256_manifest(weights), files
+
+
+def train_classifier(
+    *,
+    recipe: Recipe,
+    base: ResolvedBase,
+    dataset: PreparedDataset,
+    out_dir: Path,
+    threads: int,
+    emit: Logger = log.info,
+    warm_start: WarmStart | Path | None = None,
+) -> TrainingResult:
+    """Fit a LoRA adapter and head on the dataset's train split; write ``out_dir``."""
+    settings = recipe.training
+    labels = dataset.labels
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train, validation, test = (dataset.split(s) for s in ("train", "validation", "test"))
+    y_train = torch.from_numpy(encode_labels(train, labels))
+    started = time.perf_counter()
+    with deterministic(settings.seed, threads):
+        if warm_start is None:
+            tokenizer, encoder = load_base(base.path)
+            pooling = recipe.head.pooling or base.entry.pooling
+            model = PooledClassifier(encoder, len(labels), pooling)
+            what = "the frozen base"
+        else:
+            if isinstance(warm_start, Path):
+                warm_start = WarmStart(warm_start, frozenset(labels))
+            tokenizer, model, warm_labels = load_classifier(warm_start.path, base.path,
+                                                            trainable=True)
+            if warm_labels != labels:
+                raise ValueError("warm start adapter has a different label set")
+            what = "the warm start's frozen encoder"
+        enc = {
+            name: tokenize(tokenizer, frame["text"].tolist(), settings.max_length)
+            for name, frame in (("train", train), ("validation", validation), ("test", test))
+        }
+        pad = tokenizer.pad_token_id
+        # One pass over every split gives the probe baseline, the head start and the
+        # starting point's validation score.
+        emit(f"embedding {len(train)} train rows with {what} for the linear probe")
+        model.eval()
+        feats = {
+            k: run_batches(model.embed, v, pad, settings.eval_batch_size) for k, v in enc.items()
+        }
+        probe, baseline = _fit_probe(recipe, feats, dataset, labels)
+        if warm_start is not None:
+            baseline["method"] = "linear_probe_on_warm_start"
+        emit(
+            f"linear probe: validation accuracy {baseline['validation_accuracy']:.4f}, "
+            f"test macro-F1 {baseline['test']['macro_f1']:.4f}"
+        )
+        if warm_start is not None:
+            _extend_head(model, feats["train"], y_train, warm_start, labels, recipe, emit)
+        else:
+            model = _with_lora(model, recipe)
+            if recipe.head.init == "probe":
+                _init_head(model, probe, len(labels))
+        start = None
+        if len(validation):
+            with torch.no_grad():
+                start = model.head(torch.from_numpy(feats["validation"])).numpy()
+        history = _fit(
+            model, enc["train"], y_train, enc["validation"], validation, dataset, recipe, pad,
+            emit, start,
+        )
+        model.encoder.save_pretrained(str(out_dir))
+        save_head(model, labels, out_dir)
+    seconds = time.perf_counter() - started
+    (out_dir / BASELINE_FILE).write_text(json.dumps(baseline, indent=2) + "\n", encoding="utf-8")
+    (out_dir / HISTORY_FILE).write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
+    digest, files = weights_digest(out_dir)
+    train_seconds = sum(h["seconds"] for h in history)
+    return TrainingResult(
+        directory=out_dir,
+        weights_sha256=digest,
+        files=files,
+        history=history,
+        baseline=baseline,
+        seconds=seconds,
+        samples_per_second=len(train) * settings.epochs / max(train_seconds, 1e-9),
+        torch_threads=threads,
+        train_rows=len(train),
+    )
+
+
+def _with_lora(model: PooledClassifier, recipe: Recipe) -> PooledClassifier:
+    from peft import LoraConfig, get_peft_model
+
+    lora = recipe.adapter
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
+        bias="none",
+    )
+    model.encoder = get_peft_model(model.encoder, config)
+    return model
+
+
+def _fit_probe(recipe, feats, dataset, labels):
+    """Logistic regression on frozen, pooled, normalized embeddings."""
+    started = time.perf_counter()
+    y = {s: encode_labels(dataset.split(s), labels) for s in ("train", "validation", "test")}
+    present = np.unique(y["train"])
+    probe = LogisticRegression(C=recipe.head.probe_c, max_iter=2000)
+    probe.fit(feats["train"], y["train"])
+    fit_seconds = time.perf_counter() - started
+
+    def full_proba(x: np.ndarray) -> np.ndarray:
+        proba = np.zeros((len(x), len(labels)))
+        proba[:, present] = probe.predict_proba(x)
+        return proba
+
+    result = {"method": "linear_probe", "C": recipe.head.probe_c, "fit_seconds": fit_seconds}
+    if len(y["validation"]):
+        pred = full_proba(feats["validation"]).argmax(1)
+        result["validation_accuracy"] = float(accuracy_score(y["validation"], pred))
+        result["validation_macro_f1"] = float(
+            f1_score(y["validation"], pred, average="macro", zero_division=0)
+        )
+    else:
+        result["validation_accuracy"] = result["validation_macro_f1"] = float("nan")
+    result["test"] = evaluate(y["test"], full_proba(feats["test"]), labels).to_dict()
+    return (probe, present), result
+
+
+def _init_head(model: PooledClassifier, probe, k: int) -> None:
+    lr, present = probe
+    weight = torch.zeros_like(model.head.weight)
+    bias = torch.full_like(model.head.bias, -10.0)  # labels absent from train start unlikely
+    coef = torch.as_tensor(lr.coef_, dtype=weight.dtype)
+    intercept = torch.as_tensor(lr.intercept_, dtype=weight.dtype)
+    idx = torch.as_tensor(present)
+    if coef.shape[0] == 1:  # binary: sklearn keeps one row for the positive class
+        coef = torch.cat([-coef / 2, coef / 2])
+        intercept = torch.cat([-intercept / 2, intercept / 2])
+    weight[idx] = coef
+    bias[idx] = intercept
+    with torch.no_grad():
+        model.head.weight.copy_(weight)
+        model.head.bias.copy_(bias)
+
+
+def _extend_head(model, train_feats, y_train, warm: WarmStart, labels, recipe, emit):
+    """Fit the head rows of labels present in this training split but unseen by the warm
+    adapter, on its frozen embeddings, the other rows fixed (see the module docstring)."""
+    seen = {i for i, name in enumerate(labels) if name in warm.seen_labels}
+    new = sorted(set(y_train.tolist()) - seen)
+    if not new:
+        return
+    emit(f"fitting head rows of {len(new)} labels the warm start never saw: "
+         + ", ".join(labels[i] for i in new[:10]) + (" ..." if len(new) > 10 else ""))
+    feats = torch.from_numpy(train_feats).double()
+    c = recipe.head.probe_c
+    weight = torch.ones(len(y_train), dtype=torch.float64)
+    if warm.sample_weight is not None:
+        weight = torch.as_tensor(warm.sample_weight, dtype=torch.float64)
+    idx = torch.as_tensor(new)
+    fixed_w = model.head.weight.detach().double().clone()
+    fixed_b = model.head.bias.detach().double().clone()
+    w_new = torch.zeros(len(new), feats.shape[1], dtype=torch.float64, requires_grad=True)
+    b_new = torch.zeros(len(new), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([w_new, b_new], max_iter=500, line_search_fn="strong_wolfe")
+
+    def objective() -> torch.Tensor:
+        optimizer.zero_grad()
+        w, b = fixed_w.index_put((idx,), w_new), fixed_b.index_put((idx,), b_new)
+        loss = torch.nn.functional.cross_entropy(feats @ w.T + b, y_train, reduction="none")
+        total = (loss * weight).sum() * c + 0.5 * (w_new**2).sum()
+        total.backward()
+        return total
+
+    optimizer.step(objective)
+    with torch.no_grad():
+        model.head.weight[idx] = w_new.detach().to(model.head.weight.dtype)
+        model.head.bias[idx] = b_new.detach().to(model.head.bias.dtype)
+
+
+def _batches(lengths: list[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffle, sort by length within chunks of 50 batches, shuffle the batches."""
+    perm = rng.permutation(len(lengths))
+    chunk = batch_size * 50
+    batches = []
+    for start in range(0, len(perm), chunk):
+        part = perm[start : start + chunk]
+        part = part[np.argsort(np.asarray(lengths)[part], kind="stable")]
+        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
+    order = rng.permutation(len(batches))
+    return [batches[i] for i in order]
+
+
+def _fit(
+    model, enc_train, y_train, enc_val, validation, dataset, recipe, pad, emit, start_logits
+) -> list[dict]:
+    """The training loop; ``start_logits``: the starting point's validation logits."""
+    from transformers import get_linear_schedule_with_warmup
+
+    settings = recipe.training
+    head_lr = settings.head_learning_rate or settings.learning_rate
+    head_params = list(model.head.parameters())
+    head_ids = {id(p) for p in head_params}
+    encoder_params = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": encoder_params, "lr": settings.learning_rate},
+            {"params": head_params, "lr": head_lr},
+        ],
+        weight_decay=settings.weight_decay,
+    )
+    lengths = [len(e) for e in enc_train]
+    steps_per_epoch = -(-len(enc_train) // settings.batch_size)
+    total = steps_per_epoch * settings.epochs
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(total * settings.warmup_ratio), total
+    )
+    rng = np.random.default_rng(settings.seed)
+    y_val = encode_labels(validation, dataset.labels)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    emit(f"training {trainable} parameters on {len(enc_train)} rows, {settings.epochs} epochs")
+    history = []
+    trainable_names = [n for n, p in model.named_parameters() if p.requires_grad]
+
+    def validation_scores(logits: np.ndarray | None = None) -> tuple[float, float]:
+        if logits is None:
+            model.eval()
+            logits = run_batches(model, enc_val, pad, settings.eval_batch_size)
+        pred = logits.argmax(1)
+        return (
+            float(accuracy_score(y_val, pred)),
+            float(f1_score(y_val, pred, average="macro", zero_division=0)),
+        )
+
+    def snapshot() -> dict[str, torch.Tensor]:
+        state = model.state_dict()
+        return {n: state[n].detach().clone() for n in trainable_names}
+
+    # Model selection on the validation split: the starting point (the probe head with
+    # LoRA at zero, or the warm start) competes with every epoch; the best is kept.
+    best = None
+    if len(enc_val) and settings.select_best:
+        accuracy, macro_f1 = validation_scores(start_logits)
+        best = (macro_f1, 0, snapshot())
+        emit(f"epoch 0 (starting point): val accuracy {accuracy:.4f}, macro-F1 {macro_f1:.4f}")
+    for epoch in range(1, settings.epochs + 1):
+        model.train()
+        started = time.perf_counter()
+        loss_sum, seen = 0.0, 0
+        for step, batch in enumerate(_batches(lengths, settings.batch_size, rng), 1):
+            ids, mask = collate([enc_train[i] for i in batch], pad)
+            loss = torch.nn.functional.cross_entropy(model(ids, mask), y_train[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.item() * len(batch)
+            seen += len(batch)
+            if step % 50 == 0:
+                emit(f"epoch {epoch} step {step}/{steps_per_epoch} loss {loss_sum / seen:.4f}")
+        seconds = time.perf_counter() - started
+        record = {
+            "epoch": epoch,
+            "train_loss": loss_sum / max(seen, 1),
+            "seconds": seconds,
+            "samples_per_second": seen / max(seconds, 1e-9),
+        }
+        if len(enc_val):
+            record["validation_accuracy"], record["validation_macro_f1"] = validation_scores()
+            if best is not None and record["validation_macro_f1"] > best[0]:
+                best = (record["validation_macro_f1"], epoch, snapshot())
+        history.append(record)
+        emit(
+            f"epoch {epoch}/{settings.epochs}: loss {record['train_loss']:.4f}, "
+            f"val accuracy {record.get('validation_accuracy', float('nan')):.4f}, "
+            f"{record['samples_per_second']:.1f} samples/s"
+        )
+    if best is not None:
+        model.load_state_dict(best[2], strict=False)
+        for record in history:
+            record["selected"] = record["epoch"] == best[1]
+        emit(f"kept epoch {best[1]} (best validation macro-F1 {best[0]:.4f})")
+    return history

@@ -1,0 +1,87 @@
+"""The drift check of one production window against an adapter's monitoring reference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from modelops.config.recipe import Recipe
+from modelops.ml.catalog import ResolvedBase
+from modelops.monitoring.drift import (
+    Verdict,
+    Window,
+    report_html,
+    signal_scores,
+    verdict,
+)
+from modelops.monitoring.estimate import estimate_accuracy
+from modelops.monitoring.reference import MonitoringBundle, base_embeddings
+
+
+@dataclass
+class DriftCheck:
+    verdict: Verdict
+    rows: int
+    labelled_rows: int
+    first_id: int
+    last_id: int
+    report_path: Path | None
+
+
+def check_window(
+    bundle: MonitoringBundle,
+    window: pd.DataFrame,
+    *,
+    base: ResolvedBase,
+    recipe: Recipe,
+    report_path: Path | None = None,
+) -> DriftCheck:
+    """Score a production window (columns id, text, predicted_label, confidence and,
+    where feedback exists, true_label) against the adapter's reference."""
+    settings = recipe.monitoring
+    has_text = window["text"].notna().all()
+    texts = window["text"].fillna("").tolist()
+    labels = window["true_label"].tolist() if "true_label" in window else None
+    if labels is not None and all(v is None or v != v for v in labels):
+        labels = None
+    current = Window(
+        texts=texts if has_text else ["(redacted)"] * len(window),
+        predicted=window["predicted_label"].tolist(),
+        confidence=window["confidence"].to_numpy(dtype=float),
+        embeddings=base_embeddings(base, texts, bundle.max_length) if has_text else None,
+        labels=[None if v != v else v for v in labels] if labels is not None else None,
+    )
+    scores = signal_scores(
+        bundle.reference, current, vocabulary=bundle.vocabulary, pca=bundle.projection
+    )
+    if not has_text:  # redacted: text signals would compare placeholders
+        for name in ("text_domain_auc", "text_length", "oov_rate", "embedding"):
+            scores.pop(name, None)
+    estimate = estimate_accuracy(bundle.calibrator, current.confidence)
+    chosen = [s for s in settings.signals if s in scores]
+    result = verdict(
+        scores,
+        bundle.calibration,
+        signals=chosen,
+        estimated_accuracy=estimate,
+        min_accuracy=settings.min_estimated_accuracy,
+    )
+    if report_path is not None:
+        report_html(
+            bundle.reference,
+            current,
+            report_path,
+            vocabulary=bundle.vocabulary,
+            pca=bundle.projection,
+            calibration=bundle.calibration,
+        )
+    return DriftCheck(
+        verdict=result,
+        rows=len(window),
+        labelled_rows=current.labelled_rows if current.labels is not None else 0,
+        first_id=int(window["id"].min()),
+        last_id=int(window["id"].max()),
+        report_path=report_path,
+    )

@@ -1,0 +1,383 @@
+"""The production log: every prediction served and every true label fed back.
+
+Two tables in the registry's database, created by the registry's alembic chain
+(revision 0003; 0004 adds ``predictions.external_id``), so one URL and one ``upgrade``
+cover both:
+
+- ``predictions``: what was scored, by which adapter, with what result, and the
+  sender's reference for the row when there is one (``external_id``). The text may
+  be redacted (stored as NULL); its sha256 (of the normalized text, as datasets
+  compute it) and its length are always kept.
+- ``feedback``: a true label for a prediction (by id) or for a text (linked to the
+  newest prediction of the same text when there is one).
+
+Rows are only ever appended; ids grow, so ``after_id`` windows ("everything since
+the last drift check") are cheap on the ``(recipe, id)`` indexes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from modelops.config.errors import InputError, NotFoundError
+from modelops.config.fingerprint import sha256_bytes
+from modelops.domain.text import clean_text, normalize_text
+from modelops.stores.registry import Base, open_database
+
+PREDICTION_COLUMNS = [
+    "id", "at", "recipe", "taxonomy_version", "adapter_id", "text", "text_sha256",
+    "text_chars", "predicted_label", "confidence", "top_k", "source", "batch_id",
+    "external_id",
+]  # fmt: skip
+FEEDBACK_COLUMNS = [
+    "id", "at", "recipe", "prediction_id", "text", "text_sha256", "true_label", "source",
+    "predicted_label", "confidence", "adapter_id",
+]  # fmt: skip
+"""``feedback()`` columns; the last three come from the linked prediction (or are null)."""
+MAX_EXTERNAL_ID_CHARS = 200
+"""The width of ``predictions.external_id``."""
+
+
+def text_sha256(text: str) -> str:
+    """The identity of a text: sha256 of its normalized form (as in datasets)."""
+    return sha256_bytes(normalize_text(text).encode("utf-8"))
+
+
+def external_id_text(value: Any) -> str | None:
+    """A sender's row reference as it is stored: None for a missing or blank value, else
+    its text, stripped (a whole number given as a float loses its ``.0``). The length is
+    not checked here: callers name the row of one that is too long."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip() or None
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """One prediction to log. ``text`` None means redacted."""
+
+    recipe: str
+    taxonomy_version: str
+    adapter_id: int
+    text: str | None
+    text_sha256: str
+    text_chars: int
+    predicted_label: str
+    confidence: float
+    top_k: list[dict[str, Any]]
+    """``[{"label": ..., "p": ...}]``, most probable first."""
+    source: str
+    """Where it came from: ``api``, ``batch:<file name>``, ..."""
+    batch_id: str | None = None
+    external_id: str | None = None
+    """The sender's reference for this row (a batch file's ``id``), at most
+    :data:`MAX_EXTERNAL_ID_CHARS` characters."""
+    true_label: str | None = None
+    """When known at scoring time (a labelled batch file): logged as feedback on this
+    prediction, in the same transaction."""
+    at: datetime | None = None
+    """Default: when it is logged."""
+
+    @classmethod
+    def for_text(cls, text: str, *, redact: bool = False, **fields: Any) -> PredictionRecord:
+        """A record of ``text`` (cleaned as the model sees it), redacted when asked:
+        the text is left out, its sha256 and length kept."""
+        cleaned = clean_text(text)
+        return cls(
+            text=None if redact else cleaned,
+            text_sha256=text_sha256(cleaned),
+            text_chars=len(cleaned),
+            **fields,
+        )
+
+
+# --------------------------------------------------------------------------- schema
+# On the registry's declarative base: one metadata, one migration chain.
+
+
+class PredictionRow(Base):
+    __tablename__ = "predictions"
+    __table_args__ = (
+        sa.Index("ix_predictions_recipe_id", "recipe", "id"),
+        sa.Index("ix_predictions_recipe_text_sha256", "recipe", "text_sha256"),
+        sa.Index("ix_predictions_batch_id", "batch_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    recipe: Mapped[str] = mapped_column(sa.String(200))
+    taxonomy_version: Mapped[str] = mapped_column(sa.String(200))
+    adapter_id: Mapped[int]
+    text: Mapped[str | None] = mapped_column(sa.Text)
+    text_sha256: Mapped[str] = mapped_column(sa.String(64))
+    text_chars: Mapped[int]
+    predicted_label: Mapped[str] = mapped_column(sa.String(200))
+    confidence: Mapped[float] = mapped_column(sa.Float)
+    top_k: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON)
+    source: Mapped[str] = mapped_column(sa.String(200))
+    batch_id: Mapped[str | None] = mapped_column(sa.String(64))
+    external_id: Mapped[str | None] = mapped_column(sa.String(MAX_EXTERNAL_ID_CHARS))
+
+
+class FeedbackRow(Base):
+    __tablename__ = "feedback"
+    __table_args__ = (sa.Index("ix_feedback_recipe_id", "recipe", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    recipe: Mapped[str] = mapped_column(sa.String(200))
+    prediction_id: Mapped[int | None] = mapped_column(sa.ForeignKey("predictions.id"))
+    text: Mapped[str | None] = mapped_column(sa.Text)
+    text_sha256: Mapped[str] = mapped_column(sa.String(64))
+    true_label: Mapped[str] = mapped_column(sa.String(200))
+    source: Mapped[str] = mapped_column(sa.String(200))
+
+
+def _prediction_row(r: PredictionRecord, now: datetime) -> PredictionRow:
+    return PredictionRow(
+        at=r.at or now,
+        recipe=_non_empty("recipe", r.recipe),
+        taxonomy_version=r.taxonomy_version,
+        adapter_id=r.adapter_id,
+        text=r.text,
+        text_sha256=r.text_sha256,
+        text_chars=r.text_chars,
+        predicted_label=r.predicted_label,
+        confidence=float(r.confidence),
+        top_k=[{"label": str(t["label"]), "p": float(t["p"])} for t in r.top_k],
+        source=_non_empty("source", r.source),
+        batch_id=r.batch_id,
+        external_id=_external_id(r.external_id),
+    )
+
+
+def _external_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InputError(None, "external_id", f"must be a string, got {type(value).__name__}")
+    if len(value) > MAX_EXTERNAL_ID_CHARS:
+        raise InputError(
+            None, "external_id", f"has {len(value)} characters (max {MAX_EXTERNAL_ID_CHARS})"
+        )
+    return value
+
+
+def _non_empty(field: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(None, field, "must be a non-empty string")
+    return value.strip()
+
+
+# --------------------------------------------------------------------------- the log
+
+
+class ProductionLog:
+    """Predictions and feedback in the registry's database (SQLite or PostgreSQL).
+
+    Each method is one transaction. Opening migrates the database to head, as
+    :class:`~modelops.stores.registry.Registry` does.
+    """
+
+    def __init__(self, url: str):
+        """Open (creating if needed) the log at ``url`` and migrate it to head."""
+        self.url = url
+        self._engine, self._session = open_database(url, "production log")
+
+    def close(self) -> None:
+        """Close the log's database connections."""
+        self._engine.dispose()
+
+    def __enter__(self) -> ProductionLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- writes
+
+    def log_predictions(self, records: Sequence[PredictionRecord]) -> list[int]:
+        """Append predictions (and the feedback of those with a ``true_label``) in one
+        transaction; their ids, in the order of ``records``."""
+        now = datetime.now(UTC)
+        rows = [_prediction_row(r, now) for r in records]
+        labels = [
+            None if r.true_label is None else _non_empty("true_label", r.true_label)
+            for r in records
+        ]
+        if not rows:
+            return []
+        with self._session.begin() as session:
+            session.add_all(rows)
+            session.flush()  # assigns the ids the feedback refers to
+            session.add_all(
+                FeedbackRow(
+                    at=row.at,
+                    recipe=row.recipe,
+                    prediction_id=row.id,
+                    text=None,  # the prediction holds it (or it was redacted)
+                    text_sha256=row.text_sha256,
+                    true_label=label,
+                    source=row.source,
+                )
+                for row, label in zip(rows, labels, strict=True)
+                if label is not None
+            )
+            return [row.id for row in rows]
+
+    def add_feedback(
+        self,
+        recipe: str,
+        *,
+        true_label: str,
+        prediction_id: int | None = None,
+        text: str | None = None,
+        source: str,
+    ) -> int:
+        """Record a true label; its id.
+
+        Give the ``prediction_id`` it is about, or the ``text`` (or both: they must
+        match). A text alone is linked to the newest prediction of the same text
+        (by sha256 of the normalized text) in this recipe, when there is one.
+        """
+        true_label = _non_empty("true_label", true_label)
+        source = _non_empty("source", source)
+        if prediction_id is None and text is None:
+            raise InputError(None, "feedback", "needs a prediction_id or a text")
+        cleaned = clean_text(text) if text is not None else None
+        if cleaned is not None and not cleaned:
+            raise InputError(None, "text", "is empty")
+        digest = text_sha256(cleaned) if cleaned is not None else None
+        with self._session.begin() as session:
+            if prediction_id is not None:
+                prediction = session.get(PredictionRow, prediction_id)
+                if prediction is None or prediction.recipe != recipe:
+                    raise NotFoundError(
+                        f"prediction {prediction_id} of recipe {recipe!r} not found"
+                    )
+                if digest is not None and digest != prediction.text_sha256:
+                    raise InputError(None, "text", f"is not the text of prediction {prediction_id}")
+                digest = prediction.text_sha256
+            else:
+                prediction_id = session.scalar(
+                    sa.select(sa.func.max(PredictionRow.id)).where(
+                        PredictionRow.recipe == recipe, PredictionRow.text_sha256 == digest
+                    )
+                )
+            row = FeedbackRow(
+                at=datetime.now(UTC),
+                recipe=recipe,
+                prediction_id=prediction_id,
+                text=cleaned,
+                text_sha256=digest,
+                true_label=true_label,
+                source=source,
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+
+    # ----------------------------------------------------------------- reads
+
+    def latest_prediction_id(self, recipe: str) -> int:
+        """The id of the recipe's newest prediction; 0 when there is none."""
+        query = sa.select(sa.func.max(PredictionRow.id)).where(PredictionRow.recipe == recipe)
+        with self._session.begin() as session:
+            return session.scalar(query) or 0
+
+    def count_since(self, recipe: str, after_id: int) -> int:
+        """How many predictions of the recipe have an id above ``after_id``."""
+        query = sa.select(sa.func.count()).where(
+            PredictionRow.recipe == recipe, PredictionRow.id > after_id
+        )
+        with self._session.begin() as session:
+            return session.scalar(query) or 0
+
+    def batch_logged(self, recipe: str, batch_id: str) -> bool:
+        """Whether predictions of this batch are in the log."""
+        query = sa.select(PredictionRow.id).where(
+            PredictionRow.batch_id == batch_id, PredictionRow.recipe == recipe
+        )
+        with self._session.begin() as session:
+            return session.scalar(query.limit(1)) is not None
+
+    def predictions(
+        self,
+        recipe: str,
+        *,
+        after_id: int = 0,
+        limit: int | None = None,
+        newest: bool = False,
+        batch_id: str | None = None,
+    ) -> pd.DataFrame:
+        """Predictions of the recipe with an id above ``after_id`` (and of one batch,
+        when given), ordered by id: the first ``limit`` of them, or with ``newest``
+        the last ``limit``. Columns: :data:`PREDICTION_COLUMNS`."""
+        columns = [getattr(PredictionRow, c) for c in PREDICTION_COLUMNS]
+        query = sa.select(*columns).where(
+            PredictionRow.recipe == recipe, PredictionRow.id > after_id
+        )
+        if batch_id is not None:
+            query = query.where(PredictionRow.batch_id == batch_id)
+        query = query.order_by(PredictionRow.id.desc() if newest else PredictionRow.id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._session.begin() as session:
+            rows = session.execute(query).all()
+        if newest:
+            rows.reverse()
+        return _frame(rows, PREDICTION_COLUMNS)
+
+    def feedback(self, recipe: str, *, after_id: int = 0) -> pd.DataFrame:
+        """Feedback of the recipe with an id above ``after_id``, ordered by id, with the
+        linked prediction's text where the feedback has none, and its predicted label,
+        confidence and adapter. Columns: :data:`FEEDBACK_COLUMNS`."""
+        f, p = FeedbackRow, PredictionRow
+        query = (
+            sa.select(
+                f.id,
+                f.at,
+                f.recipe,
+                f.prediction_id,
+                sa.func.coalesce(f.text, p.text).label("text"),
+                f.text_sha256,
+                f.true_label,
+                f.source,
+                p.predicted_label,
+                p.confidence,
+                p.adapter_id,
+            )
+            .outerjoin(p, p.id == f.prediction_id)
+            .where(f.recipe == recipe, f.id > after_id)
+            .order_by(f.id)
+        )
+        with self._session.begin() as session:
+            rows = session.execute(query).all()
+        return _frame(rows, FEEDBACK_COLUMNS)
+
+    def feedback_count(self, recipe: str, after_id: int = 0) -> int:
+        """How many feedback rows of the recipe have an id above ``after_id``."""
+        query = sa.select(sa.func.count()).where(
+            FeedbackRow.recipe == recipe, FeedbackRow.id > after_id
+        )
+        with self._session.begin() as session:
+            return session.scalar(query) or 0
+
+
+def _frame(rows: Sequence[sa.Row], columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=columns)
+    frame["at"] = pd.to_datetime(frame["at"], utc=True)
+    return frame

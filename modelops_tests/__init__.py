@@ -1,0 +1,1 @@
+"""The modelops test suite; one folder per room of the package."""
