@@ -50,8 +50,10 @@ from modelops.lifecycle.platform import Platform
 from modelops.lifecycle.promote import promote_if_passed
 from modelops.lifecycle.train import train_adapter
 from modelops.monitoring.check import check_window
-from modelops.monitoring.drift import _METHODS, Window, _frames, signal_scores, verdict
+from modelops.monitoring.evidently_scores import METHODS, signal_scores
 from modelops.monitoring.reference import base_embeddings, load_bundle
+from modelops.monitoring.signals import Window, column_frames
+from modelops.monitoring.verdict import verdict
 from modelops.serving.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -164,7 +166,7 @@ def bare_evidently(ref_frame: pd.DataFrame, cur_frame: pd.DataFrame, kinds: dict
         text_columns=[c for c, k in kinds.items() if k == "text"],
         numerical_columns=[c for c, k in kinds.items() if k == "num"],
         categorical_columns=[c for c, k in kinds.items() if k == "cat"])
-    metrics = [ValueDrift(column=c, method=_METHODS[k]) for c, k in kinds.items()]
+    metrics = [ValueDrift(column=c, method=METHODS[k]) for c, k in kinds.items()]
     return Report(metrics).run(Dataset.from_pandas(cur_frame, data_definition=definition),
                                Dataset.from_pandas(ref_frame, data_definition=definition))
 
@@ -189,7 +191,7 @@ def time_checks(bundle, base, drifted: pd.DataFrame, sizes: list[int], repeats: 
     out = []
     for size in sizes:
         current = pool.take(np.resize(np.arange(len(pool)), size))
-        frames = _frames(bundle.reference, current, bundle.vocabulary, bundle.projection)
+        frames = column_frames(bundle.reference, current, bundle.vocabulary, bundle.projection)
         if not out:  # warm-up: imports, caches
             platform_check(bundle, current)
             bare_evidently(*frames)

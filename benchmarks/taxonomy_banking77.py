@@ -38,9 +38,11 @@ from modelops.config.fingerprint import sha256_bytes
 from modelops.config.recipe import Recipe
 from modelops.config.settings import Settings
 from modelops.defs.build import build_definitions
-from modelops.defs.resources import PlatformResource
+from modelops.defs.keys import RecipeKeys
+from modelops.defs.resources import build_resources
 from modelops.domain.evaluation import evaluate
-from modelops.domain.taxonomy_mapping import REVIEW, LabelMapping, load_chain
+from modelops.domain.label_mapping import REVIEW, LabelMapping
+from modelops.domain.taxonomy_mapping import load_chain
 from modelops.domain.text import clean_text, normalize_text
 from modelops.lifecycle.dataset import load_dataset
 from modelops.lifecycle.fetch import FetchedAdapter
@@ -51,8 +53,6 @@ from modelops.ml.training import train_classifier
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "banking77"
 STARTED = time.perf_counter()
-# What a backfill of a taxonomy partition materializes (as ``modelops backfill`` selects).
-BACKFILLED = ("training_dataset", "adapter", "evaluation", "champion")
 # The settings train_banking77.py found best on a validation part of train.csv (RESULTS.md).
 ADAPTER = {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": ["query", "value"]}
 HEAD = {"pooling": "mean", "init": "probe", "probe_c": 10.0}
@@ -275,9 +275,9 @@ def backfill(settings: Settings, instance: dg.DagsterInstance, version: str) -> 
     emit(f"backfill {version}: materialize every asset of partition {version}")
     started = clock()
     result = dg.materialize(list(build_definitions(settings).assets), partition_key=version,
-                            selection=[dg.AssetKey(["banking", a]) for a in BACKFILLED],
+                            selection=list(RecipeKeys.of("banking").training),
                             instance=instance, raise_on_error=False,
-                            resources={"platform": PlatformResource.from_settings(settings)})
+                            resources=build_resources(settings))
     took = spent(started)
     gates_failed = sorted(e.check_name for e in result.get_asset_check_evaluations()
                           if not e.passed)

@@ -61,7 +61,8 @@ def s3_bucket(s3_endpoint):
 def pg_url():
     """A fresh PostgreSQL database for one test, dropped afterwards.
 
-    Skips, saying so, only when no server answers at 127.0.0.1:5432.
+    Skips, saying so, only when no server answers at 127.0.0.1:5432; with ``CI=true``
+    (set by CI) it fails instead.
     """
     import sqlalchemy as sa
 
@@ -71,7 +72,10 @@ def pg_url():
             conn.execute(sa.text("select 1"))
     except Exception as exc:  # pragma: no cover - depends on the machine
         admin.dispose()
-        pytest.skip(f"no PostgreSQL server answers at 127.0.0.1:5432 ({exc.__class__.__name__})")
+        reason = f"no PostgreSQL server answers at 127.0.0.1:5432 ({exc.__class__.__name__})"
+        if os.environ.get("CI") == "true":  # CI has the server: a missing one is a failure
+            pytest.fail(reason + "; CI=true, so this fails instead of skipping")
+        pytest.skip(reason)
     name = f"modelops_test_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'create database "{name}"'))
@@ -103,7 +107,7 @@ os.environ.setdefault("MODELOPS_TORCH_THREADS", "1")
 @pytest.fixture(scope="session")
 def tiny_base_dir(tmp_path_factory):
     """A tiny random BERT saved like a real base model, tokenizer trained on demo text."""
-    from modelops.demo.data import DemoKnobs, generate
+    from modelops.demo.generator import DemoKnobs, generate
     from modelops_tests.fixtures.tiny_models import save_tiny_bert
 
     texts = generate(DemoKnobs(n=600, seed=1))["text"].tolist()

@@ -4,7 +4,8 @@ running instance), so the backfill shows, and can be re-run, in the UI.
 
 Recipes whose evaluation of that version is already materialized are left out, so
 running the command again does not redo finished work; a recipe whose run failed is
-launched again on its own.
+launched again on its own. The launching is ``modelops.defs.webserver``; this module
+parses the arguments and prints the report.
 """
 
 from __future__ import annotations
@@ -12,56 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-import urllib.error
-import urllib.request
 
-from modelops.config.errors import InputError, ModelopsError
-
-TERMINAL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
-
-STATUS_QUERY = """
-query Status($keys: [AssetKeyInput!]) {
-  assetNodes(assetKeys: $keys) {
-    assetKey { path }
-    repository { name location { name } }
-    assetPartitionStatuses {
-      ... on DefaultPartitionStatuses { materializedPartitions failedPartitions }
-    }
-  }
-}"""
-
-ADD_PARTITION = """
-mutation Add($selector: RepositorySelector!, $name: String!, $key: String!) {
-  addDynamicPartition(repositorySelector: $selector, partitionsDefName: $name,
-                      partitionKey: $key) {
-    __typename
-    ... on PythonError { message }
-    ... on UnauthorizedError { message }
-  }
-}"""
-
-LAUNCH = """
-mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-    ... on PartitionKeysNotFoundError { message }
-    ... on PartitionSetNotFoundError { message }
-    ... on UnauthorizedError { message }
-    ... on InvalidSubsetError { message }
-  }
-}"""
-
-BACKFILL_STATUS = """
-query Backfill($id: String!) {
-  partitionBackfillOrError(backfillId: $id) {
-    __typename
-    ... on PartitionBackfill { status }
-    ... on PythonError { message }
-  }
-}"""
+from modelops.config.errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -82,85 +35,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from modelops.config.recipe import load_recipes
     from modelops.config.settings import Settings
-    from modelops.defs.partitions import partitions_name
-    from modelops.lifecycle.dataset import taxonomy_mapping
+    from modelops.defs.webserver import SUCCEEDED, launch_taxonomy_backfill
 
-    settings = Settings.from_env()
     name, _, version = args.taxonomy.partition(":")
     if not name or not version:
         raise InputError(None, "--taxonomy", f"expected NAME:VERSION, got {args.taxonomy!r}")
-    recipes = [r for r in load_recipes(settings.recipes_dir) if r.taxonomy.name == name]
-    if args.recipe:
-        unknown = sorted(set(args.recipe) - {r.name for r in recipes})
-        if unknown:
-            raise InputError(None, "--recipe", f"no recipe {unknown[0]!r} uses taxonomy {name!r}")
-        recipes = [r for r in recipes if r.name in args.recipe]
-    if not recipes:
-        raise InputError(settings.recipes_dir, None, f"no recipe uses taxonomy {name!r}")
-    for loaded in recipes:
-        if version not in loaded.taxonomy_versions():
-            raise InputError(loaded.taxonomy_path.parent / f"{version}.yaml", None,
-                             f"version {version} of taxonomy {name!r} not found for "
-                             f"recipe {loaded.name} (data labelled in {loaded.data_version})")
-        taxonomy_mapping(loaded, version)  # the mapping chain must validate first
-
-    client = GraphQL(args.url or settings.dagster_url)
-    keys = [{"path": [r.name, "evaluation"]} for r in recipes]
-    nodes = client.call(STATUS_QUERY, {"keys": keys})["assetNodes"]
-    if len(nodes) != len(recipes):
-        raise ModelopsError(
-            f"the Dagster instance at {client.url} does not know every recipe's assets "
-            "(reload the code location)"
-        )
-    node = nodes[0]
-    selector = {"repositoryName": node["repository"]["name"],
-                "repositoryLocationName": node["repository"]["location"]["name"]}
-    done, pending = [], []
-    for loaded, n in zip(recipes, nodes, strict=True):
-        status = n.get("assetPartitionStatuses") or {}
-        (done if version in status.get("materializedPartitions", []) else pending).append(loaded)
-    report = {"taxonomy": name, "version": version, "already_done": [r.name for r in done],
-              "launched": [r.name for r in pending], "backfill_id": None, "status": None}
-    if pending:
-        added = client.call(ADD_PARTITION, {"selector": selector, "name": partitions_name(name),
-                                            "key": version})["addDynamicPartition"]
-        if "message" in added:
-            raise ModelopsError(f"adding partition {version}: {added['message']}")
-        params = {
-            "partitionNames": [version],
-            "assetSelection": [
-                {"path": [r.name, asset]}
-                for r in pending
-                for asset in ("training_dataset", "adapter", "evaluation", "champion")
-            ],
-            "title": f"taxonomy {name}:{version}",
-            "description": "modelops backfill: " + ", ".join(r.name for r in pending),
-            "tags": [{"key": "modelops/taxonomy", "value": f"{name}.{version}"}],
-        }
-        result = client.call(LAUNCH, {"params": params})["launchPartitionBackfill"]
-        if "backfillId" not in result:
-            raise ModelopsError(f"backfill refused: {result.get('message', result['__typename'])}")
-        report["backfill_id"] = result["backfillId"]
-        report["url"] = f"{client.url}/runs/b/{result['backfillId']}"
-        if args.wait:
-            report["status"] = _wait(client, result["backfillId"])
+    report = launch_taxonomy_backfill(
+        Settings.from_env(),
+        name,
+        version,
+        recipes=args.recipe,
+        url=args.url,
+        wait=args.wait,
+        emit=lambda line: print(line, file=sys.stderr),
+    )
     _print(report, args.json)
-    if report["status"] and report["status"] not in ("COMPLETED", "COMPLETED_SUCCESS"):
+    if report["status"] and report["status"] not in SUCCEEDED:
         return 1
     return 0
-
-
-def _wait(client: GraphQL, backfill_id: str, poll_seconds: float = 5.0) -> str:
-    while True:
-        status = client.call(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
-        if "status" not in status:
-            raise ModelopsError(f"backfill {backfill_id}: {status.get('message', status)}")
-        if status["status"] in TERMINAL:
-            return status["status"]
-        print(f"backfill {backfill_id}: {status['status']}", file=sys.stderr)
-        time.sleep(poll_seconds)
 
 
 def _print(report: dict, as_json: bool) -> None:
@@ -175,27 +68,3 @@ def _print(report: dict, as_json: bool) -> None:
               f"{', '.join(report['launched'])}: {report['url']}")
         if report["status"]:
             print(f"finished: {report['status']}")
-
-
-class GraphQL:
-    """A minimal client for the Dagster webserver's GraphQL endpoint."""
-
-    def __init__(self, url: str, timeout: float = 30.0):
-        self.url = url.rstrip("/")
-        self.timeout = timeout
-
-    def call(self, query: str, variables: dict) -> dict:
-        body = json.dumps({"query": query, "variables": variables}).encode()
-        request = urllib.request.Request(
-            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                document = json.loads(response.read())
-        except (urllib.error.URLError, OSError) as exc:
-            raise ModelopsError(
-                f"no Dagster webserver answers at {self.url} ({exc}); start it with `make run`"
-            ) from None
-        if document.get("errors"):
-            raise ModelopsError(f"Dagster GraphQL error: {document['errors'][0].get('message')}")
-        return document["data"]

@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas
 
 from modelops.config.errors import InputError
-from modelops.demo.data import DemoKnobs, write_demo_dataset, write_taxonomy
+from modelops.demo.files import write_demo_dataset, write_taxonomy
+from modelops.demo.generator import DemoKnobs
 
 DEFAULT_OUT = Path("data/demo/support_requests.csv")
 DEFAULT_TAXONOMY = Path("taxonomies/demo_intents/v1.yaml")

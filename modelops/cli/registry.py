@@ -13,7 +13,8 @@ from typing import Any
 
 from modelops.config.errors import InputError
 from modelops.config.settings import Settings
-from modelops.stores.registry import AdapterVersion, AuditEntry, Registry
+from modelops.stores.registry import Registry
+from modelops.stores.registry_records import AdapterVersion, AuditEntry
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

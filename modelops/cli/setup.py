@@ -29,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from modelops.stores.db.engine import masked_url
     from modelops.stores.registry import Registry
 
     settings = Settings.from_env()
@@ -39,12 +40,12 @@ def run(args: argparse.Namespace) -> int:
     config = dagster_home / "dagster.yaml"
     if not config.exists():
         config.write_text(DAGSTER_YAML, encoding="utf-8")
-    Registry(settings.database_url)
+    Registry(settings.database_url).close()
     added = _sync_partitions(dagster_home, settings)
     if "://" not in settings.artifacts_uri:
         Path(settings.artifacts_uri).mkdir(parents=True, exist_ok=True)
     print(
-        f"modelops home {settings.home}; registry {settings.database_url}; "
+        f"modelops home {settings.home}; registry {masked_url(settings.database_url)}; "
         f"artifacts {settings.artifacts_uri}; dagster home {dagster_home}"
     )
     for name, versions in added.items():

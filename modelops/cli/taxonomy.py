@@ -11,15 +11,8 @@ from typing import Any
 import pandas as pd
 
 from modelops.domain.dataset import read_table, validate_rows
-from modelops.domain.taxonomy_mapping import (
-    RETIRED,
-    REVIEW,
-    Change,
-    LabelMapping,
-    load_chain,
-    load_version,
-    validate_taxonomy_dir,
-)
+from modelops.domain.label_mapping import RETIRED, REVIEW, Change, LabelMapping
+from modelops.domain.taxonomy_mapping import load_chain, load_version, validate_taxonomy_dir
 
 DEFAULT_DIR = Path("taxonomies")
 _NO_TEXT_LIMIT = 10**9

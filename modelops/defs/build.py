@@ -1,44 +1,25 @@
-"""The one ``Definitions`` object: an asset group per recipe file, and the resource."""
+"""The whole code location from explicit settings, for tests and the demo scenario.
 
-from __future__ import annotations
+``modelops.definitions`` loads the same pieces through ``dg.load_from_defs_folder``: each
+module of ``defs/`` that contributes definitions ends with a ``@dg.definitions`` function
+calling the factory below with ``Settings.from_env()`` (``recipes.py``, ``taxonomy.py``),
+or with the environment's resources (``resources.py``). The other modules hold factories
+and helpers only, so the folder walk finds nothing else in them.
+"""
 
 import dagster as dg
 
-from modelops.config.recipe import load_recipes
 from modelops.config.settings import Settings
-from modelops.defs.recipe.production_assets import build_production_assets
-from modelops.defs.recipe.sensors import (
-    build_recipe_sensors,
-    build_retrain_job,
-    build_retrain_schedule,
-    build_taxonomy_sensor,
-)
-from modelops.defs.recipe.training_assets import build_recipe_assets
-from modelops.defs.resources import PlatformResource
+from modelops.defs.recipes import build_recipe_groups
+from modelops.defs.resources import build_resources
+from modelops.defs.taxonomy import build_taxonomy_definitions
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    """Read every recipe in ``settings.recipes_dir``; a bad one fails the load, naming
-    its file and field, which the Dagster UI shows on the code location."""
-    assets: list = []
-    checks: list = []
-    jobs: list = []
-    sensors: list = [build_taxonomy_sensor(settings)]
-    schedules: list = []
-    for loaded in load_recipes(settings.recipes_dir):
-        recipe_assets, recipe_checks = build_recipe_assets(loaded)
-        assets += recipe_assets + build_production_assets(loaded)
-        checks += recipe_checks
-        job = build_retrain_job(loaded)
-        jobs.append(job)
-        sensors += build_recipe_sensors(loaded, job)
-        if loaded.recipe.retraining.schedule:
-            schedules.append(build_retrain_schedule(loaded, job))
-    return dg.Definitions(
-        assets=assets,
-        asset_checks=checks,
-        jobs=jobs,
-        schedules=schedules,
-        sensors=sensors,
-        resources={"platform": PlatformResource.from_settings(settings)},
+    """An asset group per recipe file, the taxonomy sensor, and the resources with the
+    settings' values."""
+    return dg.Definitions.merge(
+        build_recipe_groups(settings),
+        build_taxonomy_definitions(settings),
+        dg.Definitions(resources=build_resources(settings)),
     )

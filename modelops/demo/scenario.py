@@ -28,18 +28,18 @@ from modelops.config.progress import Emit
 from modelops.config.recipe import LoadedRecipe, load_recipe
 from modelops.config.settings import Settings
 from modelops.defs.build import build_definitions
+from modelops.defs.keys import RecipeKeys
 from modelops.defs.partitions import sync_partitions
-from modelops.defs.recipe.production_assets import drift_report_key
-from modelops.defs.resources import PlatformResource
-from modelops.demo.data import LAUNCH_INTENTS, DemoKnobs, generate
+from modelops.defs.resources import build_resources
+from modelops.defs.webserver import launch_taxonomy_backfill, wait_for_webserver
+from modelops.demo.generator import DemoKnobs, generate
+from modelops.demo.intents import LAUNCH_INTENTS
 from modelops.domain.evaluation import evaluate
 from modelops.lifecycle.fetch import FetchedAdapter, predict_with
 from modelops.lifecycle.platform import Platform
 from modelops.stores.landing import INCOMING
 
 log = logging.getLogger(__name__)
-
-TRAINING_ASSETS = ("training_dataset", "adapter", "evaluation", "champion")
 
 
 @dataclass(frozen=True)
@@ -126,9 +126,10 @@ class Loop:
         self.instance = instance
         self.emit = emit
         self.defs = build_definitions(settings)
-        self.resources = {"platform": PlatformResource.from_settings(settings)}
+        self.resources = build_resources(settings)
         self.platform = Platform.from_settings(settings)
         self.loaded: LoadedRecipe = load_recipe(settings.recipes_dir / f"{recipe}.yaml")
+        self.keys = RecipeKeys.of(self.loaded.name)
         self.cursors: dict[str, str | None] = {}
         sync_partitions(instance, [self.loaded])
 
@@ -144,8 +145,7 @@ class Loop:
         )
 
     def train(self, version: str):
-        keys = [dg.AssetKey([self.loaded.name, a]) for a in TRAINING_ASSETS]
-        return self.materialize(keys, partition_key=version)
+        return self.materialize(self.keys.training, partition_key=version)
 
     def tick(self, sensor_name: str) -> list[tuple[dg.RunRequest, object]]:
         """Evaluate one sensor tick; run its requests in process; return both."""
@@ -229,6 +229,7 @@ def run_scenario(
 
 def _run(loop: Loop, knobs: ScenarioKnobs, emit: Emit, started: float) -> dict:
     name = loop.loaded.name
+    keys = loop.keys
     landing = local_landing(loop.loaded.landing_root(loop.settings.home))
     registry = loop.platform.registry
     if registry.alias(name, "champion") is None:
@@ -263,10 +264,10 @@ def _run(loop: Loop, knobs: ScenarioKnobs, emit: Emit, started: float) -> dict:
             share,
             knobs.seed + index,
         )
-        loop.tick(f"{name}__landing")
+        loop.tick(keys.landing_sensor)
         record = {"batch": index, "kind": kind, "rows": len(frame)}
-        for _request, result in loop.tick(f"{name}__production_window"):
-            event = loop.instance.get_latest_materialization_event(drift_report_key(name))
+        for _request, result in loop.tick(keys.window_sensor):
+            event = loop.instance.get_latest_materialization_event(keys.drift_report)
             md = event.asset_materialization.metadata if event else {}
             record.update(
                 {
@@ -284,7 +285,7 @@ def _run(loop: Loop, knobs: ScenarioKnobs, emit: Emit, started: float) -> dict:
             )
         if record.get("drifted") and summary["first_drift_batch"] is None:
             summary["first_drift_batch"] = index
-        for request, result in loop.tick(f"{name}__drift"):
+        for request, result in loop.tick(keys.drift_sensor):
             champion = registry.alias(name, "champion")
             run = {
                 "batch": index,
@@ -328,24 +329,16 @@ def stream(settings: Settings, knobs: ScenarioKnobs, every_seconds: float,
     the data's taxonomy version when there is no champion yet, wait for it, then drop the
     scenario's batches into the landing folder on a timer. The daemon's sensors do the
     rest: scoring, drift reports, retraining, promotion."""
-    from modelops.cli.backfill import GraphQL
-    from modelops.config.errors import ModelopsError
-
     loaded = load_recipe(settings.recipes_dir / f"{knobs.recipe}.yaml")
     landing = local_landing(loaded.landing_root(settings.home))
     platform = Platform.from_settings(settings)
     if platform.registry.alias(loaded.name, "champion") is None:
-        client = GraphQL(settings.dagster_url)
-        while True:
-            try:
-                client.call("{ version }", {})
-                break
-            except ModelopsError:
-                time.sleep(3)
-        from modelops.cli import main
-
-        main(["backfill", "--taxonomy", f"{loaded.taxonomy.name}:{loaded.data_version}",
-              "--recipe", loaded.name])
+        wait_for_webserver(settings.dagster_url)
+        report = launch_taxonomy_backfill(
+            settings, loaded.taxonomy.name, loaded.data_version, recipes=[loaded.name], emit=emit
+        )
+        if report["backfill_id"]:
+            emit(f"launched backfill {report['backfill_id']}: {report['url']}")
         emit("launched the first training; streaming starts once a champion is promoted")
         while platform.registry.alias(loaded.name, "champion") is None:
             if any(v.status == "rejected" for v in platform.registry.list(loaded.name)):

@@ -23,7 +23,7 @@ from modelops.config.recipe import LoadedRecipe
 from modelops.domain.text import clean_text, decode_text, normalize_text
 
 if TYPE_CHECKING:
-    from modelops.domain.taxonomy_mapping import LabelMapping
+    from modelops.domain.label_mapping import LabelMapping
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ def code_version() -> str:
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "src"],
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "modelops"],
             capture_output=True,
             text=True,
             timeout=5,

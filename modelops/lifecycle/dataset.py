@@ -13,9 +13,10 @@ from modelops.domain.dataset import (
     to_parquet_bytes,
 )
 from modelops.domain.dataset import prepare_dataset as _prepare
-from modelops.domain.taxonomy_mapping import LabelMapping, load_chain
+from modelops.domain.label_mapping import LabelMapping
+from modelops.domain.taxonomy_mapping import load_chain
 from modelops.lifecycle.platform import Platform
-from modelops.stores.artifacts import ArtifactStore
+from modelops.stores.artifacts.base import ArtifactStore
 
 log = logging.getLogger(__name__)
 

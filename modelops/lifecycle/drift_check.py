@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from modelops.config.errors import ModelopsError
@@ -16,7 +18,35 @@ from modelops.monitoring.reference import load_bundle
 log = logging.getLogger(__name__)
 
 
-def run_drift_check(platform, loaded, emit: Emit = log.info) -> dict:
+@dataclass(frozen=True)
+class DriftResult:
+    """The verdict on one production window, with the window and the adapter it is of.
+
+    ``dataclasses.asdict`` gives its JSON-ready form."""
+
+    drifted: bool
+    fired: tuple[str, ...]
+    """The signals (and ``estimated_accuracy``) that fired, in signal order."""
+    scores: Mapping[str, float]
+    thresholds: Mapping[str, float]
+    estimated_accuracy: float | None
+    reason: str
+    """One sentence: why the window drifted, or that it did not."""
+    adapter_id: int
+    """The serving champion the window was checked against."""
+    taxonomy_version: str
+    rows: int
+    labelled_rows: int
+    first_id: int
+    last_id: int
+    """The production log ids the window spans."""
+    report_uri: str
+    """The HTML report in the artifact store."""
+    window_size: int
+    """The window size the adapter's thresholds were calibrated for."""
+
+
+def run_drift_check(platform, loaded, emit: Emit = log.info) -> DriftResult:
     """The newest production window of a recipe against its serving champion.
 
     Returns the verdict with the window's ids, the adapter and the stored HTML report's
@@ -62,16 +92,23 @@ def run_drift_check(platform, loaded, emit: Emit = log.info) -> dict:
             if platform.store.exists(key)
             else platform.store.put_file(key, check.report_path).uri
         )
-    result = check.verdict.to_dict()
-    emit(f"drift check of rows {check.first_id}-{check.last_id}: {check.verdict.reason}")
-    return {
-        **result,
-        "adapter_id": champion.id,
-        "taxonomy_version": champion.taxonomy_version,
-        "rows": check.rows,
-        "labelled_rows": check.labelled_rows,
-        "first_id": check.first_id,
-        "last_id": check.last_id,
-        "report_uri": uri,
-        "window_size": size,
-    }
+    verdict = check.verdict
+    emit(f"drift check of rows {check.first_id}-{check.last_id}: {verdict.reason}")
+    return DriftResult(
+        drifted=bool(verdict.drifted),
+        fired=tuple(verdict.fired),
+        scores={k: float(v) for k, v in verdict.scores.items()},
+        thresholds={k: float(v) for k, v in verdict.thresholds.items()},
+        estimated_accuracy=(
+            None if verdict.estimated_accuracy is None else float(verdict.estimated_accuracy)
+        ),
+        reason=verdict.reason,
+        adapter_id=champion.id,
+        taxonomy_version=champion.taxonomy_version,
+        rows=check.rows,
+        labelled_rows=check.labelled_rows,
+        first_id=check.first_id,
+        last_id=check.last_id,
+        report_uri=uri,
+        window_size=size,
+    )

@@ -15,7 +15,7 @@ from modelops.domain.lineage import (
 from modelops.lifecycle.platform import Platform
 from modelops.ml.model import load_classifier, predict_proba
 from modelops.ml.training import weights_digest
-from modelops.stores.registry import AdapterVersion
+from modelops.stores.registry_records import AdapterVersion
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import logging
 
 from modelops.config.errors import ModelopsError
 from modelops.lifecycle.platform import Platform
-from modelops.stores.registry import AuditEntry
+from modelops.stores.registry_records import AuditEntry
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from modelops.domain.lineage import (
     library_versions,
 )
 from modelops.lifecycle.platform import Platform
-from modelops.lifecycle.train import train_from_lineage
+from modelops.lifecycle.train import LineageRun, train_from_lineage
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +30,9 @@ def reproduce(platform: Platform, adapter_id: int, emit: Emit = log.info) -> dic
     threads = int(lineage.get("torch_threads") or platform.settings.torch_threads)
     emit(f"re-training adapter {adapter_id} from its lineage ({threads} torch threads)")
     with tempfile.TemporaryDirectory(prefix="reproduce-") as tmp:
-        result, _ = train_from_lineage(
-            platform,
-            recipe,
-            base,
-            lineage["dataset"],
-            lineage,
-            Path(tmp) / "adapter",
-            threads,
-            emit,
-        )
+        run = LineageRun(recipe=recipe, base=base, dataset=lineage["dataset"], lineage=lineage,
+                         out_dir=Path(tmp) / "adapter", threads=threads)
+        result, _ = train_from_lineage(platform, run, emit)
     return {
         "adapter_id": adapter_id,
         "recipe": version.recipe,

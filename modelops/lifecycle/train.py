@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from modelops.config.progress import Emit
-from modelops.config.recipe import LoadedRecipe
+from modelops.config.recipe import LoadedRecipe, Recipe
 from modelops.domain.dataset import (
+    PreparedDataset,
     incremental_split,
 )
 from modelops.domain.lineage import (
@@ -25,11 +27,27 @@ from modelops.domain.lineage import (
 from modelops.lifecycle.dataset import DatasetRecord, load_dataset
 from modelops.lifecycle.fetch import FetchedAdapter
 from modelops.lifecycle.platform import Platform
-from modelops.ml.training import WarmStart, train_classifier
+from modelops.ml.catalog import ResolvedBase
+from modelops.ml.training import TrainingResult, train_classifier
+from modelops.ml.warm_start import WarmStart
 from modelops.monitoring.reference import build_bundle
-from modelops.stores.registry import AdapterVersion
+from modelops.stores.registry_records import AdapterVersion
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LineageRun:
+    """What ``train_from_lineage`` trains: a recipe on a base model and a stored dataset (its
+    record: key, sha256, fingerprint, labels), as the lineage says (full, or incremental from
+    its warm start), into ``out_dir`` on ``threads`` torch threads."""
+
+    recipe: Recipe
+    base: ResolvedBase
+    dataset: dict
+    lineage: dict
+    out_dir: Path
+    threads: int
 
 
 def train_adapter(
@@ -100,9 +118,9 @@ def train_adapter(
                 "replay_fraction": recipe.retraining.replay_fraction,
                 "epochs": recipe.retraining.epochs or recipe.training.epochs,
             }
-        result, prepared = train_from_lineage(
-            platform, recipe, base, record, lineage, out, threads, emit
-        )
+        run = LineageRun(recipe=recipe, base=base, dataset=record, lineage=lineage,
+                         out_dir=out, threads=threads)
+        result, prepared = train_from_lineage(platform, run, emit)
         for existing in platform.registry.find_by_weights(loaded.name, result.weights_sha256):
             if existing.taxonomy_version == version and (
                 existing.lineage.get("dataset", {}).get("labels") == dataset.labels
@@ -158,11 +176,15 @@ def train_adapter(
     return registered
 
 
-def train_from_lineage(platform, recipe, base, record, lineage, out, threads, emit):
+def train_from_lineage(
+    platform: Platform, run: LineageRun, emit: Emit
+) -> tuple[TrainingResult, PreparedDataset]:
     """Train from a lineage (full, or incremental from its warm start); the training
-    runs of ``train_adapter`` and ``reproduce`` are this one function."""
-    prepared = load_dataset(platform, record)
-    warm = lineage.get("warm_start")
+    runs of ``train_adapter`` and ``reproduce`` are this one function. Returns the result
+    and the dataset loaded from the record."""
+    recipe, base, out, threads = run.recipe, run.base, run.out_dir, run.threads
+    prepared = load_dataset(platform, run.dataset)
+    warm = run.lineage.get("warm_start")
     if not warm:
         result = train_classifier(
             recipe=recipe, base=base, dataset=prepared, out_dir=out, threads=threads, emit=emit

@@ -22,19 +22,18 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
 from modelops.config.fingerprint import file_manifest, sha256_manifest
-from modelops.config.recipe import Recipe
+from modelops.config.progress import Emit
+from modelops.config.recipe import Recipe, TrainingSettings
 from modelops.domain.dataset import PreparedDataset, encode_labels
-from modelops.domain.evaluation import evaluate
 from modelops.ml.catalog import ResolvedBase
 from modelops.ml.model import (
     WEIGHT_FILES,
@@ -46,22 +45,28 @@ from modelops.ml.model import (
     save_head,
     tokenize,
 )
+from modelops.ml.probe import extend_head, fit_probe, init_head
+from modelops.ml.warm_start import WarmStart
 
 log = logging.getLogger(__name__)
-Logger = Callable[[str], None]
 BASELINE_FILE = "baseline.json"
 HISTORY_FILE = "history.json"
 
 
 @dataclass(frozen=True)
-class WarmStart:
-    """Where an incremental run starts: an adapter with the same label list."""
+class _FitJob:
+    """What the training loop fits: the model, the tokenized train and validation rows with
+    their labels, the padding id, the settings and the starting point's validation logits
+    (None without a validation split)."""
 
-    path: Path
-    seen_labels: frozenset[str]
-    """Labels in the warm adapter's training split: their head rows are kept."""
-    sample_weight: np.ndarray | None = None
-    """Per train row of the dataset, for fitting the rows of unseen labels (None: all 1)."""
+    model: PooledClassifier
+    train_ids: list[list[int]]
+    train_labels: torch.Tensor
+    validation_ids: list[list[int]]
+    validation_labels: np.ndarray
+    pad: int
+    settings: TrainingSettings
+    start_logits: np.ndarray | None
 
 
 @dataclass
@@ -109,7 +114,7 @@ def train_classifier(
     dataset: PreparedDataset,
     out_dir: Path,
     threads: int,
-    emit: Logger = log.info,
+    emit: Emit = log.info,
     warm_start: WarmStart | Path | None = None,
 ) -> TrainingResult:
     """Fit a LoRA adapter and head on the dataset's train split; write ``out_dir``."""
@@ -145,7 +150,7 @@ def train_classifier(
         feats = {
             k: run_batches(model.embed, v, pad, settings.eval_batch_size) for k, v in enc.items()
         }
-        probe, baseline = _fit_probe(recipe, feats, dataset, labels)
+        probe, baseline = fit_probe(recipe, feats, dataset, labels)
         if warm_start is not None:
             baseline["method"] = "linear_probe_on_warm_start"
         emit(
@@ -153,19 +158,20 @@ def train_classifier(
             f"test macro-F1 {baseline['test']['macro_f1']:.4f}"
         )
         if warm_start is not None:
-            _extend_head(model, feats["train"], y_train, warm_start, labels, recipe, emit)
+            extend_head(model, feats["train"], y_train, warm_start, labels, recipe, emit)
         else:
             model = _with_lora(model, recipe)
             if recipe.head.init == "probe":
-                _init_head(model, probe, len(labels))
+                init_head(model, probe, len(labels))
         start = None
         if len(validation):
             with torch.no_grad():
                 start = model.head(torch.from_numpy(feats["validation"])).numpy()
-        history = _fit(
-            model, enc["train"], y_train, enc["validation"], validation, dataset, recipe, pad,
-            emit, start,
-        )
+        job = _FitJob(model=model, train_ids=enc["train"], train_labels=y_train,
+                      validation_ids=enc["validation"],
+                      validation_labels=encode_labels(validation, labels), pad=pad,
+                      settings=settings, start_logits=start)
+        history = _fit(job, emit)
         model.encoder.save_pretrained(str(out_dir))
         save_head(model, labels, out_dir)
     seconds = time.perf_counter() - started
@@ -201,85 +207,6 @@ def _with_lora(model: PooledClassifier, recipe: Recipe) -> PooledClassifier:
     return model
 
 
-def _fit_probe(recipe, feats, dataset, labels):
-    """Logistic regression on frozen, pooled, normalized embeddings."""
-    started = time.perf_counter()
-    y = {s: encode_labels(dataset.split(s), labels) for s in ("train", "validation", "test")}
-    present = np.unique(y["train"])
-    probe = LogisticRegression(C=recipe.head.probe_c, max_iter=2000)
-    probe.fit(feats["train"], y["train"])
-    fit_seconds = time.perf_counter() - started
-
-    def full_proba(x: np.ndarray) -> np.ndarray:
-        proba = np.zeros((len(x), len(labels)))
-        proba[:, present] = probe.predict_proba(x)
-        return proba
-
-    result = {"method": "linear_probe", "C": recipe.head.probe_c, "fit_seconds": fit_seconds}
-    if len(y["validation"]):
-        pred = full_proba(feats["validation"]).argmax(1)
-        result["validation_accuracy"] = float(accuracy_score(y["validation"], pred))
-        result["validation_macro_f1"] = float(
-            f1_score(y["validation"], pred, average="macro", zero_division=0)
-        )
-    else:
-        result["validation_accuracy"] = result["validation_macro_f1"] = float("nan")
-    result["test"] = evaluate(y["test"], full_proba(feats["test"]), labels).to_dict()
-    return (probe, present), result
-
-
-def _init_head(model: PooledClassifier, probe, k: int) -> None:
-    lr, present = probe
-    weight = torch.zeros_like(model.head.weight)
-    bias = torch.full_like(model.head.bias, -10.0)  # labels absent from train start unlikely
-    coef = torch.as_tensor(lr.coef_, dtype=weight.dtype)
-    intercept = torch.as_tensor(lr.intercept_, dtype=weight.dtype)
-    idx = torch.as_tensor(present)
-    if coef.shape[0] == 1:  # binary: sklearn keeps one row for the positive class
-        coef = torch.cat([-coef / 2, coef / 2])
-        intercept = torch.cat([-intercept / 2, intercept / 2])
-    weight[idx] = coef
-    bias[idx] = intercept
-    with torch.no_grad():
-        model.head.weight.copy_(weight)
-        model.head.bias.copy_(bias)
-
-
-def _extend_head(model, train_feats, y_train, warm: WarmStart, labels, recipe, emit):
-    """Fit the head rows of labels present in this training split but unseen by the warm
-    adapter, on its frozen embeddings, the other rows fixed (see the module docstring)."""
-    seen = {i for i, name in enumerate(labels) if name in warm.seen_labels}
-    new = sorted(set(y_train.tolist()) - seen)
-    if not new:
-        return
-    emit(f"fitting head rows of {len(new)} labels the warm start never saw: "
-         + ", ".join(labels[i] for i in new[:10]) + (" ..." if len(new) > 10 else ""))
-    feats = torch.from_numpy(train_feats).double()
-    c = recipe.head.probe_c
-    weight = torch.ones(len(y_train), dtype=torch.float64)
-    if warm.sample_weight is not None:
-        weight = torch.as_tensor(warm.sample_weight, dtype=torch.float64)
-    idx = torch.as_tensor(new)
-    fixed_w = model.head.weight.detach().double().clone()
-    fixed_b = model.head.bias.detach().double().clone()
-    w_new = torch.zeros(len(new), feats.shape[1], dtype=torch.float64, requires_grad=True)
-    b_new = torch.zeros(len(new), dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([w_new, b_new], max_iter=500, line_search_fn="strong_wolfe")
-
-    def objective() -> torch.Tensor:
-        optimizer.zero_grad()
-        w, b = fixed_w.index_put((idx,), w_new), fixed_b.index_put((idx,), b_new)
-        loss = torch.nn.functional.cross_entropy(feats @ w.T + b, y_train, reduction="none")
-        total = (loss * weight).sum() * c + 0.5 * (w_new**2).sum()
-        total.backward()
-        return total
-
-    optimizer.step(objective)
-    with torch.no_grad():
-        model.head.weight[idx] = w_new.detach().to(model.head.weight.dtype)
-        model.head.bias[idx] = b_new.detach().to(model.head.bias.dtype)
-
-
 def _batches(lengths: list[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Shuffle, sort by length within chunks of 50 batches, shuffle the batches."""
     perm = rng.permutation(len(lengths))
@@ -293,13 +220,12 @@ def _batches(lengths: list[int], batch_size: int, rng: np.random.Generator) -> l
     return [batches[i] for i in order]
 
 
-def _fit(
-    model, enc_train, y_train, enc_val, validation, dataset, recipe, pad, emit, start_logits
-) -> list[dict]:
-    """The training loop; ``start_logits``: the starting point's validation logits."""
+def _fit(job: _FitJob, emit: Emit) -> list[dict]:
+    """The training loop: train ``job.model`` in place; the history of its epochs."""
     from transformers import get_linear_schedule_with_warmup
 
-    settings = recipe.training
+    model, settings, pad = job.model, job.settings, job.pad
+    enc_train, y_train, enc_val = job.train_ids, job.train_labels, job.validation_ids
     head_lr = settings.head_learning_rate or settings.learning_rate
     head_params = list(model.head.parameters())
     head_ids = {id(p) for p in head_params}
@@ -318,7 +244,6 @@ def _fit(
         optimizer, int(total * settings.warmup_ratio), total
     )
     rng = np.random.default_rng(settings.seed)
-    y_val = encode_labels(validation, dataset.labels)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     emit(f"training {trainable} parameters on {len(enc_train)} rows, {settings.epochs} epochs")
     history = []
@@ -330,8 +255,8 @@ def _fit(
             logits = run_batches(model, enc_val, pad, settings.eval_batch_size)
         pred = logits.argmax(1)
         return (
-            float(accuracy_score(y_val, pred)),
-            float(f1_score(y_val, pred, average="macro", zero_division=0)),
+            float(accuracy_score(job.validation_labels, pred)),
+            float(f1_score(job.validation_labels, pred, average="macro", zero_division=0)),
         )
 
     def snapshot() -> dict[str, torch.Tensor]:
@@ -342,7 +267,7 @@ def _fit(
     # LoRA at zero, or the warm start) competes with every epoch; the best is kept.
     best = None
     if len(enc_val) and settings.select_best:
-        accuracy, macro_f1 = validation_scores(start_logits)
+        accuracy, macro_f1 = validation_scores(job.start_logits)
         best = (macro_f1, 0, snapshot())
         emit(f"epoch 0 (starting point): val accuracy {accuracy:.4f}, macro-F1 {macro_f1:.4f}")
     for epoch in range(1, settings.epochs + 1):

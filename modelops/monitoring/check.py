@@ -9,15 +9,12 @@ import pandas as pd
 
 from modelops.config.recipe import Recipe
 from modelops.ml.catalog import ResolvedBase
-from modelops.monitoring.drift import (
-    Verdict,
-    Window,
-    report_html,
-    signal_scores,
-    verdict,
-)
 from modelops.monitoring.estimate import estimate_accuracy
+from modelops.monitoring.evidently_scores import signal_scores
 from modelops.monitoring.reference import MonitoringBundle, base_embeddings
+from modelops.monitoring.report import report_html
+from modelops.monitoring.signals import Window
+from modelops.monitoring.verdict import Verdict, verdict
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Monitoring an adapter in production: what it records at training time, and the drift
 check of a production window against it. Evidently computes the scores
-(``modelops.monitoring.drift``); this module decides what they are compared with.
+(``modelops.monitoring.evidently_scores``); this module decides what they are compared with.
 
 At training, each adapter gets a ``monitoring/`` folder beside its weights:
 
@@ -39,15 +39,9 @@ from modelops.ml.model import (
     load_classifier,
     predict_proba,
 )
-from modelops.monitoring.drift import (
-    Calibration,
-    Projection,
-    Window,
-    calibrate,
-    fit_projection,
-    fit_vocabulary,
-)
+from modelops.monitoring.calibration import Calibration, calibrate
 from modelops.monitoring.estimate import ConfidenceCalibrator
+from modelops.monitoring.signals import Projection, Window, fit_projection, fit_vocabulary
 
 log = logging.getLogger(__name__)
 FOLDER = "monitoring"

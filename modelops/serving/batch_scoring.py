@@ -46,12 +46,9 @@ from modelops.config.errors import InputError
 from modelops.config.fingerprint import sha256_json
 from modelops.domain.text import clean_text, decode_text
 from modelops.serving.predictor import Predictor
+from modelops.stores.db.orm import MAX_EXTERNAL_ID_CHARS
 from modelops.stores.landing import INCOMING, PROCESSED, LandingLocation, open_landing
-from modelops.stores.production_log import (
-    MAX_EXTERNAL_ID_CHARS,
-    ProductionLog,
-    external_id_text,
-)
+from modelops.stores.production_log import ProductionLog, external_id_text
 
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
 TEXT, ID, LABEL = "text", "id", "label"

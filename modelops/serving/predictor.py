@@ -26,13 +26,9 @@ from modelops.domain.text import clean_text
 from modelops.lifecycle.fetch import FetchedAdapter
 from modelops.lifecycle.platform import Platform
 from modelops.ml.model import load_classifier, predict_proba
-from modelops.stores.production_log import (
-    MAX_EXTERNAL_ID_CHARS,
-    PredictionRecord,
-    ProductionLog,
-    external_id_text,
-)
-from modelops.stores.registry import SERVING, AdapterVersion
+from modelops.stores.db.orm import MAX_EXTERNAL_ID_CHARS
+from modelops.stores.production_log import PredictionRecord, ProductionLog, external_id_text
+from modelops.stores.registry_records import SERVING, AdapterVersion
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from modelops.config.errors import InputError, NotFoundError
-from modelops.stores.artifacts import s3_client, s3_errors, split_s3_uri
+from modelops.stores.s3 import s3_client, s3_errors, split_s3_uri
 
 INCOMING, PROCESSED, REJECTED = "incoming", "processed", "rejected"
 NOTE_SUFFIX = ".error.txt"

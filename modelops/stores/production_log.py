@@ -1,8 +1,8 @@
 """The production log: every prediction served and every true label fed back.
 
-Two tables in the registry's database, created by the registry's alembic chain
-(revision 0003; 0004 adds ``predictions.external_id``), so one URL and one ``upgrade``
-cover both:
+Two tables in the registry's database (:mod:`modelops.stores.db.orm`), created by the
+registry's alembic chain (revision 0003; 0004 adds ``predictions.external_id``), so one
+URL and one ``upgrade`` cover both:
 
 - ``predictions``: what was scored, by which adapter, with what result, and the
   sender's reference for the row when there is one (``external_id``). The text may
@@ -25,12 +25,12 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
 
 from modelops.config.errors import InputError, NotFoundError
 from modelops.config.fingerprint import sha256_bytes
 from modelops.domain.text import clean_text, normalize_text
-from modelops.stores.registry import Base, open_database
+from modelops.stores.db.engine import Database
+from modelops.stores.db.orm import MAX_EXTERNAL_ID_CHARS, FeedbackRow, PredictionRow
 
 PREDICTION_COLUMNS = [
     "id", "at", "recipe", "taxonomy_version", "adapter_id", "text", "text_sha256",
@@ -42,8 +42,6 @@ FEEDBACK_COLUMNS = [
     "predicted_label", "confidence", "adapter_id",
 ]  # fmt: skip
 """``feedback()`` columns; the last three come from the linked prediction (or are null)."""
-MAX_EXTERNAL_ID_CHARS = 200
-"""The width of ``predictions.external_id``."""
 
 
 def text_sha256(text: str) -> str:
@@ -104,48 +102,6 @@ class PredictionRecord:
         )
 
 
-# --------------------------------------------------------------------------- schema
-# On the registry's declarative base: one metadata, one migration chain.
-
-
-class PredictionRow(Base):
-    __tablename__ = "predictions"
-    __table_args__ = (
-        sa.Index("ix_predictions_recipe_id", "recipe", "id"),
-        sa.Index("ix_predictions_recipe_text_sha256", "recipe", "text_sha256"),
-        sa.Index("ix_predictions_batch_id", "batch_id"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime]
-    recipe: Mapped[str] = mapped_column(sa.String(200))
-    taxonomy_version: Mapped[str] = mapped_column(sa.String(200))
-    adapter_id: Mapped[int]
-    text: Mapped[str | None] = mapped_column(sa.Text)
-    text_sha256: Mapped[str] = mapped_column(sa.String(64))
-    text_chars: Mapped[int]
-    predicted_label: Mapped[str] = mapped_column(sa.String(200))
-    confidence: Mapped[float] = mapped_column(sa.Float)
-    top_k: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON)
-    source: Mapped[str] = mapped_column(sa.String(200))
-    batch_id: Mapped[str | None] = mapped_column(sa.String(64))
-    external_id: Mapped[str | None] = mapped_column(sa.String(MAX_EXTERNAL_ID_CHARS))
-
-
-class FeedbackRow(Base):
-    __tablename__ = "feedback"
-    __table_args__ = (sa.Index("ix_feedback_recipe_id", "recipe", "id"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime]
-    recipe: Mapped[str] = mapped_column(sa.String(200))
-    prediction_id: Mapped[int | None] = mapped_column(sa.ForeignKey("predictions.id"))
-    text: Mapped[str | None] = mapped_column(sa.Text)
-    text_sha256: Mapped[str] = mapped_column(sa.String(64))
-    true_label: Mapped[str] = mapped_column(sa.String(200))
-    source: Mapped[str] = mapped_column(sa.String(200))
-
-
 def _prediction_row(r: PredictionRecord, now: datetime) -> PredictionRow:
     return PredictionRow(
         at=r.at or now,
@@ -185,27 +141,14 @@ def _non_empty(field: str, value: Any) -> str:
 # --------------------------------------------------------------------------- the log
 
 
-class ProductionLog:
+class ProductionLog(Database):
     """Predictions and feedback in the registry's database (SQLite or PostgreSQL).
 
     Each method is one transaction. Opening migrates the database to head, as
     :class:`~modelops.stores.registry.Registry` does.
     """
 
-    def __init__(self, url: str):
-        """Open (creating if needed) the log at ``url`` and migrate it to head."""
-        self.url = url
-        self._engine, self._session = open_database(url, "production log")
-
-    def close(self) -> None:
-        """Close the log's database connections."""
-        self._engine.dispose()
-
-    def __enter__(self) -> ProductionLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    what = "production log"
 
     # ----------------------------------------------------------------- writes
 

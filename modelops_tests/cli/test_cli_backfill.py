@@ -16,7 +16,7 @@ import pytest
 
 from modelops.cli import main
 from modelops.defs.build import build_definitions
-from modelops.defs.resources import PlatformResource
+from modelops.defs.resources import build_resources
 from modelops_tests.fixtures.network import free_port
 from modelops_tests.fixtures.workspace import LENIENT, make_workspace, write_v2
 
@@ -86,7 +86,7 @@ def test_backfill_launches_through_dagster_and_skips_finished_work(webserver, tm
         # What the daemon would run for that partition, done here in process.
         defs = build_definitions(settings)
         result = dg.materialize(list(defs.assets), partition_key="v2", instance=instance,
-                                resources={"platform": PlatformResource.from_settings(settings)})
+                                resources=build_resources(settings))
         assert result.success
 
     assert main(["backfill", "--taxonomy", "demo:v2", "--url", url]) == 0

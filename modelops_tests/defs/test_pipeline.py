@@ -15,7 +15,7 @@ from modelops.config.recipe import load_recipes
 from modelops.defs.build import build_definitions
 from modelops.defs.partitions import sync_partitions
 from modelops.defs.recipe.training_assets import CHECK_DESCRIPTIONS
-from modelops.defs.resources import PlatformResource
+from modelops.defs.resources import build_resources
 from modelops.domain.gates import decide
 from modelops.lifecycle.platform import Platform
 from modelops.lifecycle.reproduce import reproduce
@@ -28,7 +28,7 @@ def materialize(settings, instance, version="v1"):
     sync_partitions(instance, load_recipes(settings.recipes_dir))
     return dg.materialize(
         list(defs.assets),
-        resources={"platform": PlatformResource.from_settings(settings)},
+        resources=build_resources(settings),
         instance=instance,
         partition_key=version,
         raise_on_error=False,
@@ -198,17 +198,15 @@ def test_production_path_s3_artifacts_and_postgres_registry(
 
 
 def test_definitions_module_loads_repository_recipes(monkeypatch, tmp_path):
-    import importlib
-
     monkeypatch.chdir(tmp_path)
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[2]
     monkeypatch.setenv("MODELOPS_RECIPES", str(repo / "recipes"))
     monkeypatch.setenv("MODELOPS_HOME", str(tmp_path / ".modelops"))
-    import modelops.definitions as module
+    from modelops.definitions import defs as load
 
-    defs = importlib.reload(module).defs
+    defs = load()  # @dg.definitions: reads the environment when called
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert "demo_intents/champion" in keys
 
@@ -248,7 +246,7 @@ def test_recipe_schedule_requests_a_retraining_run(tiny_catalog, tmp_path, insta
     context = dg.build_schedule_context(
         instance=instance,
         scheduled_execution_time=datetime.datetime(2026, 11, 28, 3, tzinfo=datetime.UTC),
-        resources={"platform": PlatformResource.from_settings(settings)},
+        resources=build_resources(settings),
         repository_def=defs.get_repository_def(),
     )
     with dg.partition_loading_context(dynamic_partitions_store=instance):

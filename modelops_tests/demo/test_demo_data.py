@@ -11,17 +11,9 @@ import yaml
 
 from modelops.cli import main
 from modelops.config.errors import InputError
-from modelops.demo.data import (
-    BASE_INTENTS,
-    EXTRA_INTENTS,
-    LAUNCH_INTENTS,
-    DemoKnobs,
-    generate,
-    taxonomy_document,
-    vocabulary,
-    words,
-    write_demo_dataset,
-)
+from modelops.demo.files import taxonomy_document, write_demo_dataset
+from modelops.demo.generator import DemoKnobs, generate, vocabulary, words
+from modelops.demo.intents import BASE_INTENTS, EXTRA_INTENTS, LAUNCH_INTENTS
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,16 +17,8 @@ from hypothesis import strategies as st
 
 from modelops.config.errors import InputError
 from modelops.config.taxonomy import Taxonomy, load_taxonomy
-from modelops.domain.taxonomy_mapping import (
-    RETIRED,
-    REVIEW,
-    Change,
-    LabelMapping,
-    MappingError,
-    load_chain,
-    step_mapping,
-    validate_taxonomy_dir,
-)
+from modelops.domain.label_mapping import RETIRED, REVIEW, Change, LabelMapping, MappingError
+from modelops.domain.taxonomy_mapping import load_chain, step_mapping, validate_taxonomy_dir
 from modelops.domain.text import normalize_text
 
 EXAMPLE = Path(__file__).parents[1] / "fixtures" / "data" / "taxonomy_v2"

@@ -158,7 +158,7 @@ def test_warm_start_fits_head_rows_for_labels_it_never_saw(setup, tmp_path):
 
     from safetensors.torch import load_file
 
-    from modelops.ml.training import WarmStart
+    from modelops.ml.warm_start import WarmStart
 
     _, loaded, base, dataset = setup
     frame = dataset.frame

@@ -14,20 +14,14 @@ import numpy as np
 import pytest
 
 from modelops.config.errors import InputError
-from modelops.demo.data import BASE_INTENTS, EXTRA_INTENTS, DemoKnobs, generate
-from modelops.monitoring.drift import (
-    SIGNALS,
-    Calibration,
-    Projection,
-    Window,
-    calibrate,
-    fit_projection,
-    fit_vocabulary,
-    report_html,
-    signal_scores,
-    threshold_from_null,
-    verdict,
-)
+from modelops.config.monitoring import SIGNALS
+from modelops.demo.generator import DemoKnobs, generate
+from modelops.demo.intents import BASE_INTENTS, EXTRA_INTENTS
+from modelops.monitoring.calibration import Calibration, calibrate, threshold_from_null
+from modelops.monitoring.evidently_scores import signal_scores
+from modelops.monitoring.report import report_html
+from modelops.monitoring.signals import Projection, Window, fit_projection, fit_vocabulary
+from modelops.monitoring.verdict import verdict
 
 WINDOW = 200
 _INTENTS = (*BASE_INTENTS, *EXTRA_INTENTS)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from modelops.config.recipe import load_recipe
-from modelops.demo.data import DemoKnobs, generate
+from modelops.demo.generator import DemoKnobs, generate
 from modelops.lifecycle.dataset import build_dataset
 from modelops.lifecycle.fetch import FetchedAdapter, predict_with
 from modelops.lifecycle.platform import Platform

@@ -11,8 +11,8 @@ import pytest
 from modelops.config.errors import InputError, ModelopsError
 from modelops.demo.scenario import Loop
 from modelops.serving.batch_scoring import pending_files, process_landing
-from modelops.stores.artifacts import s3_client
 from modelops.stores.landing import S3LandingLocation, open_landing
+from modelops.stores.s3 import s3_client
 from modelops_tests.fixtures.landing_files import BAD_FILES
 from modelops_tests.fixtures.workspace import write_recipe
 

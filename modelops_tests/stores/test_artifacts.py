@@ -12,12 +12,10 @@ import pytest
 
 from modelops.config.errors import InputError, IntegrityError, ModelopsError, NotFoundError
 from modelops.config.fingerprint import file_manifest, sha256_bytes, sha256_dir, sha256_file
-from modelops.stores.artifacts import (
-    ArtifactStore,
-    LocalArtifactStore,
-    S3ArtifactStore,
-    open_store,
-)
+from modelops.stores.artifacts.base import ArtifactStore
+from modelops.stores.artifacts.local import LocalArtifactStore
+from modelops.stores.artifacts.open_store import open_store
+from modelops.stores.artifacts.s3 import S3ArtifactStore
 
 
 class Backend:
@@ -213,12 +211,13 @@ def test_dir_without_manifest_is_absent(backend, adapter_dir, tmp_path):
 def test_interrupted_dir_write_is_absent_then_recoverable(
     backend, adapter_dir, tmp_path, monkeypatch
 ):
-    from modelops.stores import artifacts
+    from modelops.stores.artifacts import local, s3
 
     def crash(value):
         raise OSError("killed before the manifest")
 
-    monkeypatch.setattr(artifacts, "canonical_json", crash)
+    for backend_module in (local, s3):
+        monkeypatch.setattr(backend_module, "canonical_json", crash)
     with pytest.raises(OSError):
         backend.store.put_dir("adapters/v1", adapter_dir)
     monkeypatch.undo()

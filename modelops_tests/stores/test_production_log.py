@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from modelops.config.errors import InputError, NotFoundError
 from modelops.config.fingerprint import sha256_bytes
 from modelops.domain.text import normalize_text
+from modelops.stores.db.engine import registry_engine, upgrade
 from modelops.stores.production_log import (
     FEEDBACK_COLUMNS,
     PREDICTION_COLUMNS,
@@ -20,7 +21,7 @@ from modelops.stores.production_log import (
     external_id_text,
     text_sha256,
 )
-from modelops.stores.registry import Registry, registry_engine, upgrade
+from modelops.stores.registry import Registry
 
 
 @pytest.fixture

@@ -16,7 +16,9 @@ import sqlalchemy as sa
 import modelops
 from modelops.config.errors import InputError, ModelopsError, NotFoundError
 from modelops.config.fingerprint import sha256_bytes
-from modelops.stores.registry import Registry, UTCDateTime, registry_engine, upgrade
+from modelops.stores import champions
+from modelops.stores.db.engine import UTCDateTime, registry_engine, upgrade
+from modelops.stores.registry import Registry
 
 HEAD = "0004"  # the newest migration: bump with every new revision
 
@@ -260,7 +262,7 @@ def test_promotion_is_one_transaction(registry, monkeypatch):
         raise RuntimeError("database went away")
 
     # Fails after the previous champion has been marked retired in the session.
-    monkeypatch.setattr(Registry, "_set_alias", broken)
+    monkeypatch.setattr(champions, "set_alias", broken)
     with pytest.raises(RuntimeError):
         registry.promote(second.id, who="alice", why="x", evidence={})
     monkeypatch.undo()
@@ -430,16 +432,16 @@ def test_serving_switch_is_atomic(registry, monkeypatch):
     b2 = evaluated(registry, "b", "v2")
     aliases_before, audit_before = registry.aliases("demo"), registry.audit()
     calls = []
-    set_alias = Registry._set_alias
+    set_alias = champions.set_alias
 
-    def fail_after_serving(self, session, recipe, taxonomy_version, name, *args):
-        set_alias(self, session, recipe, taxonomy_version, name, *args)
+    def fail_after_serving(session, recipe, taxonomy_version, name, *args):
+        set_alias(session, recipe, taxonomy_version, name, *args)
         calls.append((taxonomy_version, name))
         if name == "serving":
             session.flush()  # both alias writes reached the database
             raise RuntimeError("connection lost")
 
-    monkeypatch.setattr(Registry, "_set_alias", fail_after_serving)
+    monkeypatch.setattr(champions, "set_alias", fail_after_serving)
     with pytest.raises(RuntimeError, match="connection lost"):
         registry.promote(b2, who="alice", why="v2", evidence={})
     monkeypatch.undo()
@@ -691,7 +693,8 @@ def test_models_match_migrations(registry):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from modelops.stores.registry import Base
+    from modelops.stores.db import orm  # noqa: F401  (every table joins Base.metadata)
+    from modelops.stores.db.engine import Base
 
     with registry._engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})

@@ -1,39 +1,54 @@
 """Production assets of a recipe: batch scoring of landed files and the drift report.
 
 Both follow the serving champion (whatever taxonomy version it is of), so they are not
-partitioned. Heavy work (scoring, Evidently) happens here, never in sensors.
+partitioned. Heavy work (scoring, Evidently) happens here, never in sensors; its modules
+are imported inside the assets, so loading the code location does not load Evidently.
 """
+
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from modelops.config.recipe import LoadedRecipe
-from modelops.defs.resources import PlatformResource
+from modelops.defs.keys import RecipeKeys
+from modelops.defs.metadata import link, num
+from modelops.defs.resources import (
+    ArtifactStoreResource,
+    CatalogResource,
+    ProductionLogResource,
+    RegistryResource,
+    RuntimeResource,
+    platform_from,
+)
 
-
-def batch_scoring_key(name: str) -> dg.AssetKey:
-    return dg.AssetKey([name, "batch_scoring"])
-
-
-def drift_report_key(name: str) -> dg.AssetKey:
-    return dg.AssetKey([name, "drift_report"])
+if TYPE_CHECKING:
+    from modelops.lifecycle.drift_check import DriftResult
 
 
 def build_production_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
     name = loaded.name
+    keys = RecipeKeys.of(name)
 
     @dg.asset(
-        key=batch_scoring_key(name),
+        key=keys.batch_scoring,
         group_name=name,
-        deps=[dg.AssetKey([name, "champion"])],
+        deps=[keys.champion],
         tags={"recipe": name},
         description="Scores batch files dropped in the landing folder with the serving "
         "champion and logs every prediction; bad files are moved aside with a note.",
     )
-    def batch_scoring(context: dg.AssetExecutionContext, platform: PlatformResource):
+    def batch_scoring(
+        context: dg.AssetExecutionContext,
+        runtime: RuntimeResource,
+        registry: RegistryResource,
+        artifact_store: ArtifactStoreResource,
+        catalog: CatalogResource,
+        production_log: ProductionLogResource,
+    ):
         from modelops.serving.batch_scoring import process_landing
         from modelops.serving.predictor import Predictor
 
-        p = platform.platform
+        p = platform_from(runtime, registry, artifact_store, catalog, production_log)
         predictor = Predictor(
             p, name, log=p.production_log, redact_text=loaded.recipe.monitoring.redact_text
         )
@@ -49,14 +64,14 @@ def build_production_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
         return dg.MaterializeResult(metadata=report.metadata())
 
     @dg.asset(
-        key=drift_report_key(name),
+        key=keys.drift_report,
         group_name=name,
-        deps=[batch_scoring_key(name)],
+        deps=[keys.batch_scoring],
         output_required=False,
         check_specs=[
             dg.AssetCheckSpec(
                 "no_drift",
-                asset=drift_report_key(name),
+                asset=keys.drift_report,
                 description="The window's verdict: fails (shown red) when any calibrated "
                 "signal fired. Not blocking: retraining is the drift sensor's job.",
             )
@@ -66,12 +81,18 @@ def build_production_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
         description="Evidently drift report of the newest production window against the "
         "serving champion's reference, with thresholds calibrated for that adapter.",
     )
-    def drift_report(context: dg.AssetExecutionContext, platform: PlatformResource):
+    def drift_report(
+        context: dg.AssetExecutionContext,
+        runtime: RuntimeResource,
+        registry: RegistryResource,
+        artifact_store: ArtifactStoreResource,
+        catalog: CatalogResource,
+        production_log: ProductionLogResource,
+    ):
         from modelops.lifecycle.drift_check import run_drift_check
 
-        p = platform.platform
         size = loaded.recipe.monitoring.window_size
-        available = p.production_log.count_since(name, 0)
+        available = production_log.log.count_since(name, 0)
         if available < size:
             context.log.info(f"{available} production rows, a window needs {size}: no report")
             yield dg.AssetCheckResult(
@@ -80,39 +101,37 @@ def build_production_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
                 description=f"no production window yet ({available}/{size} rows)",
             )
             return
+        p = platform_from(runtime, registry, artifact_store, catalog, production_log)
         result = run_drift_check(p, loaded, emit=context.log.info)
-        metadata = {
-            "drifted": result["drifted"],
-            "fired": ", ".join(result["fired"]) or "none",
-            "reason": result["reason"],
-            "estimated_accuracy": _num(result["estimated_accuracy"]),
-            "adapter_id": result["adapter_id"],
-            "rows": result["rows"],
-            "labelled_rows": result["labelled_rows"],
-            "last_prediction_id": result["last_id"],
-            "report": _link(result["report_uri"]),
-        }
-        for signal, score in result["scores"].items():
-            metadata[f"score_{signal}"] = float(score)
-            if signal in result["thresholds"]:
-                metadata[f"threshold_{signal}"] = float(result["thresholds"][signal])
+        metadata = drift_metadata(result)
         yield dg.MaterializeResult(metadata=metadata)
         yield dg.AssetCheckResult(
             check_name="no_drift",
-            passed=not result["drifted"],
+            passed=not result.drifted,
             severity=dg.AssetCheckSeverity.WARN,
-            description=result["reason"],
+            description=result.reason,
             metadata={"fired": metadata["fired"]},
         )
 
     return [batch_scoring, drift_report]
 
 
-def _num(value) -> float:
-    return float(value) if value is not None else float("nan")
-
-
-def _link(uri: str):
-    if uri.startswith(("http://", "https://")):
-        return dg.MetadataValue.url(uri)
-    return dg.MetadataValue.path(uri)
+def drift_metadata(result: "DriftResult") -> dict:
+    """The drift report's materialization metadata (the drift sensor reads ``drifted``,
+    ``fired`` and ``report``)."""
+    metadata = {
+        "drifted": result.drifted,
+        "fired": ", ".join(result.fired) or "none",
+        "reason": result.reason,
+        "estimated_accuracy": num(result.estimated_accuracy),
+        "adapter_id": result.adapter_id,
+        "rows": result.rows,
+        "labelled_rows": result.labelled_rows,
+        "last_prediction_id": result.last_id,
+        "report": link(result.report_uri),
+    }
+    for signal, score in result.scores.items():
+        metadata[f"score_{signal}"] = float(score)
+        if signal in result.thresholds:
+            metadata[f"threshold_{signal}"] = float(result.thresholds[signal])
+    return metadata

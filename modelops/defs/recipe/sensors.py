@@ -1,53 +1,22 @@
-"""Sensors. They stay light: they look at files and counts, never train."""
+"""A recipe's sensors, retraining job and schedule. Sensors stay light: they look at
+files, counts and metadata, never train."""
 
 import json
 import time
+from pathlib import Path
 
 import dagster as dg
 
 from modelops.config.fingerprint import sha256_json
-from modelops.config.recipe import LoadedRecipe, load_recipes
-from modelops.config.settings import Settings
-from modelops.defs.partitions import missing_partitions, taxonomy_partitions
-from modelops.defs.recipe.production_assets import batch_scoring_key, drift_report_key
-from modelops.defs.resources import PlatformResource
-from modelops.domain.taxonomy_mapping import validate_taxonomy_dir
-
-
-def build_taxonomy_sensor(settings: Settings) -> dg.SensorDefinition:
-    """Adds a partition for every new taxonomy version file of the recipes' taxonomies.
-
-    A file that does not validate fails the tick with the file and field in the error,
-    and adds nothing; fix the file and the next tick adds the version.
-    """
-
-    @dg.sensor(
-        name="taxonomy_versions",
-        minimum_interval_seconds=30,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Watches taxonomies/<name>/v*.yaml and adds each new version as a "
-        "partition of every recipe that uses the taxonomy.",
-    )
-    def taxonomy_versions(context: dg.SensorEvaluationContext):
-        recipes = load_recipes(settings.recipes_dir)
-        for root in sorted({loaded.taxonomies_root for loaded in recipes}):
-            validate_taxonomy_dir(root)
-        added = missing_partitions(context.instance, recipes)
-        if not added:
-            return dg.SkipReason("no new taxonomy versions")
-        context.log.info(f"new taxonomy versions: {added}")
-        return dg.SensorResult(
-            dynamic_partitions_requests=[
-                dg.AddDynamicPartitionsRequest(partitions_def_name=name, partition_keys=keys)
-                for name, keys in added.items()
-            ]
-        )
-
-    return taxonomy_versions
-
-
-def retrain_job_name(recipe: str) -> str:
-    return f"{recipe}__retrain"
+from modelops.config.recipe import LoadedRecipe
+from modelops.defs.keys import RecipeKeys
+from modelops.defs.partitions import taxonomy_partitions
+from modelops.defs.resources import (
+    ArtifactStoreResource,
+    ProductionLogResource,
+    RegistryResource,
+    RuntimeResource,
+)
 
 
 def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDefinition]:
@@ -55,23 +24,27 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
     -> retraining (one run per drift event, with a cooldown). Each tick reads counts
     and metadata only."""
     name = loaded.name
+    keys = RecipeKeys.of(name)
     monitoring = loaded.recipe.monitoring
     retraining = loaded.recipe.retraining
 
     @dg.sensor(
-        name=f"{name}__landing",
+        name=keys.landing_sensor,
         minimum_interval_seconds=15,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        asset_selection=[batch_scoring_key(name)],
+        asset_selection=[keys.batch_scoring],
         description=f"Scores files dropped in the landing folder of {name}.",
     )
-    def landing(context: dg.SensorEvaluationContext, platform: PlatformResource):
+    def landing(
+        context: dg.SensorEvaluationContext,
+        runtime: RuntimeResource,
+        artifact_store: ArtifactStoreResource,
+    ):
         from modelops.serving.batch_scoring import pending_files
 
-        settings = platform.platform.settings
-        files = pending_files(  # one listing of incoming/, local or S3
-            loaded.landing_root(settings.home), name, s3_endpoint_url=settings.s3_endpoint_url
-        )
+        root = loaded.landing_root(Path(runtime.home))
+        # One listing of incoming/, local or S3.
+        files = pending_files(root, name, s3_endpoint_url=artifact_store.endpoint())
         if not files:
             return dg.SkipReason("no files waiting")
         busy = context.instance.get_runs(
@@ -97,15 +70,17 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
         )
 
     @dg.sensor(
-        name=f"{name}__production_window",
+        name=keys.window_sensor,
         minimum_interval_seconds=15,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        asset_selection=[drift_report_key(name)],
+        asset_selection=[keys.drift_report],
         description=f"Requests a drift report when {monitoring.window_size} new production "
         "rows have been logged since the last one.",
     )
-    def production_window(context: dg.SensorEvaluationContext, platform: PlatformResource):
-        log = platform.platform.production_log
+    def production_window(
+        context: dg.SensorEvaluationContext, production_log: ProductionLogResource
+    ):
+        log = production_log.log
         after = int(context.cursor or 0)
         new = log.count_since(name, after)
         if new < monitoring.window_size:
@@ -118,7 +93,7 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
         )
 
     @dg.sensor(
-        name=f"{name}__drift",
+        name=keys.drift_sensor,
         minimum_interval_seconds=15,
         default_status=dg.DefaultSensorStatus.RUNNING,
         job=retrain_job,
@@ -126,10 +101,10 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
         f"says so; at most once per report, {retraining.cooldown_minutes} min cooldown. "
         "Turn it off to pause retraining.",
     )
-    def drift(context: dg.SensorEvaluationContext, platform: PlatformResource):
+    def drift(context: dg.SensorEvaluationContext, registry: RegistryResource):
         state = json.loads(context.cursor) if context.cursor else {}
         records = context.instance.fetch_materializations(
-            drift_report_key(name), limit=1, ascending=False
+            keys.drift_report, limit=1, ascending=False
         ).records
         if not records or records[0].storage_id <= state.get("storage_id", 0):
             return dg.SkipReason("no new drift report")
@@ -145,7 +120,7 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
         if wait > 0:
             context.update_cursor(json.dumps(state))
             return dg.SkipReason(f"drift, but in cooldown for {wait / 60:.1f} more minutes")
-        serving = platform.platform.registry.alias(name, "champion")
+        serving = registry.registry.alias(name, "champion")
         if serving is None:
             context.update_cursor(json.dumps(state))
             return dg.SkipReason("drift, but no serving adapter to retrain")
@@ -169,14 +144,10 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
 def build_retrain_job(loaded: LoadedRecipe):
     """The recipe's four training assets for one taxonomy version, in retraining mode."""
     name = loaded.name
+    keys = RecipeKeys.of(name)
     return dg.define_asset_job(
-        retrain_job_name(name),
-        selection=dg.AssetSelection.assets(
-            *[
-                dg.AssetKey([name, a])
-                for a in ("training_dataset", "adapter", "evaluation", "champion")
-            ]
-        ),
+        keys.retrain_job,
+        selection=dg.AssetSelection.assets(*keys.training),
         partitions_def=taxonomy_partitions(loaded),
         tags={"modelops/mode": loaded.recipe.retraining.mode},
         description=f"Retrain {name}: relabelled data plus production feedback, "
@@ -189,14 +160,14 @@ def build_retrain_schedule(loaded: LoadedRecipe, retrain_job):
     name = loaded.name
 
     @dg.schedule(
-        name=f"{name}__periodic_retrain",
+        name=RecipeKeys.of(name).retrain_schedule,
         cron_schedule=cron,
         job=retrain_job,
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"Periodic retraining of {name} ({cron}) on the serving taxonomy version.",
     )
-    def periodic(context: dg.ScheduleEvaluationContext, platform: PlatformResource):
-        serving = platform.platform.registry.alias(name, "champion")
+    def periodic(context: dg.ScheduleEvaluationContext, registry: RegistryResource):
+        serving = registry.registry.alias(name, "champion")
         version = serving.taxonomy_version if serving else loaded.data_version
         return dg.RunRequest(
             run_key=f"{name}-scheduled-{context.scheduled_execution_time.isoformat()}",

@@ -1,8 +1,8 @@
-"""One asset group per recipe: training_dataset -> adapter -> evaluation -> champion.
+"""A recipe's four training assets: training_dataset -> adapter -> evaluation -> champion.
 
-The assets are thin: each calls one step of ``modelops.lifecycle.steps`` and turns its
-result into Dagster metadata. The evaluation asset carries the recipe's gates as
-blocking asset checks, so a failing candidate never reaches ``champion``.
+The assets are thin: each calls one step of ``modelops.lifecycle`` and turns its result
+into Dagster metadata (``modelops.defs.metadata``). The evaluation asset carries the
+recipe's gates as blocking asset checks, so a failing candidate never reaches ``champion``.
 """
 
 import base64
@@ -10,8 +10,17 @@ import base64
 import dagster as dg
 
 from modelops.config.recipe import LoadedRecipe
+from modelops.defs.keys import RecipeKeys
+from modelops.defs.metadata import md_table, meta_value, num
 from modelops.defs.partitions import taxonomy_partitions
-from modelops.defs.resources import PlatformResource
+from modelops.defs.resources import (
+    ArtifactStoreResource,
+    CatalogResource,
+    ProductionLogResource,
+    RegistryResource,
+    RuntimeResource,
+    platform_from,
+)
 from modelops.domain.evaluation import markdown_table
 from modelops.lifecycle.dataset import DatasetRecord, build_dataset
 from modelops.lifecycle.evaluate import evaluate_adapter
@@ -27,24 +36,12 @@ CHECK_DESCRIPTIONS = {
 }
 
 
-def _md_table(rows: list[dict], columns: list[str]) -> str:
-    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
-    body = "".join("| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |\n" for r in rows)
-    return head + body
-
-
-def _fmt(value) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-def build_recipe_assets(loaded: LoadedRecipe) -> tuple[list[dg.AssetsDefinition], list]:
+def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
     """The four assets of one recipe, keyed ``<recipe>/<asset>``, in group ``<recipe>``."""
     name = loaded.name
     group = name
     tags = {"recipe": name, "taxonomy": f"{loaded.taxonomy.name}.{loaded.taxonomy.version}"}
-    dataset_key = dg.AssetKey([name, "training_dataset"])
-    adapter_key = dg.AssetKey([name, "adapter"])
-    evaluation_key = dg.AssetKey([name, "evaluation"])
+    keys = RecipeKeys.of(name)
     # One partition per taxonomy version; one run per partition, so a failed version
     # re-runs alone and never holds up another.
     partitioned = {
@@ -53,7 +50,7 @@ def build_recipe_assets(loaded: LoadedRecipe) -> tuple[list[dg.AssetsDefinition]
     }
 
     @dg.asset(
-        key=dataset_key,
+        key=keys.training_dataset,
         group_name=group,
         **partitioned,
         kinds={"pandas", "parquet"},
@@ -61,9 +58,16 @@ def build_recipe_assets(loaded: LoadedRecipe) -> tuple[list[dg.AssetsDefinition]
         description=f"Validated, de-duplicated, hash-split data of recipe {name} "
         f"({loaded.taxonomy.ref}). Data version = content fingerprint.",
     )
-    def training_dataset(context: dg.AssetExecutionContext, platform: PlatformResource):
+    def training_dataset(
+        context: dg.AssetExecutionContext,
+        runtime: RuntimeResource,
+        registry: RegistryResource,
+        artifact_store: ArtifactStoreResource,
+        catalog: CatalogResource,
+        production_log: ProductionLogResource,
+    ):
         record = build_dataset(
-            platform.platform,
+            platform_from(runtime, registry, artifact_store, catalog, production_log),
             loaded,
             emit=context.log.info,
             taxonomy_version=context.partition_key,
@@ -89,24 +93,35 @@ def build_recipe_assets(loaded: LoadedRecipe) -> tuple[list[dg.AssetsDefinition]
                 "retired_rows": stats.get("retired_rows", 0),
                 "review_queue": dg.MetadataValue.path(record.review_uri or "none"),
                 "feedback_rows": stats.get("feedback_rows", 0),
-                "label_counts": dg.MetadataValue.md(_md_table(counts, ["label", "rows"])),
+                "label_counts": dg.MetadataValue.md(md_table(counts, ["label", "rows"])),
             },
         )
 
     @dg.asset(
-        key=adapter_key,
+        key=keys.adapter,
         group_name=group,
         **partitioned,
-        ins={"dataset": dg.AssetIn(key=dataset_key)},
+        ins={"dataset": dg.AssetIn(key=keys.training_dataset)},
         kinds={"pytorch"},
         tags=tags,
         description=f"LoRA adapter for {name} on {loaded.recipe.base_model}; registered as "
         "candidate with its full lineage.",
     )
-    def adapter(context: dg.AssetExecutionContext, platform: PlatformResource, dataset: dict):
+    def adapter(
+        context: dg.AssetExecutionContext,
+        runtime: RuntimeResource,
+        registry: RegistryResource,
+        artifact_store: ArtifactStoreResource,
+        catalog: CatalogResource,
+        dataset: dict,
+    ):
         mode = context.run.tags.get("modelops/mode", "full")
         version = train_adapter(
-            platform.platform, loaded, DatasetRecord(**dataset), emit=context.log.info, mode=mode
+            platform_from(runtime, registry, artifact_store, catalog),
+            loaded,
+            DatasetRecord(**dataset),
+            emit=context.log.info,
+            mode=mode,
         )
         history = version.lineage.get("history") or []
         metrics = version.metrics
@@ -127,13 +142,13 @@ def build_recipe_assets(loaded: LoadedRecipe) -> tuple[list[dg.AssetsDefinition]
                     "adapter_id", "none"
                 ),
                 "train_rows": int(metrics.get("train_rows") or 0),
-                "train_loss": _num(metrics.get("train_loss")),
-                "validation_accuracy": _num(metrics.get("validation_accuracy")),
-                "validation_macro_f1": _num(metrics.get("validation_macro_f1")),
-                "baseline_test_macro_f1": _num(metrics.get("baseline_test_macro_f1")),
-                "samples_per_second": _num(metrics.get("samples_per_second")),
+                "train_loss": num(metrics.get("train_loss")),
+                "validation_accuracy": num(metrics.get("validation_accuracy")),
+                "validation_macro_f1": num(metrics.get("validation_macro_f1")),
+                "baseline_test_macro_f1": num(metrics.get("baseline_test_macro_f1")),
+                "samples_per_second": num(metrics.get("samples_per_second")),
                 "epochs": dg.MetadataValue.md(
-                    _md_table(
+                    md_table(
                         history,
                         [
                             "epoch",
@@ -150,23 +165,33 @@ def build_recipe_assets(loaded: LoadedRecipe) -> tuple[list[dg.AssetsDefinition]
         )
 
     check_specs = [
-        dg.AssetCheckSpec(gate, asset=evaluation_key, blocking=True, description=description)
+        dg.AssetCheckSpec(gate, asset=keys.evaluation, blocking=True, description=description)
         for gate, description in CHECK_DESCRIPTIONS.items()
     ]
 
     @dg.asset(
-        key=evaluation_key,
+        key=keys.evaluation,
         group_name=group,
         **partitioned,
-        ins={"adapter": dg.AssetIn(key=adapter_key)},
+        ins={"adapter": dg.AssetIn(key=keys.adapter)},
         check_specs=check_specs,
         tags=tags,
         description="Test-split metrics of the candidate, side by side with the champion; "
         "the recipe's gates are its blocking checks.",
     )
-    def evaluation(context: dg.AssetExecutionContext, platform: PlatformResource, adapter: dict):
+    def evaluation(
+        context: dg.AssetExecutionContext,
+        runtime: RuntimeResource,
+        registry: RegistryResource,
+        artifact_store: ArtifactStoreResource,
+        catalog: CatalogResource,
+        adapter: dict,
+    ):
         outcome = evaluate_adapter(
-            platform.platform, adapter["adapter_id"], emit=context.log.info, loaded=loaded
+            platform_from(runtime, registry, artifact_store, catalog),
+            adapter["adapter_id"],
+            emit=context.log.info,
+            loaded=loaded,
         )
         cand, champ = outcome.candidate, outcome.champion
         png = base64.b64encode(outcome.confusion_png).decode()
@@ -197,24 +222,31 @@ def build_recipe_assets(loaded: LoadedRecipe) -> tuple[list[dg.AssetsDefinition]
         )
         for check in outcome.decision.checks:
             yield dg.AssetCheckResult(
-                asset_key=evaluation_key,
+                asset_key=keys.evaluation,
                 check_name=check.name,
                 passed=check.passed,
                 description=check.description,
-                metadata={k: _meta(v) for k, v in check.metadata.items()},
+                metadata={k: meta_value(v) for k, v in check.metadata.items()},
             )
 
     @dg.asset(
-        key=dg.AssetKey([name, "champion"]),
+        key=keys.champion,
         group_name=group,
         **partitioned,
-        ins={"evaluation": dg.AssetIn(key=evaluation_key)},
+        ins={"evaluation": dg.AssetIn(key=keys.evaluation)},
         tags=tags,
         description="Moves the registry's champion alias to a candidate that passed every gate, "
         "with an audit entry.",
     )
-    def champion(context: dg.AssetExecutionContext, platform: PlatformResource, evaluation: dict):
-        p = platform.platform
+    def champion(
+        context: dg.AssetExecutionContext,
+        runtime: RuntimeResource,
+        registry: RegistryResource,
+        artifact_store: ArtifactStoreResource,
+        catalog: CatalogResource,
+        evaluation: dict,
+    ):
+        p = platform_from(runtime, registry, artifact_store, catalog)
         adapter_id = evaluation["adapter_id"]
         entry = promote_if_passed(
             p,
@@ -237,14 +269,5 @@ def build_recipe_assets(loaded: LoadedRecipe) -> tuple[list[dg.AssetsDefinition]
             }
         )
 
-    return [training_dataset, adapter, evaluation, champion], []
+    return [training_dataset, adapter, evaluation, champion]
 
-
-def _num(value) -> float:
-    return float(value) if value is not None else float("nan")
-
-
-def _meta(value):
-    if isinstance(value, (int, float, str, bool)) or value is None:
-        return value if value is not None else "none"
-    return dg.MetadataValue.json(value)

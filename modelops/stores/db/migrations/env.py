@@ -1,6 +1,6 @@
-"""Alembic environment for the registry.
+"""Alembic environment for the platform database (registry and production log).
 
-``modelops.stores.registry.upgrade`` passes an open connection (already inside a
+``modelops.stores.db.engine.upgrade`` passes an open connection (already inside a
 transaction that holds the migration lock) in ``config.attributes["connection"]``; all
 revisions then run in that one transaction. Run from the ``alembic`` command line,
 it opens ``sqlalchemy.url`` itself, again in a single transaction.
@@ -11,8 +11,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from modelops.stores import production_log  # noqa: F401  (its tables join Base.metadata)
-from modelops.stores.registry import Base, registry_engine
+from modelops.stores.db import orm  # noqa: F401  (every table joins Base.metadata)
+from modelops.stores.db.engine import Base, registry_engine
 
 config = context.config
 target_metadata = Base.metadata

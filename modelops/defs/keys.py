@@ -1,0 +1,80 @@
+"""The asset keys and definition names of one recipe group, written once.
+
+Every place that names a recipe's assets (the group factory, the retraining job, the
+sensors, the backfill launcher, the demo scenario) takes them from :class:`RecipeKeys`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+# The partitioned assets a taxonomy-version backfill or a retraining run materializes, in
+# graph order.
+TRAINING_ASSETS = ("training_dataset", "adapter", "evaluation", "champion")
+
+
+@dataclass(frozen=True)
+class RecipeKeys:
+    """``RecipeKeys.of("demo").adapter == AssetKey(["demo", "adapter"])``, and the names of
+    the recipe's sensors, job and schedule."""
+
+    recipe: str
+
+    @classmethod
+    def of(cls, recipe: str) -> RecipeKeys:
+        return cls(recipe)
+
+    def _key(self, asset: str) -> dg.AssetKey:
+        return dg.AssetKey([self.recipe, asset])
+
+    @property
+    def training_dataset(self) -> dg.AssetKey:
+        return self._key("training_dataset")
+
+    @property
+    def adapter(self) -> dg.AssetKey:
+        return self._key("adapter")
+
+    @property
+    def evaluation(self) -> dg.AssetKey:
+        return self._key("evaluation")
+
+    @property
+    def champion(self) -> dg.AssetKey:
+        return self._key("champion")
+
+    @property
+    def batch_scoring(self) -> dg.AssetKey:
+        return self._key("batch_scoring")
+
+    @property
+    def drift_report(self) -> dg.AssetKey:
+        return self._key("drift_report")
+
+    @property
+    def training(self) -> tuple[dg.AssetKey, ...]:
+        """The four partitioned assets: dataset, adapter, evaluation, champion."""
+        return tuple(self._key(asset) for asset in TRAINING_ASSETS)
+
+    # Names of the recipe's other definitions (sensors, job, schedule).
+    @property
+    def retrain_job(self) -> str:
+        return f"{self.recipe}__retrain"
+
+    @property
+    def retrain_schedule(self) -> str:
+        return f"{self.recipe}__periodic_retrain"
+
+    @property
+    def landing_sensor(self) -> str:
+        return f"{self.recipe}__landing"
+
+    @property
+    def window_sensor(self) -> str:
+        return f"{self.recipe}__production_window"
+
+    @property
+    def drift_sensor(self) -> str:
+        return f"{self.recipe}__drift"

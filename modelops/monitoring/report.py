@@ -1,0 +1,38 @@
+"""Evidently's HTML report of a production window against the reference, for people to read.
+
+The same ``ValueDrift`` per column as the ``report`` engine of
+``modelops.monitoring.evidently_scores``, with tests against the calibrated thresholds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from modelops.monitoring.calibration import Calibration
+from modelops.monitoring.evidently_scores import report_with_text_fallback
+from modelops.monitoring.signals import Projection, Window, column_frames
+
+
+def report_html(
+    reference: Window,
+    current: Window,
+    path: Path,
+    *,
+    vocabulary: set[str] | frozenset[str] | None = None,
+    pca: Projection | None = None,
+    calibration: Calibration | None = None,
+) -> Path:
+    """Write Evidently's HTML report of ``current`` against ``reference`` to ``path``.
+
+    One ``ValueDrift`` per column (text, text length, OOV rate, embedding components,
+    prediction, confidence, label), with tests against the calibrated thresholds when a
+    ``calibration`` is given (Evidently's defaults otherwise). No ``EmbeddingsDrift``: its
+    t-SNE plot is slow. Returns ``path``.
+    """
+    ref, cur, kinds = column_frames(reference, current, vocabulary, pca)
+    thresholds = calibration.thresholds if calibration is not None else None
+    snapshot, _ = report_with_text_fallback(ref, cur, kinds, thresholds, include_tests=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    snapshot.save_html(str(path))
+    return path

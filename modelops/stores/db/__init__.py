@@ -1,0 +1,2 @@
+"""The platform database (SQLite or PostgreSQL): engine, schema and alembic migrations,
+shared by the registry and the production log."""

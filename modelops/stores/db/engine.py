@@ -1,0 +1,187 @@
+"""Opening the platform database: the engine, the declarative base, the alembic upgrade.
+
+SQLite by default, PostgreSQL in production. The schema is managed by alembic
+(``modelops/stores/db/migrations``); opening a :class:`Database` upgrades it to the
+latest revision, in one transaction that holds a database-wide lock, so two processes
+opening the same database at once are safe. The registry and the production log are
+two :class:`Database` subclasses on the same tables' metadata (:class:`Base`).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.util import CommandError
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import DeclarativeBase, sessionmaker
+
+from modelops.config.errors import ModelopsError
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+"""The alembic script directory, inside the package so it works when installed."""
+
+# Stable key for PostgreSQL's advisory lock that serializes concurrent migrations.
+_PG_MIGRATION_LOCK = 0x6D6F_6465_6C6F_7073 & 0x7FFF_FFFF_FFFF_FFFF
+# Alembic keeps its running context in module globals: one upgrade per process at a time.
+_UPGRADE_LOCK = threading.Lock()
+# ``scheme://user:password@`` in a URL that SQLAlchemy cannot parse.
+_PASSWORD = re.compile(r"(://[^/@:]*:)[^@/]*@")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: timestamps must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """The declarative base of every table (:mod:`modelops.stores.db.orm`)."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: sa.JSON()}
+
+
+def masked_url(url: str | sa.URL) -> str:
+    """``url`` as it may be shown: the password, if any, replaced by ``***``."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):  # unparsable, or a port that is no number
+        return _PASSWORD.sub(r"\1***@", str(url))
+    return parsed.render_as_string(hide_password=True)
+
+
+def registry_engine(url: str) -> Engine:
+    """An engine for the platform database.
+
+    For SQLite: creates the parent directory of the file, turns on foreign keys, waits
+    up to 30 s for locks, and makes every transaction ``BEGIN IMMEDIATE`` so that DDL
+    is transactional and concurrent writers queue instead of failing.
+    """
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ModelopsError(f"invalid database URL {masked_url(url)!r}: {exc}") from None
+    if parsed.get_backend_name() != "sqlite":
+        try:
+            return sa.create_engine(parsed, pool_pre_ping=True)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise ModelopsError(f"cannot use database URL {masked_url(parsed)}: {exc}") from None
+
+    database = parsed.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        parent = Path(database).expanduser().parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ModelopsError(f"cannot create the registry directory {parent}: {exc}") from None
+    engine = sa.create_engine(parsed, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def upgrade(connection: Connection, revision: str = "head") -> None:
+    """Run ``alembic upgrade <revision>`` on ``connection``, inside its open transaction.
+
+    Takes a lock first (SQLite: the ``BEGIN IMMEDIATE`` write lock; PostgreSQL: an
+    advisory transaction lock) so concurrent upgrades run one after the other; the
+    second finds the database at head and does nothing.
+    """
+    with _UPGRADE_LOCK:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
+            )
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def open_database(url: str, what: str) -> tuple[Engine, sessionmaker]:
+    """Engine and session factory for the platform database at ``url``, migrated to
+    head; one clear ModelopsError naming ``what`` and the (password-free) URL."""
+    engine = registry_engine(url)
+    try:
+        with engine.begin() as connection:
+            upgrade(connection)
+    except (sa.exc.SQLAlchemyError, CommandError) as exc:
+        engine.dispose()
+        raise ModelopsError(
+            f"cannot open {what} {masked_url(engine.url)}: {_first_line(exc)}"
+        ) from None
+    return engine, sessionmaker(engine, expire_on_commit=False)
+
+
+def _first_line(exc: BaseException) -> str:
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip()
+    return text.splitlines()[0] if text else type(inner).__name__
+
+
+class Database:
+    """An open platform database: its engine and session factory, closed on exit.
+
+    Each subclass method runs one transaction in its own session
+    (``with self._session.begin() as session``).
+    """
+
+    what = "database"
+    """What is opened, for error messages."""
+
+    def __init__(self, url: str):
+        """Open (creating if needed) the database at ``url`` and migrate it to head."""
+        self.url = url
+        self._engine, self._session = open_database(url, self.what)
+
+    def close(self) -> None:
+        """Close the database connections."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,139 @@
+"""Every table of the platform database, on one declarative base (one metadata, one
+migration chain): the registry's adapter versions, aliases and audit log, and the
+production log's predictions and feedback.
+
+The models match the alembic revisions (``modelops/stores/db/migrations``); a test
+compares them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from modelops.stores.db.engine import Base
+from modelops.stores.registry_records import ACTIONS, RECIPE_SCOPE, SERVING, STATUSES
+
+MAX_EXTERNAL_ID_CHARS = 200
+"""The width of ``predictions.external_id``."""
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+# --------------------------------------------------------------------------- registry
+
+
+class AdapterRow(Base):
+    __tablename__ = "adapter_versions"
+    __table_args__ = (
+        sa.Index("ix_adapter_versions_recipe", "recipe"),
+        sa.Index("ix_adapter_versions_weights_sha256", "weights_sha256"),
+        sa.CheckConstraint(_in("status", STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipe: Mapped[str] = mapped_column(sa.String(200))
+    taxonomy_version: Mapped[str] = mapped_column(sa.String(200))
+    base_model: Mapped[str] = mapped_column(sa.String(200))
+    base_model_sha256: Mapped[str] = mapped_column(sa.String(64))
+    dataset_fingerprint: Mapped[str] = mapped_column(sa.String(128))
+    recipe_fingerprint: Mapped[str] = mapped_column(sa.String(128))
+    artifact_uri: Mapped[str] = mapped_column(sa.Text)
+    artifact_sha256: Mapped[str] = mapped_column(sa.String(64))
+    weights_sha256: Mapped[str] = mapped_column(sa.String(64))
+    lineage: Mapped[dict[str, Any]]
+    metrics: Mapped[dict[str, Any]]
+    gate: Mapped[dict[str, Any] | None]
+    status: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(sa.String(200))
+
+
+# Recipe-level aliases (serving) and only they have the empty taxonomy version.
+ALIAS_SCOPE_CHECK = (
+    f"(name = '{SERVING}' AND taxonomy_version = '{RECIPE_SCOPE}') OR "
+    f"(name <> '{SERVING}' AND taxonomy_version <> '{RECIPE_SCOPE}')"
+)
+
+
+class AliasRow(Base):
+    __tablename__ = "aliases"
+    __table_args__ = (
+        sa.UniqueConstraint("recipe", "taxonomy_version", "name"),
+        sa.Index("ix_aliases_adapter_id", "adapter_id"),
+        sa.CheckConstraint(ALIAS_SCOPE_CHECK, name="scope"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipe: Mapped[str] = mapped_column(sa.String(200))
+    taxonomy_version: Mapped[str] = mapped_column(sa.String(200))
+    """The adapter's taxonomy version; ``""`` for the recipe-level ``serving`` alias."""
+    name: Mapped[str] = mapped_column(sa.String(64))
+    adapter_id: Mapped[int] = mapped_column(sa.ForeignKey("adapter_versions.id"))
+    updated_at: Mapped[datetime]
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        sa.Index("ix_audit_log_recipe", "recipe"),
+        sa.Index("ix_audit_log_adapter_id", "adapter_id"),
+        sa.CheckConstraint(_in("action", ACTIONS), name="action"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    who: Mapped[str] = mapped_column(sa.String(200))
+    action: Mapped[str] = mapped_column(sa.String(16))
+    recipe: Mapped[str] = mapped_column(sa.String(200))
+    adapter_id: Mapped[int | None] = mapped_column(sa.ForeignKey("adapter_versions.id"))
+    previous_adapter_id: Mapped[int | None] = mapped_column(sa.ForeignKey("adapter_versions.id"))
+    why: Mapped[str] = mapped_column(sa.Text)
+    evidence: Mapped[dict[str, Any]]
+
+
+# --------------------------------------------------------------------------- production log
+# Created by revision 0003; 0004 adds ``predictions.external_id``.
+
+
+class PredictionRow(Base):
+    __tablename__ = "predictions"
+    __table_args__ = (
+        sa.Index("ix_predictions_recipe_id", "recipe", "id"),
+        sa.Index("ix_predictions_recipe_text_sha256", "recipe", "text_sha256"),
+        sa.Index("ix_predictions_batch_id", "batch_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    recipe: Mapped[str] = mapped_column(sa.String(200))
+    taxonomy_version: Mapped[str] = mapped_column(sa.String(200))
+    adapter_id: Mapped[int]
+    text: Mapped[str | None] = mapped_column(sa.Text)
+    text_sha256: Mapped[str] = mapped_column(sa.String(64))
+    text_chars: Mapped[int]
+    predicted_label: Mapped[str] = mapped_column(sa.String(200))
+    confidence: Mapped[float] = mapped_column(sa.Float)
+    top_k: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON)
+    source: Mapped[str] = mapped_column(sa.String(200))
+    batch_id: Mapped[str | None] = mapped_column(sa.String(64))
+    external_id: Mapped[str | None] = mapped_column(sa.String(MAX_EXTERNAL_ID_CHARS))
+
+
+class FeedbackRow(Base):
+    __tablename__ = "feedback"
+    __table_args__ = (sa.Index("ix_feedback_recipe_id", "recipe", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    recipe: Mapped[str] = mapped_column(sa.String(200))
+    prediction_id: Mapped[int | None] = mapped_column(sa.ForeignKey("predictions.id"))
+    text: Mapped[str | None] = mapped_column(sa.Text)
+    text_sha256: Mapped[str] = mapped_column(sa.String(64))
+    true_label: Mapped[str] = mapped_column(sa.String(200))
+    source: Mapped[str] = mapped_column(sa.String(200))
