@@ -21,6 +21,32 @@ from modelops.ml.training import BASELINE_FILE
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class TestRows:
+    """The candidate's test split as the evaluation scores it."""
+
+    texts: list[str]
+    y: np.ndarray
+    """Label index per row, in ``labels``."""
+    labels: list[str]
+    max_length: int
+
+
+@dataclass(frozen=True)
+class ChampionComparison:
+    """The champion on the candidate's test rows, or why it was not compared."""
+
+    evaluation: Evaluation | None
+    champion_id: int | None
+    note: str
+    rows: np.ndarray | None = None
+    """The mask of the rows it was scored on; None: the whole split."""
+
+
+def _not_compared(note: str) -> ChampionComparison:
+    return ChampionComparison(None, None, note)
+
+
 @dataclass
 class EvaluationOutcome:
     adapter_id: int
@@ -66,9 +92,10 @@ def evaluate_adapter(
         recipe = Recipe.model_validate(manifest["recipe_snapshot"]["recipe"])
         dataset = load_dataset(platform, manifest["dataset"])
         test = dataset.split("test")
-        texts, y = test["text"].tolist(), _indices(test, dataset.labels)
+        y = _indices(test, dataset.labels)
         max_length = recipe.training.max_length
-        probs, labels = predict_with(platform, fetched, texts, max_length)
+        probs, labels = predict_with(platform, fetched, test["text"].tolist(), max_length)
+        rows = TestRows(test["text"].tolist(), y, labels, max_length)
         candidate = evaluate(y, probs, labels)
         baseline_doc = json.loads((fetched.path / BASELINE_FILE).read_text(encoding="utf-8"))
         baseline = Evaluation.from_dict(baseline_doc["test"])
@@ -76,10 +103,10 @@ def evaluate_adapter(
         f"adapter {adapter_id}: accuracy {candidate.accuracy:.4f}, "
         f"macro-F1 {candidate.macro_f1:.4f}"
     )
-    champion_eval, champion_id, note, rows = _champion_evaluation(
-        platform, version, texts, y, labels, max_length, loaded, emit
-    )
-    compared = None if rows is None else evaluate(y[rows], probs[rows], labels)
+    comparison = _champion_evaluation(platform, version, rows, loaded, emit)
+    champion_eval, champion_id = comparison.evaluation, comparison.champion_id
+    mask = comparison.rows
+    compared = None if mask is None else evaluate(y[mask], probs[mask], labels)
     decision = decide(
         candidate, settings=recipe.gates, champion=champion_eval, baseline=baseline,
         compared=compared,
@@ -91,7 +118,7 @@ def evaluate_adapter(
         champion=champion_eval,
         champion_id=champion_id,
         baseline=baseline,
-        champion_note=note,
+        champion_note=comparison.note,
         decision=decision,
         confusion_png=png,
         report_uri="",
@@ -116,28 +143,33 @@ def evaluate_adapter(
     return outcome
 
 
-def _champion_evaluation(platform, version, texts, y, labels, max_length, loaded, emit):
-    """(champion Evaluation on the candidate's test split, champion id, note, rows): rows
-    is None when the champion was scored on the whole split, else the mask of the rows."""
+def _champion_evaluation(
+    platform: Platform, version, test: TestRows, loaded: LoadedRecipe | None, emit: Emit
+) -> ChampionComparison:
+    """The champion of the candidate's version (else the serving one, mapped onto the
+    candidate's labels) scored on the candidate's test rows."""
     registry = platform.registry
+    y, labels = test.y, test.labels
     champion = registry.alias(version.recipe, "champion", taxonomy_version=version.taxonomy_version)
     mapped = False
     if champion is None:
         champion = registry.alias(version.recipe, "champion")  # the serving one
         mapped = champion is not None and champion.taxonomy_version != version.taxonomy_version
     if champion is None or champion.id == version.id:
-        return None, None, "no champion yet", None
+        return _not_compared("no champion yet")
     with FetchedAdapter(platform, champion) as fetched:
-        c_probs, c_labels = predict_with(platform, fetched, texts, max_length)
+        c_probs, c_labels = predict_with(platform, fetched, test.texts, test.max_length)
     if not mapped:
         if c_labels != labels:
-            return None, None, f"champion {champion.id} has another label set", None
+            return _not_compared(f"champion {champion.id} has another label set")
         result = evaluate(y, c_probs, labels)
         emit(f"champion {champion.id} on the same test split: macro-F1 {result.macro_f1:.4f}")
-        return result, champion.id, f"champion {champion.id} ({champion.taxonomy_version})", None
+        return ChampionComparison(
+            result, champion.id, f"champion {champion.id} ({champion.taxonomy_version})"
+        )
     if loaded is None:
         note = f"champion {champion.id} is of {champion.taxonomy_version}; no mapping"
-        return None, None, note, None
+        return _not_compared(note)
     mapping = load_chain(
         loaded.taxonomies_root,
         loaded.taxonomy.name,
@@ -155,8 +187,8 @@ def _champion_evaluation(platform, version, texts, y, labels, max_length, loaded
             "a split rule, which would also decide the mapped champion's predictions"
         )
         emit(note)
-        return None, None, note, None
-    mapped = _mapped_probs(mapping, c_probs, c_labels, texts, y, labels)
+        return _not_compared(note)
+    mapped = _mapped_probs(mapping, c_probs, c_labels, test)
     result = evaluate(y[rows], mapped[rows], labels)
     note = f"{head}, predictions mapped onto {version.taxonomy_version} labels"
     if not rows.all():
@@ -165,15 +197,17 @@ def _champion_evaluation(platform, version, texts, y, labels, max_length, loaded
             f"derives ({len(derived)} labels left out)"
         )
     emit(f"{note}: macro-F1 {result.macro_f1:.4f}")
-    return result, champion.id, note, (None if rows.all() else rows)
+    return ChampionComparison(result, champion.id, note, None if rows.all() else rows)
 
 
-def _mapped_probs(mapping, probs, old_labels, texts, y, labels):
+def _mapped_probs(mapping, probs, old_labels, test: TestRows):
     """One-hot probabilities of the old model's predictions carried through ``mapping``;
     a prediction with no single new label becomes a (deliberately) wrong one."""
+    labels = test.labels
     index = {name: i for i, name in enumerate(labels)}
-    out = np.zeros((len(texts), len(labels)))
-    for row, (pred, text, truth) in enumerate(zip(probs.argmax(1), texts, y, strict=True)):
+    out = np.zeros((len(test.texts), len(labels)))
+    rows = zip(probs.argmax(1), test.texts, test.y, strict=True)
+    for row, (pred, text, truth) in enumerate(rows):
         new = mapping.map_label(old_labels[pred], text)
         out[row, index[new] if new in index else (truth + 1) % len(labels)] = 1.0
     return out

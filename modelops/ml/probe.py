@@ -61,7 +61,9 @@ def init_head(model: PooledClassifier, probe, k: int) -> None:
         model.head.bias.copy_(bias)
 
 
-def extend_head(model, train_feats, y_train, warm: WarmStart, labels, recipe, emit: Emit):
+def extend_head(
+    model: PooledClassifier, *, train_feats, y_train, warm: WarmStart, labels, recipe, emit: Emit
+) -> None:
     """Fit the head rows of labels present in this training split but unseen by the warm
     adapter, on its frozen embeddings, the other rows fixed, by the probe's L2-regularised
     softmax objective; rows weighted by ``warm.sample_weight`` (see ``modelops.ml.training``)."""

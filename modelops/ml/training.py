@@ -158,7 +158,8 @@ def train_classifier(
             f"test macro-F1 {baseline['test']['macro_f1']:.4f}"
         )
         if warm_start is not None:
-            extend_head(model, feats["train"], y_train, warm_start, labels, recipe, emit)
+            extend_head(model, train_feats=feats["train"], y_train=y_train, warm=warm_start,
+                        labels=labels, recipe=recipe, emit=emit)
         else:
             model = _with_lora(model, recipe)
             if recipe.head.init == "probe":

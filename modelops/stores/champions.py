@@ -86,7 +86,10 @@ def promote(
             serving_switched=switch,
             previous_serving_adapter_id=serving_id,
         )
-        return add_audit(session, now, who, "promote", recipe, row.id, previous_id, why, evidence)
+        return add_audit(
+            session, at=now, who=who, action="promote", recipe=recipe, adapter_id=row.id,
+            previous_adapter_id=previous_id, why=why, evidence=evidence,
+        )
 
 
 def rollback(
@@ -151,7 +154,8 @@ def rollback(
             previous_serving_adapter_id=serving_id,
         )
         return add_audit(
-            session, now, who, "rollback", recipe, target_id, rolled_back, why, evidence
+            session, at=now, who=who, action="rollback", recipe=recipe, adapter_id=target_id,
+            previous_adapter_id=rolled_back, why=why, evidence=evidence,
         )
 
 

@@ -116,6 +116,7 @@ def set_alias(
 
 def add_audit(
     session: Session,
+    *,
     at: datetime,
     who: str,
     action: str,
