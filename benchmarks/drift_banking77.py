@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "benchmark": "drift_banking77",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "PYTHONPATH=src .venv/bin/python " + shlex.join(sys.argv),
+        "command": ".venv/bin/python " + shlex.join(sys.argv),
         "held_out_intents": held_out,
         "rows": {"train_known": len(known_train), "champion_dataset": dataset.stats,
                  "retraining_dataset": retrain_set.stats, "eval_original": len(evals["original"]),
