@@ -3,12 +3,10 @@
 import dagster as dg
 
 from modelops.config.recipe import LoadedRecipe
+from modelops.defs.recipe.jobs import build_retrain_job
 from modelops.defs.recipe.production_assets import build_production_assets
-from modelops.defs.recipe.sensors import (
-    build_recipe_sensors,
-    build_retrain_job,
-    build_retrain_schedule,
-)
+from modelops.defs.recipe.schedules import build_retrain_schedule
+from modelops.defs.recipe.sensors import build_recipe_sensors
 from modelops.defs.recipe.training_assets import build_training_assets
 
 

@@ -10,7 +10,6 @@ import dagster as dg
 from modelops.config.fingerprint import sha256_json
 from modelops.config.recipe import LoadedRecipe
 from modelops.defs.keys import RecipeKeys
-from modelops.defs.partitions import taxonomy_partitions
 from modelops.defs.resources import (
     ArtifactStoreResource,
     ProductionLogResource,
@@ -139,40 +138,3 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
         )
 
     return [landing, production_window, drift]
-
-
-def build_retrain_job(loaded: LoadedRecipe):
-    """The recipe's four training assets for one taxonomy version, in retraining mode."""
-    name = loaded.name
-    keys = RecipeKeys.of(name)
-    return dg.define_asset_job(
-        keys.retrain_job,
-        selection=dg.AssetSelection.assets(*keys.training),
-        partitions_def=taxonomy_partitions(loaded),
-        tags={"modelops/mode": loaded.recipe.retraining.mode},
-        description=f"Retrain {name}: relabelled data plus production feedback, "
-        f"{loaded.recipe.retraining.mode} training, gates, promotion.",
-    )
-
-
-def build_retrain_schedule(loaded: LoadedRecipe, retrain_job):
-    cron = loaded.recipe.retraining.schedule
-    name = loaded.name
-
-    @dg.schedule(
-        name=RecipeKeys.of(name).retrain_schedule,
-        cron_schedule=cron,
-        job=retrain_job,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"Periodic retraining of {name} ({cron}) on the serving taxonomy version.",
-    )
-    def periodic(context: dg.ScheduleEvaluationContext, registry: RegistryResource):
-        serving = registry.registry.alias(name, "champion")
-        version = serving.taxonomy_version if serving else loaded.data_version
-        return dg.RunRequest(
-            run_key=f"{name}-scheduled-{context.scheduled_execution_time.isoformat()}",
-            partition_key=version,
-            tags={"modelops/reason": f"schedule {cron}"},
-        )
-
-    return periodic

@@ -1,0 +1,21 @@
+"""The retraining job of a recipe: its four training assets for one taxonomy version."""
+
+import dagster as dg
+
+from modelops.config.recipe import LoadedRecipe
+from modelops.defs.keys import RecipeKeys
+from modelops.defs.partitions import taxonomy_partitions
+
+
+def build_retrain_job(loaded: LoadedRecipe):
+    """The recipe's four training assets for one taxonomy version, in retraining mode."""
+    name = loaded.name
+    keys = RecipeKeys.of(name)
+    return dg.define_asset_job(
+        keys.retrain_job,
+        selection=dg.AssetSelection.assets(*keys.training),
+        partitions_def=taxonomy_partitions(loaded),
+        tags={"modelops/mode": loaded.recipe.retraining.mode},
+        description=f"Retrain {name}: relabelled data plus production feedback, "
+        f"{loaded.recipe.retraining.mode} training, gates, promotion.",
+    )
