@@ -4,12 +4,12 @@ Every module of ``modelops/defs/`` is loaded by Dagster's folder walk (``[tool.d
 ``pyproject.toml`` names it); ``modelops.defs.build.build_definitions(settings)`` builds the
 same definitions from explicit settings, for tests and the demo.
 
-``load_from_defs_folder`` finds ``pyproject.toml`` from the repository root, one folder
-above this package. That holds wherever modelops runs: it is installed editable from its
-checkout (``make install``) and run from it (``make run``, ``workspace.yaml``). A copy
-installed without its checkout (a wheel in site-packages) would have no ``[tool.dg]`` to
-find; it would load with ``dg.ComponentTree.from_module(modelops.defs, project_root)``
-instead, which is what ``load_from_defs_folder`` does once it has read the config.
+``load_from_defs_folder`` reads ``[tool.dg]`` from the ``pyproject.toml`` one folder above
+this package, which is there wherever modelops runs from its checkout (``make install``
+installs it editable; ``make run`` and ``workspace.yaml`` run from it). A copy installed
+without its checkout (a wheel in site-packages, a container image) has no such file: it
+loads the same folder with ``dg.components.load_defs``, which is what
+``load_from_defs_folder`` does once it has read the config.
 """
 
 from pathlib import Path
@@ -17,6 +17,16 @@ from pathlib import Path
 import dagster as dg
 
 
+def load(project_root: Path) -> dg.Definitions:
+    """Every definition under ``modelops/defs/``; ``project_root`` holds ``pyproject.toml``
+    when modelops runs from its checkout."""
+    if (project_root / "pyproject.toml").is_file():
+        return dg.load_from_defs_folder(project_root=project_root)
+    import modelops.defs
+
+    return dg.components.load_defs(modelops.defs, project_root=project_root)
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent.parent)
+    return load(Path(__file__).resolve().parent.parent)

@@ -57,14 +57,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print(report: dict, as_json: bool) -> None:
+    from modelops.defs.webserver import report_lines
+
     if as_json:
         print(json.dumps(report, indent=2))
         return
-    target = f"{report['taxonomy']}:{report['version']}"
-    for recipe in report["already_done"]:
-        print(f"{recipe}: {target} already evaluated; nothing to do")
-    if report["backfill_id"]:
-        print(f"launched backfill {report['backfill_id']} of {target} for "
-              f"{', '.join(report['launched'])}: {report['url']}")
-        if report["status"]:
-            print(f"finished: {report['status']}")
+    for line in report_lines(report):
+        print(line)

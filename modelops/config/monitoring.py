@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from modelops.config.yaml_files import StrictSection
 
 # Every drift signal ``modelops.monitoring`` can compute, in report order.
 SIGNALS = (
@@ -18,11 +20,7 @@ SIGNALS = (
 )
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class MonitoringSettings(_Strict):
+class MonitoringSettings(StrictSection):
     """Drift checks on production windows against the champion's reference data."""
 
     window_size: int = Field(default=200, ge=20, le=100_000)
@@ -55,7 +53,7 @@ class MonitoringSettings(_Strict):
     )
 
 
-class RetrainingSettings(_Strict):
+class RetrainingSettings(StrictSection):
     mode: Literal["incremental", "full"] = "incremental"
     replay_fraction: float = Field(default=0.2, gt=0, le=1)
     epochs: int | None = Field(default=None, gt=0, le=100, description="default: training.epochs")

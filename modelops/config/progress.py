@@ -1,4 +1,4 @@
-"""How long steps report progress: a callable taking one line of text.
+"""How long-running steps report progress: a callable taking one line of text.
 
 Lifecycle steps take ``emit`` (default: the module logger's ``info``); Dagster assets pass
 ``context.log.info`` so the lines show in the run view.

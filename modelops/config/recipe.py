@@ -11,23 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from modelops.config.errors import InputError
 from modelops.config.fingerprint import sha256_json
 from modelops.config.gates import GateSettings
 from modelops.config.monitoring import MonitoringSettings, RetrainingSettings
-from modelops.config.taxonomy import LABEL_PATTERN, Taxonomy, load_taxonomy
-from modelops.config.yaml_files import read_yaml_mapping, validate_model
+from modelops.config.taxonomy import LABEL_PATTERN, Taxonomy, load_taxonomy, version_number
+from modelops.config.yaml_files import StrictSection, read_yaml_mapping, validate_model
 
 BASE_MODEL_PATTERN = r"^[a-z0-9][a-z0-9_.-]*@[A-Za-z0-9_.-]+$"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataSource(_Strict):
+class DataSource(StrictSection):
     path: str = Field(min_length=1, description="CSV or Parquet file: a local path or s3:// URI")
     format: Literal["csv", "parquet"] | None = None
 
@@ -38,7 +34,7 @@ class DataSource(_Strict):
         return "parquet" if self.path.lower().endswith((".parquet", ".pq")) else "csv"
 
 
-class DataSettings(_Strict):
+class DataSettings(StrictSection):
     sources: tuple[DataSource, ...] = Field(min_length=1)
     text_column: str = "text"
     label_column: str = "label"
@@ -48,7 +44,7 @@ class DataSettings(_Strict):
     test_fraction: float = Field(default=0.2, gt=0.0, lt=0.5)
 
 
-class LoraSettings(_Strict):
+class LoraSettings(StrictSection):
     method: Literal["lora"] = "lora"
     r: int = Field(default=8, gt=0, le=256)
     alpha: float = Field(default=16.0, gt=0)
@@ -56,7 +52,7 @@ class LoraSettings(_Strict):
     target_modules: tuple[str, ...] = Field(default=("query", "value"), min_length=1)
 
 
-class HeadSettings(_Strict):
+class HeadSettings(StrictSection):
     pooling: Literal["mean", "cls"] | None = Field(
         default=None, description="default: the pooling the base model was trained with (catalog)"
     )
@@ -64,7 +60,7 @@ class HeadSettings(_Strict):
     probe_c: float = Field(default=10.0, gt=0, description="inverse L2 strength of the probe")
 
 
-class TrainingSettings(_Strict):
+class TrainingSettings(StrictSection):
     epochs: int = Field(default=3, gt=0, le=100)
     learning_rate: float = Field(default=1e-3, gt=0, lt=1)
     head_learning_rate: float | None = Field(default=None, gt=0, lt=1)
@@ -83,7 +79,7 @@ class TrainingSettings(_Strict):
 
 
 
-class Recipe(_Strict):
+class Recipe(StrictSection):
     name: str = Field(pattern=LABEL_PATTERN, max_length=64)
     description: str = ""
     task: Literal["text_classification"] = "text_classification"
@@ -140,9 +136,9 @@ class LoadedRecipe:
 
     def taxonomy_versions(self) -> list[str]:
         """This version and every later one on disk, ordered by number."""
-        start = _version_number(self.data_version)
+        start = version_number(self.data_version)
         found = [p.stem for p in self.taxonomy_path.parent.glob("v*.yaml")]
-        return sorted((v for v in found if _version_number(v) >= start), key=_version_number)
+        return sorted((v for v in found if version_number(v) >= start), key=version_number)
 
     def source_uris(self) -> list[str]:
         return [resolve_location(s.path, self.path.parent) for s in self.recipe.data.sources]
@@ -164,10 +160,6 @@ class LoadedRecipe:
             "path": str(self.path),
             "taxonomy": self.taxonomy.model_dump(mode="json"),
         }
-
-
-def _version_number(version: str) -> int:
-    return int(version[1:]) if version[1:].isdigit() else -1
 
 
 def resolve_location(location: str, base: Path) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import getpass
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -17,8 +17,9 @@ from pathlib import Path
 class Settings:
     home: Path
     """Root of local state (``MODELOPS_HOME``, default ``.modelops``)."""
-    database_url: str
-    """Registry database (``MODELOPS_DATABASE_URL``, default SQLite under home)."""
+    database_url: str = field(repr=False)
+    """Registry database (``MODELOPS_DATABASE_URL``, default SQLite under home). Left out
+    of the repr: the URL may carry a password."""
     artifacts_uri: str
     """Artifact store: a directory or ``s3://bucket/prefix`` (``MODELOPS_ARTIFACTS``)."""
     s3_endpoint_url: str | None

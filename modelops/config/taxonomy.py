@@ -28,6 +28,11 @@ LABEL_PATTERN = r"^[a-z][a-z0-9_]*$"
 VERSION_PATTERN = r"^v[0-9]+$"
 
 
+def version_number(version: str) -> int:
+    """``v12`` -> 12, for ordering versions; -1 for a name that is not ``v<number>``."""
+    return int(version[1:]) if version[1:].isdigit() else -1
+
+
 class Label(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(pattern=LABEL_PATTERN, max_length=64)

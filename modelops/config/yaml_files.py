@@ -60,3 +60,9 @@ def validate_model(model: type[M], document: dict[str, Any], path: Path) -> M:
             others = "; ".join(f"{field_path(e['loc'])}: {e['msg']}" for e in errors[1:4])
             message += f" (also: {others})"
         raise InputError(path, where, message) from None
+
+
+class StrictSection(pydantic.BaseModel):
+    """A section of a YAML file: unknown fields are errors, values are immutable."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)

@@ -10,9 +10,19 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-# The partitioned assets a taxonomy-version backfill or a retraining run materializes, in
-# graph order.
-TRAINING_ASSETS = ("training_dataset", "adapter", "evaluation", "champion")
+# Run tags the platform sets and reads (the UI filters runs by them).
+TAG_REASON = "modelops/reason"
+"""Why a sensor or schedule launched the run."""
+TAG_MODE = "modelops/mode"
+"""``full`` or ``incremental``: how the adapter asset trains."""
+TAG_LANDING = "modelops/landing"
+"""The recipe whose landing folder a batch scoring run empties."""
+TAG_DRIFT_EVENT = "modelops/drift_report_event"
+"""The drift report materialization that launched a retraining run."""
+TAG_REPORT = "modelops/report"
+"""That drift report's HTML."""
+TAG_TAXONOMY = "modelops/taxonomy"
+"""``<taxonomy>.<version>`` of a taxonomy backfill."""
 
 
 @dataclass(frozen=True)
@@ -55,8 +65,9 @@ class RecipeKeys:
 
     @property
     def training(self) -> tuple[dg.AssetKey, ...]:
-        """The four partitioned assets: dataset, adapter, evaluation, champion."""
-        return tuple(self._key(asset) for asset in TRAINING_ASSETS)
+        """The four partitioned assets a taxonomy-version backfill or a retraining run
+        materializes, in graph order."""
+        return (self.training_dataset, self.adapter, self.evaluation, self.champion)
 
     # Names of the recipe's other definitions (sensors, job, schedule).
     @property

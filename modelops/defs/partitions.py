@@ -2,9 +2,9 @@
 
 Every asset of a recipe is partitioned by the versions of its taxonomy
 (``taxonomy_<name>``: ``v1``, ``v2``, ...). A new version file becomes a new partition
-(the sensor in ``sensors.py``, or ``modelops init``); backfilling that partition
-relabels, trains, evaluates and gates an adapter per recipe. Partitions are never
-removed: older versions keep their history in Dagster.
+(the ``taxonomy_versions`` sensor in ``defs/taxonomy.py``, or ``modelops init``);
+backfilling that partition relabels, trains, evaluates and gates an adapter per recipe.
+Partitions are never removed: older versions keep their history in Dagster.
 """
 
 from __future__ import annotations

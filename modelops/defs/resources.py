@@ -6,13 +6,13 @@
 - ``artifact_store``: :class:`ArtifactStoreResource`, the artifacts URI and S3 endpoint;
 - ``catalog``: :class:`CatalogResource`, the base-model catalog file.
 
-Secrets stay out of the UI. The code location builds its resources from the environment
-(:func:`resources_from_env`): the database URL and the S3 endpoint are then
-``dg.EnvVar`` references, which the UI shows by name and Dagster resolves inside the run;
-when a variable is not set the field stays empty and the resource takes the embedded
-default from :meth:`Settings.from_env` when the run opens it. Tests and the demo pass
-explicit values (:func:`build_resources`). S3 credentials are never configuration: boto3
-reads them from its own environment variables or profile.
+Secrets stay out of the UI. :func:`build_resources` passes a database URL or S3 endpoint
+that comes from the environment (``MODELOPS_DATABASE_URL``, ``MODELOPS_S3_ENDPOINT_URL``)
+as a ``dg.EnvVar`` reference, which the UI shows by name and Dagster resolves inside the
+run; the embedded defaults (the SQLite file under ``MODELOPS_HOME``, no endpoint) and
+explicit test values are plain. The code location, the headless demo and the tests all
+build their resources this way. S3 credentials are never configuration: boto3 reads them
+from its own environment variables or profile.
 
 The lifecycle steps take a :class:`~modelops.lifecycle.platform.Platform`;
 :func:`platform_from` assembles it from the resources an asset declares.
@@ -48,29 +48,24 @@ class RuntimeResource(dg.ConfigurableResource):
 
 
 class RegistryResource(dg.ConfigurableResource):
-    """The adapter registry. ``database_url`` empty: the embedded default (SQLite)."""
+    """The adapter registry, in the database at ``database_url``."""
 
-    database_url: str | None = None
-
-    def url(self) -> str:
-        return self.database_url or Settings.from_env().database_url
+    database_url: str
 
     @cached_property
     def registry(self) -> Registry:
-        return Registry(self.url())
+        return Registry(self.database_url)
 
 
 class ProductionLogResource(dg.ConfigurableResource):
-    """Predictions and feedback, in the registry's database."""
+    """Predictions and feedback, always in the registry's database (the nested registry
+    resource holds the one URL)."""
 
-    database_url: str | None = None
-
-    def url(self) -> str:
-        return self.database_url or Settings.from_env().database_url
+    registry: RegistryResource
 
     @cached_property
     def log(self) -> ProductionLog:
-        return ProductionLog(self.url())
+        return ProductionLog(self.registry.database_url)
 
 
 class ArtifactStoreResource(dg.ConfigurableResource):
@@ -80,12 +75,9 @@ class ArtifactStoreResource(dg.ConfigurableResource):
     artifacts_uri: str
     s3_endpoint_url: str | None = None
 
-    def endpoint(self) -> str | None:
-        return self.s3_endpoint_url or Settings.from_env().s3_endpoint_url
-
     @cached_property
     def store(self) -> ArtifactStore:
-        return open_store(self.artifacts_uri, s3_endpoint_url=self.endpoint())
+        return open_store(self.artifacts_uri, s3_endpoint_url=self.s3_endpoint_url)
 
 
 class CatalogResource(dg.ConfigurableResource):
@@ -98,38 +90,37 @@ class CatalogResource(dg.ConfigurableResource):
         return Catalog.load(self.catalog_path)
 
 
-def _from_env(name: str) -> dg.EnvVar | None:
-    """A reference to the variable when it is set (its value never enters the config)."""
-    return dg.EnvVar(name) if dg.EnvVar(name).get_value() else None
-
-
-def resources_from_env() -> dict[str, dg.ConfigurableResource]:
-    """The code location's resources: plain values for what is not secret, environment
-    variable references for the database URL and the S3 endpoint."""
-    settings = Settings.from_env()
-    return {
-        "runtime": RuntimeResource(
-            home=str(settings.home), torch_threads=settings.torch_threads, user=settings.user
-        ),
-        "registry": RegistryResource(database_url=_from_env(DATABASE_URL_VAR)),
-        "production_log": ProductionLogResource(database_url=_from_env(DATABASE_URL_VAR)),
-        "artifact_store": ArtifactStoreResource(
-            artifacts_uri=settings.artifacts_uri, s3_endpoint_url=_from_env(S3_ENDPOINT_VAR)
-        ),
-        "catalog": CatalogResource(catalog_path=str(settings.catalog_path)),
-    }
+def _reference(variable: str, value: str | None, environment_value: str | None):
+    """``value`` as a ``dg.EnvVar`` reference when it is the environment variable's own
+    value (Dagster resolves it inside the run, and the UI shows only the name); else the
+    value itself (an explicit setting, or the embedded default, which holds no secret)."""
+    if value is not None and value == environment_value and dg.EnvVar(variable).get_value():
+        return dg.EnvVar(variable)
+    return value
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    """The same resources with explicit values (tests, the demo scenario)."""
+    """The resources over ``settings``. A database URL or S3 endpoint that came from the
+    environment is passed by reference (see :func:`_reference`), so the value never enters
+    a resource's configuration, whoever builds the definitions: the code location, the
+    headless demo, a test."""
+    environment = Settings.from_env()
+    registry = RegistryResource(
+        database_url=_reference(
+            DATABASE_URL_VAR, settings.database_url, environment.database_url
+        )
+    )
     return {
         "runtime": RuntimeResource(
             home=str(settings.home), torch_threads=settings.torch_threads, user=settings.user
         ),
-        "registry": RegistryResource(database_url=settings.database_url),
-        "production_log": ProductionLogResource(database_url=settings.database_url),
+        "registry": registry,
+        "production_log": ProductionLogResource(registry=registry),
         "artifact_store": ArtifactStoreResource(
-            artifacts_uri=settings.artifacts_uri, s3_endpoint_url=settings.s3_endpoint_url
+            artifacts_uri=settings.artifacts_uri,
+            s3_endpoint_url=_reference(
+                S3_ENDPOINT_VAR, settings.s3_endpoint_url, environment.s3_endpoint_url
+            ),
         ),
         "catalog": CatalogResource(catalog_path=str(settings.catalog_path)),
     }
@@ -151,9 +142,9 @@ def platform_from(
         cache_dir=home / "cache",
         torch_threads=runtime.torch_threads,
         user=runtime.user,
-        database_url=registry.url(),
+        database_url=registry.database_url,
         artifacts_uri=artifact_store.artifacts_uri,
-        s3_endpoint_url=artifact_store.endpoint(),
+        s3_endpoint_url=artifact_store.s3_endpoint_url,
         catalog_path=Path(catalog.catalog_path),
     )
     return Platform(
@@ -167,4 +158,4 @@ def platform_from(
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources=resources_from_env())
+    return dg.Definitions(resources=build_resources(Settings.from_env()))

@@ -19,7 +19,7 @@ from modelops.config.errors import InputError, ModelopsError
 from modelops.config.progress import Emit
 from modelops.config.recipe import load_recipes
 from modelops.config.settings import Settings
-from modelops.defs.keys import RecipeKeys
+from modelops.defs.keys import TAG_TAXONOMY, RecipeKeys
 from modelops.defs.partitions import partitions_name
 from modelops.lifecycle.dataset import taxonomy_mapping
 
@@ -164,7 +164,7 @@ def launch_taxonomy_backfill(
             ],
             "title": f"taxonomy {taxonomy}:{version}",
             "description": "modelops backfill: " + ", ".join(r.name for r in pending),
-            "tags": [{"key": "modelops/taxonomy", "value": f"{taxonomy}.{version}"}],
+            "tags": [{"key": TAG_TAXONOMY, "value": f"{taxonomy}.{version}"}],
         }
         result = client.call(LAUNCH, {"params": params})["launchPartitionBackfill"]
         if "backfillId" not in result:
@@ -188,6 +188,19 @@ def wait_for_backfill(
             return status["status"]
         emit(f"backfill {backfill_id}: {status['status']}")
         time.sleep(poll_seconds)
+
+
+def report_lines(report: dict) -> list[str]:
+    """What a backfill launch did, one line per recipe already done and per launch."""
+    target = f"{report['taxonomy']}:{report['version']}"
+    lines = [f"{recipe}: {target} already evaluated; nothing to do"
+             for recipe in report["already_done"]]
+    if report["backfill_id"]:
+        lines.append(f"launched backfill {report['backfill_id']} of {target} for "
+                     f"{', '.join(report['launched'])}: {report['url']}")
+        if report["status"]:
+            lines.append(f"finished: {report['status']}")
+    return lines
 
 
 def wait_for_webserver(url: str, poll_seconds: float = 3.0) -> GraphQL:

@@ -23,15 +23,15 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from modelops.config.errors import InputError
+from modelops.config.errors import InputError, ModelopsError
 from modelops.config.progress import Emit
 from modelops.config.recipe import LoadedRecipe, load_recipe
 from modelops.config.settings import Settings
 from modelops.defs.build import build_definitions
-from modelops.defs.keys import RecipeKeys
+from modelops.defs.keys import TAG_MODE, TAG_REASON, RecipeKeys
 from modelops.defs.partitions import sync_partitions
 from modelops.defs.resources import build_resources
-from modelops.defs.webserver import launch_taxonomy_backfill, wait_for_webserver
+from modelops.defs.webserver import launch_taxonomy_backfill, report_lines, wait_for_webserver
 from modelops.demo.generator import DemoKnobs, generate
 from modelops.demo.intents import LAUNCH_INTENTS
 from modelops.domain.evaluation import evaluate
@@ -150,13 +150,15 @@ class Loop:
     def tick(self, sensor_name: str) -> list[tuple[dg.RunRequest, object]]:
         """Evaluate one sensor tick; run its requests in process; return both."""
         sensor = self.defs.resolve_sensor_def(sensor_name)
-        context = dg.build_sensor_context(
-            instance=self.instance,
-            cursor=self.cursors.get(sensor_name),
-            resources=self.resources,
-            definitions=self.defs,
-        )
-        with dg.partition_loading_context(dynamic_partitions_store=self.instance):
+        with (
+            dg.build_sensor_context(
+                instance=self.instance,
+                cursor=self.cursors.get(sensor_name),
+                resources=self.resources,
+                definitions=self.defs,
+            ) as context,
+            dg.partition_loading_context(dynamic_partitions_store=self.instance),
+        ):
             data = sensor.evaluate_tick(context)
         self.cursors[sensor_name] = data.cursor
         done = []
@@ -291,8 +293,8 @@ def _run(loop: Loop, knobs: ScenarioKnobs, emit: Emit, started: float) -> dict:
                 "batch": index,
                 "run_id": result.run_id,
                 "run_key": request.run_key,
-                "reason": request.tags.get("modelops/reason"),
-                "mode": request.tags.get("modelops/mode"),
+                "reason": request.tags.get(TAG_REASON),
+                "mode": request.tags.get(TAG_MODE),
                 "partition": request.partition_key,
                 "success": result.success,
                 "newest_adapter": registry.list(name)[0].id,
@@ -334,11 +336,15 @@ def stream(settings: Settings, knobs: ScenarioKnobs, every_seconds: float,
     platform = Platform.from_settings(settings)
     if platform.registry.alias(loaded.name, "champion") is None:
         wait_for_webserver(settings.dagster_url)
-        report = launch_taxonomy_backfill(
-            settings, loaded.taxonomy.name, loaded.data_version, recipes=[loaded.name], emit=emit
-        )
-        if report["backfill_id"]:
-            emit(f"launched backfill {report['backfill_id']}: {report['url']}")
+        try:
+            report = launch_taxonomy_backfill(
+                settings, loaded.taxonomy.name, loaded.data_version, recipes=[loaded.name],
+                emit=emit,
+            )
+            for line in report_lines(report):
+                emit(line)
+        except ModelopsError as exc:  # said in the log; the wait below shows the outcome
+            emit(f"modelops: error: {exc}")
         emit("launched the first training; streaming starts once a champion is promoted")
         while platform.registry.alias(loaded.name, "champion") is None:
             if any(v.status == "rejected" for v in platform.registry.list(loaded.name)):

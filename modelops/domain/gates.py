@@ -1,7 +1,7 @@
 """Promotion gates: may a candidate adapter replace the champion?
 
 Four checks, each a plain verdict with a sentence and the numbers behind it, so
-the orchestration layer can turn each one into a blocking asset check:
+the Dagster wiring (``modelops.defs``) can turn each one into a blocking asset check:
 
 * ``min_macro_f1``: the candidate reaches an absolute floor;
 * ``no_regression``: its macro-F1 is not much below the champion's;

@@ -67,7 +67,7 @@ from pathlib import Path
 from typing import Any
 
 from modelops.config.errors import InputError
-from modelops.config.taxonomy import MappingSpec, Taxonomy, load_taxonomy
+from modelops.config.taxonomy import MappingSpec, Taxonomy, load_taxonomy, version_number
 from modelops.domain.label_mapping import LabelMapping, Rule, Split, Step
 
 __all__ = [
@@ -287,10 +287,6 @@ def load_chain(
     return mapping
 
 
-def _version_number(version: str) -> int:
-    return int(version[1:]) if version[1:].isdigit() else -1
-
-
 def validate_taxonomy_dir(directory: str | Path) -> list[Taxonomy]:
     """Load and check every version of every taxonomy under ``directory``.
 
@@ -302,7 +298,7 @@ def validate_taxonomy_dir(directory: str | Path) -> list[Taxonomy]:
         raise InputError(root, None, "not a directory")
     out: list[Taxonomy] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = sorted(folder.glob("*.yaml"), key=lambda p: (_version_number(p.stem), p.name))
+        files = sorted(folder.glob("*.yaml"), key=lambda p: (version_number(p.stem), p.name))
         versions: dict[str, Taxonomy] = {}
         for path in files:
             versions[path.stem] = _check_file(path, load_taxonomy(path), folder.name)

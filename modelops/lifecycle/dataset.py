@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import asdict, dataclass, field
 
+from modelops.config.fingerprint import sha256_bytes
 from modelops.config.progress import Emit
 from modelops.config.recipe import LoadedRecipe
 from modelops.domain.dataset import (
@@ -106,8 +108,6 @@ def build_dataset(
 
 
 def _review_parquet(review) -> bytes:
-    import io
-
     frame = review.copy()
     frame["candidates"] = [",".join(c) for c in frame["candidates"]]
     buffer = io.BytesIO()
@@ -116,8 +116,6 @@ def _review_parquet(review) -> bytes:
 
 
 def _stored_sha(store: ArtifactStore, key: str) -> str:
-    from modelops.config.fingerprint import sha256_bytes
-
     return sha256_bytes(store.get_bytes(key))
 
 

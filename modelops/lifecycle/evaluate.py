@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from modelops.config.fingerprint import sha256_json
 from modelops.config.progress import Emit
 from modelops.config.recipe import LoadedRecipe, Recipe
+from modelops.domain.dataset import encode_labels
 from modelops.domain.evaluation import Evaluation, confusion_matrix_png, evaluate
 from modelops.domain.gates import GateDecision, decide
 from modelops.domain.taxonomy_mapping import load_chain
@@ -92,7 +94,7 @@ def evaluate_adapter(
         recipe = Recipe.model_validate(manifest["recipe_snapshot"]["recipe"])
         dataset = load_dataset(platform, manifest["dataset"])
         test = dataset.split("test")
-        y = _indices(test, dataset.labels)
+        y = encode_labels(test, dataset.labels)
         max_length = recipe.training.max_length
         probs, labels = predict_with(platform, fetched, test["text"].tolist(), max_length)
         rows = TestRows(test["text"].tolist(), y, labels, max_length)
@@ -214,13 +216,5 @@ def _mapped_probs(mapping, probs, old_labels, test: TestRows):
 
 
 def candidate_digest(outcome: EvaluationOutcome) -> str:
-    from modelops.config.fingerprint import sha256_json
-
     body = {k: v for k, v in outcome.to_dict().items() if k != "report_uri"}
     return sha256_json(body)[:16]
-
-
-def _indices(frame, labels: list[str]):
-    from modelops.domain.dataset import encode_labels
-
-    return encode_labels(frame, labels)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,8 +15,6 @@ from modelops.lifecycle.platform import Platform
 from modelops.ml.model import load_classifier, predict_proba
 from modelops.ml.training import weights_digest
 from modelops.stores.registry_records import AdapterVersion
-
-log = logging.getLogger(__name__)
 
 
 class FetchedAdapter:

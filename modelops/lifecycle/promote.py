@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 from modelops.config.errors import ModelopsError
 from modelops.lifecycle.platform import Platform
 from modelops.stores.registry_records import AuditEntry
-
-log = logging.getLogger(__name__)
 
 
 def promote_if_passed(

@@ -1,6 +1,7 @@
-"""Monitoring an adapter in production: what it records at training time, and the drift
-check of a production window against it. Evidently computes the scores
-(``modelops.monitoring.evidently_scores``); this module decides what they are compared with.
+"""Monitoring an adapter in production: the reference it records at training time, which
+the drift check of a production window (``modelops.monitoring.check``) compares against.
+Evidently computes the scores (``modelops.monitoring.evidently_scores``); this module
+decides what they are compared with.
 
 At training, each adapter gets a ``monitoring/`` folder beside its weights:
 

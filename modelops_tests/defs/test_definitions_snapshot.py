@@ -9,6 +9,7 @@ in review. Regenerate after an intended change, and review the snapshot's diff:
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import os
@@ -19,7 +20,7 @@ import pytest
 
 from modelops.config.settings import Settings
 from modelops.defs.build import build_definitions
-from modelops.defs.resources import RegistryResource
+from modelops.defs.resources import ProductionLogResource, RegistryResource
 from modelops_tests.fixtures.workspace import make_workspace
 
 REPO = Path(__file__).resolve().parents[2]
@@ -161,8 +162,12 @@ def test_loaded_definitions_match_the_snapshot(workspace_env):
     )
 
 
-def test_built_and_loaded_definitions_are_the_same_graph(workspace_env):
+def test_built_and_loaded_definitions_are_the_same_graph(workspace_env, tmp_path):
+    from modelops.definitions import load
+
     loaded = describe(load_defs())
+    # Installed without its checkout (no pyproject.toml above the package): same graph.
+    assert describe(load(tmp_path / "site-packages")) == loaded
     assert describe(build_definitions(Settings.from_env())) == loaded
     assert describe(build_definitions(workspace_env)) == loaded  # explicit settings
 
@@ -171,35 +176,53 @@ def test_no_resource_shows_the_database_url_or_s3_endpoint(workspace_env):
     from dagster._core.remote_representation.external_data import RepositorySnap
     from dagster_shared.serdes import serialize_value
 
-    defs = load_defs()
-    snapshot = serialize_value(RepositorySnap.from_def(defs.get_repository_def()))
-    assert PASSWORD not in snapshot and DATABASE_URL not in snapshot
-    assert S3_ENDPOINT not in snapshot
-    shown = {r.name: r.configured_values for r in RepositorySnap.from_def(
-        defs.get_repository_def()).resources}
-    # What the UI shows instead: the variables' names.
-    for key in ("registry", "production_log"):
-        assert shown[key]["database_url"].name == "MODELOPS_DATABASE_URL"
-    assert shown["artifact_store"]["s3_endpoint_url"].name == "MODELOPS_S3_ENDPOINT_URL"
+    # The code location, and the same definitions built from the environment's settings
+    # (the headless demo builds them this way).
+    for defs in (load_defs(), build_definitions(Settings.from_env())):
+        snapshot = serialize_value(RepositorySnap.from_def(defs.get_repository_def()))
+        assert PASSWORD not in snapshot and DATABASE_URL not in snapshot
+        assert S3_ENDPOINT not in snapshot
+        shown = {r.name: r.configured_values for r in RepositorySnap.from_def(
+            defs.get_repository_def()).resources}
+        # What the UI shows instead: the variables' names.
+        assert shown["registry"]["database_url"].name == "MODELOPS_DATABASE_URL"
+        assert shown["artifact_store"]["s3_endpoint_url"].name == "MODELOPS_S3_ENDPOINT_URL"
 
 
 def test_resources_resolve_the_environment_in_the_run(workspace_env, monkeypatch):
-    """EnvVar fields resolve to the value inside a run; unset ones fall back to the
-    embedded default from Settings."""
+    """EnvVar fields resolve to the value inside a run; with the variable unset the
+    embedded default is configured as it is (a local SQLite path holds no secret). The
+    production log always uses the registry's database."""
     seen = {}
 
     @dg.asset
-    def probe(registry: RegistryResource):
-        seen["url"] = registry.url()
+    def probe(registry: RegistryResource, production_log: ProductionLogResource):
+        seen["url"] = registry.database_url
+        seen["log_url"] = production_log.registry.database_url
 
-    defs = load_defs()
+    def run(defs) -> None:
+        keys = ("registry", "production_log")
+        resources = {key: defs.resources[key] for key in keys}
+        assert dg.materialize([probe], resources=resources, instance=instance).success
+
     with dg.instance_for_test() as instance:
-        assert dg.materialize(
-            [probe], resources={"registry": defs.resources["registry"]}, instance=instance
-        ).success
-        assert seen["url"] == DATABASE_URL
+        run(load_defs())
+        assert seen == {"url": DATABASE_URL, "log_url": DATABASE_URL}
         monkeypatch.delenv("MODELOPS_DATABASE_URL")
-        unset = load_defs().resources["registry"]
-        assert unset.database_url is None
-        assert dg.materialize([probe], resources={"registry": unset}, instance=instance).success
-    assert seen["url"] == f"sqlite:///{workspace_env.home / 'modelops.db'}"
+        unset = load_defs()
+        default = f"sqlite:///{workspace_env.home / 'modelops.db'}"
+        assert unset.resources["registry"].database_url == default
+        run(unset)
+    assert seen == {"url": default, "log_url": default}
+
+
+def test_explicit_settings_are_not_replaced_by_the_environment(workspace_env, tmp_path):
+    """Definitions built from explicit settings use those values, whatever the
+    environment says (tests and benchmarks point at their own stores)."""
+    explicit = dataclasses.replace(
+        workspace_env, database_url=f"sqlite:///{tmp_path / 'other.db'}", s3_endpoint_url=None
+    )
+    resources = build_definitions(explicit).resources
+    assert resources["registry"].database_url == explicit.database_url
+    assert resources["production_log"].registry.database_url == explicit.database_url
+    assert resources["artifact_store"].s3_endpoint_url is None

@@ -243,13 +243,15 @@ def test_recipe_schedule_requests_a_retraining_run(tiny_catalog, tmp_path, insta
     assert schedule.name == "demo__periodic_retrain" and schedule.cron_schedule == "0 3 * * *"
     assert schedule.job_name == "demo__retrain"
     instance.add_dynamic_partitions("taxonomy_demo", ["v1"])  # what `modelops init` does
-    context = dg.build_schedule_context(
-        instance=instance,
-        scheduled_execution_time=datetime.datetime(2026, 11, 28, 3, tzinfo=datetime.UTC),
-        resources=build_resources(settings),
-        repository_def=defs.get_repository_def(),
-    )
-    with dg.partition_loading_context(dynamic_partitions_store=instance):
+    with (
+        dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=datetime.datetime(2026, 11, 28, 3, tzinfo=datetime.UTC),
+            resources=build_resources(settings),
+            repository_def=defs.get_repository_def(),
+        ) as context,
+        dg.partition_loading_context(dynamic_partitions_store=instance),
+    ):
         (request,) = list(schedule.evaluate_tick(context).run_requests)
     assert request.partition_key == "v1"  # no serving adapter yet: the data's version
     assert request.run_key == "demo-scheduled-2026-11-28T03:00:00+00:00"

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from modelops.config.recipe import LoadedRecipe
-from modelops.defs.keys import RecipeKeys
+from modelops.defs.keys import TAG_MODE, RecipeKeys
 from modelops.defs.partitions import taxonomy_partitions
 
 
@@ -15,7 +15,7 @@ def build_retrain_job(loaded: LoadedRecipe):
         keys.retrain_job,
         selection=dg.AssetSelection.assets(*keys.training),
         partitions_def=taxonomy_partitions(loaded),
-        tags={"modelops/mode": loaded.recipe.retraining.mode},
+        tags={TAG_MODE: loaded.recipe.retraining.mode},
         description=f"Retrain {name}: relabelled data plus production feedback, "
         f"{loaded.recipe.retraining.mode} training, gates, promotion.",
     )

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from modelops.config.recipe import LoadedRecipe
-from modelops.defs.keys import RecipeKeys
+from modelops.defs.keys import TAG_REASON, RecipeKeys
 from modelops.defs.resources import RegistryResource
 
 
@@ -24,7 +24,7 @@ def build_retrain_schedule(loaded: LoadedRecipe, retrain_job):
         return dg.RunRequest(
             run_key=f"{name}-scheduled-{context.scheduled_execution_time.isoformat()}",
             partition_key=version,
-            tags={"modelops/reason": f"schedule {cron}"},
+            tags={TAG_REASON: f"schedule {cron}"},
         )
 
     return periodic

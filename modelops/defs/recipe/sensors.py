@@ -1,5 +1,6 @@
-"""A recipe's sensors, retraining job and schedule. Sensors stay light: they look at
-files, counts and metadata, never train."""
+"""A recipe's sensors: landing files, production windows, drift reports. Sensors stay
+light: they look at files, counts and metadata, never train (the retraining job and
+schedule are in ``jobs.py`` and ``schedules.py``)."""
 
 import json
 import time
@@ -9,7 +10,14 @@ import dagster as dg
 
 from modelops.config.fingerprint import sha256_json
 from modelops.config.recipe import LoadedRecipe
-from modelops.defs.keys import RecipeKeys
+from modelops.defs.keys import (
+    TAG_DRIFT_EVENT,
+    TAG_LANDING,
+    TAG_MODE,
+    TAG_REASON,
+    TAG_REPORT,
+    RecipeKeys,
+)
 from modelops.defs.resources import (
     ArtifactStoreResource,
     ProductionLogResource,
@@ -43,12 +51,12 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
 
         root = loaded.landing_root(Path(runtime.home))
         # One listing of incoming/, local or S3.
-        files = pending_files(root, name, s3_endpoint_url=artifact_store.endpoint())
+        files = pending_files(root, name, s3_endpoint_url=artifact_store.s3_endpoint_url)
         if not files:
             return dg.SkipReason("no files waiting")
         busy = context.instance.get_runs(
             filters=dg.RunsFilter(
-                tags={"modelops/landing": name},
+                tags={TAG_LANDING: name},
                 statuses=[
                     dg.DagsterRunStatus.QUEUED,
                     dg.DagsterRunStatus.NOT_STARTED,
@@ -65,7 +73,7 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
         stamp = sha256_json([sorted(str(f) for f in files), int(time.time() // 600)])[:16]
         return dg.RunRequest(
             run_key=f"{name}-landing-{stamp}",
-            tags={"modelops/reason": f"{len(files)} landed files", "modelops/landing": name},
+            tags={TAG_REASON: f"{len(files)} landed files", TAG_LANDING: name},
         )
 
     @dg.sensor(
@@ -88,7 +96,7 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
         context.update_cursor(str(latest))
         return dg.RunRequest(
             run_key=f"{name}-window-{latest}",
-            tags={"modelops/reason": f"{new} new production rows"},
+            tags={TAG_REASON: f"{new} new production rows"},
         )
 
     @dg.sensor(
@@ -130,10 +138,10 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
             run_key=f"{name}-drift-{event.storage_id}",
             partition_key=serving.taxonomy_version,
             tags={
-                "modelops/reason": f"drift: {fired}"[:200],
-                "modelops/mode": retraining.mode,
-                "modelops/drift_report_event": str(event.storage_id),
-                "modelops/report": str(metadata["report"].value)[:200],
+                TAG_REASON: f"drift: {fired}"[:200],
+                TAG_MODE: retraining.mode,
+                TAG_DRIFT_EVENT: str(event.storage_id),
+                TAG_REPORT: str(metadata["report"].value)[:200],
             },
         )
 

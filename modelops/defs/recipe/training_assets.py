@@ -10,7 +10,7 @@ import base64
 import dagster as dg
 
 from modelops.config.recipe import LoadedRecipe
-from modelops.defs.keys import RecipeKeys
+from modelops.defs.keys import TAG_MODE, RecipeKeys
 from modelops.defs.metadata import md_table, meta_value, num
 from modelops.defs.partitions import taxonomy_partitions
 from modelops.defs.resources import (
@@ -115,7 +115,7 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
         catalog: CatalogResource,
         dataset: dict,
     ):
-        mode = context.run.tags.get("modelops/mode", "full")
+        mode = context.run.tags.get(TAG_MODE, "full")
         version = train_adapter(
             platform_from(runtime, registry, artifact_store, catalog),
             loaded,
