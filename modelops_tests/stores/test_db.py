@@ -26,6 +26,10 @@ PASSWORD = "s3cret"
         ("postgresql+psycopg2://user:p%40ss%3Aw@host/db", "postgresql+psycopg2://user:***@host/db"),
         ("postgresql+psycopg2://user@host/db", "postgresql+psycopg2://user@host/db"),
         ("sqlite:////tmp/state/modelops.db", "sqlite:////tmp/state/modelops.db"),
+        (  # credentials as query parameters (libpq's password=, a token)
+            f"postgresql+psycopg2://user@host/db?password={PASSWORD}&sslmode=require",
+            "postgresql+psycopg2://user@host/db?password=***&sslmode=require",
+        ),
         # not parsable by SQLAlchemy (the port is no number): the password is still hidden
         (f"postgresql://user:{PASSWORD}@host:port/db", "postgresql://user:***@host:port/db"),
     ],

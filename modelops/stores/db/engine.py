@@ -73,13 +73,20 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: sa.JSON()}
 
 
+# libpq and drivers also take credentials as query parameters (``?password=...``).
+_SECRET_QUERY_KEYS = {"password", "passwd", "sslpassword", "token", "access_token"}
+
+
 def masked_url(url: str | sa.URL) -> str:
-    """``url`` as it may be shown: the password, if any, replaced by ``***``."""
+    """``url`` as it may be shown: the password, if any, replaced by ``***`` (in the
+    user part and in query parameters that carry credentials)."""
     try:
         parsed = sa.engine.make_url(url)
     except (sa.exc.ArgumentError, ValueError):  # unparsable, or a port that is no number
         return _PASSWORD.sub(r"\1***@", str(url))
-    return parsed.render_as_string(hide_password=True)
+    secret = {k: "***" for k in parsed.query if k.lower() in _SECRET_QUERY_KEYS}
+    shown = parsed.update_query_dict(secret).render_as_string(hide_password=True)
+    return shown.replace("%2A%2A%2A", "***")
 
 
 def registry_engine(url: str) -> Engine:
