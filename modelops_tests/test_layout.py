@@ -143,7 +143,7 @@ def test_no_import_circles_between_modules():
 
 def test_no_private_name_is_imported_from_another_module():
     bad = []
-    for module, path in MODULES.items():
+    for path in MODULES.values():
         for imported, names, line in _imports(path):
             if not imported.startswith("modelops."):
                 continue
