@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from modelops.config.progress import Emit
 from modelops.lifecycle.fetch import FetchedAdapter
 from modelops.monitoring.check import check_window
 from modelops.monitoring.reference import load_bundle
+from modelops.monitoring.verdict import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -22,16 +22,12 @@ log = logging.getLogger(__name__)
 class DriftResult:
     """The verdict on one production window, with the window and the adapter it is of.
 
-    ``dataclasses.asdict`` gives its JSON-ready form."""
+    The verdict is monitoring's own (``modelops.monitoring.verdict.Verdict``); the rest
+    says which window and adapter it is of, and where its HTML report is."""
 
-    drifted: bool
-    fired: tuple[str, ...]
-    """The signals (and ``estimated_accuracy``) that fired, in signal order."""
-    scores: Mapping[str, float]
-    thresholds: Mapping[str, float]
-    estimated_accuracy: float | None
-    reason: str
-    """One sentence: why the window drifted, or that it did not."""
+    verdict: Verdict
+    """Drifted or not, the signals that fired, scores, thresholds, estimated accuracy and
+    the one-sentence reason."""
     adapter_id: int
     """The serving champion the window was checked against."""
     taxonomy_version: str
@@ -95,14 +91,7 @@ def run_drift_check(platform, loaded, emit: Emit = log.info) -> DriftResult:
     verdict = check.verdict
     emit(f"drift check of rows {check.first_id}-{check.last_id}: {verdict.reason}")
     return DriftResult(
-        drifted=bool(verdict.drifted),
-        fired=tuple(verdict.fired),
-        scores={k: float(v) for k, v in verdict.scores.items()},
-        thresholds={k: float(v) for k, v in verdict.thresholds.items()},
-        estimated_accuracy=(
-            None if verdict.estimated_accuracy is None else float(verdict.estimated_accuracy)
-        ),
-        reason=verdict.reason,
+        verdict=verdict,
         adapter_id=champion.id,
         taxonomy_version=champion.taxonomy_version,
         rows=check.rows,

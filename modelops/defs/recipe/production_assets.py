@@ -107,9 +107,9 @@ def build_production_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
         yield dg.MaterializeResult(metadata=metadata)
         yield dg.AssetCheckResult(
             check_name="no_drift",
-            passed=not result.drifted,
+            passed=not result.verdict.drifted,
             severity=dg.AssetCheckSeverity.WARN,
-            description=result.reason,
+            description=result.verdict.reason,
             metadata={"fired": metadata["fired"]},
         )
 
@@ -119,19 +119,20 @@ def build_production_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
 def drift_metadata(result: "DriftResult") -> dict:
     """The drift report's materialization metadata (the drift sensor reads ``drifted``,
     ``fired`` and ``report``)."""
+    verdict = result.verdict
     metadata = {
-        "drifted": result.drifted,
-        "fired": ", ".join(result.fired) or "none",
-        "reason": result.reason,
-        "estimated_accuracy": num(result.estimated_accuracy),
+        "drifted": bool(verdict.drifted),
+        "fired": ", ".join(verdict.fired) or "none",
+        "reason": verdict.reason,
+        "estimated_accuracy": num(verdict.estimated_accuracy),
         "adapter_id": result.adapter_id,
         "rows": result.rows,
         "labelled_rows": result.labelled_rows,
         "last_prediction_id": result.last_id,
         "report": link(result.report_uri),
     }
-    for signal, score in result.scores.items():
+    for signal, score in verdict.scores.items():
         metadata[f"score_{signal}"] = float(score)
-        if signal in result.thresholds:
-            metadata[f"threshold_{signal}"] = float(result.thresholds[signal])
+        if signal in verdict.thresholds:
+            metadata[f"threshold_{signal}"] = float(verdict.thresholds[signal])
     return metadata
