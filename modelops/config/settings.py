@@ -39,6 +39,9 @@ class Settings:
     dagster_url: str = "http://127.0.0.1:3000"
     """The running Dagster webserver that ``modelops backfill`` talks to
     (``MODELOPS_DAGSTER_URL``)."""
+    serve_url: str = "http://127.0.0.1:8080"
+    """Where ``modelops serve`` answers, as people and links reach it: prediction
+    requests and the stored drift reports linked from the UI (``MODELOPS_SERVE_URL``)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -56,6 +59,7 @@ class Settings:
             user=env.get("MODELOPS_USER") or _os_user(),
             dagster_home=Path(env.get("DAGSTER_HOME") or home / "dagster").absolute(),
             dagster_url=env.get("MODELOPS_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/"),
+            serve_url=env.get("MODELOPS_SERVE_URL", "http://127.0.0.1:8080").rstrip("/"),
         )
 
 
