@@ -9,8 +9,10 @@ two :class:`Database` subclasses on the same tables' metadata (:class:`Base`).
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -89,17 +91,55 @@ def masked_url(url: str | sa.URL) -> str:
     return shown.replace("%2A%2A%2A", "***")
 
 
-def registry_engine(url: str) -> Engine:
-    """An engine for the platform database.
+# The PostgreSQL drivers SQLAlchemy knows, by the module each needs.
+_PG_DRIVERS = {"psycopg": "psycopg", "psycopg2": "psycopg2"}
 
-    For SQLite: creates the parent directory of the file, turns on foreign keys, waits
-    up to 30 s for locks, and makes every transaction ``BEGIN IMMEDIATE`` so that DDL
-    is transactional and concurrent writers queue instead of failing.
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def normalized_url(url: str | sa.URL, installed: Callable[[str], bool] = _installed) -> sa.URL:
+    """``url`` parsed, with a PostgreSQL driver that is installed.
+
+    SQLAlchemy 2 maps a bare ``postgresql://`` (and ``postgresql+psycopg://``) to psycopg 3;
+    the Dagster family brings ``psycopg2-binary``. So ``postgres://``, ``postgresql://`` and
+    ``postgresql+psycopg://`` use psycopg 3 when it is installed and psycopg2 otherwise;
+    ``postgresql+psycopg2://`` stays as it is. Neither driver installed: a ModelopsError
+    naming the packages to install. Other databases pass through unchanged.
+    ``installed(module)`` says whether a driver module can be imported.
     """
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError as exc:
         raise ModelopsError(f"invalid database URL {masked_url(url)!r}: {exc}") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend not in ("postgres", "postgresql"):
+        return parsed
+    if driver and driver not in _PG_DRIVERS:  # asyncpg, pg8000...: the user's own choice
+        return parsed.set(drivername=f"postgresql+{driver}")
+    # Asked for psycopg2 by name: only that one. Else psycopg 3, then psycopg2.
+    candidates = [driver] if driver == "psycopg2" else ["psycopg", "psycopg2"]
+    for candidate in candidates:
+        if installed(_PG_DRIVERS[candidate]):
+            return parsed.set(drivername=f"postgresql+{candidate}")
+    raise ModelopsError(
+        f"cannot use database URL {masked_url(parsed)}: no PostgreSQL driver for "
+        f"{parsed.drivername!r} is installed; install psycopg2-binary (postgresql+psycopg2://) "
+        "or psycopg[binary] (postgresql+psycopg://)"
+    )
+
+
+def registry_engine(url: str) -> Engine:
+    """An engine for the platform database.
+
+    PostgreSQL URLs go through :func:`normalized_url` (any of ``postgres://``,
+    ``postgresql://``, ``postgresql+psycopg://`` works with the installed driver).
+    For SQLite: creates the parent directory of the file, turns on foreign keys, waits
+    up to 30 s for locks, and makes every transaction ``BEGIN IMMEDIATE`` so that DDL
+    is transactional and concurrent writers queue instead of failing.
+    """
+    parsed = normalized_url(url)
     if parsed.get_backend_name() != "sqlite":
         try:
             return sa.create_engine(parsed, pool_pre_ping=True)
