@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from modelops.config.compute import ComputeSettings
 from modelops.config.errors import InputError
 from modelops.config.fingerprint import sha256_json
 from modelops.config.gates import GateSettings
@@ -94,6 +95,7 @@ class Recipe(StrictSection):
     gates: GateSettings = GateSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     retraining: RetrainingSettings = RetrainingSettings()
+    compute: ComputeSettings = ComputeSettings()
 
     @model_validator(mode="after")
     def _columns_differ(self) -> Recipe:
@@ -147,7 +149,7 @@ class LoadedRecipe:
         """What decides the weights of a full training: not description, gates,
         monitoring or retraining (an incremental run records its warm start apart)."""
         body = self.recipe.model_dump(
-            mode="json", exclude={"description", "gates", "monitoring", "retraining"}
+            mode="json", exclude={"description", "gates", "monitoring", "retraining", "compute"}
         )
         body["taxonomy"] = self.taxonomy.fingerprint()
         body["data"]["sources"] = self.source_uris()

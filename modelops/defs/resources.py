@@ -4,7 +4,9 @@
 - ``registry``: :class:`RegistryResource`, the adapter registry (database URL);
 - ``production_log``: :class:`ProductionLogResource`, predictions and feedback (same URL);
 - ``artifact_store``: :class:`ArtifactStoreResource`, the artifacts URI and S3 endpoint;
-- ``catalog``: :class:`CatalogResource`, the base-model catalog file.
+- ``catalog``: :class:`CatalogResource`, the base-model catalog file;
+- ``io_manager``: :class:`~modelops.defs.io_manager.StepValueIOManager`, what one asset
+  hands the next, stored beside the artifacts (local directory or S3).
 
 Secrets stay out of the UI. :func:`build_resources` passes a database URL or S3 endpoint
 that comes from the environment (``MODELOPS_DATABASE_URL``, ``MODELOPS_S3_ENDPOINT_URL``)
@@ -27,6 +29,7 @@ from pathlib import Path
 import dagster as dg
 
 from modelops.config.settings import Settings
+from modelops.defs.io_manager import StepValueIOManager
 from modelops.lifecycle.platform import Platform
 from modelops.ml.catalog import Catalog
 from modelops.stores.artifacts.base import ArtifactStore
@@ -106,10 +109,9 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     headless demo, a test."""
     environment = Settings.from_env()
     registry = RegistryResource(
-        database_url=_reference(
-            DATABASE_URL_VAR, settings.database_url, environment.database_url
-        )
+        database_url=_reference(DATABASE_URL_VAR, settings.database_url, environment.database_url)
     )
+    s3_endpoint = _reference(S3_ENDPOINT_VAR, settings.s3_endpoint_url, environment.s3_endpoint_url)
     return {
         "runtime": RuntimeResource(
             home=str(settings.home), torch_threads=settings.torch_threads, user=settings.user
@@ -118,11 +120,13 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "production_log": ProductionLogResource(registry=registry),
         "artifact_store": ArtifactStoreResource(
             artifacts_uri=settings.artifacts_uri,
-            s3_endpoint_url=_reference(
-                S3_ENDPOINT_VAR, settings.s3_endpoint_url, environment.s3_endpoint_url
-            ),
+            s3_endpoint_url=s3_endpoint,
         ),
         "catalog": CatalogResource(catalog_path=str(settings.catalog_path)),
+        # What crosses steps goes beside the artifacts, never to a local disk.
+        "io_manager": StepValueIOManager(
+            artifacts_uri=settings.artifacts_uri, s3_endpoint_url=s3_endpoint
+        ),
     }
 
 

@@ -19,7 +19,7 @@ from modelops.config.errors import InputError, ModelopsError
 from modelops.config.progress import Emit
 from modelops.config.recipe import load_recipes
 from modelops.config.settings import Settings
-from modelops.defs.keys import TAG_TAXONOMY, RecipeKeys
+from modelops.defs.keys import TAG_TAXONOMY, TAG_TRAINING, RecipeKeys
 from modelops.defs.partitions import partitions_name
 from modelops.lifecycle.dataset import taxonomy_mapping
 
@@ -164,7 +164,10 @@ def launch_taxonomy_backfill(
             ],
             "title": f"taxonomy {taxonomy}:{version}",
             "description": "modelops backfill: " + ", ".join(r.name for r in pending),
-            "tags": [{"key": TAG_TAXONOMY, "value": f"{taxonomy}.{version}"}],
+            "tags": [
+                {"key": TAG_TAXONOMY, "value": f"{taxonomy}.{version}"},
+                {"key": TAG_TRAINING, "value": "backfill"},
+            ],
         }
         result = client.call(LAUNCH, {"params": params})["launchPartitionBackfill"]
         if "backfillId" not in result:

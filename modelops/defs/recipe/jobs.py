@@ -3,7 +3,8 @@
 import dagster as dg
 
 from modelops.config.recipe import LoadedRecipe
-from modelops.defs.keys import TAG_MODE, RecipeKeys
+from modelops.defs.k8s import k8s_tags
+from modelops.defs.keys import TAG_MODE, TAG_TRAINING, RecipeKeys
 from modelops.defs.partitions import taxonomy_partitions
 
 
@@ -15,7 +16,12 @@ def build_retrain_job(loaded: LoadedRecipe):
         keys.retrain_job,
         selection=dg.AssetSelection.assets(*keys.training),
         partitions_def=taxonomy_partitions(loaded),
-        tags={TAG_MODE: loaded.recipe.retraining.mode},
+        # A run pod holds every step: it asks for what training needs.
+        tags={
+            TAG_MODE: loaded.recipe.retraining.mode,
+            TAG_TRAINING: name,
+            **k8s_tags(loaded.recipe.compute, heavy=True),
+        },
         description=f"Retrain {name}: relabelled data plus production feedback, "
         f"{loaded.recipe.retraining.mode} training, gates, promotion.",
     )

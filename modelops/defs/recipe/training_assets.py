@@ -10,6 +10,7 @@ import base64
 import dagster as dg
 
 from modelops.config.recipe import LoadedRecipe
+from modelops.defs.k8s import k8s_tags
 from modelops.defs.keys import TAG_MODE, RecipeKeys
 from modelops.defs.metadata import md_table, meta_value, num
 from modelops.defs.partitions import taxonomy_partitions
@@ -42,6 +43,9 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
     group = name
     tags = {"recipe": name, "taxonomy": f"{loaded.taxonomy.name}.{loaded.taxonomy.version}"}
     keys = RecipeKeys.of(name)
+    # Pod resources where each run or step gets a pod (modelops.defs.k8s).
+    light = k8s_tags(loaded.recipe.compute, heavy=False)
+    heavy = k8s_tags(loaded.recipe.compute, heavy=True)
     # One partition per taxonomy version; one run per partition, so a failed version
     # re-runs alone and never holds up another.
     partitioned = {
@@ -55,6 +59,7 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
         **partitioned,
         kinds={"pandas", "parquet"},
         tags=tags,
+        op_tags=light,
         description=f"Validated, de-duplicated, hash-split data of recipe {name} "
         f"({loaded.taxonomy.ref}). Data version = content fingerprint.",
     )
@@ -104,6 +109,7 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
         ins={"dataset": dg.AssetIn(key=keys.training_dataset)},
         kinds={"pytorch"},
         tags=tags,
+        op_tags=heavy,
         description=f"LoRA adapter for {name} on {loaded.recipe.base_model}; registered as "
         "candidate with its full lineage.",
     )
@@ -176,6 +182,7 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
         ins={"adapter": dg.AssetIn(key=keys.adapter)},
         check_specs=check_specs,
         tags=tags,
+        op_tags=heavy,
         description="Test-split metrics of the candidate, side by side with the champion; "
         "the recipe's gates are its blocking checks.",
     )
@@ -235,6 +242,7 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
         **partitioned,
         ins={"evaluation": dg.AssetIn(key=keys.evaluation)},
         tags=tags,
+        op_tags=light,
         description="Moves the registry's champion alias to a candidate that passed every gate, "
         "with an audit entry.",
     )
