@@ -5,7 +5,10 @@ adapters' statuses and the audit log.
 (documented there). A rollback replays the audit log: each taxonomy version's promote
 and rollback entries form a stack whose top is that version's champion.
 
-Lock order, in both: the recipe's ``serving`` alias, then the version's ``champion``.
+Lock order, in both: the recipe (PostgreSQL: an advisory transaction lock, which exists
+before any alias row does, so two first promotions queue instead of both inserting),
+then the recipe's ``serving`` alias, then the version's ``champion``. SQLite needs no
+more: every transaction there is ``BEGIN IMMEDIATE``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,15 @@ from modelops.stores.registry_rows import (
 )
 
 
+def lock_recipe(session: Session, recipe: str) -> None:
+    """On PostgreSQL, hold the recipe's advisory lock until the transaction ends."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"modelops.champion:{recipe}"},
+        )
+
+
 def promote(
     sessions: sessionmaker,
     adapter_id: int,
@@ -54,6 +66,7 @@ def promote(
     with sessions.begin() as session:
         row = adapter_row(session, adapter_id)
         recipe, version = row.recipe, row.taxonomy_version
+        lock_recipe(session, recipe)
         serving = alias_row(session, recipe, RECIPE_SCOPE, SERVING, lock=True)
         current = alias_row(session, recipe, version, CHAMPION, lock=True)
         if current is not None and current.adapter_id == row.id:
@@ -87,8 +100,15 @@ def promote(
             previous_serving_adapter_id=serving_id,
         )
         return add_audit(
-            session, at=now, who=who, action="promote", recipe=recipe, adapter_id=row.id,
-            previous_adapter_id=previous_id, why=why, evidence=evidence,
+            session,
+            at=now,
+            who=who,
+            action="promote",
+            recipe=recipe,
+            adapter_id=row.id,
+            previous_adapter_id=previous_id,
+            why=why,
+            evidence=evidence,
         )
 
 
@@ -106,6 +126,7 @@ def rollback(
         raise InputError(None, "why", "a reason is required to roll back")
     now = utc_now()
     with sessions.begin() as session:
+        lock_recipe(session, recipe)
         serving = alias_row(session, recipe, RECIPE_SCOPE, SERVING, lock=True)
         serving_id = serving.adapter_id if serving is not None else None
         if taxonomy_version is not None:
@@ -154,8 +175,15 @@ def rollback(
             previous_serving_adapter_id=serving_id,
         )
         return add_audit(
-            session, at=now, who=who, action="rollback", recipe=recipe, adapter_id=target_id,
-            previous_adapter_id=rolled_back, why=why, evidence=evidence,
+            session,
+            at=now,
+            who=who,
+            action="rollback",
+            recipe=recipe,
+            adapter_id=target_id,
+            previous_adapter_id=rolled_back,
+            why=why,
+            evidence=evidence,
         )
 
 
