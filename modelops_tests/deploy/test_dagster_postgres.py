@@ -12,9 +12,10 @@ import boto3
 import dagster as dg
 import pytest
 from dagster._core.execution.backfill import PartitionBackfill
-from dagster._core.test_utils import create_test_daemon_workspace_context
+from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import ModuleTarget
 from dagster._daemon.backfill import execute_backfill_iteration
+from dagster._daemon.controller import create_daemon_grpc_server_registry
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
 from modelops.config.recipe import load_recipes
@@ -101,7 +102,10 @@ def test_production_instance_on_postgres(tiny_catalog, tmp_path, pg_url, s3_buck
             )
         )
         target = ModuleTarget("modelops.definitions", None, str(tmp_path), "modelops.definitions")
-        with create_test_daemon_workspace_context(target, instance) as context:
+        with (
+            create_daemon_grpc_server_registry(instance) as registry,
+            WorkspaceProcessContext(instance, target, grpc_server_registry=registry) as context,
+        ):
             for error in execute_backfill_iteration(context, logging.getLogger("backfill")):
                 assert error is None, error
         runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
