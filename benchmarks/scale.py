@@ -1,0 +1,416 @@
+"""How the platform's fixed costs grow: definitions load and sensor ticks with the recipe
+count, the drift path's queries with the production log's size, and a backfill's
+submission through the queued run coordinator with the recipe count.
+
+    nice -n 5 .venv/bin/python benchmarks/scale.py                   # everything (~10 min)
+    nice -n 5 .venv/bin/python benchmarks/scale.py --recipes 1,10 --rows 1e5 --backfill 10
+
+1. Definitions load + one tick of every sensor, at 1, 10, 100, 500 generated recipes
+   (copies of the demo recipe in a temporary folder). Each count runs in a fresh Python
+   process, as a code server starts: imports, then building the definitions, then one
+   evaluation of every sensor against an ephemeral instance. Ratios are against 1 recipe.
+2. The drift path on PostgreSQL (127.0.0.1:5432, a database created and dropped here)
+   with 1e5, 1e6, 1e7 logged predictions, bulk-inserted with ``generate_series``: what
+   the drift report asset and the production-window sensor ask the production log (the
+   availability count, the newest window, the new-rows count and newest id). The
+   Evidently check itself reads the fixed-size window only, so its cost does not depend
+   on the table's size; it is not re-measured here (benchmarks/drift_banking77.py).
+   Ratios are against 1e5 rows.
+3. A backfill of one taxonomy version over N recipes' training assets, submitted by the
+   backfill daemon's own iteration through the queued run coordinator of
+   docker/dagster.yaml on PostgreSQL. Runs are queued, not executed (executing 100
+   trainings does not fit on this machine's time budget).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+MARK = "SCALE-RESULT "
+
+
+def child_result(stdout: str) -> dict:
+    """The result line a child process printed (code servers print their own lines)."""
+    (line,) = [x for x in stdout.splitlines() if x.startswith(MARK)]
+    return json.loads(line.removeprefix(MARK))
+
+
+# ----------------------------------------------------------------- workspace
+
+
+def write_recipes(root: Path, count: int) -> dict[str, str]:
+    """``count`` copies of the demo recipe (names demo0000...), one taxonomy, one
+    dataset; the environment a code server would have."""
+    import yaml
+
+    from modelops.demo.files import taxonomy_document, write_demo_dataset
+    from modelops.demo.generator import DemoKnobs
+
+    data = root / "data" / "requests.csv"
+    write_demo_dataset(data, DemoKnobs(n=200, seed=3))
+    taxonomy = root / "taxonomies" / "demo" / "v1.yaml"
+    taxonomy.parent.mkdir(parents=True, exist_ok=True)
+    taxonomy.write_text(yaml.safe_dump(taxonomy_document("demo", "v1")), encoding="utf-8")
+    recipes = root / "recipes"
+    recipes.mkdir(parents=True, exist_ok=True)
+    for n in range(count):
+        doc = {
+            "name": f"demo{n:04d}",
+            "data": {"sources": [{"path": "../data/requests.csv"}]},
+            "taxonomy": "../taxonomies/demo/v1.yaml",
+            "base_model": "minilm@stable",
+            "training": {"epochs": 1, "max_length": 32},
+        }
+        (recipes / f"demo{n:04d}.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    home = root / ".modelops"
+    return {
+        "MODELOPS_HOME": str(home),
+        "MODELOPS_RECIPES": str(recipes),
+        "MODELOPS_DATABASE_URL": f"sqlite:///{home / 'modelops.db'}",
+        "MODELOPS_ARTIFACTS": str(home / "artifacts"),
+        "MODELOPS_CATALOG": str(REPO / "catalog" / "base_models.yaml"),
+        "MODELOPS_TORCH_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "DAGSTER_HOME": str(home / "dagster"),
+    }
+
+
+def child_definitions() -> None:
+    """In a fresh process: import, build the definitions, tick every sensor once."""
+    started = time.perf_counter()
+    import dagster as dg
+
+    from modelops.config.settings import Settings
+    from modelops.defs.build import build_definitions
+    from modelops.defs.resources import build_resources
+
+    imported = time.perf_counter()
+    settings = Settings.from_env()
+    defs = build_definitions(settings)
+    defs.resolve_asset_graph()
+    sensors = list(defs.sensors)
+    built = time.perf_counter()
+    resources = build_resources(settings)
+    with dg.DagsterInstance.ephemeral() as instance:
+        for sensor in sensors:
+            with dg.build_sensor_context(instance=instance, resources=resources) as context:
+                sensor(context)
+    ticked = time.perf_counter()
+    print(
+        MARK
+        + json.dumps(
+            {
+                "import_s": imported - started,
+                "build_s": built - imported,
+                "sensors": len(sensors),
+                "ticks_s": ticked - built,
+            }
+        )
+    )
+
+
+def bench_definitions(counts: list[int]) -> list[dict]:
+    rows = []
+    for count in counts:
+        with tempfile.TemporaryDirectory(prefix=f"scale-{count}-") as tmp:
+            env = {**os.environ, **write_recipes(Path(tmp), count), "PYTHONPATH": str(REPO)}
+            started = time.perf_counter()
+            out = subprocess.run(
+                [sys.executable, __file__, "--child-definitions"],
+                env=env,
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+            )
+            wall = time.perf_counter() - started
+            if out.returncode != 0:
+                raise RuntimeError(out.stderr[-3000:])
+        result = child_result(out.stdout)
+        result.update(recipes=count, process_s=wall)
+        rows.append(result)
+        print(
+            f"  {count:4d} recipes: process {wall:6.1f} s = imports {result['import_s']:5.1f} s"
+            f" + definitions {result['build_s']:6.2f} s + {result['sensors']} sensor ticks "
+            f"{result['ticks_s']:6.2f} s",
+            flush=True,
+        )
+    return rows
+
+
+# ----------------------------------------------------------------- production log
+
+
+def fresh_database() -> tuple[str, str]:
+    import sqlalchemy as sa
+
+    name = f"modelops_scale_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'create database "{name}"'))
+    admin.dispose()
+    return name, f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_database(name: str) -> None:
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(
+            sa.text("select pg_terminate_backend(pid) from pg_stat_activity where datname = :n"),
+            {"n": name},
+        )
+        conn.execute(sa.text(f'drop database if exists "{name}"'))
+    admin.dispose()
+
+
+INSERT = """
+insert into predictions (at, recipe, taxonomy_version, adapter_id, text, text_sha256,
+    text_chars, predicted_label, confidence, top_k, source, batch_id, external_id)
+select now(), case when g % 10 = 0 then 'other' else 'bench' end, 'v1', 1,
+    'request number ' || g, md5(g::text) || md5((g + 1)::text), 20,
+    'label_' || (g % 77), random(), '[]'::json, 'benchmark', 'b' || (g / 1000), null
+from generate_series(:start, :stop) as g
+"""
+
+
+def timed(fn, repeat: int = 3) -> float:
+    """The best of ``repeat`` runs, in seconds (the machine is shared and noisy)."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def bench_production_log(sizes: list[int], window: int = 500) -> list[dict]:
+    import sqlalchemy as sa
+
+    from modelops.stores.production_log import ProductionLog
+
+    name, url = fresh_database()
+    rows = []
+    try:
+        with ProductionLog(url) as log:
+            engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg2://"))
+            done = 0
+            for size in sizes:
+                started = time.perf_counter()
+                with engine.begin() as conn:
+                    conn.execute(sa.text(INSERT), {"start": done + 1, "stop": size})
+                with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.execute(sa.text("vacuum analyze predictions"))
+                insert_s = time.perf_counter() - started
+                done = size
+                latest = log.latest_prediction_id("bench")
+                result = {
+                    "rows": size,
+                    "insert_s": insert_s,
+                    # drift_report asset: is a window available at all?
+                    "count_all_s": timed(lambda: log.count_since("bench", 0)),
+                    # the drift check's window: the newest `window` rows
+                    "window_s": timed(lambda: log.predictions("bench", newest=True, limit=window)),
+                    # production_window sensor: new rows since its cursor, newest id
+                    "sensor_s": timed(
+                        lambda since=latest - 1000: (
+                            log.count_since("bench", since),
+                            log.latest_prediction_id("bench"),
+                        )
+                    ),
+                }
+                rows.append(result)
+                print(
+                    f"  {size:>10,} rows (inserted in {insert_s:5.1f} s): availability count "
+                    f"{result['count_all_s'] * 1000:8.1f} ms, window of {window} "
+                    f"{result['window_s'] * 1000:6.1f} ms, sensor queries "
+                    f"{result['sensor_s'] * 1000:6.1f} ms",
+                    flush=True,
+                )
+            engine.dispose()
+    finally:
+        drop_database(name)
+    return rows
+
+
+# ----------------------------------------------------------------- backfill
+
+
+def child_backfill() -> None:
+    """In a fresh process with the recipes' environment: a backfill of v1 over every
+    recipe's training assets, submitted by one backfill-daemon iteration through the
+    queued run coordinator of docker/dagster.yaml on PostgreSQL."""
+    import logging
+
+    import dagster as dg
+    import yaml
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import ModuleTarget
+    from dagster._daemon.backfill import execute_backfill_iteration
+    from dagster._daemon.controller import create_daemon_grpc_server_registry
+
+    from modelops.config.recipe import load_recipes
+    from modelops.config.settings import Settings
+    from modelops.defs.build import build_definitions
+    from modelops.defs.keys import RecipeKeys
+    from modelops.defs.partitions import sync_partitions
+
+    home = Path(os.environ["DAGSTER_HOME"])
+    config = yaml.safe_load((REPO / "docker" / "dagster.yaml").read_text())
+    config.pop("run_launcher")  # dagster-docker: in the images only
+    config.pop("compute_logs")  # no S3 server in this benchmark
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    settings = Settings.from_env()
+    recipes = load_recipes(settings.recipes_dir)
+    with dg.DagsterInstance.get() as instance:
+        sync_partitions(instance, recipes)
+        defs = build_definitions(settings)
+        keys = [k for r in recipes for k in RecipeKeys.of(r.name).training]
+        started = time.perf_counter()
+        instance.add_backfill(
+            PartitionBackfill.from_asset_partitions(
+                backfill_id="scale",
+                asset_graph=defs.resolve_asset_graph(),
+                partition_names=["v1"],
+                asset_selection=keys,
+                backfill_timestamp=time.time(),
+                tags={"modelops/training": "backfill"},
+                dynamic_partitions_store=instance,
+                all_partitions=False,
+                title=None,
+                description=None,
+                run_config=None,
+            )
+        )
+        target = ModuleTarget("modelops.definitions", None, str(REPO), "modelops.definitions")
+        with (
+            create_daemon_grpc_server_registry(instance) as registry,
+            WorkspaceProcessContext(instance, target, grpc_server_registry=registry) as context,
+        ):
+            loaded = time.perf_counter()
+            iterations = 0
+            while True:
+                iterations += 1
+                for error in execute_backfill_iteration(context, logging.getLogger("bf")):
+                    if error is not None:
+                        raise RuntimeError(str(error))
+                runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": "scale"}))
+                backfill = instance.get_backfill("scale")
+                if backfill.status != BulkActionStatus.REQUESTED or iterations >= 20:
+                    break
+                if runs and len({k for r in runs for k in r.asset_selection}) >= len(keys):
+                    break
+        submitted = time.perf_counter()
+        queued = [r for r in runs if r.status == dg.DagsterRunStatus.QUEUED]
+        print(
+            MARK
+            + json.dumps(
+                {
+                    "runs": len(runs),
+                    "queued": len(queued),
+                    "assets": len(keys),
+                    "iterations": iterations,
+                    "location_load_s": loaded - started,
+                    "submit_s": submitted - loaded,
+                }
+            )
+        )
+
+
+def bench_backfill(counts: list[int]) -> list[dict]:
+    rows = []
+    for count in counts:
+        name, url = fresh_database()
+        try:
+            with tempfile.TemporaryDirectory(prefix=f"scale-bf-{count}-") as tmp:
+                env = {**os.environ, **write_recipes(Path(tmp), count), "PYTHONPATH": str(REPO)}
+                env.update(
+                    DAGSTER_PG_HOST="127.0.0.1",
+                    DAGSTER_PG_USER="postgres",
+                    DAGSTER_PG_PASSWORD="",
+                    DAGSTER_PG_DB=name,
+                )
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child-backfill"],
+                    env=env,
+                    cwd=tmp,
+                    capture_output=True,
+                    text=True,
+                )
+                if out.returncode != 0:
+                    raise RuntimeError(out.stderr[-3000:])
+        finally:
+            drop_database(name)
+        result = child_result(out.stdout)
+        result["recipes"] = count
+        rows.append(result)
+        print(
+            f"  {count:4d} recipes: {result['assets']} assets -> {result['runs']} runs "
+            f"({result['queued']} queued) in {result['iterations']} daemon iterations; "
+            f"code location load {result['location_load_s']:5.1f} s, submission "
+            f"{result['submit_s']:5.1f} s",
+            flush=True,
+        )
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", default="1,10,100,500")
+    parser.add_argument("--rows", default="1e5,1e6,1e7")
+    parser.add_argument("--backfill", default="10,100", help="recipe counts; '' skips")
+    parser.add_argument("--child-definitions", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-backfill", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_definitions:
+        child_definitions()
+        return 0
+    if args.child_backfill:
+        child_backfill()
+        return 0
+    started = time.perf_counter()
+    results: dict = {}
+    print("1. definitions load + one tick of every sensor (fresh process per count)")
+    results["definitions"] = defs = bench_definitions([int(c) for c in args.recipes.split(",")])
+    base = defs[0]
+    for row in defs[1:]:
+        per = (row["build_s"] + row["ticks_s"]) / max(base["build_s"] + base["ticks_s"], 1e-9)
+        print(
+            f"     {row['recipes']} vs {base['recipes']} recipes: process x"
+            f"{row['process_s'] / base['process_s']:.2f}, definitions+ticks x{per:.1f}"
+        )
+    print("2. drift path queries on PostgreSQL")
+    results["production_log"] = logs = bench_production_log(
+        [int(float(r)) for r in args.rows.split(",")]
+    )
+    for row in logs[1:]:
+        print(
+            f"     {row['rows']:,} vs {logs[0]['rows']:,} rows: availability count x"
+            f"{row['count_all_s'] / logs[0]['count_all_s']:.1f}, window x"
+            f"{row['window_s'] / logs[0]['window_s']:.1f}, sensor x"
+            f"{row['sensor_s'] / logs[0]['sensor_s']:.1f}"
+        )
+    if args.backfill:
+        print("3. backfill submission through the queued run coordinator")
+        results["backfill"] = bench_backfill([int(c) for c in args.backfill.split(",")])
+    print(f"total {time.perf_counter() - started:.0f} s")
+    print("RESULTS " + json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    raise SystemExit(main())
