@@ -109,7 +109,9 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     headless demo, a test."""
     environment = Settings.from_env()
     registry = RegistryResource(
-        database_url=_reference(DATABASE_URL_VAR, settings.database_url, environment.database_url)
+        database_url=_reference(
+            DATABASE_URL_VAR, settings.database_url, environment.database_url
+        )
     )
     s3_endpoint = _reference(S3_ENDPOINT_VAR, settings.s3_endpoint_url, environment.s3_endpoint_url)
     return {
