@@ -135,16 +135,21 @@ def launch_taxonomy_backfill(
     client = GraphQL(url or settings.dagster_url)
     keys = [{"path": list(RecipeKeys.of(r.name).evaluation.path)} for r in chosen]
     nodes = client.call(STATUS_QUERY, {"keys": keys})["assetNodes"]
-    if len(nodes) != len(chosen):
+    # Dagster answers with the nodes as a set, in no given order: match them by key.
+    by_key = {tuple(n["assetKey"]["path"]): n for n in nodes}
+    missing = [r.name for r in chosen
+               if tuple(RecipeKeys.of(r.name).evaluation.path) not in by_key]
+    if missing:
         raise ModelopsError(
-            f"the Dagster instance at {client.url} does not know every recipe's assets "
-            "(reload the code location)"
+            f"the Dagster instance at {client.url} does not know the assets of recipe(s) "
+            f"{', '.join(missing)} (reload the code location)"
         )
-    node = nodes[0]
+    node = by_key[tuple(RecipeKeys.of(chosen[0].name).evaluation.path)]
     selector = {"repositoryName": node["repository"]["name"],
                 "repositoryLocationName": node["repository"]["location"]["name"]}
     done, pending = [], []
-    for loaded, n in zip(chosen, nodes, strict=True):
+    for loaded in chosen:
+        n = by_key[tuple(RecipeKeys.of(loaded.name).evaluation.path)]
         status = n.get("assetPartitionStatuses") or {}
         (done if version in status.get("materializedPartitions", []) else pending).append(loaded)
     report = {"taxonomy": taxonomy, "version": version, "already_done": [r.name for r in done],
