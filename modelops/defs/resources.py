@@ -109,7 +109,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     headless demo, a test."""
     environment = Settings.from_env()
     database_url = _reference(DATABASE_URL_VAR, settings.database_url, environment.database_url)
-    if isinstance(database_url, str) and masked_url(database_url) != database_url:
+    plain = isinstance(database_url, str) and not isinstance(database_url, dg.EnvVar)
+    if plain and masked_url(database_url) != database_url:
         raise InputError(
             None, "database_url",
             f"{masked_url(database_url)} carries a password: pass it in {DATABASE_URL_VAR}, "
