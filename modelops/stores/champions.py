@@ -10,12 +10,14 @@ Lock order, in both: the recipe's ``serving`` alias, then the version's ``champi
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from modelops.config.errors import InputError, ModelopsError, NotFoundError
+from modelops.stores.db.engine import Sessions
 from modelops.stores.db.orm import AdapterRow, AliasRow, AuditRow
 from modelops.stores.registry_records import (
     CHAMPION,
@@ -36,8 +38,19 @@ from modelops.stores.registry_rows import (
 )
 
 
+def serialize_recipe(session: Session, recipe: str) -> None:
+    """Hold the recipe's promotion lock until the transaction ends, so two promotions or
+    rollbacks of one recipe run one after the other even before any alias row exists to
+    lock (PostgreSQL: a transaction advisory lock; SQLite's ``BEGIN IMMEDIATE`` already
+    serializes every write)."""
+    if session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.sha256(f"modelops-champion:{recipe}".encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
 def promote(
-    sessions: sessionmaker,
+    sessions: Sessions,
     adapter_id: int,
     *,
     who: str,
@@ -53,6 +66,8 @@ def promote(
     now = utc_now()
     with sessions.begin() as session:
         row = adapter_row(session, adapter_id)
+        serialize_recipe(session, row.recipe)
+        session.refresh(row)  # as committed by a promotion the lock waited for
         recipe, version = row.recipe, row.taxonomy_version
         serving = alias_row(session, recipe, RECIPE_SCOPE, SERVING, lock=True)
         current = alias_row(session, recipe, version, CHAMPION, lock=True)
@@ -93,7 +108,7 @@ def promote(
 
 
 def rollback(
-    sessions: sessionmaker,
+    sessions: Sessions,
     recipe: str,
     *,
     who: str,
@@ -106,6 +121,7 @@ def rollback(
         raise InputError(None, "why", "a reason is required to roll back")
     now = utc_now()
     with sessions.begin() as session:
+        serialize_recipe(session, recipe)
         serving = alias_row(session, recipe, RECIPE_SCOPE, SERVING, lock=True)
         serving_id = serving.adapter_id if serving is not None else None
         if taxonomy_version is not None:
