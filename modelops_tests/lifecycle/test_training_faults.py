@@ -15,7 +15,8 @@ from modelops.lifecycle.train import train_adapter
 from modelops_tests.fixtures.processes import REPO, TRAIN_SCRIPT, python, settings_env
 from modelops_tests.fixtures.workspace import make_workspace
 
-RECIPE = {"training": {"epochs": 2, "batch_size": 16}}
+# LoRA dropout on: the resumed run must also restore torch's RNG state exactly.
+RECIPE = {"adapter": {"dropout": 0.1}, "training": {"epochs": 2, "batch_size": 16}}
 
 
 def train_here(settings, messages: list[str] | None = None):
