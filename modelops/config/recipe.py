@@ -176,6 +176,7 @@ def load_recipe(path: str | Path) -> LoadedRecipe:
     """Read and validate a recipe and its taxonomy. Errors name the file and field."""
     path = Path(path).absolute()
     recipe = validate_model(Recipe, read_yaml_mapping(path), path)
+    _check_relative_paths(recipe, path)
     if recipe.name != path.stem:
         raise InputError(path, "name", f"{recipe.name!r} must match the file name {path.stem!r}")
     taxonomy_path = Path(resolve_location(recipe.taxonomy, path.parent))
@@ -183,6 +184,24 @@ def load_recipe(path: str | Path) -> LoadedRecipe:
         raise InputError(path, "taxonomy", f"taxonomy file {taxonomy_path} not found")
     taxonomy = load_taxonomy(taxonomy_path)
     return LoadedRecipe(recipe=recipe, path=path, taxonomy=taxonomy, taxonomy_path=taxonomy_path)
+
+
+def _check_relative_paths(recipe: Recipe, path: Path) -> None:
+    """A relative location in a recipe stays inside its workspace (the folder above the
+    recipes folder: ``../data/...``, ``../taxonomies/...``); absolute paths and ``s3://``
+    URIs are the operator's explicit choice."""
+    root = path.parent.parent.resolve()
+    fields = [(f"data.sources[{i}].path", s.path) for i, s in enumerate(recipe.data.sources)]
+    fields += [("taxonomy", recipe.taxonomy), ("monitoring.landing", recipe.monitoring.landing)]
+    for where, location in fields:
+        if not location or location.startswith("s3://") or Path(location).is_absolute():
+            continue
+        resolved = Path(resolve_location(location, path.parent))
+        if not resolved.is_relative_to(root):
+            raise InputError(
+                path, where, f"{location!r} leads outside the workspace {root} (use an "
+                "absolute path to read from elsewhere)",
+            )
 
 
 def load_recipes(directory: str | Path) -> list[LoadedRecipe]:

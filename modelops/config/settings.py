@@ -39,6 +39,9 @@ class Settings:
     dagster_url: str = "http://127.0.0.1:3000"
     """The running Dagster webserver that ``modelops backfill`` talks to
     (``MODELOPS_DAGSTER_URL``)."""
+    checkpoint_steps: int = 50
+    """Training saves a checkpoint every this many optimizer steps (and at each epoch's
+    end), so a killed run resumes (``MODELOPS_CHECKPOINT_STEPS``)."""
     serve_url: str = "http://127.0.0.1:8080"
     """Where ``modelops serve`` answers, as people and links reach it: prediction
     requests and the stored drift reports linked from the UI (``MODELOPS_SERVE_URL``)."""
@@ -60,6 +63,7 @@ class Settings:
             dagster_home=Path(env.get("DAGSTER_HOME") or home / "dagster").absolute(),
             dagster_url=env.get("MODELOPS_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/"),
             serve_url=env.get("MODELOPS_SERVE_URL", "http://127.0.0.1:8080").rstrip("/"),
+            checkpoint_steps=max(1, int(env.get("MODELOPS_CHECKPOINT_STEPS", "50") or 50)),
         )
 
 

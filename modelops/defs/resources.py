@@ -12,7 +12,8 @@ Secrets stay out of the UI. :func:`build_resources` passes a database URL or S3 
 that comes from the environment (``MODELOPS_DATABASE_URL``, ``MODELOPS_S3_ENDPOINT_URL``)
 as a ``dg.EnvVar`` reference, which the UI shows by name and Dagster resolves inside the
 run; the embedded defaults (the SQLite file under ``MODELOPS_HOME``, no endpoint) and
-explicit test values are plain. The code location, the headless demo and the tests all
+explicit test values are plain, and an explicit database URL that carries a password is
+refused (it would show in the UI). The code location, the headless demo and the tests all
 build their resources this way. S3 credentials are never configuration: boto3 reads them
 from its own environment variables or profile.
 
@@ -28,12 +29,14 @@ from pathlib import Path
 
 import dagster as dg
 
+from modelops.config.errors import InputError
 from modelops.config.settings import Settings
 from modelops.defs.io_manager import StepValueIOManager
 from modelops.lifecycle.platform import Platform
 from modelops.ml.catalog import Catalog
 from modelops.stores.artifacts.base import ArtifactStore
 from modelops.stores.artifacts.open_store import open_store
+from modelops.stores.db.engine import masked_url
 from modelops.stores.production_log import ProductionLog
 from modelops.stores.registry import Registry
 
@@ -108,11 +111,15 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     a resource's configuration, whoever builds the definitions: the code location, the
     headless demo, a test."""
     environment = Settings.from_env()
-    registry = RegistryResource(
-        database_url=_reference(
-            DATABASE_URL_VAR, settings.database_url, environment.database_url
+    database_url = _reference(DATABASE_URL_VAR, settings.database_url, environment.database_url)
+    plain = isinstance(database_url, str) and not isinstance(database_url, dg.EnvVar)
+    if plain and masked_url(database_url) != database_url:
+        raise InputError(
+            None, "database_url",
+            f"{masked_url(database_url)} carries a password: pass it in {DATABASE_URL_VAR}, "
+            "so that Dagster shows the variable's name and never the value",
         )
-    )
+    registry = RegistryResource(database_url=database_url)
     s3_endpoint = _reference(S3_ENDPOINT_VAR, settings.s3_endpoint_url, environment.s3_endpoint_url)
     return {
         "runtime": RuntimeResource(

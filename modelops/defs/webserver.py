@@ -9,11 +9,15 @@ finished work; a recipe whose run failed is launched again on its own.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 
 from modelops.config.errors import InputError, ModelopsError
 from modelops.config.progress import Emit
@@ -59,6 +63,15 @@ mutation Launch($params: LaunchBackfillParams!) {
     ... on PartitionSetNotFoundError { message }
     ... on UnauthorizedError { message }
     ... on InvalidSubsetError { message }
+  }
+}"""
+
+RUNNING_BACKFILLS = """
+query Running {
+  partitionBackfillsOrError(status: REQUESTED) {
+    __typename
+    ... on PartitionBackfills { results { id partitionNames assetSelection { path } } }
+    ... on PythonError { message }
   }
 }"""
 
@@ -135,20 +148,74 @@ def launch_taxonomy_backfill(
     client = GraphQL(url or settings.dagster_url)
     keys = [{"path": list(RecipeKeys.of(r.name).evaluation.path)} for r in chosen]
     nodes = client.call(STATUS_QUERY, {"keys": keys})["assetNodes"]
-    if len(nodes) != len(chosen):
+    # Dagster answers with the nodes as a set, in no given order: match them by key.
+    by_key = {tuple(n["assetKey"]["path"]): n for n in nodes}
+    missing = [r.name for r in chosen
+               if tuple(RecipeKeys.of(r.name).evaluation.path) not in by_key]
+    if missing:
         raise ModelopsError(
-            f"the Dagster instance at {client.url} does not know every recipe's assets "
-            "(reload the code location)"
+            f"the Dagster instance at {client.url} does not know the assets of recipe(s) "
+            f"{', '.join(missing)} (reload the code location)"
         )
-    node = nodes[0]
+    node = by_key[tuple(RecipeKeys.of(chosen[0].name).evaluation.path)]
     selector = {"repositoryName": node["repository"]["name"],
                 "repositoryLocationName": node["repository"]["location"]["name"]}
     done, pending = [], []
-    for loaded, n in zip(chosen, nodes, strict=True):
+    for loaded in chosen:
+        n = by_key[tuple(RecipeKeys.of(loaded.name).evaluation.path)]
         status = n.get("assetPartitionStatuses") or {}
         (done if version in status.get("materializedPartitions", []) else pending).append(loaded)
+    # Two launches at once (two operators, a retry, the demo) must not start the same work
+    # twice: under a lock, recipes a running backfill of this version covers are left out.
+    with _launch_lock(settings):
+        running = _running_backfills(client, version, pending)
+        pending = [r for r in pending if r.name not in running]
+        report = _launch(client, selector, taxonomy, version, done, pending, running)
+    if report["backfill_id"] and wait:
+        report["status"] = wait_for_backfill(client, report["backfill_id"], emit=emit)
+    return report
+
+
+_THREAD_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _launch_lock(settings: Settings) -> Iterator[None]:
+    """One launch at a time on this machine: a thread lock and a file lock under the
+    Dagster home (two processes)."""
+    folder = settings.dagster_home or settings.home
+    folder.mkdir(parents=True, exist_ok=True)
+    with _THREAD_LOCK, open(folder / ".modelops-backfill.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _running_backfills(client: GraphQL, version: str, pending: list) -> dict[str, str]:
+    """``{recipe: backfill id}`` for the pending recipes a requested (running) backfill of
+    ``version`` already covers."""
+    if not pending:
+        return {}
+    answer = client.call(RUNNING_BACKFILLS, {})["partitionBackfillsOrError"]
+    if "results" not in answer:
+        raise ModelopsError(f"listing running backfills: {answer.get('message', answer)}")
+    running = {}
+    for backfill in answer["results"]:
+        if version not in (backfill.get("partitionNames") or []):
+            continue
+        paths = {tuple(a["path"]) for a in backfill.get("assetSelection") or []}
+        for loaded in pending:
+            if tuple(RecipeKeys.of(loaded.name).evaluation.path) in paths:
+                running.setdefault(loaded.name, backfill["id"])
+    return running
+
+
+def _launch(client, selector, taxonomy, version, done, pending, running) -> dict:
     report = {"taxonomy": taxonomy, "version": version, "already_done": [r.name for r in done],
-              "launched": [r.name for r in pending], "backfill_id": None, "status": None}
+              "already_running": running, "launched": [r.name for r in pending],
+              "backfill_id": None, "status": None}
     if pending:
         added = client.call(ADD_PARTITION, {"selector": selector,
                                             "name": partitions_name(taxonomy),
@@ -174,8 +241,6 @@ def launch_taxonomy_backfill(
             raise ModelopsError(f"backfill refused: {result.get('message', result['__typename'])}")
         report["backfill_id"] = result["backfillId"]
         report["url"] = f"{client.url}/runs/b/{result['backfillId']}"
-        if wait:
-            report["status"] = wait_for_backfill(client, result["backfillId"], emit=emit)
     return report
 
 
@@ -198,6 +263,8 @@ def report_lines(report: dict) -> list[str]:
     target = f"{report['taxonomy']}:{report['version']}"
     lines = [f"{recipe}: {target} already evaluated; nothing to do"
              for recipe in report["already_done"]]
+    lines += [f"{recipe}: {target} already being backfilled by {backfill}; not launched again"
+              for recipe, backfill in (report.get("already_running") or {}).items()]
     if report["backfill_id"]:
         lines.append(f"launched backfill {report['backfill_id']} of {target} for "
                      f"{', '.join(report['launched'])}: {report['url']}")

@@ -7,6 +7,7 @@ never changes split when the data grows, and the fingerprint depends only on con
 
 from __future__ import annotations
 
+import csv
 import io
 import logging
 from collections.abc import Sequence
@@ -66,10 +67,33 @@ def read_table(uri: str, fmt: str, *, s3_endpoint_url: str | None = None) -> pd.
         except Exception as exc:
             raise InputError(uri, None, f"not a readable Parquet file ({exc})") from None
     text = decode_text(uri, data)
+    if "\0" in text:
+        line = text[: text.index("\0")].count("\n") + 1
+        raise InputError(uri, f"line {line}", "a NUL byte: not a text CSV file")
     try:
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except pd.errors.ParserError as exc:
+        table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
         raise InputError(uri, None, f"not a readable CSV file ({exc})") from None
+    lines = csv_record_lines(text)
+    if len(lines) == len(table):
+        table.attrs["lines"] = lines
+    return table
+
+
+def csv_record_lines(text: str) -> list[int]:
+    """The line on which each data record of a CSV text starts (a quoted field may span
+    lines, so record ``i`` is not always on line ``i + 2``); blank lines are skipped as
+    pandas skips them."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    starts, last = [], 0
+    try:
+        for row in reader:
+            if row:
+                starts.append(last + 1)
+            last = reader.line_num
+    except csv.Error:
+        return []
+    return starts[1:]  # the header is not a record
 
 
 def _read_bytes(uri: str, s3_endpoint_url: str | None) -> bytes:
@@ -115,13 +139,22 @@ def validate_rows(
     allowed = set(labels)
     problems: list[tuple[int, str, str]] = []
     texts, out_labels = [], []
+    lines = table.attrs.get("lines") or [i + 2 for i in range(len(table))]
     for i, (raw_text, raw_label) in enumerate(
         zip(table[text_column].tolist(), table[label_column].tolist(), strict=True)
     ):
-        where = f"line {i + 2}" if fmt == "csv" else f"row {i + 1}"
+        where = f"line {lines[i]}" if fmt == "csv" else f"row {i + 1}"
         text = clean_text(raw_text) if isinstance(raw_text, str) else ""
-        label = str(raw_label).strip() if raw_label is not None else ""
-        if not text:
+        label = _label_text(raw_label)
+        if not isinstance(raw_text, str) and not _is_missing(raw_text):
+            problems.append((i, where, f"column {text_column!r} is not text "
+                             f"({type(raw_text).__name__})"))
+        elif label is None:
+            problems.append((i, where, f"column {label_column!r} is not text "
+                             f"({type(raw_label).__name__})"))
+        elif "\0" in text or "\0" in label:
+            problems.append((i, where, "a NUL character"))
+        elif not text:
             problems.append((i, where, f"column {text_column!r} is empty"))
         elif len(text) > max_text_chars:
             problems.append((i, where, f"text has {len(text)} characters (max {max_text_chars})"))
@@ -139,6 +172,20 @@ def validate_rows(
             message += f" (and {len(problems) - 1} more bad rows: {others}{more})"
         raise InputError(source, where, message)
     return pd.DataFrame({"text": texts, "label": out_labels})
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def _label_text(value: object) -> str | None:
+    """A label cell as text: strings stripped, integers written out, missing as empty;
+    None for anything else (a float, bytes, a list)."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
+        return str(value)
+    return "" if _is_missing(value) else None
 
 
 def prepare_dataset(
@@ -203,6 +250,7 @@ def prepare_dataset(
         labels=labels,
         validation_fraction=settings.validation_fraction,
         test_fraction=settings.test_fraction,
+        source=f"{loaded.path} (sources: {', '.join(loaded.source_uris())})",
     )
     dataset.stats.update(relabel_stats)
     dataset.review = review
@@ -215,8 +263,11 @@ def build_dataset(
     labels: Sequence[str],
     validation_fraction: float,
     test_fraction: float,
+    source: str | None = None,
 ) -> PreparedDataset:
     """De-duplicate on normalized text, split by its hash, fingerprint the content.
+
+    ``source`` names the input in errors (the recipe and its data files).
 
     Copies with the same label collapse to the first; texts that appear with
     different labels are dropped altogether and counted as conflicts.
@@ -244,7 +295,10 @@ def build_dataset(
         "label_counts": {k: int(v) for k, v in frame["label"].value_counts().sort_index().items()},
     }
     if stats["train_rows"] == 0 or stats["test_rows"] == 0:
-        raise InputError(None, "data", f"too few rows to split ({len(frame)} after de-duplication)")
+        raise InputError(
+            source or "(dataset)", "data",
+            f"too few rows to split ({len(frame)} after de-duplication)",
+        )
     return PreparedDataset(
         frame=frame, labels=list(labels), fingerprint=fingerprint(frame, labels), stats=stats
     )
@@ -276,13 +330,22 @@ def to_parquet_bytes(dataset: PreparedDataset) -> bytes:
 
 
 def from_parquet_bytes(
-    data: bytes, labels: Sequence[str], expected_fingerprint: str
+    data: bytes, labels: Sequence[str], expected_fingerprint: str, source: str = "(dataset)"
 ) -> PreparedDataset:
-    """Load a stored dataset and prove it is the one recorded."""
-    frame = pd.read_parquet(io.BytesIO(data))[COLUMNS]
+    """Load a stored dataset and prove it is the one recorded; ``source`` (its URI)
+    names it in errors."""
+    try:
+        frame = pd.read_parquet(io.BytesIO(data))
+    except Exception as exc:
+        raise InputError(source, None, f"not a readable Parquet file ({exc})") from None
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(source, f"column {missing[0]!r}", "missing from the stored dataset")
+    frame = frame[COLUMNS]
     found = fingerprint(frame, labels)
     if found != expected_fingerprint:
-        raise InputError(None, "dataset", f"fingerprint {found} != recorded {expected_fingerprint}")
+        raise InputError(source, "dataset",
+                         f"fingerprint {found} != recorded {expected_fingerprint}")
     stats = {f"{s}_rows": int((frame["split"] == s).sum()) for s in SPLITS}
     return PreparedDataset(frame=frame, labels=list(labels), fingerprint=found, stats=stats)
 

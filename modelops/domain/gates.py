@@ -7,10 +7,17 @@ the Dagster wiring (``modelops.defs``) can turn each one into a blocking asset c
 * ``no_regression``: its macro-F1 is not much below the champion's;
 * ``no_label_regression``: no single label's F1 collapses against the champion
   (a macro average can hide one label going to zero);
-* ``beats_baseline``: it is at least as good as the linear probe on frozen embeddings.
+* ``beats_baseline``: it is at least as good as the linear probe on frozen embeddings
+  (only when the recipe's ``beat_baseline`` is on: a gate switched off is not a check).
 
 The champion must be evaluated on the candidate's test split, so that the numbers
 compare like with like.
+
+A check has three states: passed, failed, and *skipped* (it had nothing to compare:
+no champion yet, or a comparison the taxonomy mapping rules out, with the exact reason).
+A skipped check is never reported as passed (``passed`` is false, ``skipped`` true) and
+does not block. A champion that exists but cannot be compared (its adapter or base
+cannot be loaded, its labels differ) fails the regression checks, naming why.
 """
 
 from __future__ import annotations
@@ -34,11 +41,19 @@ class GateCheck:
     passed: bool
     description: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    skipped: bool = False
+    """Nothing was compared (``passed`` is then false): it neither passes nor blocks."""
+
+    @property
+    def state(self) -> str:
+        """``passed``, ``failed`` or ``skipped``."""
+        return "skipped" if self.skipped else ("passed" if self.passed else "failed")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "passed": self.passed,
+            "skipped": self.skipped,
             "description": self.description,
             "metadata": self.metadata,
         }
@@ -46,7 +61,7 @@ class GateCheck:
 
 @dataclass(frozen=True)
 class GateDecision:
-    """All checks; ``passed`` only when every check passed."""
+    """All checks; ``passed`` only when every check that was not skipped passed."""
 
     passed: bool
     checks: list[GateCheck]
@@ -65,6 +80,7 @@ class GateDecision:
                     passed=bool(c["passed"]),
                     description=str(c["description"]),
                     metadata=dict(c.get("metadata", {})),
+                    skipped=bool(c.get("skipped", False)),
                 )
                 for c in d["checks"]
             ]
@@ -73,8 +89,28 @@ class GateDecision:
             raise ValueError(f"gate decision: missing field {exc.args[0]!r}") from None
 
     def failed(self) -> list[GateCheck]:
-        """The checks that did not pass, in order."""
-        return [c for c in self.checks if not c.passed]
+        """The checks that failed (not the skipped ones), in order."""
+        return [c for c in self.checks if not c.passed and not c.skipped]
+
+    def skipped(self) -> list[GateCheck]:
+        """The checks that compared nothing, in order."""
+        return [c for c in self.checks if c.skipped]
+
+
+def active_gates(settings: GateSettings) -> list[str]:
+    """The names of the checks ``decide`` runs under ``settings``, in order."""
+    names = ["min_macro_f1", "no_regression", "no_label_regression"]
+    return [*names, "beats_baseline"] if settings.beat_baseline else names
+
+
+def _skipped(name: str, reason: str, metadata: dict[str, Any]) -> GateCheck:
+    return GateCheck(name, False, f"skipped: {reason}", {**metadata, "skipped": reason}, True)
+
+
+def _unavailable(name: str, reason: str, metadata: dict[str, Any]) -> GateCheck:
+    return GateCheck(
+        name, False, f"champion not compared: {reason}", {**metadata, "unavailable": reason}
+    )
 
 
 def _check_same_test_set(candidate: Evaluation, champion: Evaluation) -> None:
@@ -117,16 +153,11 @@ def _min_macro_f1(candidate: Evaluation, settings: GateSettings) -> GateCheck:
 
 
 def _no_regression(
-    candidate: Evaluation, champion: Evaluation | None, settings: GateSettings
+    candidate: Evaluation, champion: Evaluation | None, settings: GateSettings, why: _Why
 ) -> GateCheck:
     threshold = settings.max_macro_f1_drop
     if champion is None:
-        return GateCheck(
-            "no_regression",
-            True,
-            "no champion yet",
-            {"value": candidate.macro_f1, "threshold": threshold},
-        )
+        return why.check("no_regression", {"value": candidate.macro_f1, "threshold": threshold})
     drop = champion.macro_f1 - candidate.macro_f1
     passed = drop <= threshold + _EPS
     sign = "<=" if passed else ">"
@@ -147,12 +178,12 @@ def _no_regression(
 
 
 def _no_label_regression(
-    candidate: Evaluation, champion: Evaluation | None, settings: GateSettings
+    candidate: Evaluation, champion: Evaluation | None, settings: GateSettings, why: _Why
 ) -> GateCheck:
     threshold, min_support = settings.max_label_f1_drop, settings.min_label_support
     base = {"threshold": threshold, "min_label_support": min_support}
     if champion is None:
-        return GateCheck("no_label_regression", True, "no champion yet", base)
+        return why.check("no_label_regression", base)
     compared = [
         label
         for label in candidate.labels
@@ -196,13 +227,11 @@ def _no_label_regression(
     return GateCheck("no_label_regression", not failing, description, metadata)
 
 
-def _beats_baseline(
-    candidate: Evaluation, baseline: Evaluation | None, settings: GateSettings
-) -> GateCheck:
-    if not settings.beat_baseline:
-        return GateCheck("beats_baseline", True, "baseline comparison disabled in the recipe", {})
+def _beats_baseline(candidate: Evaluation, baseline: Evaluation | None) -> GateCheck:
     if baseline is None:
-        return GateCheck("beats_baseline", True, "no baseline recorded", {})
+        return GateCheck(
+            "beats_baseline", False, "beat_baseline is on but no baseline was recorded", {}
+        )
     value, threshold = candidate.macro_f1, baseline.macro_f1
     passed = value >= threshold - _EPS
     sign = ">=" if passed else "<"
@@ -214,6 +243,19 @@ def _beats_baseline(
     )
 
 
+@dataclass(frozen=True)
+class _Why:
+    """Why the regression checks have no champion evaluation: skipped or unavailable."""
+
+    skipped: str | None
+    unavailable: str | None
+
+    def check(self, name: str, metadata: dict[str, Any]) -> GateCheck:
+        if self.unavailable:
+            return _unavailable(name, self.unavailable, metadata)
+        return _skipped(name, self.skipped or "no champion to compare against", metadata)
+
+
 def decide(
     candidate: Evaluation,
     *,
@@ -221,21 +263,30 @@ def decide(
     champion: Evaluation | None = None,
     baseline: Evaluation | None = None,
     compared: Evaluation | None = None,
+    champion_skipped: str | None = None,
+    champion_unavailable: str | None = None,
 ) -> GateDecision:
-    """Run every gate on ``candidate``; raise ``ValueError`` if the champion's test set differs.
+    """Run every active gate on ``candidate``; raise ``ValueError`` if the champion's test
+    set differs.
 
     ``compared`` is the candidate on the rows the champion was scored on, when those are
     only part of the test split (default: ``candidate``); the regression checks use it.
-    Without a champion the regression checks pass ("no champion yet"); without a
-    baseline (or with ``beat_baseline: false``) the baseline check passes.
+    Without a champion evaluation the regression checks are skipped, saying why
+    (``champion_skipped``, default "no champion to compare against"), or, when a
+    champion exists but could not be compared (``champion_unavailable``: the reason),
+    they fail. ``beats_baseline`` runs only with ``beat_baseline: true`` and fails
+    without a baseline.
     """
     compared = compared or candidate
     if champion is not None:
         _check_same_test_set(compared, champion)
+    why = _Why(champion_skipped, champion_unavailable)
     checks = [
         _min_macro_f1(candidate, settings),
-        _no_regression(compared, champion, settings),
-        _no_label_regression(compared, champion, settings),
-        _beats_baseline(candidate, baseline, settings),
+        _no_regression(compared, champion, settings, why),
+        _no_label_regression(compared, champion, settings, why),
     ]
-    return GateDecision(passed=all(c.passed for c in checks), checks=checks)
+    if settings.beat_baseline:
+        checks.append(_beats_baseline(candidate, baseline))
+    passed = all(c.passed for c in checks if not c.skipped)
+    return GateDecision(passed=passed, checks=checks)

@@ -123,4 +123,7 @@ def load_dataset(platform: Platform, manifest_dataset: dict) -> PreparedDataset:
     data = platform.store.get_bytes(
         manifest_dataset["key"], expected_sha256=manifest_dataset["sha256"]
     )
-    return from_parquet_bytes(data, manifest_dataset["labels"], manifest_dataset["fingerprint"])
+    return from_parquet_bytes(
+        data, manifest_dataset["labels"], manifest_dataset["fingerprint"],
+        source=platform.store.uri_for(manifest_dataset["key"]),
+    )

@@ -43,10 +43,18 @@ class ChampionComparison:
     note: str
     rows: np.ndarray | None = None
     """The mask of the rows it was scored on; None: the whole split."""
+    unavailable: bool = False
+    """A champion exists but could not be compared: the regression gates fail."""
 
 
-def _not_compared(note: str) -> ChampionComparison:
-    return ChampionComparison(None, None, note)
+def _not_compared(note: str, champion_id: int | None = None) -> ChampionComparison:
+    """Nothing to compare by design (no champion, or a mapping that rules it out)."""
+    return ChampionComparison(None, champion_id, note)
+
+
+def _unavailable(note: str, champion_id: int) -> ChampionComparison:
+    """A champion exists and should have been compared, but could not be."""
+    return ChampionComparison(None, champion_id, note, unavailable=True)
 
 
 @dataclass
@@ -112,6 +120,8 @@ def evaluate_adapter(
     decision = decide(
         candidate, settings=recipe.gates, champion=champion_eval, baseline=baseline,
         compared=compared,
+        champion_skipped=None if comparison.unavailable else comparison.note,
+        champion_unavailable=comparison.note if comparison.unavailable else None,
     )
     png = confusion_matrix_png(candidate, title=f"{version.recipe} adapter {adapter_id}")
     outcome = EvaluationOutcome(
@@ -141,7 +151,8 @@ def evaluate_adapter(
         adapter_id, metrics=metrics, gate=decision.to_dict(), who=platform.settings.user
     )
     for check in decision.checks:
-        emit(f"gate {check.name}: {'pass' if check.passed else 'FAIL'}: {check.description}")
+        state = {"passed": "pass", "failed": "FAIL", "skipped": "SKIPPED"}[check.state]
+        emit(f"gate {check.name}: {state}: {check.description}")
     return outcome
 
 
@@ -157,21 +168,35 @@ def _champion_evaluation(
     if champion is None:
         champion = registry.alias(version.recipe, "champion")  # the serving one
         mapped = champion is not None and champion.taxonomy_version != version.taxonomy_version
-    if champion is None or champion.id == version.id:
+    if champion is None:
         return _not_compared("no champion yet")
-    with FetchedAdapter(platform, champion) as fetched:
-        c_probs, c_labels = predict_with(platform, fetched, test.texts, test.max_length)
+    if champion.id == version.id:
+        return _not_compared(f"adapter {version.id} is itself the champion", champion.id)
+    if mapped and loaded is None:
+        note = (
+            f"champion {champion.id} is of {champion.taxonomy_version} and no taxonomy "
+            f"mapping was given to carry its predictions onto {version.taxonomy_version}"
+        )
+        return _unavailable(note, champion.id)
+    try:
+        with FetchedAdapter(platform, champion) as fetched:
+            c_probs, c_labels = predict_with(platform, fetched, test.texts, test.max_length)
+    except Exception as exc:  # any failure to load or score it: the gates must say so
+        note = f"champion {champion.id} could not be scored: {type(exc).__name__}: {exc}"
+        emit(note)
+        return _unavailable(note, champion.id)
     if not mapped:
         if c_labels != labels:
-            return _not_compared(f"champion {champion.id} has another label set")
+            note = (
+                f"champion {champion.id} has another label set ({len(c_labels)} labels "
+                f"against the candidate's {len(labels)})"
+            )
+            return _unavailable(note, champion.id)
         result = evaluate(y, c_probs, labels)
         emit(f"champion {champion.id} on the same test split: macro-F1 {result.macro_f1:.4f}")
         return ChampionComparison(
             result, champion.id, f"champion {champion.id} ({champion.taxonomy_version})"
         )
-    if loaded is None:
-        note = f"champion {champion.id} is of {champion.taxonomy_version}; no mapping"
-        return _not_compared(note)
     mapping = load_chain(
         loaded.taxonomies_root,
         loaded.taxonomy.name,
@@ -189,7 +214,7 @@ def _champion_evaluation(
             "a split rule, which would also decide the mapped champion's predictions"
         )
         emit(note)
-        return _not_compared(note)
+        return _not_compared(note, champion.id)
     mapped = _mapped_probs(mapping, c_probs, c_labels, test)
     result = evaluate(y[rows], mapped[rows], labels)
     note = f"{head}, predictions mapped onto {version.taxonomy_version} labels"

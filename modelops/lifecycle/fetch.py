@@ -22,17 +22,21 @@ class FetchedAdapter:
 
     def __init__(self, platform: Platform, version: AdapterVersion):
         self._tmp = tempfile.mkdtemp(prefix="adapter-")
-        key = platform.store.key_for(version.artifact_uri)
-        self.path = platform.store.get_dir(
-            key, Path(self._tmp) / "adapter", expected_sha256=version.artifact_sha256
-        )
-        self.manifest = json.loads((self.path / MANIFEST_FILE).read_text(encoding="utf-8"))
-        digest, _ = weights_digest(self.path)
-        if digest != version.weights_sha256:
-            raise IntegrityError(
-                f"adapter {version.id}: weights sha256 {digest} "
-                f"!= recorded {version.weights_sha256}"
+        try:
+            key = platform.store.key_for(version.artifact_uri)
+            self.path = platform.store.get_dir(
+                key, Path(self._tmp) / "adapter", expected_sha256=version.artifact_sha256
             )
+            self.manifest = json.loads((self.path / MANIFEST_FILE).read_text(encoding="utf-8"))
+            digest, _ = weights_digest(self.path)
+            if digest != version.weights_sha256:
+                raise IntegrityError(
+                    f"adapter {version.id}: weights sha256 {digest} "
+                    f"!= recorded {version.weights_sha256}"
+                )
+        except BaseException:
+            shutil.rmtree(self._tmp, ignore_errors=True)  # nothing left behind on failure
+            raise
 
     def __enter__(self) -> FetchedAdapter:
         return self

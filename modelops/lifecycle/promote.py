@@ -25,4 +25,14 @@ def promote_if_passed(
     if not gate.get("passed"):
         raise ModelopsError(f"adapter {adapter_id} did not pass its gates; not promoted")
     evidence = {"gate": gate, "metrics": version.metrics}
-    return platform.registry.promote(adapter_id, who=who, why=why, evidence=evidence)
+    try:
+        return platform.registry.promote(adapter_id, who=who, why=why, evidence=evidence)
+    except ModelopsError:
+        # Two promotions of the same adapter raced (two runs on one event): the registry
+        # serialized them and the other one won. That is the outcome asked for.
+        now = platform.registry.alias(
+            version.recipe, "champion", taxonomy_version=version.taxonomy_version
+        )
+        if now is not None and now.id == adapter_id:
+            return None
+        raise

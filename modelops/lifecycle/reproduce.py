@@ -28,10 +28,14 @@ def reproduce(platform: Platform, adapter_id: int, emit: Emit = log.info) -> dic
     if lineage["dataset"]["fingerprint"] != version.dataset_fingerprint:
         raise IntegrityError(f"adapter {adapter_id}: recorded dataset fingerprints differ")
     threads = int(lineage.get("torch_threads") or platform.settings.torch_threads)
-    emit(f"re-training adapter {adapter_id} from its lineage ({threads} torch threads)")
+    # Lineages recorded before the BLAS threads were pinned ran the probe with torch's count.
+    blas_threads = int(lineage.get("blas_threads") or threads)
+    emit(f"re-training adapter {adapter_id} from its lineage ({threads} torch threads, "
+         f"{blas_threads} BLAS threads)")
     with tempfile.TemporaryDirectory(prefix="reproduce-") as tmp:
         run = LineageRun(recipe=recipe, base=base, dataset=lineage["dataset"], lineage=lineage,
-                         out_dir=Path(tmp) / "adapter", threads=threads)
+                         out_dir=Path(tmp) / "adapter", threads=threads,
+                         blas_threads=blas_threads)
         result, _ = train_from_lineage(platform, run, emit)
     return {
         "adapter_id": adapter_id,
@@ -44,6 +48,7 @@ def reproduce(platform: Platform, adapter_id: int, emit: Emit = log.info) -> dic
         "base_model_sha256": base.sha256,
         "seed": recipe.training.seed,
         "torch_threads": threads,
+        "blas_threads": blas_threads,
         "warm_start": lineage.get("warm_start"),
         "recorded_code_version": lineage.get("code_version"),
         "code_version": code_version(),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from modelops.config.fingerprint import sha256_json
 from modelops.config.progress import Emit
 from modelops.config.recipe import LoadedRecipe, Recipe
 from modelops.domain.dataset import (
@@ -28,6 +29,7 @@ from modelops.lifecycle.dataset import DatasetRecord, load_dataset
 from modelops.lifecycle.fetch import FetchedAdapter
 from modelops.lifecycle.platform import Platform
 from modelops.ml.catalog import ResolvedBase
+from modelops.ml.checkpoint import Checkpointer
 from modelops.ml.training import TrainingResult, train_classifier
 from modelops.ml.warm_start import WarmStart
 from modelops.monitoring.reference import build_bundle
@@ -48,6 +50,10 @@ class LineageRun:
     lineage: dict
     out_dir: Path
     threads: int
+    blas_threads: int | None = None
+    """BLAS threads of the probe fit (default ``threads``)."""
+    checkpointer: Checkpointer | None = None
+    """Where to checkpoint and resume the training loop; None: no checkpoints."""
 
 
 def train_adapter(
@@ -106,6 +112,7 @@ def train_adapter(
         },
         "seed": recipe.training.seed,
         "torch_threads": threads,
+        "blas_threads": threads,
         "mode": "incremental" if warm else "full",
         "warm_start": None,
     }
@@ -118,14 +125,21 @@ def train_adapter(
                 "replay_fraction": recipe.retraining.replay_fraction,
                 "epochs": recipe.retraining.epochs or recipe.training.epochs,
             }
+        # A killed run resumes from its checkpoint, kept under the cache and keyed by the
+        # lineage, so only the very same training can pick it up (docs/reliability.md).
+        checkpointer = Checkpointer(
+            platform.settings.cache_dir / "checkpoints" / sha256_json(lineage)[:32],
+            every_steps=platform.settings.checkpoint_steps,
+        )
         run = LineageRun(recipe=recipe, base=base, dataset=record, lineage=lineage,
-                         out_dir=out, threads=threads)
+                         out_dir=out, threads=threads, checkpointer=checkpointer)
         result, prepared = train_from_lineage(platform, run, emit)
         for existing in platform.registry.find_by_weights(loaded.name, result.weights_sha256):
             if existing.taxonomy_version == version and (
                 existing.lineage.get("dataset", {}).get("labels") == dataset.labels
             ):
                 emit(f"identical weights already registered as adapter {existing.id}; reusing")
+                checkpointer.clear()
                 return existing
         thresholds = build_bundle(
             recipe=recipe, base=base, dataset=prepared, adapter_dir=out, emit=emit
@@ -136,6 +150,8 @@ def train_adapter(
             "weights_sha256": result.weights_sha256,
             "files": result.files,
             "history": result.history,
+            "selected_epoch": result.selected_epoch,
+            "lora_nonzero": result.lora_nonzero,
             "baseline": {k: v for k, v in result.baseline.items() if k != "test"},
             "drift_thresholds": thresholds,
             "code_version": code_version(),
@@ -157,6 +173,8 @@ def train_adapter(
         "train_seconds": result.seconds,
         "train_rows": result.train_rows,
         "baseline_test_macro_f1": result.baseline["test"]["macro_f1"],
+        "selected_epoch": result.selected_epoch,
+        "lora_nonzero": result.lora_nonzero,
     }
     registered = platform.registry.register(
         recipe=loaded.name,
@@ -172,7 +190,11 @@ def train_adapter(
         metrics=metrics,
         who=platform.settings.user,
     )
-    emit(f"registered adapter {registered.id} ({ref.uri}) as candidate")
+    checkpointer.clear()
+    kept = f"kept epoch {result.selected_epoch}" + (
+        "" if result.lora_nonzero else ", LoRA weights all zero (the probe head alone)"
+    )
+    emit(f"registered adapter {registered.id} ({ref.uri}) as candidate; {kept}")
     return registered
 
 
@@ -187,7 +209,8 @@ def train_from_lineage(
     warm = run.lineage.get("warm_start")
     if not warm:
         result = train_classifier(
-            recipe=recipe, base=base, dataset=prepared, out_dir=out, threads=threads, emit=emit
+            recipe=recipe, base=base, dataset=prepared, out_dir=out, threads=threads, emit=emit,
+            checkpointer=run.checkpointer, blas_threads=run.blas_threads,
         )
         return result, prepared
     champion = platform.registry.get(warm["adapter_id"])
@@ -214,5 +237,7 @@ def train_from_lineage(
                 seen_labels=frozenset(seen["label"]),
                 sample_weight=np.where(replayed, 1 / warm["replay_fraction"], 1.0),
             ),
+            checkpointer=run.checkpointer,
+            blas_threads=run.blas_threads,
         )
     return result, prepared

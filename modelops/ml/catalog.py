@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from modelops.config.catalog import DEFAULT_ENTRY, CatalogEntry, CatalogFile
-from modelops.config.errors import InputError, IntegrityError, NotFoundError
+from modelops.config.errors import InputError, IntegrityError, ModelopsError, NotFoundError
 from modelops.config.fingerprint import sha256_dir
 from modelops.config.yaml_files import read_yaml_mapping, validate_model
 
@@ -109,17 +112,29 @@ def _local_path(entry: CatalogEntry, cache_dir: Path | None, s3_endpoint_url: st
     if location.startswith("s3://"):
         if cache_dir is None:
             raise InputError(None, entry.ref, "an s3:// base model needs a cache directory")
-        return _download_s3(location, cache_dir / "base_models" / entry.sha256, s3_endpoint_url)
+        assert entry.sha256 is not None  # the schema requires it for s3:// entries
+        return _download_s3(
+            location, cache_dir / "base_models" / entry.sha256, entry.sha256, s3_endpoint_url
+        )
     return Path(location).expanduser().absolute()
 
 
-def _download_s3(uri: str, dest: Path, endpoint_url: str | None) -> Path:
-    """Copy an S3 prefix to ``dest`` once; the content hash is checked by the caller."""
-    if (dest / "config.json").is_file():
-        return dest
-    import tempfile
+def _download_s3(uri: str, dest: Path, expected: str, endpoint_url: str | None) -> Path:
+    """Copy an S3 prefix to ``dest`` once, verified.
 
+    Every key is checked before it becomes a path (no ``..``, no absolute or empty parts);
+    the files go to a temporary sibling, whose content hash must be ``expected`` before it
+    is renamed to ``dest``. A download that fails leaves nothing in the cache, and a cached
+    copy that no longer matches is removed and fetched again.
+    """
+    if dest.is_dir():
+        if sha256_dir(dest) == expected:
+            return dest
+        log.warning("cached base model %s does not match sha256 %s; fetching it again",
+                    dest, expected)
+        shutil.rmtree(dest)
     import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
     prefix = prefix.rstrip("/") + "/" if prefix else ""
@@ -127,10 +142,41 @@ def _download_s3(uri: str, dest: Path, endpoint_url: str | None) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".download-"))
     log.info("downloading base model %s to %s", uri, dest)
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            target = tmp / obj["Key"][len(prefix) :]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            client.download_file(bucket, obj["Key"], str(target))
-    tmp.rename(dest)
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            for obj in page.get("Contents", []):
+                rel = obj["Key"][len(prefix) :]
+                if rel.endswith("/") and not obj.get("Size"):
+                    continue  # a "folder" marker some S3 tools write
+                target = tmp / _safe_relative(uri, rel)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                client.download_file(bucket, obj["Key"], str(target))
+        digest = sha256_dir(tmp)
+        if digest != expected:
+            raise IntegrityError(
+                f"base model {uri}: downloaded content has sha256 {digest}, the catalog "
+                f"records {expected}; nothing was cached"
+            )
+        try:
+            os.rename(tmp, dest)
+        except OSError:  # another process installed it meanwhile
+            if not (dest.is_dir() and sha256_dir(dest) == expected):
+                raise
+    except (BotoCoreError, ClientError) as exc:
+        raise ModelopsError(f"base model {uri}: S3 error: {exc}") from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def _safe_relative(uri: str, rel: str) -> str:
+    """``rel`` (an S3 key below the model's prefix) when it is a safe relative path."""
+    parts = rel.split("/")
+    if (not rel or rel.startswith("/") or "\\" in rel or "\0" in rel
+            or any(p in ("", ".", "..") for p in parts)):
+        raise IntegrityError(
+            f"base model {uri}: key {rel!r} is not a safe relative path; refusing it"
+        )
+    return rel

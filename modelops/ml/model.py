@@ -26,10 +26,14 @@ from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+from modelops.config.errors import IntegrityError
+
 HEAD_FILE = "head.safetensors"
 LABELS_FILE = "labels.json"
 PEFT_WEIGHTS_FILE = "adapter_model.safetensors"
 WEIGHT_FILES = (PEFT_WEIGHTS_FILE, HEAD_FILE)
+# Files torch or transformers would unpickle: never loaded (arbitrary code on load).
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -61,11 +65,33 @@ class PooledClassifier(nn.Module):
 
 
 def load_base(path: Path) -> tuple[PreTrainedTokenizerBase, nn.Module]:
-    """Tokenizer and encoder from a local directory (never a hub)."""
+    """Tokenizer and encoder from a local directory (never a hub), safetensors weights
+    only: a base whose weights would need unpickling is refused."""
     hf_logging.disable_progress_bar()
+    if not any(Path(path).glob("*.safetensors")):
+        pickled = sorted(p.name for p in Path(path).iterdir() if p.suffix in PICKLE_SUFFIXES)
+        raise IntegrityError(
+            f"base model {path}: no safetensors weights"
+            + (f" (found {', '.join(pickled)}, which would need unpickling; refused)"
+               if pickled else "")
+        )
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    encoder = AutoModel.from_pretrained(str(path), local_files_only=True)
+    encoder = AutoModel.from_pretrained(str(path), local_files_only=True, use_safetensors=True)
     return tokenizer, encoder
+
+
+def check_adapter_files(adapter_dir: Path) -> None:
+    """Refuse an adapter directory without its safetensors weights or holding any file
+    that would be unpickled (modelops never writes one)."""
+    pickled = sorted(p.name for p in Path(adapter_dir).rglob("*") if p.suffix in PICKLE_SUFFIXES)
+    if pickled:
+        raise IntegrityError(
+            f"adapter {adapter_dir}: {', '.join(pickled)} would need unpickling; refused "
+            "(only safetensors weights load)"
+        )
+    missing = [n for n in WEIGHT_FILES if not (Path(adapter_dir) / n).is_file()]
+    if missing:
+        raise IntegrityError(f"adapter {adapter_dir}: {', '.join(missing)} missing")
 
 
 def save_head(model: PooledClassifier, labels: Sequence[str], directory: Path) -> None:
@@ -81,6 +107,7 @@ def load_classifier(
     """Load a saved adapter onto its base; ``trainable`` for warm starts."""
     from peft import PeftModel
 
+    check_adapter_files(adapter_dir)
     tokenizer, encoder = load_base(base_path)
     encoder = PeftModel.from_pretrained(encoder, str(adapter_dir), is_trainable=trainable)
     info = json.loads((adapter_dir / LABELS_FILE).read_text(encoding="utf-8"))

@@ -35,6 +35,7 @@ from modelops.config.progress import Emit
 from modelops.config.recipe import Recipe, TrainingSettings
 from modelops.domain.dataset import PreparedDataset, encode_labels
 from modelops.ml.catalog import ResolvedBase
+from modelops.ml.checkpoint import Checkpointer, optimizer_tensors, restore_optimizer
 from modelops.ml.model import (
     WEIGHT_FILES,
     PooledClassifier,
@@ -80,12 +81,22 @@ class TrainingResult:
     samples_per_second: float
     torch_threads: int
     train_rows: int
+    selected_epoch: int = 0
+    """The epoch whose weights were kept (0: the starting point, see ``select_best``)."""
+    lora_nonzero: bool = True
+    """Whether the kept LoRA weights differ from zero (epoch 0 of a full training: no)."""
+    blas_threads: int = 1
+    """The BLAS threads of the probe fit (pinned like torch's)."""
     extra: dict = field(default_factory=dict)
 
 
 @contextlib.contextmanager
-def deterministic(seed: int, threads: int) -> Iterator[None]:
-    """Seed every generator, use deterministic kernels and a fixed thread count."""
+def deterministic(seed: int, threads: int, blas_threads: int | None = None) -> Iterator[None]:
+    """Seed every generator, use deterministic kernels and fixed thread counts: torch's
+    and the BLAS libraries' (numpy, scikit-learn's probe fit; ``blas_threads``, default
+    ``threads``), so that a fresh process with the recorded counts reproduces the weights."""
+    from threadpoolctl import threadpool_limits
+
     previous_threads = torch.get_num_threads()
     previous_det = torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(threads)
@@ -94,7 +105,8 @@ def deterministic(seed: int, threads: int) -> Iterator[None]:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     try:
-        yield
+        with threadpool_limits(limits=blas_threads or threads):
+            yield
     finally:
         torch.use_deterministic_algorithms(previous_det)
         torch.set_num_threads(previous_threads)
@@ -116,15 +128,22 @@ def train_classifier(
     threads: int,
     emit: Emit = log.info,
     warm_start: WarmStart | Path | None = None,
+    checkpointer: Checkpointer | None = None,
+    blas_threads: int | None = None,
 ) -> TrainingResult:
-    """Fit a LoRA adapter and head on the dataset's train split; write ``out_dir``."""
+    """Fit a LoRA adapter and head on the dataset's train split; write ``out_dir``.
+
+    With a ``checkpointer`` a run killed mid-epoch resumes from its last checkpoint (see
+    ``modelops.ml.checkpoint``); the caller clears it once the adapter is stored.
+    """
     settings = recipe.training
     labels = dataset.labels
     out_dir.mkdir(parents=True, exist_ok=True)
     train, validation, test = (dataset.split(s) for s in ("train", "validation", "test"))
     y_train = torch.from_numpy(encode_labels(train, labels))
     started = time.perf_counter()
-    with deterministic(settings.seed, threads):
+    blas_threads = blas_threads or threads
+    with deterministic(settings.seed, threads, blas_threads):
         if warm_start is None:
             tokenizer, encoder = load_base(base.path)
             pooling = recipe.head.pooling or base.entry.pooling
@@ -172,7 +191,9 @@ def train_classifier(
                       validation_ids=enc["validation"],
                       validation_labels=encode_labels(validation, labels), pad=pad,
                       settings=settings, start_logits=start)
-        history = _fit(job, emit)
+        history = _fit(job, emit, checkpointer)
+        lora_nonzero = any(bool(p.detach().abs().max() > 0)
+                           for n, p in model.named_parameters() if "lora_B" in n)
         model.encoder.save_pretrained(str(out_dir))
         save_head(model, labels, out_dir)
     seconds = time.perf_counter() - started
@@ -190,7 +211,21 @@ def train_classifier(
         samples_per_second=len(train) * settings.epochs / max(train_seconds, 1e-9),
         torch_threads=threads,
         train_rows=len(train),
+        selected_epoch=selected_epoch(history),
+        lora_nonzero=lora_nonzero,
+        blas_threads=blas_threads,
     )
+
+
+def selected_epoch(history: list[dict]) -> int:
+    """The kept epoch: the one marked ``selected``; 0 when ``select_best`` marked none
+    (the starting point won); else the last epoch."""
+    for record in history:
+        if record.get("selected"):
+            return int(record["epoch"])
+    if history and "selected" in history[0]:
+        return 0
+    return int(history[-1]["epoch"]) if history else 0
 
 
 def _with_lora(model: PooledClassifier, recipe: Recipe) -> PooledClassifier:
@@ -221,8 +256,13 @@ def _batches(lengths: list[int], batch_size: int, rng: np.random.Generator) -> l
     return [batches[i] for i in order]
 
 
-def _fit(job: _FitJob, emit: Emit) -> list[dict]:
-    """The training loop: train ``job.model`` in place; the history of its epochs."""
+def _fit(job: _FitJob, emit: Emit, checkpointer: Checkpointer | None = None) -> list[dict]:
+    """The training loop: train ``job.model`` in place; the history of its epochs.
+
+    With a ``checkpointer`` the loop saves its whole state every ``every_steps`` steps and
+    at each epoch's end, and first resumes from a checkpoint it finds, so a killed run
+    continues where it stopped and ends with the same weights as an uninterrupted one.
+    """
     from transformers import get_linear_schedule_with_warmup
 
     model, settings, pad = job.model, job.settings, job.pad
@@ -247,7 +287,7 @@ def _fit(job: _FitJob, emit: Emit) -> list[dict]:
     rng = np.random.default_rng(settings.seed)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     emit(f"training {trainable} parameters on {len(enc_train)} rows, {settings.epochs} epochs")
-    history = []
+    history: list[dict] = []
     trainable_names = [n for n, p in model.named_parameters() if p.requires_grad]
 
     def validation_scores(logits: np.ndarray | None = None) -> tuple[float, float]:
@@ -271,11 +311,50 @@ def _fit(job: _FitJob, emit: Emit) -> list[dict]:
         accuracy, macro_f1 = validation_scores(job.start_logits)
         best = (macro_f1, 0, snapshot())
         emit(f"epoch 0 (starting point): val accuracy {accuracy:.4f}, macro-F1 {macro_f1:.4f}")
-    for epoch in range(1, settings.epochs + 1):
+    shape = {"total_steps": total, "trainable": trainable_names}
+
+    def save(epoch: int, step: int, epoch_rng: dict, loss_sum: float, seen: int) -> None:
+        if checkpointer is None:
+            return
+        opt_tensors, groups = optimizer_tensors(optimizer)
+        tensors = {f"model/{k}": v for k, v in snapshot().items()}
+        tensors.update(opt_tensors)
+        tensors["torch_rng"] = torch.get_rng_state()
+        if best is not None:
+            tensors.update({f"best/{k}": v for k, v in best[2].items()})
+        checkpointer.save(tensors, {
+            **shape, "epoch": epoch, "step": step, "epoch_rng": epoch_rng,
+            "loss_sum": loss_sum, "seen": seen, "history": history,
+            "best": None if best is None else [best[0], best[1]],
+            "param_groups": groups, "scheduler": scheduler.state_dict(),
+        })
+
+    start_epoch, start_step, resumed_loss = 1, 0, (0.0, 0)
+    state = checkpointer.load(shape, emit) if checkpointer is not None else None
+    if state is not None:
+        tensors, info = state
+        model.load_state_dict({n: tensors[f"model/{n}"] for n in trainable_names}, strict=False)
+        restore_optimizer(optimizer, tensors, info["param_groups"])
+        scheduler.load_state_dict(info["scheduler"])
+        torch.set_rng_state(tensors["torch_rng"])
+        rng.bit_generator.state = info["epoch_rng"]
+        history = info["history"]
+        if info["best"] is not None:
+            best = (info["best"][0], info["best"][1],
+                    {n: tensors[f"best/{n}"] for n in trainable_names})
+        start_epoch, start_step = info["epoch"], info["step"]
+        resumed_loss = (info["loss_sum"], info["seen"])
+        emit(f"resuming from checkpoint {checkpointer.directory}: epoch {start_epoch}, "
+             f"step {start_step}/{steps_per_epoch}")
+    for epoch in range(start_epoch, settings.epochs + 1):
         model.train()
         started = time.perf_counter()
-        loss_sum, seen = 0.0, 0
+        epoch_rng = rng.bit_generator.state
+        skip = start_step if epoch == start_epoch else 0
+        loss_sum, seen = resumed_loss if skip else (0.0, 0)
         for step, batch in enumerate(_batches(lengths, settings.batch_size, rng), 1):
+            if step <= skip:
+                continue
             ids, mask = collate([enc_train[i] for i in batch], pad)
             loss = torch.nn.functional.cross_entropy(model(ids, mask), y_train[batch])
             optimizer.zero_grad(set_to_none=True)
@@ -286,6 +365,10 @@ def _fit(job: _FitJob, emit: Emit) -> list[dict]:
             seen += len(batch)
             if step % 50 == 0:
                 emit(f"epoch {epoch} step {step}/{steps_per_epoch} loss {loss_sum / seen:.4f}")
+            if checkpointer is not None and step % checkpointer.every_steps == 0 \
+                    and step < steps_per_epoch:
+                save(epoch, step, epoch_rng, loss_sum, seen)
+                emit(f"checkpoint saved: epoch {epoch} step {step}/{steps_per_epoch}")
         seconds = time.perf_counter() - started
         record = {
             "epoch": epoch,
@@ -298,6 +381,7 @@ def _fit(job: _FitJob, emit: Emit) -> list[dict]:
             if best is not None and record["validation_macro_f1"] > best[0]:
                 best = (record["validation_macro_f1"], epoch, snapshot())
         history.append(record)
+        save(epoch + 1, 0, rng.bit_generator.state, 0.0, 0)
         emit(
             f"epoch {epoch}/{settings.epochs}: loss {record['train_loss']:.4f}, "
             f"val accuracy {record.get('validation_accuracy', float('nan')):.4f}, "
@@ -307,5 +391,9 @@ def _fit(job: _FitJob, emit: Emit) -> list[dict]:
         model.load_state_dict(best[2], strict=False)
         for record in history:
             record["selected"] = record["epoch"] == best[1]
-        emit(f"kept epoch {best[1]} (best validation macro-F1 {best[0]:.4f})")
+        if best[1] == 0:
+            emit(f"kept epoch 0, the starting point (best validation macro-F1 {best[0]:.4f}): "
+                 "no trained epoch beat it")
+        else:
+            emit(f"kept epoch {best[1]} (best validation macro-F1 {best[0]:.4f})")
     return history

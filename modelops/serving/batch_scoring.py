@@ -281,6 +281,8 @@ def read_batch(name: str, data: bytes) -> Batch:
         if not text:
             kind = "empty" if _missing(raw) or isinstance(raw, str) else "not text"
             problems.append((where, f"column {TEXT!r} is {kind}"))
+        elif any("\0" in v for v in (text, label or "", ref or "")):
+            problems.append((where, "a NUL character (no database stores it)"))
         elif label is not None and len(label) > _MAX_LABEL_CHARS:
             problems.append((where, f"label has {len(label)} characters (max {_MAX_LABEL_CHARS})"))
         elif ref is not None and len(ref) > MAX_EXTERNAL_ID_CHARS:

@@ -13,12 +13,14 @@ more: every transaction there is ``BEGIN IMMEDIATE``.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from modelops.config.errors import InputError, ModelopsError, NotFoundError
+from modelops.stores.db.engine import Sessions
 from modelops.stores.db.orm import AdapterRow, AliasRow, AuditRow
 from modelops.stores.registry_records import (
     CHAMPION,
@@ -39,17 +41,19 @@ from modelops.stores.registry_rows import (
 )
 
 
-def lock_recipe(session: Session, recipe: str) -> None:
-    """On PostgreSQL, hold the recipe's advisory lock until the transaction ends."""
+def serialize_recipe(session: Session, recipe: str) -> None:
+    """Hold the recipe's promotion lock until the transaction ends, so two promotions or
+    rollbacks of one recipe run one after the other even before any alias row exists to
+    lock (PostgreSQL: a transaction advisory lock; SQLite's ``BEGIN IMMEDIATE`` already
+    serializes every write)."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-            {"key": f"modelops.champion:{recipe}"},
-        )
+        digest = hashlib.sha256(f"modelops-champion:{recipe}".encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def promote(
-    sessions: sessionmaker,
+    sessions: Sessions,
     adapter_id: int,
     *,
     who: str,
@@ -65,8 +69,9 @@ def promote(
     now = utc_now()
     with sessions.begin() as session:
         row = adapter_row(session, adapter_id)
+        serialize_recipe(session, row.recipe)
+        session.refresh(row)  # as committed by a promotion the lock waited for
         recipe, version = row.recipe, row.taxonomy_version
-        lock_recipe(session, recipe)
         serving = alias_row(session, recipe, RECIPE_SCOPE, SERVING, lock=True)
         current = alias_row(session, recipe, version, CHAMPION, lock=True)
         if current is not None and current.adapter_id == row.id:
@@ -106,7 +111,7 @@ def promote(
 
 
 def rollback(
-    sessions: sessionmaker,
+    sessions: Sessions,
     recipe: str,
     *,
     who: str,
@@ -119,7 +124,7 @@ def rollback(
         raise InputError(None, "why", "a reason is required to roll back")
     now = utc_now()
     with sessions.begin() as session:
-        lock_recipe(session, recipe)
+        serialize_recipe(session, recipe)
         serving = alias_row(session, recipe, RECIPE_SCOPE, SERVING, lock=True)
         serving_id = serving.adapter_id if serving is not None else None
         if taxonomy_version is not None:

@@ -35,7 +35,8 @@ def taxonomy_version_key(version: str) -> tuple[int, str]:
 
 
 def failed_checks(gate: dict) -> list[str]:
-    """Names of the failed checks in a gate decision (a list or a mapping of checks)."""
+    """Names of the failed checks in a gate decision (a list or a mapping of checks); a
+    skipped check (``"skipped": true``, it compared nothing) is not a failure."""
     checks = gate.get("checks") or []
     items: list[tuple[str, Any]]
     if isinstance(checks, dict):
@@ -48,7 +49,8 @@ def failed_checks(gate: dict) -> list[str]:
     failed = []
     for name, check in items:
         ok = check.get("passed") if isinstance(check, dict) else check
-        if ok is False:
+        skipped = isinstance(check, dict) and check.get("skipped") is True
+        if ok is False and not skipped:
             failed.append(name)
     return failed
 

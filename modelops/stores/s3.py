@@ -9,12 +9,19 @@ from typing import Any
 from modelops.config.errors import ModelopsError, NotFoundError
 
 
-def s3_client(endpoint_url: str | None = None, region_name: str | None = None) -> Any:
+def s3_client(
+    endpoint_url: str | None = None, region_name: str | None = None, *, max_attempts: int = 5
+) -> Any:
     """A boto3 S3 client: credentials from the standard AWS chain, ``endpoint_url`` for
-    MinIO and other S3 servers (``MODELOPS_S3_ENDPOINT_URL``)."""
+    MinIO and other S3 servers (``MODELOPS_S3_ENDPOINT_URL``). A call that fails to
+    connect or is throttled is retried with exponential backoff (botocore's ``standard``
+    mode, ``max_attempts`` in all) before the error reaches the caller."""
     import boto3
+    from botocore.config import Config
 
-    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region_name)
+    config = Config(retries={"mode": "standard", "max_attempts": max_attempts},
+                    connect_timeout=10, read_timeout=120)
+    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region_name, config=config)
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:

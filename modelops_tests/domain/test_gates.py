@@ -37,6 +37,11 @@ def good() -> Evaluation:
     return evaluated(Y_TRUE, y_pred, LABELS)
 
 
+def gates(**settings) -> GateSettings:
+    """Gate settings; the baseline gate off unless asked for (most tests pass no baseline)."""
+    return GateSettings(**{"beat_baseline": False, **settings})
+
+
 def with_macro_f1(e: Evaluation, value: float) -> Evaluation:
     return dataclasses.replace(e, macro_f1=value)
 
@@ -46,8 +51,9 @@ def check(decision: GateDecision, name: str) -> GateCheck:
     return found
 
 
-def test_defaults_pass_without_champion_or_baseline(good: Evaluation) -> None:
-    decision = decide(good, settings=GateSettings())
+def test_without_champion_the_regression_checks_are_skipped_not_passed(good: Evaluation) -> None:
+    baseline = with_macro_f1(good, 0.5)
+    decision = decide(good, settings=GateSettings(), baseline=baseline)
     assert decision.passed
     assert [c.name for c in decision.checks] == [
         "min_macro_f1",
@@ -55,19 +61,50 @@ def test_defaults_pass_without_champion_or_baseline(good: Evaluation) -> None:
         "no_label_regression",
         "beats_baseline",
     ]
-    assert check(decision, "no_regression").description == "no champion yet"
-    assert check(decision, "no_label_regression").description == "no champion yet"
-    assert check(decision, "beats_baseline").description == "no baseline recorded"
+    for name in ("no_regression", "no_label_regression"):
+        skipped = check(decision, name)
+        assert skipped.skipped and not skipped.passed and skipped.state == "skipped"
+        assert skipped.description == "skipped: no champion to compare against"
+    assert [c.name for c in decision.skipped()] == ["no_regression", "no_label_regression"]
     assert decision.failed() == []
+    # the reason given by the caller is the one shown
+    why = decide(good, settings=gates(), baseline=baseline,
+                 champion_skipped="every test label comes from a split rule")
+    assert check(why, "no_regression").description.endswith("comes from a split rule")
+
+
+def test_a_champion_that_cannot_be_compared_fails_the_regression_checks(
+    good: Evaluation,
+) -> None:
+    reason = "champion 3 could not be scored: NotFoundError: base model gone"
+    decision = decide(good, settings=gates(), baseline=with_macro_f1(good, 0.5),
+                      champion_unavailable=reason)
+    assert not decision.passed
+    assert [c.name for c in decision.failed()] == ["no_regression", "no_label_regression"]
+    for name in ("no_regression", "no_label_regression"):
+        failed = check(decision, name)
+        assert not failed.skipped and failed.state == "failed"
+        assert failed.description == f"champion not compared: {reason}"
+        assert "no champion" not in failed.description
+    round_trip = GateDecision.from_dict(json.loads(json.dumps(decision.to_dict())))
+    assert round_trip == decision
+
+
+def test_beat_baseline_without_a_baseline_fails(good: Evaluation) -> None:
+    decision = decide(good, settings=GateSettings())
+    assert not decision.passed
+    assert check(decision, "beats_baseline").description == (
+        "beat_baseline is on but no baseline was recorded"
+    )
 
 
 def test_min_macro_f1_pass_and_fail(good: Evaluation) -> None:
-    passing = check(decide(good, settings=GateSettings(min_macro_f1=0.5)), "min_macro_f1")
+    passing = check(decide(good, settings=gates(min_macro_f1=0.5)), "min_macro_f1")
     assert passing.passed
     assert passing.description == f"macro-F1 {good.macro_f1:.3f} >= minimum 0.500"
     assert passing.metadata == {"value": good.macro_f1, "threshold": 0.5}
 
-    decision = decide(good, settings=GateSettings(min_macro_f1=0.99))
+    decision = decide(good, settings=gates(min_macro_f1=0.99))
     failing = check(decision, "min_macro_f1")
     assert not failing.passed and not decision.passed
     assert failing.description == f"macro-F1 {good.macro_f1:.3f} < minimum 0.990"
@@ -77,7 +114,7 @@ def test_min_macro_f1_pass_and_fail(good: Evaluation) -> None:
 def test_no_regression_pass_and_fail(good: Evaluation) -> None:
     champion = with_macro_f1(good, 0.80)
     within = check(
-        decide(with_macro_f1(good, 0.79), settings=GateSettings(), champion=champion),
+        decide(with_macro_f1(good, 0.79), settings=gates(), champion=champion),
         "no_regression",
     )
     assert within.passed
@@ -86,7 +123,7 @@ def test_no_regression_pass_and_fail(good: Evaluation) -> None:
     assert within.metadata["champion"] == 0.80
 
     beyond = check(
-        decide(with_macro_f1(good, 0.75), settings=GateSettings(), champion=champion),
+        decide(with_macro_f1(good, 0.75), settings=gates(), champion=champion),
         "no_regression",
     )
     assert not beyond.passed
@@ -96,13 +133,13 @@ def test_no_regression_pass_and_fail(good: Evaluation) -> None:
 def test_drop_exactly_at_the_limit_passes(good: Evaluation) -> None:
     # 0.80 - 0.78 is 0.020000000000000018 in floating point.
     decision = decide(
-        with_macro_f1(good, 0.78), settings=GateSettings(), champion=with_macro_f1(good, 0.80)
+        with_macro_f1(good, 0.78), settings=gates(), champion=with_macro_f1(good, 0.80)
     )
     assert check(decision, "no_regression").passed
 
 
 def test_improvement_passes_regression_checks(good: Evaluation, perfect: Evaluation) -> None:
-    decision = decide(perfect, settings=GateSettings(), champion=good)
+    decision = decide(perfect, settings=gates(), champion=good)
     assert decision.passed
     label_check = check(decision, "no_label_regression")
     assert label_check.metadata["worst"] == []
@@ -111,7 +148,7 @@ def test_improvement_passes_regression_checks(good: Evaluation, perfect: Evaluat
 
 
 def test_label_regression_detected(good: Evaluation, perfect: Evaluation) -> None:
-    decision = decide(good, settings=GateSettings(max_macro_f1_drop=0.5), champion=perfect)
+    decision = decide(good, settings=gates(max_macro_f1_drop=0.5), champion=perfect)
     label_check = check(decision, "no_label_regression")
     assert not label_check.passed
     f1_a = good.per_label["a"]["f1"]  # 2 * 8 / (10 + 8)
@@ -123,7 +160,7 @@ def test_label_regression_detected(good: Evaluation, perfect: Evaluation) -> Non
     assert "1 of 3 labels" in label_check.description
 
     relaxed = decide(
-        good, settings=GateSettings(max_label_f1_drop=0.2, max_macro_f1_drop=0.5), champion=perfect
+        good, settings=gates(max_label_f1_drop=0.2, max_macro_f1_drop=0.5), champion=perfect
     )
     assert relaxed.passed
     assert "largest drop 'a' 0.111" in check(relaxed, "no_label_regression").description
@@ -141,7 +178,7 @@ def test_single_collapsed_label_caught_while_macro_f1_barely_moves() -> None:
     candidate = evaluated(y_true, y_pred, labels)
     assert champion.macro_f1 - candidate.macro_f1 < 0.02
 
-    decision = decide(candidate, settings=GateSettings(), champion=champion)
+    decision = decide(candidate, settings=gates(), champion=champion)
     assert check(decision, "no_regression").passed
     label_check = check(decision, "no_label_regression")
     assert not label_check.passed and not decision.passed
@@ -161,7 +198,7 @@ def test_labels_below_min_support_are_not_compared() -> None:
     candidate = evaluated(y_true, [0] * 23, labels)  # "rare" collapses, but has support 3
     decision = decide(
         candidate,
-        settings=GateSettings(max_macro_f1_drop=1.0, max_label_f1_drop=0.1),
+        settings=gates(max_macro_f1_drop=1.0, max_label_f1_drop=0.1),
         champion=champion,
     )
     label_check = check(decision, "no_label_regression")
@@ -169,12 +206,12 @@ def test_labels_below_min_support_are_not_compared() -> None:
     assert label_check.metadata["compared"] == 1
     strict = decide(
         candidate,
-        settings=GateSettings(max_macro_f1_drop=1.0, min_label_support=3),
+        settings=gates(max_macro_f1_drop=1.0, min_label_support=3),
         champion=champion,
     )
     assert check(strict, "no_label_regression").metadata["failing"] == ["rare"]
 
-    nothing = decide(candidate, settings=GateSettings(min_label_support=50), champion=champion)
+    nothing = decide(candidate, settings=gates(min_label_support=50), champion=champion)
     nothing_check = check(nothing, "no_label_regression")
     assert nothing_check.passed
     assert nothing_check.description == "no label has support >= 50: nothing compared"
@@ -191,9 +228,10 @@ def test_beats_baseline_pass_fail_and_disabled(good: Evaluation) -> None:
     passing = check(decide(good, settings=GateSettings(), baseline=weak), "beats_baseline")
     assert passing.passed and "0.500" in passing.description and ">=" in passing.description
 
-    disabled = decide(good, settings=GateSettings(beat_baseline=False), baseline=baseline)
+    # switched off, the gate is no check at all: not a passed one
+    disabled = decide(good, settings=gates(beat_baseline=False), baseline=baseline)
     assert disabled.passed
-    assert check(disabled, "beats_baseline").description.startswith("baseline comparison disabled")
+    assert "beats_baseline" not in [c.name for c in disabled.checks]
 
 
 @pytest.mark.parametrize(
@@ -207,7 +245,7 @@ def test_beats_baseline_pass_fail_and_disabled(good: Evaluation) -> None:
 def test_champion_on_another_test_set_is_refused(good: Evaluation, change, match) -> None:
     champion = dataclasses.replace(good, **change)
     with pytest.raises(ValueError, match=match):
-        decide(good, settings=GateSettings(), champion=champion)
+        decide(good, settings=gates(), champion=champion)
 
 
 def test_regression_checks_use_the_rows_the_champion_was_scored_on(
@@ -219,25 +257,25 @@ def test_regression_checks_use_the_rows_the_champion_was_scored_on(
     part = [0] * 10 + [1] * 10  # labels a and b only
     champion = evaluated(part, [0] * 9 + [1] * 11, LABELS)
     on_part = evaluated(part, part, LABELS)
-    decision = decide(with_macro_f1(good, 0.5), settings=GateSettings(min_macro_f1=0.6),
+    decision = decide(with_macro_f1(good, 0.5), settings=gates(min_macro_f1=0.6),
                       champion=champion, compared=on_part)
     assert not check(decision, "min_macro_f1").passed  # the whole split's 0.5
     assert check(decision, "no_regression").passed
     assert check(decision, "no_regression").metadata["value"] == on_part.macro_f1
     with pytest.raises(ValueError, match="candidate n=30"):
-        decide(good, settings=GateSettings(), champion=champion)
+        decide(good, settings=gates(), champion=champion)
 
 
 def test_champion_with_other_supports_is_refused(good: Evaluation) -> None:
     other = evaluated([0] * 12 + [1] * 8 + [2] * 10, Y_TRUE, LABELS)
     with pytest.raises(ValueError, match="supports differ"):
-        decide(good, settings=GateSettings(), champion=other)
+        decide(good, settings=gates(), champion=other)
 
 
 def test_decision_round_trip_through_json(good: Evaluation, perfect: Evaluation) -> None:
     decision = decide(
         good,
-        settings=GateSettings(min_macro_f1=0.99),
+        settings=gates(min_macro_f1=0.99),
         champion=perfect,
         baseline=with_macro_f1(good, 0.5),
     )

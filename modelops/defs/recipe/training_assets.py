@@ -23,12 +23,15 @@ from modelops.defs.resources import (
     platform_from,
 )
 from modelops.domain.evaluation import markdown_table
+from modelops.domain.gates import GateCheck, active_gates
 from modelops.lifecycle.dataset import DatasetRecord, build_dataset
 from modelops.lifecycle.evaluate import evaluate_adapter
 from modelops.lifecycle.promote import promote_if_passed
 from modelops.lifecycle.train import train_adapter
 
 # One blocking check per gate of ``modelops.domain.gates.decide`` (a test keeps them equal).
+# A gate the recipe switches off (``beat_baseline: false``) has no check: a check that did
+# not check must not show as a passed one.
 CHECK_DESCRIPTIONS = {
     "min_macro_f1": "Candidate macro-F1 reaches the recipe's minimum.",
     "no_regression": "Macro-F1 does not drop more than allowed against the champion.",
@@ -147,6 +150,8 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
                 "warm_start_adapter": (version.lineage.get("warm_start") or {}).get(
                     "adapter_id", "none"
                 ),
+                "selected_epoch": int(version.lineage.get("selected_epoch", len(history))),
+                "lora_weights_nonzero": bool(version.lineage.get("lora_nonzero", True)),
                 "train_rows": int(metrics.get("train_rows") or 0),
                 "train_loss": num(metrics.get("train_loss")),
                 "validation_accuracy": num(metrics.get("validation_accuracy")),
@@ -171,8 +176,10 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
         )
 
     check_specs = [
-        dg.AssetCheckSpec(gate, asset=keys.evaluation, blocking=True, description=description)
-        for gate, description in CHECK_DESCRIPTIONS.items()
+        dg.AssetCheckSpec(
+            gate, asset=keys.evaluation, blocking=True, description=CHECK_DESCRIPTIONS[gate]
+        )
+        for gate in active_gates(loaded.recipe.gates)
     ]
 
     @dg.asset(
@@ -228,13 +235,7 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
             },
         )
         for check in outcome.decision.checks:
-            yield dg.AssetCheckResult(
-                asset_key=keys.evaluation,
-                check_name=check.name,
-                passed=check.passed,
-                description=check.description,
-                metadata={k: meta_value(v) for k, v in check.metadata.items()},
-            )
+            yield check_result(keys.evaluation, check)
 
     @dg.asset(
         key=keys.champion,
@@ -278,4 +279,18 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
         )
 
     return [training_dataset, adapter, evaluation, champion]
+
+
+def check_result(key: dg.AssetKey, check: GateCheck) -> dg.AssetCheckResult:
+    """A gate's verdict as an asset check result. A skipped gate (nothing to compare) is
+    not shown as passed: it is a failed check of severity WARN, which does not block,
+    its description starting "skipped:" and its metadata ``state: skipped``."""
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=check.name,
+        passed=check.passed,
+        severity=dg.AssetCheckSeverity.WARN if check.skipped else dg.AssetCheckSeverity.ERROR,
+        description=check.description,
+        metadata={"state": check.state, **{k: meta_value(v) for k, v in check.metadata.items()}},
+    )
 

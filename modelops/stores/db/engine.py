@@ -9,10 +9,11 @@ two :class:`Database` subclasses on the same tables' metadata (:class:`Base`).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -23,7 +24,7 @@ from alembic.config import Config
 from alembic.util import CommandError
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from modelops.config.errors import ModelopsError
 
@@ -208,6 +209,32 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(inner).__name__
 
 
+class Sessions:
+    """The session factory of a :class:`Database`: ``with sessions.begin() as session``
+    runs one transaction; a lost or unreachable database (``OperationalError``,
+    ``InterfaceError``) becomes one clear ModelopsError naming what was opened and the
+    password-free URL. The transaction was rolled back, so nothing of it is visible, and
+    the pool checks connections before use (``pool_pre_ping``), so the next call
+    reconnects. Writes are not retried: a commit whose answer was lost may have landed."""
+
+    def __init__(self, factory: sessionmaker, what: str, url: sa.URL):
+        self.factory = factory
+        self.what = what
+        self.url = url
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[Session]:
+        try:
+            with self.factory.begin() as session:
+                yield session
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise ModelopsError(
+                f"{self.what} {masked_url(self.url)}: the database failed during a "
+                f"transaction ({_first_line(exc)}); it was rolled back, nothing of it was "
+                "stored; retry when the database is back"
+            ) from None
+
+
 class Database:
     """An open platform database: its engine and session factory, closed on exit.
 
@@ -221,7 +248,8 @@ class Database:
     def __init__(self, url: str):
         """Open (creating if needed) the database at ``url`` and migrate it to head."""
         self.url = url
-        self._engine, self._session = open_database(url, self.what)
+        self._engine, factory = open_database(url, self.what)
+        self._session = Sessions(factory, self.what, self._engine.url)
 
     def close(self) -> None:
         """Close the database connections."""
