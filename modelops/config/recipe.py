@@ -18,6 +18,7 @@ from modelops.config.fingerprint import sha256_json
 from modelops.config.gates import GateSettings
 from modelops.config.monitoring import MonitoringSettings, RetrainingSettings
 from modelops.config.taxonomy import LABEL_PATTERN, Taxonomy, load_taxonomy, version_number
+from modelops.config.taxonomy_changes import TaxonomyChangeSettings
 from modelops.config.yaml_files import StrictSection, read_yaml_mapping, validate_model
 
 BASE_MODEL_PATTERN = r"^[a-z0-9][a-z0-9_.-]*@[A-Za-z0-9_.-]+$"
@@ -94,6 +95,7 @@ class Recipe(StrictSection):
     gates: GateSettings = GateSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     retraining: RetrainingSettings = RetrainingSettings()
+    taxonomy_changes: TaxonomyChangeSettings = TaxonomyChangeSettings()
 
     @model_validator(mode="after")
     def _columns_differ(self) -> Recipe:
@@ -145,9 +147,11 @@ class LoadedRecipe:
 
     def fingerprint(self) -> str:
         """What decides the weights of a full training: not description, gates,
-        monitoring or retraining (an incremental run records its warm start apart)."""
+        monitoring, retraining or taxonomy_changes (an incremental run records its warm
+        start apart)."""
         body = self.recipe.model_dump(
-            mode="json", exclude={"description", "gates", "monitoring", "retraining"}
+            mode="json",
+            exclude={"description", "gates", "monitoring", "retraining", "taxonomy_changes"},
         )
         body["taxonomy"] = self.taxonomy.fingerprint()
         body["data"]["sources"] = self.source_uris()

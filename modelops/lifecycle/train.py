@@ -77,9 +77,14 @@ def train_adapter(
         warm = platform.registry.alias(loaded.name, "champion", taxonomy_version=version)
         if warm is None:
             emit(f"no champion of {version} to warm-start from: training in full")
+        elif (warm.lineage or {}).get("kind") == "mapped":
+            emit(f"champion {warm.id} of {version} is a mapped candidate (another label set): "
+                 "training in full")
+            warm = None
     for existing in platform.registry.list(loaded.name):
         if (
-            existing.recipe_fingerprint == recipe_fingerprint
+            existing.lineage.get("kind") != "mapped"
+            and existing.recipe_fingerprint == recipe_fingerprint
             and existing.dataset_fingerprint == dataset.fingerprint
             and existing.base_model_sha256 == base.sha256
             and (existing.lineage.get("warm_start") or {}).get("adapter_id")
