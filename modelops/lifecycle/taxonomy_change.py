@@ -120,8 +120,9 @@ def compare_candidates(
     trained = platform.registry.get(outcome.adapter_id)
     mapped = platform.registry.get(mapped_id)
     trained_value = float(getattr(outcome.candidate, metric))
-    if mapped.dataset_fingerprint == trained.dataset_fingerprint and _metric(mapped, metric):
-        mapped_value = _metric(mapped, metric)
+    recorded = _metric(mapped, metric)
+    if mapped.dataset_fingerprint == trained.dataset_fingerprint and recorded is not None:
+        mapped_value = recorded
     else:  # other rows (a retraining with new feedback): score it on the trained ones
         mapped_value = float(getattr(_score_on(platform, mapped, trained), metric))
     mapped_ok = bool((mapped.gate or {}).get("passed"))

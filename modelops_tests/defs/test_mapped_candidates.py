@@ -9,20 +9,32 @@ import numpy as np
 import pytest
 import yaml
 
+from modelops.config.errors import InputError
 from modelops.config.recipe import load_recipe
 from modelops.defs.build import build_definitions
 from modelops.defs.resources import build_resources
 from modelops.domain.mapped_head import MappedHead
 from modelops.domain.taxonomy_mapping import load_chain
+from modelops.lifecycle.dataset import build_dataset
 from modelops.lifecycle.fetch import FetchedAdapter, load_adapter
 from modelops.lifecycle.mapped import is_mapped
 from modelops.lifecycle.platform import Platform
 from modelops.lifecycle.reproduce import reproduce
-from modelops.lifecycle.taxonomy_change import choose_winner, should_train
+from modelops.lifecycle.taxonomy_change import (
+    choose_winner,
+    offer_mapped_candidate,
+    should_train,
+)
 from modelops.monitoring.reference import load_bundle
 from modelops.serving.predictor import Predictor
 from modelops_tests.fixtures.serving import MONITORING
-from modelops_tests.fixtures.workspace import LENIENT, make_workspace, merge, v2_document
+from modelops_tests.fixtures.workspace import (
+    LENIENT,
+    make_workspace,
+    merge,
+    v2_document,
+    write_recipe,
+)
 
 V1_GONE = {"card_lost", "billing_double_charge", "payment_failed", "invoice_copy", "track_order"}
 
@@ -188,3 +200,25 @@ def test_policies_decide_whether_to_train(tiny_catalog, tmp_path):
     make_workspace(tmp_path, tiny_catalog, recipe=recipe("mapped_first"))
     loaded = load_recipe(tmp_path / "recipes" / "demo.yaml")
     assert should_train(loaded, {"adapter_id": 4}) == (True, "")
+
+    # train: no mapped candidate at all, even with a champion to map from.
+    settings = make_workspace(tmp_path, tiny_catalog, recipe=recipe("train"))
+    loaded = load_recipe(settings.recipes_dir / "demo.yaml")
+    platform = Platform.from_settings(settings)
+    dataset = build_dataset(platform, loaded, emit=lambda _m: None)
+    offer = offer_mapped_candidate(platform, loaded, dataset, who="tester")
+    assert offer.adapter_id is None and "policy is train" in offer.reason
+    assert platform.registry.list("demo") == []
+
+
+def test_the_default_policy_and_a_bad_one(tiny_catalog, tmp_path):
+    make_workspace(tmp_path, tiny_catalog)
+    loaded = load_recipe(tmp_path / "recipes" / "demo.yaml")
+    assert loaded.recipe.taxonomy_changes.policy == "mapped_first"
+    assert loaded.recipe.taxonomy_changes.metric == "macro_f1"
+    fingerprint = loaded.fingerprint()
+    write_recipe(tmp_path, {"taxonomy_changes": {"policy": "mapped_only"}})
+    assert load_recipe(tmp_path / "recipes" / "demo.yaml").fingerprint() == fingerprint
+    write_recipe(tmp_path, {"taxonomy_changes": {"policy": "sometimes"}})
+    with pytest.raises(InputError, match=r"demo\.yaml.*taxonomy_changes\.policy"):
+        load_recipe(tmp_path / "recipes" / "demo.yaml")
