@@ -40,7 +40,8 @@ V1_GONE = {"card_lost", "billing_double_charge", "payment_failed", "invoice_copy
 
 
 def recipe(policy: str) -> dict:
-    return merge(LENIENT, {"monitoring": MONITORING, "taxonomy_changes": {"policy": policy}})
+    return merge(LENIENT, {"monitoring": MONITORING, "taxonomy_changes": {"policy": policy},
+                           "training": {"epochs": 1}})
 
 
 def write_version(root, *, split_every_row: bool) -> None:
@@ -84,7 +85,7 @@ def instance():
 def test_mapped_first_serves_the_mapped_candidate_then_keeps_the_better(
     tiny_catalog, tmp_path, instance
 ):
-    settings = make_workspace(tmp_path, tiny_catalog, recipe=recipe("mapped_first"))
+    settings = make_workspace(tmp_path, tiny_catalog, rows=240, recipe=recipe("mapped_first"))
     first = run_partition(settings, instance, "v1")
     assert first.success
     assert meta(first, "demo__mapped_candidate")["mapped_adapter_id"] == "none"
@@ -129,7 +130,7 @@ def test_mapped_first_serves_the_mapped_candidate_then_keeps_the_better(
 def test_mapped_only_needs_no_training_and_serves_monitors_reproduces(
     tiny_catalog, tmp_path, instance
 ):
-    settings = make_workspace(tmp_path, tiny_catalog, recipe=recipe("mapped_only"))
+    settings = make_workspace(tmp_path, tiny_catalog, rows=240, recipe=recipe("mapped_only"))
     assert run_partition(settings, instance, "v1").success
     platform = Platform.from_settings(settings)
     v1 = platform.registry.alias("demo", "champion")
