@@ -25,6 +25,7 @@ from modelops.lifecycle.taxonomy_change import (
     offer_mapped_candidate,
     should_train,
 )
+from modelops.lifecycle.train import train_adapter
 from modelops.monitoring.reference import load_bundle
 from modelops.serving.predictor import Predictor
 from modelops_tests.fixtures.serving import MONITORING
@@ -176,6 +177,12 @@ def test_mapped_only_needs_no_training_and_serves_monitors_reproduces(
     changed = reproduce(platform, serving.id, emit=lambda _m: None)
     assert changed["identical"] is False
     assert changed["reproduced_mapping_fingerprint"] != changed["recorded_mapping_fingerprint"]
+
+    # An incremental retraining cannot warm-start from it (other labels): it trains in full.
+    dataset = build_dataset(platform, loaded, emit=lambda _m: None, taxonomy_version="v2")
+    retrained = train_adapter(platform, loaded, dataset, emit=lambda _m: None, mode="incremental")
+    assert not is_mapped(retrained) and retrained.lineage["warm_start"] is None
+    assert retrained.lineage["mode"] == "full"
 
 
 def test_the_better_candidate_wins_and_a_tie_goes_to_the_cheaper():
