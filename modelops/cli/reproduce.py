@@ -43,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"adapter {report['adapter_id']} ({report['recipe']}): weights {verdict}")
         print(f"  recorded   {report['recorded_weights_sha256']}")
         print(f"  reproduced {report['reproduced_weights_sha256']}")
+        if "recorded_mapping_fingerprint" in report:  # a mapped adapter: weights + mapping
+            print(f"  mapping of adapter {report['mapped_from_adapter_id']}'s labels:")
+            print(f"  recorded   {report['recorded_mapping_fingerprint']}")
+            print(f"  reproduced {report['reproduced_mapping_fingerprint']}")
         if report["recorded_code_version"] != report["code_version"]:
             print(f"  note: code {report['recorded_code_version']} -> {report['code_version']}")
     return 0 if report["identical"] else 3

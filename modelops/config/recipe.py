@@ -19,6 +19,7 @@ from modelops.config.fingerprint import sha256_json
 from modelops.config.gates import GateSettings
 from modelops.config.monitoring import MonitoringSettings, RetrainingSettings
 from modelops.config.taxonomy import LABEL_PATTERN, Taxonomy, load_taxonomy, version_number
+from modelops.config.taxonomy_changes import TaxonomyChangeSettings
 from modelops.config.yaml_files import StrictSection, read_yaml_mapping, validate_model
 
 BASE_MODEL_PATTERN = r"^[a-z0-9][a-z0-9_.-]*@[A-Za-z0-9_.-]+$"
@@ -96,6 +97,7 @@ class Recipe(StrictSection):
     monitoring: MonitoringSettings = MonitoringSettings()
     retraining: RetrainingSettings = RetrainingSettings()
     compute: ComputeSettings = ComputeSettings()
+    taxonomy_changes: TaxonomyChangeSettings = TaxonomyChangeSettings()
 
     @model_validator(mode="after")
     def _columns_differ(self) -> Recipe:
@@ -147,9 +149,12 @@ class LoadedRecipe:
 
     def fingerprint(self) -> str:
         """What decides the weights of a full training: not description, gates,
-        monitoring or retraining (an incremental run records its warm start apart)."""
+        monitoring, retraining, compute or taxonomy_changes (an incremental run records its warm
+        start apart)."""
         body = self.recipe.model_dump(
-            mode="json", exclude={"description", "gates", "monitoring", "retraining", "compute"}
+            mode="json",
+            exclude={"description", "gates", "monitoring", "retraining", "compute",
+                     "taxonomy_changes"},
         )
         body["taxonomy"] = self.taxonomy.fingerprint()
         body["data"]["sources"] = self.source_uris()

@@ -47,6 +47,10 @@ class RecipeKeys:
         return self._key("training_dataset")
 
     @property
+    def mapped_candidate(self) -> dg.AssetKey:
+        return self._key("mapped_candidate")
+
+    @property
     def adapter(self) -> dg.AssetKey:
         return self._key("adapter")
 
@@ -68,9 +72,15 @@ class RecipeKeys:
 
     @property
     def training(self) -> tuple[dg.AssetKey, ...]:
-        """The four partitioned assets a taxonomy-version backfill or a retraining run
+        """The partitioned assets a taxonomy-version backfill or a retraining run
         materializes, in graph order."""
-        return (self.training_dataset, self.adapter, self.evaluation, self.champion)
+        return (
+            self.training_dataset,
+            self.mapped_candidate,
+            self.adapter,
+            self.evaluation,
+            self.champion,
+        )
 
     # Names of the recipe's other definitions (sensors, job, schedule).
     @property

@@ -1,16 +1,29 @@
-"""Adapters copied out of the artifact store, verified, and scored on their own base."""
+"""Adapters copied out of the artifact store, verified, and scored on their own base.
+
+:func:`load_adapter` is the one place an adapter directory becomes a scorer: a trained
+adapter scores as it is; a *mapped* adapter (the weights of an earlier version's champion
+plus ``label_mapping.json``, see ``modelops.lifecycle.mapped``) sums the old model's
+probabilities over each new label's group (``modelops.domain.mapped_head``). The
+evaluation, the predictor and batch scoring all load through it.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from modelops.config.errors import IntegrityError
 from modelops.domain.lineage import (
     MANIFEST_FILE,
 )
+from modelops.domain.mapped_head import MAPPED_FILE, MappedHead
 from modelops.lifecycle.platform import Platform
 from modelops.ml.model import load_classifier, predict_proba
 from modelops.ml.training import weights_digest
@@ -45,8 +58,47 @@ class FetchedAdapter:
         shutil.rmtree(self._tmp, ignore_errors=True)
 
 
-def predict_with(platform: Platform, fetched: FetchedAdapter, texts: list[str], max_length: int):
-    """Load an adapter onto the exact base it was trained on, then score texts."""
+@dataclass(frozen=True)
+class LoadedAdapter:
+    """An adapter on its base, ready to score: ``labels`` are those of its outputs (for
+    a mapped adapter, the new version's labels)."""
+
+    tokenizer: Any
+    model: Any
+    labels: list[str]
+    head: MappedHead | None = None
+    """The mapping onto the new labels of a mapped adapter; None for a trained one."""
+
+    def predict_proba(self, texts: Sequence[str], max_length: int) -> np.ndarray:
+        """Probabilities, shape (n, len(labels)), in the order of ``texts``."""
+        probs = predict_proba(self.tokenizer, self.model, list(texts), max_length=max_length)
+        return self.head.apply(probs, texts) if self.head is not None else probs
+
+
+def read_mapped_head(directory: Path) -> MappedHead | None:
+    """The mapping a mapped adapter directory carries, or None for a trained adapter."""
+    path = directory / MAPPED_FILE
+    if not path.is_file():
+        return None
+    return MappedHead.from_dict(json.loads(path.read_text(encoding="utf-8")), str(path))
+
+
+def load_adapter(platform: Platform, fetched: FetchedAdapter) -> LoadedAdapter:
+    """Load a fetched adapter onto the exact base it was trained on (mapped or not)."""
     base = platform.resolve_base_by_sha256(fetched.manifest["base_model"]["sha256"])
     tokenizer, model, labels = load_classifier(fetched.path, base.path)
-    return predict_proba(tokenizer, model, texts, max_length=max_length), labels
+    model.eval()
+    head = read_mapped_head(fetched.path)
+    if head is None:
+        return LoadedAdapter(tokenizer, model, labels)
+    if head.source_labels != labels:
+        raise IntegrityError(
+            f"{fetched.path / MAPPED_FILE}: source_labels differ from the weights' labels"
+        )
+    return LoadedAdapter(tokenizer, model, list(head.target_labels), head)
+
+
+def predict_with(platform: Platform, fetched: FetchedAdapter, texts: list[str], max_length: int):
+    """Load an adapter onto the exact base it was trained on, then score texts."""
+    loaded = load_adapter(platform, fetched)
+    return loaded.predict_proba(texts, max_length), loaded.labels

@@ -8,10 +8,11 @@ from modelops.stores.registry_records import AuditEntry
 
 
 def promote_if_passed(
-    platform: Platform, adapter_id: int, *, who: str, why: str
+    platform: Platform, adapter_id: int, *, who: str, why: str, evidence: dict | None = None
 ) -> AuditEntry | None:
     """Make the adapter its taxonomy version's champion when its recorded gate passed;
     the registry moves the recipe's serving alias with it when the version is current.
+    ``evidence`` is added to the audit entry's (the gate and the metrics).
 
     Returns None when it already is the champion. Raises when the gate failed.
     """
@@ -24,7 +25,7 @@ def promote_if_passed(
     gate = version.gate or {}
     if not gate.get("passed"):
         raise ModelopsError(f"adapter {adapter_id} did not pass its gates; not promoted")
-    evidence = {"gate": gate, "metrics": version.metrics}
+    evidence = {"gate": gate, "metrics": version.metrics, **(evidence or {})}
     try:
         return platform.registry.promote(adapter_id, who=who, why=why, evidence=evidence)
     except ModelopsError:

@@ -13,6 +13,7 @@ from modelops.domain.lineage import (
     code_version,
     library_versions,
 )
+from modelops.lifecycle.mapped import is_mapped, reproduce_mapped
 from modelops.lifecycle.platform import Platform
 from modelops.lifecycle.train import LineageRun, train_from_lineage
 
@@ -20,8 +21,11 @@ log = logging.getLogger(__name__)
 
 
 def reproduce(platform: Platform, adapter_id: int, emit: Emit = log.info) -> dict:
-    """Re-run an adapter's recorded lineage and compare the new weights' sha256."""
+    """Re-run an adapter's recorded lineage and compare the new weights' sha256; a
+    mapped adapter is re-derived instead (``modelops.lifecycle.mapped.reproduce_mapped``)."""
     version = platform.registry.get(adapter_id)
+    if is_mapped(version):  # no training to re-run: the weights and the mapping
+        return reproduce_mapped(platform, version, emit)
     lineage = version.lineage
     recipe = Recipe.model_validate(lineage["recipe_snapshot"]["recipe"])
     base = platform.resolve_base_by_sha256(lineage["base_model"]["sha256"])

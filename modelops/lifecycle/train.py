@@ -27,6 +27,7 @@ from modelops.domain.lineage import (
 )
 from modelops.lifecycle.dataset import DatasetRecord, load_dataset
 from modelops.lifecycle.fetch import FetchedAdapter
+from modelops.lifecycle.mapped import is_mapped
 from modelops.lifecycle.platform import Platform
 from modelops.ml.catalog import ResolvedBase
 from modelops.ml.checkpoint import Checkpointer
@@ -83,9 +84,14 @@ def train_adapter(
         warm = platform.registry.alias(loaded.name, "champion", taxonomy_version=version)
         if warm is None:
             emit(f"no champion of {version} to warm-start from: training in full")
+        elif is_mapped(warm):
+            emit(f"champion {warm.id} of {version} is a mapped candidate (another label set): "
+                 "training in full")
+            warm = None
     for existing in platform.registry.list(loaded.name):
         if (
-            existing.recipe_fingerprint == recipe_fingerprint
+            not is_mapped(existing)
+            and existing.recipe_fingerprint == recipe_fingerprint
             and existing.dataset_fingerprint == dataset.fingerprint
             and existing.base_model_sha256 == base.sha256
             and (existing.lineage.get("warm_start") or {}).get("adapter_id")

@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from modelops.config.progress import Emit
 from modelops.config.recipe import Recipe
 from modelops.domain.dataset import PreparedDataset
+from modelops.domain.mapped_head import MappedHead
 from modelops.ml.catalog import ResolvedBase
 from modelops.ml.model import (
     PooledClassifier,
@@ -76,8 +77,12 @@ def build_bundle(
     dataset: PreparedDataset,
     adapter_dir: Path,
     emit: Emit = log.info,
+    head: MappedHead | None = None,
 ) -> dict:
-    """Write ``adapter_dir/monitoring/``; returns the calibrated thresholds."""
+    """Write ``adapter_dir/monitoring/``; returns the calibrated thresholds.
+
+    ``head``: a mapped adapter's mapping; its predictions are then those of the new labels.
+    """
     settings = recipe.monitoring
     held = dataset.frame[dataset.frame["split"] != "train"].reset_index(drop=True)
     if len(held) < 2 * settings.window_size:
@@ -90,6 +95,8 @@ def build_bundle(
     max_length = recipe.training.max_length
     tokenizer, model, labels = load_classifier(adapter_dir, base.path)
     probs = predict_proba(tokenizer, model, held["text"].tolist(), max_length=max_length)
+    if head is not None:
+        probs, labels = head.apply(probs, held["text"].tolist()), head.target_labels
     predicted = [labels[i] for i in probs.argmax(1)]
     confidence = probs.max(1)
     embeddings = base_embeddings(base, held["text"].tolist(), max_length)

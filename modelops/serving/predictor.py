@@ -1,7 +1,9 @@
 """The predictor: a recipe's serving adapter, kept loaded, scoring texts and logging them.
 
 It loads the adapter the registry's ``serving`` alias names, onto the exact base model it
-was trained on (found in the catalog by sha256), once. It then looks at the alias again
+was trained on (found in the catalog by sha256), once; a mapped adapter (an earlier
+version's champion through the taxonomy mapping) loads the same way
+(``modelops.lifecycle.fetch.load_adapter``). It then looks at the alias again
 at most every ``check_every_s`` seconds (or on :meth:`Predictor.refresh`) and loads the
 new adapter only when the alias has moved. Each prediction goes to the production log
 when one is given, with the caller's reference for it when given (``external_ids``); with
@@ -23,9 +25,8 @@ import pandas as pd
 from modelops.config.errors import InputError, NotFoundError
 from modelops.config.recipe import Recipe
 from modelops.domain.text import clean_text
-from modelops.lifecycle.fetch import FetchedAdapter
+from modelops.lifecycle.fetch import FetchedAdapter, LoadedAdapter, load_adapter
 from modelops.lifecycle.platform import Platform
-from modelops.ml.model import load_classifier, predict_proba
 from modelops.stores.db.orm import MAX_EXTERNAL_ID_CHARS
 from modelops.stores.production_log import PredictionRecord, ProductionLog, external_id_text
 from modelops.stores.registry_records import SERVING, AdapterVersion
@@ -50,8 +51,7 @@ class Prediction:
 @dataclass(frozen=True)
 class _Loaded:
     version: AdapterVersion
-    tokenizer: Any
-    model: Any
+    adapter: LoadedAdapter
     labels: list[str]
     max_length: int
 
@@ -130,7 +130,7 @@ class Predictor:
         loaded = self._loaded  # one adapter for the whole call, even if another loads
         if not cleaned:
             return []
-        probs = predict_proba(loaded.tokenizer, loaded.model, cleaned, max_length=loaded.max_length)
+        probs = loaded.adapter.predict_proba(cleaned, loaded.max_length)
         k = min(self.top_k, len(loaded.labels))
         order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
         return [
@@ -232,12 +232,10 @@ class Predictor:
         """Fetch the adapter (sha256-verified), put it on its exact base, keep it in memory."""
         with FetchedAdapter(self.platform, version) as fetched:
             manifest = fetched.manifest
-            base = self.platform.resolve_base_by_sha256(manifest["base_model"]["sha256"])
-            tokenizer, model, labels = load_classifier(fetched.path, base.path)
+            adapter = load_adapter(self.platform, fetched)
         recipe = Recipe.model_validate(manifest["recipe_snapshot"]["recipe"])
-        model.eval()
         logger.info("recipe %s: serving adapter %s", self.recipe, version.id)
-        return _Loaded(version, tokenizer, model, labels, recipe.training.max_length)
+        return _Loaded(version, adapter, adapter.labels, recipe.training.max_length)
 
 
 def _external_ids(ids: Sequence[Any] | None, n: int) -> list[str | None]:

@@ -81,7 +81,8 @@ def test_backfill_launches_through_dagster_and_skips_finished_work(webserver, tm
         assert backfill.backfill_id == report["backfill_id"]
         subset = backfill.asset_backfill_data.target_subset
         assert {k.to_user_string() for k in subset.asset_keys} == {
-            "demo/training_dataset", "demo/adapter", "demo/evaluation", "demo/champion"}
+            "demo/training_dataset", "demo/mapped_candidate", "demo/adapter",
+            "demo/evaluation", "demo/champion"}
         assert set(instance.get_dynamic_partitions("taxonomy_demo")) == {"v2"}
         # What the daemon would run for that partition, done here in process.
         defs = build_definitions(settings)

@@ -46,7 +46,8 @@ def test_asset_graph_shape(tiny_catalog, tmp_path):
     defs = build_definitions(make_workspace(tmp_path, tiny_catalog))
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    training = {"demo/training_dataset", "demo/adapter", "demo/evaluation", "demo/champion"}
+    training = {"demo/training_dataset", "demo/mapped_candidate", "demo/adapter",
+                "demo/evaluation", "demo/champion"}
     assert keys == training | {"demo/batch_scoring", "demo/drift_report"}
     parents = {
         k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
@@ -54,7 +55,8 @@ def test_asset_graph_shape(tiny_catalog, tmp_path):
     }
     assert parents == {
         "demo/training_dataset": [],
-        "demo/adapter": ["demo/training_dataset"],
+        "demo/mapped_candidate": ["demo/training_dataset"],
+        "demo/adapter": ["demo/mapped_candidate", "demo/training_dataset"],
         "demo/evaluation": ["demo/adapter"],
         "demo/champion": ["demo/evaluation"],
         "demo/batch_scoring": ["demo/champion"],

@@ -74,6 +74,11 @@ def test_backfill_of_a_new_version_keeps_the_old_one(tiny_catalog, tmp_path, ins
     assert ds_meta["taxonomy_version"].value == "v2"
     assert ds_meta["review_rows"].value > 0  # card_lost texts no rule decides
     assert ds_meta["retired_rows"].value > 0
+    # The v1 champion is not offered as a mapped candidate: the split leaves rows to review.
+    mapped_meta = result.asset_materializations_for_node("demo__mapped_candidate")[0].metadata
+    assert mapped_meta["mapped_adapter_id"].value == "none"
+    assert "left" in mapped_meta["outcome"].value and "rows to review" in (
+        mapped_meta["outcome"].value)
     eval_meta = result.asset_materializations_for_node("demo__evaluation")[0].metadata
     assert "mapped onto v2 labels" in eval_meta["champion_compared"].value
     # card_stolen / card_missing come from the split rules: left out of the comparison

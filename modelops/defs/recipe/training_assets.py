@@ -1,8 +1,12 @@
-"""A recipe's four training assets: training_dataset -> adapter -> evaluation -> champion.
+"""A recipe's training assets: training_dataset -> mapped_candidate -> adapter ->
+evaluation -> champion.
 
 The assets are thin: each calls one step of ``modelops.lifecycle`` and turns its result
 into Dagster metadata (``modelops.defs.metadata``). The evaluation asset carries the
 recipe's gates as blocking asset checks, so a failing candidate never reaches ``champion``.
+``mapped_candidate`` (``modelops.defs.recipe.mapped_asset``) offers the previous version's
+champion through the taxonomy mapping first; the evaluation puts the trained adapter beside
+it and ``champion`` promotes the winner (``modelops.lifecycle.taxonomy_change``).
 """
 
 import base64
@@ -14,6 +18,7 @@ from modelops.defs.k8s import k8s_tags
 from modelops.defs.keys import TAG_MODE, RecipeKeys
 from modelops.defs.metadata import md_table, meta_value, num
 from modelops.defs.partitions import taxonomy_partitions
+from modelops.defs.recipe.mapped_asset import build_mapped_asset
 from modelops.defs.resources import (
     ArtifactStoreResource,
     CatalogResource,
@@ -27,6 +32,7 @@ from modelops.domain.gates import GateCheck, active_gates
 from modelops.lifecycle.dataset import DatasetRecord, build_dataset
 from modelops.lifecycle.evaluate import evaluate_adapter
 from modelops.lifecycle.promote import promote_if_passed
+from modelops.lifecycle.taxonomy_change import compare_candidates, should_train
 from modelops.lifecycle.train import train_adapter
 
 # One blocking check per gate of ``modelops.domain.gates.decide`` (a test keeps them equal).
@@ -41,7 +47,7 @@ CHECK_DESCRIPTIONS = {
 
 
 def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
-    """The four assets of one recipe, keyed ``<recipe>/<asset>``, in group ``<recipe>``."""
+    """The five assets of one recipe, keyed ``<recipe>/<asset>``, in group ``<recipe>``."""
     name = loaded.name
     group = name
     tags = {"recipe": name, "taxonomy": f"{loaded.taxonomy.name}.{loaded.taxonomy.version}"}
@@ -105,16 +111,23 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
             },
         )
 
+    mapped_candidate = build_mapped_asset(loaded, group, tags, partitioned, heavy)
+
     @dg.asset(
         key=keys.adapter,
         group_name=group,
         **partitioned,
-        ins={"dataset": dg.AssetIn(key=keys.training_dataset)},
+        ins={
+            "dataset": dg.AssetIn(key=keys.training_dataset),
+            "mapped": dg.AssetIn(key=keys.mapped_candidate),
+        },
         kinds={"pytorch"},
         tags=tags,
         op_tags=heavy,
+        output_required=False,
         description=f"LoRA adapter for {name} on {loaded.recipe.base_model}; registered as "
-        "candidate with its full lineage.",
+        "candidate with its full lineage. Not trained (nor evaluated) under "
+        "taxonomy_changes.policy mapped_only when a mapped candidate covers the version.",
     )
     def adapter(
         context: dg.AssetExecutionContext,
@@ -123,7 +136,12 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
         artifact_store: ArtifactStoreResource,
         catalog: CatalogResource,
         dataset: dict,
+        mapped: dict,
     ):
+        train, why = should_train(loaded, mapped)
+        if not train:
+            context.log.info(why)
+            return
         mode = context.run.tags.get(TAG_MODE, "full")
         version = train_adapter(
             platform_from(runtime, registry, artifact_store, catalog),
@@ -134,11 +152,12 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
         )
         history = version.lineage.get("history") or []
         metrics = version.metrics
-        return dg.Output(
+        yield dg.Output(
             {
                 "adapter_id": version.id,
                 "review_rows": dataset["stats"].get("review_rows", 0),
                 "review_uri": dataset.get("review_uri"),
+                "mapped_adapter_id": mapped.get("adapter_id"),
             },
             data_version=dg.DataVersion(version.weights_sha256),
             metadata={
@@ -201,16 +220,23 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
         catalog: CatalogResource,
         adapter: dict,
     ):
-        outcome = evaluate_adapter(
-            platform_from(runtime, registry, artifact_store, catalog),
-            adapter["adapter_id"],
-            emit=context.log.info,
-            loaded=loaded,
-        )
+        p = platform_from(runtime, registry, artifact_store, catalog)
+        outcome = evaluate_adapter(p, adapter["adapter_id"], emit=context.log.info, loaded=loaded)
         cand, champ = outcome.candidate, outcome.champion
         png = base64.b64encode(outcome.confusion_png).decode()
+        mapped_id = adapter.get("mapped_adapter_id")
+        versus = (
+            compare_candidates(p, loaded, outcome, mapped_id, emit=context.log.info)
+            if mapped_id is not None
+            else None
+        )
         yield dg.Output(
-            {"adapter_id": outcome.adapter_id, "passed": outcome.decision.passed},
+            {
+                "adapter_id": outcome.adapter_id,
+                "passed": outcome.decision.passed,
+                "winner_id": versus["winner_id"] if versus else outcome.adapter_id,
+                "taxonomy_change": versus,
+            },
             metadata={
                 "adapter_id": outcome.adapter_id,
                 "accuracy": cand.accuracy,
@@ -232,6 +258,7 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
                 "confusion_matrix": dg.MetadataValue.md(
                     f"![confusion matrix](data:image/png;base64,{png})"
                 ),
+                **_versus_metadata(versus),
             },
         )
         for check in outcome.decision.checks:
@@ -256,12 +283,21 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
         evaluation: dict,
     ):
         p = platform_from(runtime, registry, artifact_store, catalog)
-        adapter_id = evaluation["adapter_id"]
+        adapter_id = evaluation.get("winner_id") or evaluation["adapter_id"]
+        versus = evaluation.get("taxonomy_change")
+        why = "passed every gate in the evaluation asset"
+        if versus:
+            why += (
+                f"; {versus['winner']} candidate won against the "
+                f"{'mapped' if versus['winner'] == 'trained' else 'trained'} one "
+                f"({versus['why']}, margin {versus['margin']:.4f} {versus['metric']})"
+            )
         entry = promote_if_passed(
             p,
             adapter_id,
             who=f"dagster run {context.run.run_id[:8]} ({p.settings.user})",
-            why="passed every gate in the evaluation asset",
+            why=why,
+            evidence={"taxonomy_change": versus} if versus else None,
         )
         if entry is None:
             context.log.info(f"adapter {adapter_id} already is the champion")
@@ -278,7 +314,24 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
             }
         )
 
-    return [training_dataset, adapter, evaluation, champion]
+    return [training_dataset, mapped_candidate, adapter, evaluation, champion]
+
+
+def _versus_metadata(versus: dict | None) -> dict:
+    """The trained adapter against the mapped candidate, as evaluation metadata."""
+    if not versus:
+        return {"mapped_candidate": "none"}
+    metric = versus["metric"]
+    return {
+        "mapped_candidate": versus["mapped_id"],
+        "winner": f"{versus['winner']} ({versus['why']})",
+        "winner_id": versus["winner_id"] if versus["winner_id"] else "none",
+        "winner_margin": versus["margin"],
+        f"mapped_{metric}": versus[f"mapped_{metric}"],
+        f"trained_{metric}": versus[f"trained_{metric}"],
+        "mapped_seconds": versus["mapped_seconds"],
+        "trained_seconds": versus["trained_seconds"],
+    }
 
 
 def check_result(key: dg.AssetKey, check: GateCheck) -> dg.AssetCheckResult:
