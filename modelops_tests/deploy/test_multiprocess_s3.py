@@ -51,13 +51,14 @@ def test_each_step_in_its_own_process_and_disk(
         }
         assert steps == {
             "demo__training_dataset",
+            "demo__mapped_candidate",
             "demo__adapter",
             "demo__evaluation",
             "demo__champion",
         }
 
-    # The orchestrating process and each of the four step processes had a home of its own.
-    assert len({p.name.split("-")[0] for p in homes.iterdir()}) >= 5
+    # The orchestrating process and each of the five step processes had a home of its own.
+    assert len({p.name.split("-")[0] for p in homes.iterdir()}) >= 6
 
     # What crossed the steps is in the bucket, as JSON.
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
@@ -65,6 +66,7 @@ def test_each_step_in_its_own_process_and_disk(
     values = {k for k in keys if k.startswith("prod/step-values/")}
     assert values == {
         "prod/step-values/demo/training_dataset/v1.json",
+        "prod/step-values/demo/mapped_candidate/v1.json",
         "prod/step-values/demo/adapter/v1.json",
         "prod/step-values/demo/evaluation/v1.json",
     }
