@@ -11,6 +11,7 @@ from modelops.config.recipe import Recipe
 from modelops.ml.catalog import ResolvedBase
 from modelops.monitoring.estimate import estimate_accuracy
 from modelops.monitoring.evidently_scores import signal_scores
+from modelops.monitoring.impact import Decision, Impact, assess, decide
 from modelops.monitoring.reference import MonitoringBundle, base_embeddings
 from modelops.monitoring.report import report_html
 from modelops.monitoring.signals import Window
@@ -25,6 +26,8 @@ class DriftCheck:
     first_id: int
     last_id: int
     report_path: Path | None
+    impact: Impact | None = None
+    decision: Decision | None = None
 
 
 def check_window(
@@ -65,6 +68,16 @@ def check_window(
         estimated_accuracy=estimate,
         min_accuracy=settings.min_estimated_accuracy,
     )
+    reference = bundle.reference
+    impact = assess(
+        bundle.calibrator,
+        current.confidence,
+        predicted=current.predicted,
+        labels=current.labels,
+        known_labels={str(v) for v in (reference.labels or []) if v is not None},
+        confidence=bundle.calibration.confidence,
+    )
+    decision = decide(result, impact, recipe.retraining)
     if report_path is not None:
         report_html(
             bundle.reference,
@@ -73,6 +86,7 @@ def check_window(
             vocabulary=bundle.vocabulary,
             pca=bundle.projection,
             calibration=bundle.calibration,
+            thresholds=result.thresholds,
         )
     return DriftCheck(
         verdict=result,
@@ -81,4 +95,6 @@ def check_window(
         first_id=int(window["id"].min()),
         last_id=int(window["id"].max()),
         report_path=report_path,
+        impact=impact,
+        decision=decision,
     )

@@ -17,7 +17,7 @@ from modelops.config.errors import InputError
 from modelops.config.monitoring import SIGNALS
 from modelops.demo.generator import DemoKnobs, generate
 from modelops.demo.intents import BASE_INTENTS, EXTRA_INTENTS
-from modelops.monitoring.calibration import Calibration, calibrate, threshold_from_null
+from modelops.monitoring.calibration import Calibration, calibrate
 from modelops.monitoring.evidently_scores import signal_scores
 from modelops.monitoring.report import report_html
 from modelops.monitoring.signals import Projection, Window, fit_projection, fit_vocabulary
@@ -85,7 +85,11 @@ def test_every_signal_is_scored_and_calibrated(setup):
     assert set(calibration.thresholds) == set(SIGNALS)
     for signal, null in calibration.null_scores.items():
         assert len(null) == 20
-        assert calibration.thresholds[signal] >= max(null)  # 20 bootstraps < 1 / 1%
+        assert calibration.thresholds[signal] >= max(null)  # 20 windows < 1 / 1%
+    # 20 null windows cannot show a 1% rate: the calibration says so instead of pretending.
+    assert calibration.guarantee["reachable"] is False
+    assert calibration.guarantee["windows_needed"] == 230
+    assert calibration.guarantee["rate_bound"] > 0.01
 
 
 def test_no_false_alarm_on_clean_windows(setup):
@@ -170,18 +174,6 @@ def test_lower_false_alarm_rate_gives_higher_thresholds(setup):
         for signal in SIGNALS:
             assert stricter[signal] >= looser[signal]
     assert per_rate[-1]["confidence"] > per_rate[0]["confidence"]
-
-
-def test_threshold_rule():
-    rng = np.random.default_rng(0)
-    few = rng.normal(size=20)
-    assert threshold_from_null(few, 0.01) >= few.max()  # never below the largest null score
-    many = rng.normal(size=20_000)
-    assert threshold_from_null(many, 0.05) == pytest.approx(1.645, abs=0.05)
-    skewed = rng.lognormal(sigma=0.5, size=20)  # a normal fit misses the long right tail
-    assert threshold_from_null(skewed, 0.01) >= np.exp(2.326 * 0.5) * 0.8
-    with pytest.raises(InputError, match="null_scores"):
-        threshold_from_null([], 0.01)
 
 
 def test_calibration_input_errors(setup):
