@@ -105,6 +105,13 @@ def build_bundle(
     )
     reference = window.take(np.flatnonzero(first_half))
     holdout = window.take(np.flatnonzero(~first_half))
+    if len(holdout) < settings.window_size:  # the hash split is only about half and half
+        emit(
+            f"the bootstrap holdout has {len(holdout)} rows, fewer than a window of "
+            f"{settings.window_size}: no drift reference for this adapter (lower "
+            "monitoring.window_size or add data)"
+        )
+        return {}
     vocabulary = fit_vocabulary(dataset.split("train")["text"].tolist())
     projection = fit_projection(reference.embeddings, k=min(10, len(reference) - 1))
     emit(

@@ -1,0 +1,120 @@
+"""The alarm protocol of ``drift_banking77.py`` (issue 13): clean windows from test.csv
+against the champion's reference from train.csv, detection at small novel-intent shares,
+retraining runs by the recipe's policy, and the error of the accuracy estimate.
+
+Each test.csv row is embedded by the frozen base and scored by the champion once; a window is
+then rows of those, checked exactly as ``modelops.monitoring.check.check_window`` checks a
+logged window (``signal_scores``, ``verdict`` over the recipe's signals, ``assess``,
+``decide``), without feedback labels and without writing the HTML report.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from modelops.lifecycle.fetch import FetchedAdapter, predict_with
+from modelops.monitoring.estimate import estimate_accuracy
+from modelops.monitoring.evidently_scores import signal_scores
+from modelops.monitoring.impact import assess, decide
+from modelops.monitoring.reference import base_embeddings, load_bundle
+from modelops.monitoring.signals import Window
+from modelops.monitoring.verdict import verdict
+
+
+def score_pool(plat, champion, rows: pd.DataFrame, max_length: int):
+    """The bundle, and every row's embedding, prediction and confidence, computed once."""
+    with FetchedAdapter(plat, champion) as fetched:
+        bundle = load_bundle(fetched.path)
+        probs, labels = predict_with(plat, fetched, rows["text"].tolist(), max_length)
+    if bundle is None:
+        raise SystemExit("the champion has no monitoring bundle (too few held-out rows)")
+    base = plat.resolve_base_by_sha256(champion.base_model_sha256)
+    embeddings = base_embeddings(base, rows["text"].tolist(), bundle.max_length)
+    pool = Window(texts=rows["text"].tolist(), predicted=[labels[i] for i in probs.argmax(1)],
+                  confidence=probs.max(1), embeddings=embeddings)
+    return bundle, pool
+
+
+def check(bundle, recipe, pool: Window, idx: np.ndarray, truth: np.ndarray) -> dict:
+    """One window, as ``check_window`` checks it (no feedback): verdict, impact, decision."""
+    current = pool.take(idx)
+    scores = signal_scores(bundle.reference, current, vocabulary=bundle.vocabulary,
+                           pca=bundle.projection)
+    estimate = estimate_accuracy(bundle.calibrator, current.confidence)
+    result = verdict(scores, bundle.calibration,
+                     signals=[s for s in recipe.monitoring.signals if s in scores],
+                     estimated_accuracy=estimate,
+                     min_accuracy=recipe.monitoring.min_estimated_accuracy)
+    impact = assess(bundle.calibrator, current.confidence, predicted=current.predicted,
+                    labels=None, known_labels=set(), confidence=bundle.calibration.confidence)
+    decision = decide(result, impact, recipe.retraining)
+    measured = float(np.mean(np.asarray(current.predicted) == truth[idx]))
+    return {"drifted": result.drifted, "fired": result.fired, "action": decision.action,
+            "estimated_accuracy": estimate, "estimated_interval": list(impact.estimated_interval),
+            "estimated_drop": impact.estimated_drop, "measured_accuracy": measured,
+            "reason": result.reason}
+
+
+def run_alarms(plat, loaded, champion, test: pd.DataFrame, held_out: list[str], args,
+               emit: Callable[[str], None]) -> dict:
+    """100 clean windows, then drifted streams at each novel-intent share."""
+    recipe = loaded.recipe
+    size = args.batch_size
+    emit(f"scoring and embedding the {len(test)} test.csv rows once")
+    bundle, pool = score_pool(plat, champion, test, recipe.training.max_length)
+    truth = test["label"].to_numpy()
+    is_new = test["label"].isin(held_out).to_numpy()
+    known_idx, new_idx = np.flatnonzero(~is_new), np.flatnonzero(is_new)
+    rng = np.random.default_rng(args.seed)
+    clean = []
+    for i in range(args.clean):
+        clean.append(check(bundle, recipe, pool, rng.choice(known_idx, size, replace=False),
+                           truth))
+        if clean[-1]["drifted"] or (i + 1) % 20 == 0:
+            emit(f"clean window {i}: {clean[-1]['reason']} -> {clean[-1]['action']}")
+    streams = {}
+    for share in args.shares:
+        n_new = round(share * size)
+        order = rng.permutation(new_idx)
+        windows = []
+        for j in range(args.drifted):
+            novel = order[(j * n_new) % len(order):][:n_new]
+            old = rng.choice(known_idx, size - len(novel), replace=False)
+            windows.append(check(bundle, recipe, pool, np.concatenate([old, novel]), truth))
+        detected = [j for j, w in enumerate(windows) if w["drifted"]]
+        streams[f"{share:g}"] = {
+            "novel_rows_per_window": n_new, "windows": windows,
+            "detected": len(detected), "delay": detected[0] if detected else None,
+            "retraining_runs": sum(w["action"] == "retrain" for w in windows),
+            "estimate_error_mean": statistics.mean(
+                w["estimated_accuracy"] - w["measured_accuracy"] for w in windows),
+        }
+        emit(f"share {share:g}: {len(detected)}/{args.drifted} windows drifted, first at "
+             f"{streams[f'{share:g}']['delay']}, {streams[f'{share:g}']['retraining_runs']} "
+             f"retrain decisions, estimate - measured "
+             f"{streams[f'{share:g}']['estimate_error_mean']:+.3f}")
+    within = [float(s) for s, r in streams.items() if r["delay"] is not None and r["delay"] <= 2]
+    guarantee = bundle.calibration.joint(
+        [s for s in recipe.monitoring.signals if s in bundle.calibration.null_scores])
+    return {
+        "clean_windows": len(clean),
+        "false_alarms": sum(w["drifted"] for w in clean),
+        "retraining_runs_clean": sum(w["action"] == "retrain" for w in clean),
+        "retraining_runs_drifted": {s: r["retraining_runs"] for s, r in streams.items()},
+        "detection_delay_windows": {s: r["delay"] for s, r in streams.items()},
+        "smallest_share_detected_within_3": min(within) if within else None,
+        "estimate_error_drifted": {s: r["estimate_error_mean"] for s, r in streams.items()},
+        "estimate_error_clean": statistics.mean(
+            w["estimated_accuracy"] - w["measured_accuracy"] for w in clean),
+        "measured_accuracy_clean": statistics.mean(w["measured_accuracy"] for w in clean),
+        "fired_clean": sorted({s for w in clean for s in w["fired"]}),
+        "calibration": {**guarantee.to_dict(), "holdout_rows": bundle.calibration.holdout_rows,
+                        "reference_rows": bundle.calibration.reference_rows},
+        "reference_accuracy": bundle.calibrator.fitted_accuracy,
+        "streams": streams,
+        "clean": clean,
+    }
