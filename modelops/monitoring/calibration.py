@@ -40,12 +40,15 @@ class Calibration:
     reference_rows: int = 0
     holdout_rows: int = 0
     confidence: float = _DEFAULT_CONFIDENCE
-    signals: list[str] = field(default_factory=list)
+    signals: list[str] | None = None
+    """The signals the stored thresholds are for (None: every calibrated one)."""
     guarantee: dict[str, Any] = field(default_factory=dict)
 
     def joint(self, signals: Sequence[str] | None = None) -> JointThresholds:
         """Thresholds for ``signals`` (default: the calibrated ones) and their guarantee."""
-        chosen = list(self.signals or self.null_scores) if signals is None else list(signals)
+        if signals is None:
+            signals = self.null_scores if self.signals is None else self.signals
+        chosen = list(signals)
         result = joint_thresholds(
             self.null_scores, chosen, rate=self.false_alarm_rate, confidence=self.confidence
         )
@@ -68,7 +71,7 @@ class Calibration:
             "reference_rows": int(self.reference_rows),
             "holdout_rows": int(self.holdout_rows),
             "confidence": float(self.confidence),
-            "signals": list(self.signals),
+            "signals": None if self.signals is None else list(self.signals),
             "guarantee": dict(self.guarantee),
         }
 
@@ -86,7 +89,9 @@ class Calibration:
                 reference_rows=int(d.get("reference_rows", 0)),
                 holdout_rows=int(d.get("holdout_rows", 0)),
                 confidence=float(d.get("confidence", _DEFAULT_CONFIDENCE)),
-                signals=[str(s) for s in d.get("signals", [])],
+                signals=(
+                    None if d.get("signals") is None else [str(s) for s in d["signals"]]
+                ),
                 guarantee=dict(d.get("guarantee", {})),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

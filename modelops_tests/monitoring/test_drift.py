@@ -255,3 +255,26 @@ def test_report_html_writes_a_report(setup, tmp_path):
     assert path.stat().st_size > 10_000
     assert html.lstrip().lower().startswith("<!doctype html") or "<html" in html[:1000].lower()
     assert "oov_rate" in html and "embedding_pc0" in html
+
+
+def test_thresholds_are_joint_for_the_signals_checked(setup):
+    calibration = setup["calibration"]
+    scores = signal_scores(setup["reference"], _clean(1), **setup["kw"])
+    alone = verdict(scores, calibration, signals=["confidence"])
+    together = verdict(scores, calibration)
+    # Checking more signals at the same verdict rate asks more of each one.
+    assert alone.thresholds["confidence"] <= together.thresholds["confidence"]
+    assert together.guarantee["rate"] == calibration.false_alarm_rate
+    # 20 null windows reach a 20% verdict rate at 90% confidence (11 are needed): the
+    # joint threshold is then an order statistic of the null windows, not an extrapolation.
+    loose = calibration.at_rate(0.2)
+    assert loose.guarantee["reachable"] and loose.guarantee["rate_bound"] <= 0.2
+    fired = [
+        any(loose.null_scores[s][i] > t for s, t in loose.thresholds.items()) for i in range(20)
+    ]
+    assert 0 < sum(fired) < 0.2 * 20  # some null windows lie above it, fewer than the rate
+    assert all(loose.thresholds[s] < calibration.thresholds[s] for s in loose.thresholds)
+    assert "at most 0.2 with 90% confidence" in verdict(scores, loose).reason
+    none = calibrate(setup["reference"], setup["holdout"], window_size=WINDOW, n_bootstrap=3,
+                     signals=[], **setup["kw"])
+    assert none.thresholds == {} and none.joint().thresholds == {}
