@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from modelops.lifecycle.fetch import FetchedAdapter, predict_with
-from modelops.monitoring.estimate import estimate_accuracy
 from modelops.monitoring.evidently_scores import signal_scores
 from modelops.monitoring.impact import assess, decide
+from modelops.monitoring.novelty import novel_rows
 from modelops.monitoring.reference import base_embeddings, load_bundle
 from modelops.monitoring.signals import Window
 from modelops.monitoring.verdict import verdict
@@ -44,18 +44,22 @@ def check(bundle, recipe, pool: Window, idx: np.ndarray, truth: np.ndarray) -> d
     current = pool.take(idx)
     scores = signal_scores(bundle.reference, current, vocabulary=bundle.vocabulary,
                            pca=bundle.projection)
-    estimate = estimate_accuracy(bundle.calibrator, current.confidence)
+    novel, by_chance = novel_rows(current.embeddings, bundle.reference.embeddings)
+    impact = assess(bundle.calibrator, current.confidence, predicted=current.predicted,
+                    labels=None, known_labels=set(), confidence=bundle.calibration.confidence,
+                    novel=novel, novel_by_chance=by_chance)
+    estimate = impact.estimated_accuracy
     result = verdict(scores, bundle.calibration,
                      signals=[s for s in recipe.monitoring.signals if s in scores],
                      estimated_accuracy=estimate,
                      min_accuracy=recipe.monitoring.min_estimated_accuracy)
-    impact = assess(bundle.calibrator, current.confidence, predicted=current.predicted,
-                    labels=None, known_labels=set(), confidence=bundle.calibration.confidence)
     decision = decide(result, impact, recipe.retraining)
     measured = float(np.mean(np.asarray(current.predicted) == truth[idx]))
     return {"drifted": result.drifted, "fired": result.fired, "action": decision.action,
             "estimated_accuracy": estimate, "estimated_interval": list(impact.estimated_interval),
             "estimated_drop": impact.estimated_drop, "measured_accuracy": measured,
+            "unadjusted_accuracy": impact.unadjusted_accuracy,
+            "novel_share": impact.novel_share,
             "reason": result.reason}
 
 
@@ -92,11 +96,14 @@ def run_alarms(plat, loaded, champion, test: pd.DataFrame, held_out: list[str], 
             "retraining_runs": sum(w["action"] == "retrain" for w in windows),
             "estimate_error_mean": statistics.mean(
                 w["estimated_accuracy"] - w["measured_accuracy"] for w in windows),
+            "unadjusted_error_mean": statistics.mean(
+                w["unadjusted_accuracy"] - w["measured_accuracy"] for w in windows),
         }
         emit(f"share {share:g}: {len(detected)}/{args.drifted} windows drifted, first at "
              f"{streams[f'{share:g}']['delay']}, {streams[f'{share:g}']['retraining_runs']} "
              f"retrain decisions, estimate - measured "
-             f"{streams[f'{share:g}']['estimate_error_mean']:+.3f}")
+             f"{streams[f'{share:g}']['estimate_error_mean']:+.3f} (unadjusted "
+             f"{streams[f'{share:g}']['unadjusted_error_mean']:+.3f})")
     within = [float(s) for s, r in streams.items() if r["delay"] is not None and r["delay"] <= 2]
     guarantee = bundle.calibration.joint(
         [s for s in recipe.monitoring.signals if s in bundle.calibration.null_scores])
@@ -110,6 +117,9 @@ def run_alarms(plat, loaded, champion, test: pd.DataFrame, held_out: list[str], 
         "estimate_error_drifted": {s: r["estimate_error_mean"] for s, r in streams.items()},
         "estimate_error_clean": statistics.mean(
             w["estimated_accuracy"] - w["measured_accuracy"] for w in clean),
+        "unadjusted_error_drifted": {s: r["unadjusted_error_mean"] for s, r in streams.items()},
+        "unadjusted_error_clean": statistics.mean(
+            w["unadjusted_accuracy"] - w["measured_accuracy"] for w in clean),
         "measured_accuracy_clean": statistics.mean(w["measured_accuracy"] for w in clean),
         "fired_clean": sorted({s for w in clean for s in w["fired"]}),
         "calibration": {**guarantee.to_dict(), "holdout_rows": bundle.calibration.holdout_rows,

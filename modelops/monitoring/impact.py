@@ -60,6 +60,10 @@ class Impact:
     measured_drop: float | None = None
     measured_drop_interval: tuple[float, float] | None = None
     new_labels: list[str] = field(default_factory=list)
+    novel_share: float | None = None
+    """Share of rows unlike any reference row (``modelops.monitoring.novelty``)."""
+    unadjusted_accuracy: float | None = None
+    """The plain confidence-based estimate, before the novel rows were counted as wrong."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -81,15 +85,29 @@ def assess(
     labels: Sequence[str | None] | None,
     known_labels: set[str],
     confidence: float = 0.9,
+    novel: np.ndarray | None = None,
+    novel_by_chance: float = 0.0,
 ) -> Impact:
     """The window's accuracy, estimated from ``confidence_scores`` and measured on the rows
     whose ``labels`` are known, against the reference accuracy the calibrator was fitted at.
     ``known_labels`` are the labels the adapter's reference holds; a feedback label outside
-    them is a new label."""
+    them is a new label.
+
+    ``novel`` flags rows unlike any reference row (``novelty.novel_rows``), of which
+    ``novel_by_chance`` are expected on clean data: the flagged share beyond that counts as
+    wrong, at the flagged rows' mean calibrated probability (a model is confidently wrong on
+    what it never saw), and ``estimated_accuracy`` is lowered by it."""
     z = _z(confidence)
     p = calibrator.predict(np.asarray(confidence_scores, dtype=float))
     n = p.size
-    estimate = float(p.mean())
+    estimate = plain = float(p.mean())
+    novel_share = None
+    if novel is not None:
+        flags = np.asarray(novel, dtype=bool)
+        novel_share = float(flags.mean())
+        if flags.any():
+            excess = max(0.0, novel_share - novel_by_chance)
+            estimate = max(0.0, plain - excess * float(p[flags].mean()))
     var_est = float((p * (1 - p)).sum()) / (n * n)
     half = z * math.sqrt(var_est)
     interval = (max(0.0, estimate - half), min(1.0, estimate + half))
@@ -103,6 +121,8 @@ def assess(
         half = z * math.sqrt(var_est + var_ref)
         drop_interval = (drop - half, drop + half)
     impact = Impact(confidence, estimate, interval, ref, drop, drop_interval)
+    if novel is not None:
+        impact.novel_share, impact.unadjusted_accuracy = novel_share, plain
     if labels is None:
         return impact
     pairs = [(pr, lb) for pr, lb in zip(predicted, labels, strict=True) if lb is not None]

@@ -108,3 +108,31 @@ def test_wilson_interval():
     lo, hi = wilson(90, 100, 0.95)
     assert lo == pytest.approx(0.8256, abs=1e-3) and hi == pytest.approx(0.9448, abs=1e-3)
     assert wilson(0, 0, 0.9) == (0.0, 1.0)
+
+
+def test_rows_unlike_the_reference_lower_the_estimate():
+    from modelops.monitoring.novelty import QUANTILE, novel_rows
+
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(6, 32)) * 3
+    reference = centres[rng.integers(0, 5, 800)] + rng.normal(size=(800, 32))
+    clean = centres[rng.integers(0, 5, 2000)] + rng.normal(size=(2000, 32))
+    new = centres[5] + rng.normal(size=(40, 32))  # an intent the reference never had
+    flags, by_chance = novel_rows(clean, reference)
+    assert by_chance == QUANTILE and abs(flags.mean() - QUANTILE) < 0.015
+    mixed = np.vstack([clean[:160], new])
+    flags, _ = novel_rows(mixed, reference)
+    assert flags[160:].all() and flags[:160].mean() < 0.05
+    calibrator = ConfidenceCalibrator().fit(np.linspace(0, 1, 200), np.arange(200) >= 20)
+    confident = np.full(200, 0.95)  # confidently wrong on the new rows: the plain estimate
+    impact = assess(calibrator, confident, predicted=["a"] * 200, labels=None,
+                    known_labels=set(), novel=flags, novel_by_chance=by_chance)
+    plain = impact.unadjusted_accuracy
+    excess = flags.mean() - by_chance
+    assert impact.novel_share == pytest.approx(flags.mean())
+    assert impact.estimated_accuracy == pytest.approx(plain - excess * plain)
+    assert impact.estimated_drop == pytest.approx(calibrator.fitted_accuracy
+                                                  - impact.estimated_accuracy)
+    unflagged = assess(calibrator, confident, predicted=["a"] * 200, labels=None,
+                       known_labels=set(), novel=np.zeros(200, bool), novel_by_chance=0.02)
+    assert unflagged.estimated_accuracy == unflagged.unadjusted_accuracy == plain

@@ -162,6 +162,9 @@ def drift_metadata(result: "DriftResult", serve_url: str | None = None) -> dict:
         if impact.measured_accuracy is not None:
             metadata["measured_accuracy"] = num(impact.measured_accuracy)
             metadata["measured_drop"] = num(impact.measured_drop)
+        if impact.unadjusted_accuracy is not None:
+            metadata["unadjusted_estimated_accuracy"] = num(impact.unadjusted_accuracy)
+            metadata["novel_share"] = num(impact.novel_share)
         if impact.new_labels:
             metadata["new_labels"] = ", ".join(impact.new_labels)
     for signal, score in verdict.scores.items():
