@@ -121,6 +121,11 @@ def write_workspace(root: Path, rows: pd.DataFrame, labels: list[str], args) -> 
     }
     (root / "recipes").mkdir()
     (root / "recipes" / f"{RECIPE}.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return workspace_settings(root, args)
+
+
+def workspace_settings(root: Path, args) -> Settings:
+    """The Settings of a benchmark workspace (``--workspace`` reuses one)."""
     home = root / ".modelops"
     return Settings(home=home, database_url=f"sqlite:///{home / 'modelops.db'}",
                     artifacts_uri=str(home / "artifacts"), s3_endpoint_url=None,
@@ -255,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-bootstrap", type=int, default=None,
                         help="monitoring.n_bootstrap (default: the recipe default, smoke runs)")
     parser.add_argument("--min-macro-f1", type=float, default=0.5, help="champion gate")
+    parser.add_argument("--workspace", type=Path, default=None, help="reuse the champion of "
+                        "an earlier run's workspace (alarm protocol only)")
     parser.add_argument("--full", action="store_true", help="also the stream, check time "
                         "and retraining parts of runs 1-5")
     parser.add_argument("--stream-clean", type=int, default=20, help="clean batches (--full)")
@@ -267,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replay-fraction", type=float, default=None,
                         help="retraining.replay_fraction (default: the recipe default, 0.2)")
     args = parser.parse_args(argv)
+    if args.full and args.workspace:
+        raise SystemExit("--full trains its own champion; leave out --workspace")
     torch.set_num_threads(args.threads)
     load_start = os.getloadavg()
     train, test = (pd.read_csv(args.data / f"{s}.csv") for s in ("train", "test"))
@@ -283,16 +292,25 @@ def main(argv: list[str] | None = None) -> int:
         known_train = known_train.sample(n=min(args.limit, len(known_train)),
                                          random_state=args.seed)
     emit(f"held-out intents: {', '.join(held_out)}; {len(known_train)} training rows")
-    work = Path(tempfile.mkdtemp(prefix="drift-banking77-"))
-    settings = write_workspace(work, known_train, labels, args)
+    if args.workspace:  # the champion of an earlier run, same seed and data
+        work = args.workspace
+        settings = workspace_settings(work, args)
+    else:
+        work = Path(tempfile.mkdtemp(prefix="drift-banking77-"))
+        settings = write_workspace(work, known_train, labels, args)
     plat = Platform.from_settings(settings)
     loaded = load_recipe(settings.recipes_dir / f"{RECIPE}.yaml")
     max_length = loaded.recipe.training.max_length
 
-    dataset = build_dataset(plat, loaded, emit=emit)
-    champion, champion_s = timed_training(plat, loaded, dataset, "full")
-    evaluate_adapter(plat, champion.id, emit=emit, loaded=loaded)
-    promote_if_passed(plat, champion.id, who="benchmark", why="drift benchmark champion")
+    if args.workspace:
+        champion, champion_s = plat.registry.alias(RECIPE, "champion"), None
+        dataset = None
+        emit(f"reusing champion adapter {champion.id} of {work}")
+    else:
+        dataset = build_dataset(plat, loaded, emit=emit)
+        champion, champion_s = timed_training(plat, loaded, dataset, "full")
+        evaluate_adapter(plat, champion.id, emit=emit, loaded=loaded)
+        promote_if_passed(plat, champion.id, who="benchmark", why="drift benchmark champion")
 
     alarms = run_alarms(plat, loaded, champion, test, held_out, args, emit)
     head = {k: alarms[k] for k in ("clean_windows", "false_alarms", "retraining_runs_clean",
@@ -305,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": ".venv/bin/python " + shlex.join(sys.argv),
             "held_out_intents": held_out,
-            "rows": {"train_known": len(known_train), "champion_dataset": dataset.stats},
+            "rows": {"train_known": len(known_train),
+                     "champion_dataset": dataset.stats if dataset else None},
             "champion": {"id": champion.id, "wall_seconds": champion_s,
                          "train_rows": champion.metrics["train_rows"],
                          "validation_accuracy": champion.metrics["validation_accuracy"]},
