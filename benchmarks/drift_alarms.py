@@ -60,6 +60,7 @@ def check(bundle, recipe, pool: Window, idx: np.ndarray, truth: np.ndarray) -> d
             "estimated_drop": impact.estimated_drop, "measured_accuracy": measured,
             "unadjusted_accuracy": impact.unadjusted_accuracy,
             "novel_share": impact.novel_share,
+            "scores": {k: round(v, 4) for k, v in result.scores.items()},
             "reason": result.reason}
 
 
