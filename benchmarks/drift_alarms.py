@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from modelops.lifecycle.fetch import FetchedAdapter, predict_with
+from modelops.monitoring.calibration import calibrate
 from modelops.monitoring.evidently_scores import signal_scores
 from modelops.monitoring.impact import assess, decide
 from modelops.monitoring.novelty import novel_rows
@@ -37,6 +38,26 @@ def score_pool(plat, champion, rows: pd.DataFrame, max_length: int):
     pool = Window(texts=rows["text"].tolist(), predicted=[labels[i] for i in probs.argmax(1)],
                   confidence=probs.max(1), embeddings=embeddings)
     return bundle, pool
+
+
+def recalibrate(plat, champion, frame: pd.DataFrame, recipe, bundle, emit):
+    """The champion's calibration again with the current code, from the same holdout
+    ``build_bundle`` uses (held-out rows of ``frame``, the half whose text hash is odd)."""
+    held = frame[frame["split"] != "train"].reset_index(drop=True)
+    with FetchedAdapter(plat, champion) as fetched:
+        probs, labels = predict_with(plat, fetched, held["text"].tolist(), bundle.max_length)
+    base = plat.resolve_base_by_sha256(champion.base_model_sha256)
+    odd = np.array([int(h[-1], 16) % 2 == 1 for h in held["text_sha256"]])
+    holdout = Window(texts=held["text"].tolist(), predicted=[labels[i] for i in probs.argmax(1)],
+                     confidence=probs.max(1),
+                     embeddings=base_embeddings(base, held["text"].tolist(), bundle.max_length),
+                     labels=held["label"].tolist()).take(np.flatnonzero(odd))
+    settings = recipe.monitoring
+    return calibrate(bundle.reference, holdout, window_size=settings.window_size,
+                     false_alarm_rate=settings.false_alarm_rate, n_bootstrap=settings.n_bootstrap,
+                     confidence=settings.confidence, signals=settings.signals,
+                     seed=recipe.training.seed, vocabulary=bundle.vocabulary,
+                     pca=bundle.projection, emit=emit)
 
 
 def check(bundle, recipe, pool: Window, idx: np.ndarray, truth: np.ndarray) -> dict:
@@ -65,12 +86,17 @@ def check(bundle, recipe, pool: Window, idx: np.ndarray, truth: np.ndarray) -> d
 
 
 def run_alarms(plat, loaded, champion, test: pd.DataFrame, held_out: list[str], args,
-               emit: Callable[[str], None]) -> dict:
-    """100 clean windows, then drifted streams at each novel-intent share."""
+               emit: Callable[[str], None], dataset_frame: pd.DataFrame | None = None) -> dict:
+    """100 clean windows, then drifted streams at each novel-intent share. With
+    ``dataset_frame`` (the champion's dataset), the champion's calibration is redone with
+    the current code first (``--workspace --recalibrate``)."""
     recipe = loaded.recipe
     size = args.batch_size
     emit(f"scoring and embedding the {len(test)} test.csv rows once")
     bundle, pool = score_pool(plat, champion, test, recipe.training.max_length)
+    if dataset_frame is not None:
+        emit("recalibrating the champion's drift thresholds with the current code")
+        bundle.calibration = recalibrate(plat, champion, dataset_frame, recipe, bundle, emit)
     truth = test["label"].to_numpy()
     is_new = test["label"].isin(held_out).to_numpy()
     known_idx, new_idx = np.flatnonzero(~is_new), np.flatnonzero(is_new)

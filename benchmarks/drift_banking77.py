@@ -262,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-macro-f1", type=float, default=0.5, help="champion gate")
     parser.add_argument("--workspace", type=Path, default=None, help="reuse the champion of "
                         "an earlier run's workspace (alarm protocol only)")
+    parser.add_argument("--recalibrate", action="store_true", help="with --workspace: redo "
+                        "the champion's calibration with the current code")
     parser.add_argument("--full", action="store_true", help="also the stream, check time "
                         "and retraining parts of runs 1-5")
     parser.add_argument("--stream-clean", type=int, default=20, help="clean batches (--full)")
@@ -312,7 +314,12 @@ def main(argv: list[str] | None = None) -> int:
         evaluate_adapter(plat, champion.id, emit=emit, loaded=loaded)
         promote_if_passed(plat, champion.id, who="benchmark", why="drift benchmark champion")
 
-    alarms = run_alarms(plat, loaded, champion, test, held_out, args, emit)
+    frame = None
+    if args.recalibrate:
+        from modelops.lifecycle.dataset import load_dataset
+
+        frame = load_dataset(plat, champion.lineage["dataset"]).frame
+    alarms = run_alarms(plat, loaded, champion, test, held_out, args, emit, frame)
     head = {k: alarms[k] for k in ("clean_windows", "false_alarms", "retraining_runs_clean",
                                    "retraining_runs_drifted", "detection_delay_windows",
                                    "smallest_share_detected_within_3")}
