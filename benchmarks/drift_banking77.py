@@ -16,8 +16,22 @@ path) against a bare Evidently ``Report`` of one ``ValueDrift`` per column on th
 (the same stat tests), at 1k/10k/100k rows replicated from the drifted batches.
 Progress goes to stderr; the last line of stdout is one JSON object with every result.
 
+**Alarm protocol (issue 13, always run; ``benchmarks/drift_alarms.py``).** ``--clean`` (100)
+clean windows of known-intent test.csv rows (collected apart from train.csv) against the
+champion's reference (held-out train.csv rows), at the recipe's default false-alarm rate;
+then, for each of ``--shares`` (10 %, 5 %, 2 % novel-intent rows), ``--drifted`` (5)
+windows: detection delay, the smallest share detected within 3 windows, the retraining
+decisions of the default policy on the clean and the drifted streams, and the estimated
+minus the measured accuracy. The JSON's top level holds ``clean_windows``,
+``false_alarms``, ``retraining_runs_clean``, ``retraining_runs_drifted``,
+``detection_delay_windows`` and ``smallest_share_detected_within_3``.
+
+The Predictor/ProductionLog stream, the check-time comparison and the incremental/full
+retraining of runs 1-5 in RESULTS.md run with ``--full`` (their stream has
+``--stream-clean`` clean batches, 20 by default).
+
     .venv/bin/python benchmarks/drift_banking77.py [--epochs 1] [--threads 2] [--limit N]
-        [--replay-fraction F]
+        [--held-fraction 0.1] [--replay-fraction F] [--full]
 """
 
 from __future__ import annotations
@@ -56,6 +70,9 @@ from modelops.monitoring.signals import Window, column_frames
 from modelops.monitoring.verdict import verdict
 from modelops.serving.predictor import Predictor
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from drift_alarms import run_alarms  # noqa: E402  (a sibling script, not a package)
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "banking77"
 RECIPE = "banking77_drift"
@@ -90,19 +107,25 @@ def write_workspace(root: Path, rows: pd.DataFrame, labels: list[str], args) -> 
     recipe = {
         "name": RECIPE,
         "data": {"sources": [{"path": "../data/known_intents.csv"}],
-                 "validation_fraction": 0.1, "test_fraction": 0.1},
+                 "validation_fraction": args.held_fraction, "test_fraction": args.held_fraction},
         "taxonomy": "../taxonomies/banking77/v1.yaml",
         "base_model": "minilm@stable",
         "adapter": ADAPTER,
         "head": HEAD,
         "training": {**TRAINING, "epochs": args.epochs},
-        "gates": {"min_macro_f1": 0.5, "beat_baseline": False},
-        "monitoring": {"window_size": args.batch_size},
+        "gates": {"min_macro_f1": args.min_macro_f1, "beat_baseline": False},
+        "monitoring": {"window_size": args.batch_size,
+                       **({"n_bootstrap": args.n_bootstrap} if args.n_bootstrap else {})},
         "retraining": {"mode": "incremental", **({"replay_fraction": args.replay_fraction}
                                                  if args.replay_fraction else {})},
     }
     (root / "recipes").mkdir()
     (root / "recipes" / f"{RECIPE}.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return workspace_settings(root, args)
+
+
+def workspace_settings(root: Path, args) -> Settings:
+    """The Settings of a benchmark workspace (``--workspace`` reuses one)."""
     home = root / ".modelops"
     return Settings(home=home, database_url=f"sqlite:///{home / 'modelops.db'}",
                     artifacts_uri=str(home / "artifacts"), s3_endpoint_url=None,
@@ -113,7 +136,7 @@ def write_workspace(root: Path, rows: pd.DataFrame, labels: list[str], args) -> 
 def make_batches(known: pd.DataFrame, new: pd.DataFrame, args) -> list[tuple[str, pd.DataFrame]]:
     """Clean batches (known intents), then drifted ones (``--share`` of held-out intents)."""
     batches = [("clean", known.sample(n=args.batch_size, random_state=args.seed + i))
-               for i in range(args.clean)]
+               for i in range(args.stream_clean)]
     n_new = round(args.share * args.batch_size)
     if n_new * args.drifted > len(new):
         raise SystemExit(f"{args.drifted} drifted batches need {n_new * args.drifted} held-out "
@@ -228,8 +251,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="subsample the training rows (smoke runs)")
     parser.add_argument("--held-out", type=int, default=10, help="intents left out of training")
     parser.add_argument("--batch-size", type=int, default=200, help="also the window size")
-    parser.add_argument("--clean", type=int, default=20)
-    parser.add_argument("--drifted", type=int, default=5)
+    parser.add_argument("--clean", type=int, default=100, help="clean windows (alarms)")
+    parser.add_argument("--drifted", type=int, default=5, help="drifted windows per share")
+    parser.add_argument("--shares", type=lambda v: [float(x) for x in v.split(",")],
+                        default=[0.10, 0.05, 0.02], help="novel-intent shares (alarms)")
+    parser.add_argument("--held-fraction", type=float, default=0.1,
+                        help="validation and test fractions of the champion's dataset")
+    parser.add_argument("--n-bootstrap", type=int, default=None,
+                        help="monitoring.n_bootstrap (default: the recipe default, smoke runs)")
+    parser.add_argument("--min-macro-f1", type=float, default=0.5, help="champion gate")
+    parser.add_argument("--workspace", type=Path, default=None, help="reuse the champion of "
+                        "an earlier run's workspace (alarm protocol only)")
+    parser.add_argument("--recalibrate", action="store_true", help="with --workspace: redo "
+                        "the champion's calibration with the current code")
+    parser.add_argument("--full", action="store_true", help="also the stream, check time "
+                        "and retraining parts of runs 1-5")
+    parser.add_argument("--stream-clean", type=int, default=20, help="clean batches (--full)")
     parser.add_argument("--share", type=float, default=0.2, help="held-out share of a drifted "
                         "batch")
     parser.add_argument("--feedback-batches", type=int, default=3)
@@ -239,11 +276,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replay-fraction", type=float, default=None,
                         help="retraining.replay_fraction (default: the recipe default, 0.2)")
     args = parser.parse_args(argv)
+    if args.full and args.workspace:
+        raise SystemExit("--full trains its own champion; leave out --workspace")
     torch.set_num_threads(args.threads)
     load_start = os.getloadavg()
-    categories = json.loads((args.data / "categories.json").read_text())
-    labels = [label_name(c) for c in categories]
     train, test = (pd.read_csv(args.data / f"{s}.csv") for s in ("train", "test"))
+    listed = args.data / "categories.json"  # or, without it, the categories of train.csv
+    categories = (json.loads(listed.read_text()) if listed.is_file()
+                  else sorted(train["category"].unique()))
+    labels = [label_name(c) for c in categories]
     for frame in (train, test):
         frame["label"] = [label_name(c) for c in frame["category"]]
     rng = np.random.default_rng(args.seed)
@@ -253,16 +294,54 @@ def main(argv: list[str] | None = None) -> int:
         known_train = known_train.sample(n=min(args.limit, len(known_train)),
                                          random_state=args.seed)
     emit(f"held-out intents: {', '.join(held_out)}; {len(known_train)} training rows")
-    work = Path(tempfile.mkdtemp(prefix="drift-banking77-"))
-    settings = write_workspace(work, known_train, labels, args)
+    if args.workspace:  # the champion of an earlier run, same seed and data
+        work = args.workspace
+        settings = workspace_settings(work, args)
+    else:
+        work = Path(tempfile.mkdtemp(prefix="drift-banking77-"))
+        settings = write_workspace(work, known_train, labels, args)
     plat = Platform.from_settings(settings)
     loaded = load_recipe(settings.recipes_dir / f"{RECIPE}.yaml")
     max_length = loaded.recipe.training.max_length
 
-    dataset = build_dataset(plat, loaded, emit=emit)
-    champion, champion_s = timed_training(plat, loaded, dataset, "full")
-    evaluate_adapter(plat, champion.id, emit=emit, loaded=loaded)
-    promote_if_passed(plat, champion.id, who="benchmark", why="drift benchmark champion")
+    if args.workspace:
+        champion, champion_s = plat.registry.alias(RECIPE, "champion"), None
+        dataset = None
+        emit(f"reusing champion adapter {champion.id} of {work}")
+    else:
+        dataset = build_dataset(plat, loaded, emit=emit)
+        champion, champion_s = timed_training(plat, loaded, dataset, "full")
+        evaluate_adapter(plat, champion.id, emit=emit, loaded=loaded)
+        promote_if_passed(plat, champion.id, who="benchmark", why="drift benchmark champion")
+
+    frame = None
+    if args.recalibrate:
+        from modelops.lifecycle.dataset import load_dataset
+
+        frame = load_dataset(plat, champion.lineage["dataset"]).frame
+    alarms = run_alarms(plat, loaded, champion, test, held_out, args, emit, frame)
+    head = {k: alarms[k] for k in ("clean_windows", "false_alarms", "retraining_runs_clean",
+                                   "retraining_runs_drifted", "detection_delay_windows",
+                                   "smallest_share_detected_within_3")}
+    if not args.full:
+        print(json.dumps({
+            **head,
+            "benchmark": "drift_banking77 (alarm protocol)",
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "command": ".venv/bin/python " + shlex.join(sys.argv),
+            "held_out_intents": held_out,
+            "rows": {"train_known": len(known_train),
+                     "champion_dataset": dataset.stats if dataset else None},
+            "champion": {"id": champion.id, "wall_seconds": champion_s,
+                         "train_rows": champion.metrics["train_rows"],
+                         "validation_accuracy": champion.metrics["validation_accuracy"]},
+            "alarms": alarms,
+            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "machine": {"cpus": os.cpu_count(), "loadavg_start": load_start,
+                        "loadavg_end": os.getloadavg()},
+            "total_seconds": time.perf_counter() - STARTED,
+        }))
+        return 0
 
     is_new = test["label"].isin(held_out)
     batches = make_batches(test[~is_new], test[is_new], args)
@@ -311,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
             "met": drop <= TARGETS["original_accuracy_drop_points"]},
     }
     summary = {
+        **head,
+        "alarms": alarms,
         "benchmark": "drift_banking77",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": ".venv/bin/python " + shlex.join(sys.argv),

@@ -28,9 +28,22 @@ class MonitoringSettings(StrictSection):
         default=0.002,
         gt=0,
         lt=0.5,
-        description="per signal; thresholds are calibrated per adapter at this rate",
+        description="of the whole verdict (all chosen signals together) on clean windows; "
+        "thresholds are calibrated per adapter at this rate",
     )
-    n_bootstrap: int = Field(default=50, ge=10, le=2000)
+    confidence: float = Field(
+        default=0.9,
+        ge=0.5,
+        lt=1,
+        description="probability that the calibrated thresholds hold false_alarm_rate",
+    )
+    n_bootstrap: int | None = Field(
+        default=None,
+        ge=10,
+        le=20_000,
+        description="null windows to calibrate on (default: as many as false_alarm_rate "
+        "needs at confidence, 1151 at 0.002 and 0.9)",
+    )
     signals: tuple[Literal[SIGNALS], ...] = (  # type: ignore[valid-type]
         "text_domain_auc",
         "oov_rate",
@@ -54,8 +67,36 @@ class MonitoringSettings(StrictSection):
 
 
 class RetrainingSettings(StrictSection):
+    """How and when to retrain. ``trigger`` is the severity policy of drift reports:
+    ``impact`` (default) launches a run only when the model is hurt, ``drift`` on any drift."""
+
     mode: Literal["incremental", "full"] = "incremental"
     replay_fraction: float = Field(default=0.2, gt=0, le=1)
     epochs: int | None = Field(default=None, gt=0, le=100, description="default: training.epochs")
     cooldown_minutes: float = Field(default=30, ge=0)
     schedule: str | None = Field(default=None, description="cron for periodic retraining")
+    trigger: Literal["impact", "drift"] = Field(
+        default="impact",
+        description="impact: retrain on drift with an estimated drop, a measured drop or new "
+        "labels in feedback (movement alone only warns); drift: retrain on any drift",
+    )
+    min_estimated_drop: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="impact: drift and an estimated accuracy drop of at least this retrain",
+    )
+    min_measured_drop: float | None = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="impact: a measured accuracy drop (feedback labels) of at least this, "
+        "with its interval above 0, retrains; null: off",
+    )
+    min_labelled_rows: int = Field(
+        default=30, ge=1, description="labelled rows a window needs for its measured drop"
+    )
+    on_new_labels: bool = Field(
+        default=True,
+        description="impact: feedback with a label the adapter's reference never had retrains",
+    )

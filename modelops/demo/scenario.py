@@ -276,6 +276,7 @@ def _run(loop: Loop, knobs: ScenarioKnobs, emit: Emit, started: float) -> dict:
                     "drift_report_run": result.run_id,
                     "drifted": md["drifted"].value if "drifted" in md else None,
                     "fired": md["fired"].value if "fired" in md else None,
+                    "action": md["action"].value if "action" in md else None,
                     "estimated_accuracy": md["estimated_accuracy"].value
                     if "estimated_accuracy" in md
                     else None,

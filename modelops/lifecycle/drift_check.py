@@ -12,6 +12,7 @@ from modelops.config.errors import ModelopsError
 from modelops.config.progress import Emit
 from modelops.lifecycle.fetch import FetchedAdapter
 from modelops.monitoring.check import check_window
+from modelops.monitoring.impact import Decision, Impact
 from modelops.monitoring.reference import load_bundle
 from modelops.monitoring.verdict import Verdict
 
@@ -40,6 +41,13 @@ class DriftResult:
     """The HTML report in the artifact store."""
     window_size: int
     """The window size the adapter's thresholds were calibrated for."""
+    report_key: str = ""
+    """The report's key in the artifact store (``drift/<recipe>/adapter-N/window-A-B.html``),
+    which ``modelops.serving.reports`` serves over HTTP."""
+    impact: Impact | None = None
+    """Estimated (and, with feedback, measured) accuracy and its drop, with intervals."""
+    decision: Decision | None = None
+    """The recipe's retraining policy applied: ``retrain``, ``warn`` or ``ok``."""
 
 
 def run_drift_check(platform, loaded, emit: Emit = log.info) -> DriftResult:
@@ -90,6 +98,8 @@ def run_drift_check(platform, loaded, emit: Emit = log.info) -> DriftResult:
         )
     verdict = check.verdict
     emit(f"drift check of rows {check.first_id}-{check.last_id}: {verdict.reason}")
+    if check.decision is not None:
+        emit(check.decision.sentence)
     return DriftResult(
         verdict=verdict,
         adapter_id=champion.id,
@@ -100,4 +110,7 @@ def run_drift_check(platform, loaded, emit: Emit = log.info) -> DriftResult:
         last_id=check.last_id,
         report_uri=uri,
         window_size=size,
+        report_key=key,
+        impact=check.impact,
+        decision=check.decision,
     )

@@ -33,7 +33,7 @@ from modelops.ml.catalog import ResolvedBase
 from modelops.ml.checkpoint import Checkpointer
 from modelops.ml.training import TrainingResult, train_classifier
 from modelops.ml.warm_start import WarmStart
-from modelops.monitoring.reference import build_bundle
+from modelops.monitoring.reference import build_bundle, calibration_summary
 from modelops.stores.registry_records import AdapterVersion
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,7 @@ def train_adapter(
             "lora_nonzero": result.lora_nonzero,
             "baseline": {k: v for k, v in result.baseline.items() if k != "test"},
             "drift_thresholds": thresholds,
+            "drift_calibration": calibration_summary(out),
             "code_version": code_version(),
             "libraries": library_versions(),
             "train_seconds": result.seconds,

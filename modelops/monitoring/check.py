@@ -9,8 +9,9 @@ import pandas as pd
 
 from modelops.config.recipe import Recipe
 from modelops.ml.catalog import ResolvedBase
-from modelops.monitoring.estimate import estimate_accuracy
 from modelops.monitoring.evidently_scores import signal_scores
+from modelops.monitoring.impact import Decision, Impact, assess, decide
+from modelops.monitoring.novelty import novel_rows
 from modelops.monitoring.reference import MonitoringBundle, base_embeddings
 from modelops.monitoring.report import report_html
 from modelops.monitoring.signals import Window
@@ -25,6 +26,8 @@ class DriftCheck:
     first_id: int
     last_id: int
     report_path: Path | None
+    impact: Impact | None = None
+    decision: Decision | None = None
 
 
 def check_window(
@@ -56,15 +59,29 @@ def check_window(
     if not has_text:  # redacted: text signals would compare placeholders
         for name in ("text_domain_auc", "text_length", "oov_rate", "embedding"):
             scores.pop(name, None)
-    estimate = estimate_accuracy(bundle.calibrator, current.confidence)
+    reference = bundle.reference
+    novel, by_chance = None, 0.0
+    if current.embeddings is not None and reference.embeddings is not None:
+        novel, by_chance = novel_rows(current.embeddings, reference.embeddings)
+    impact = assess(
+        bundle.calibrator,
+        current.confidence,
+        predicted=current.predicted,
+        labels=current.labels,
+        known_labels={str(v) for v in (reference.labels or []) if v is not None},
+        confidence=bundle.calibration.confidence,
+        novel=novel,
+        novel_by_chance=by_chance,
+    )
     chosen = [s for s in settings.signals if s in scores]
     result = verdict(
         scores,
         bundle.calibration,
         signals=chosen,
-        estimated_accuracy=estimate,
+        estimated_accuracy=impact.estimated_accuracy,
         min_accuracy=settings.min_estimated_accuracy,
     )
+    decision = decide(result, impact, recipe.retraining)
     if report_path is not None:
         report_html(
             bundle.reference,
@@ -73,6 +90,7 @@ def check_window(
             vocabulary=bundle.vocabulary,
             pca=bundle.projection,
             calibration=bundle.calibration,
+            thresholds=result.thresholds,
         )
     return DriftCheck(
         verdict=result,
@@ -81,4 +99,6 @@ def check_window(
         first_id=int(window["id"].min()),
         last_id=int(window["id"].max()),
         report_path=report_path,
+        impact=impact,
+        decision=decision,
     )

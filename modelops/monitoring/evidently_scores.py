@@ -168,6 +168,22 @@ def column_scores(
     return _stattest_scores(ref, cur, kinds)
 
 
+def frame_signal_scores(
+    reference: pandas.DataFrame, current: pandas.DataFrame, kinds: Mapping[str, str]
+) -> dict[str, float]:
+    """One score per signal from frames already built by ``column_frames`` (calibration
+    builds the holdout's columns once and scores many windows of rows from them)."""
+    return _per_signal(_stattest_scores(reference, current, kinds))
+
+
+def _per_signal(per_column: Mapping[str, float]) -> dict[str, float]:
+    scores: dict[str, float] = {}
+    for column, score in per_column.items():
+        signal = signal_of(column)
+        scores[signal] = max(score, scores.get(signal, -math.inf))
+    return {signal: scores[signal] for signal in SIGNALS if signal in scores}
+
+
 def signal_scores(
     reference: Window,
     current: Window,
@@ -184,9 +200,6 @@ def signal_scores(
     reference always gives the same projection); pass the stored one to save the fit.
     ``engine``: see :func:`column_scores` (both give the same numbers).
     """
-    per_column = column_scores(reference, current, vocabulary=vocabulary, pca=pca, engine=engine)
-    scores: dict[str, float] = {}
-    for column, score in per_column.items():
-        signal = signal_of(column)
-        scores[signal] = max(score, scores.get(signal, -math.inf))
-    return {signal: scores[signal] for signal in SIGNALS if signal in scores}
+    return _per_signal(
+        column_scores(reference, current, vocabulary=vocabulary, pca=pca, engine=engine)
+    )

@@ -9,9 +9,10 @@ At training, each adapter gets a ``monitoring/`` folder beside its weights:
   and test split) with the adapter's predictions, confidences, true labels and the base
   model's sentence embeddings: the "no drift" reference;
 - ``monitoring.json``: the vocabulary of the training texts, the PCA projection of the
-  embeddings, the per-signal thresholds calibrated by bootstrapping windows of the recipe's
-  window size from the other half of the held-out rows (at the recipe's false-alarm rate),
-  and the confidence calibrator for the label-free accuracy estimate.
+  embeddings, the null scores of windows of the recipe's window size resampled from the
+  other half of the held-out rows with the joint thresholds they give (the recipe's
+  false-alarm rate for the whole verdict, at its confidence, and whether that rate is
+  reachable), and the confidence calibrator for the label-free accuracy estimate.
 
 Nothing here is pickled: JSON, Parquet and safetensors only.
 """
@@ -111,11 +112,19 @@ def build_bundle(
     )
     reference = window.take(np.flatnonzero(first_half))
     holdout = window.take(np.flatnonzero(~first_half))
+    if len(holdout) < settings.window_size:  # the hash split is only about half and half
+        emit(
+            f"the bootstrap holdout has {len(holdout)} rows, fewer than a window of "
+            f"{settings.window_size}: no drift reference for this adapter (lower "
+            "monitoring.window_size or add data)"
+        )
+        return {}
     vocabulary = fit_vocabulary(dataset.split("train")["text"].tolist())
     projection = fit_projection(reference.embeddings, k=min(10, len(reference) - 1))
     emit(
-        f"calibrating drift thresholds: {settings.n_bootstrap} windows of "
-        f"{settings.window_size} rows, false-alarm rate {settings.false_alarm_rate} per signal"
+        f"calibrating drift thresholds: {settings.n_bootstrap or 'enough'} null windows of "
+        f"{settings.window_size} rows, false-alarm rate {settings.false_alarm_rate} of the "
+        f"verdict at {settings.confidence:.0%} confidence"
     )
     calibration = calibrate(
         reference,
@@ -123,9 +132,12 @@ def build_bundle(
         window_size=settings.window_size,
         false_alarm_rate=settings.false_alarm_rate,
         n_bootstrap=settings.n_bootstrap,
+        confidence=settings.confidence,
+        signals=settings.signals,
         seed=recipe.training.seed,
         vocabulary=vocabulary,
         pca=projection,
+        emit=emit,
     )
     correct = np.array([p == t for p, t in zip(predicted, held["label"], strict=True)])
     calibrator = ConfidenceCalibrator().fit(confidence, correct)
@@ -155,7 +167,20 @@ def build_bundle(
     emit(
         "drift thresholds: " + ", ".join(f"{k} {v:.3f}" for k, v in calibration.thresholds.items())
     )
+    joint = calibration.joint()
+    emit(f"drift calibration: {joint.sentence()}" + "".join(f"; {n}" for n in joint.notes))
     return calibration.thresholds
+
+
+def calibration_summary(adapter_dir: Path) -> dict:
+    """What an adapter's drift thresholds hold (rate, confidence, bound, reachable, notes),
+    for its lineage and metadata; empty without a monitoring reference."""
+    folder = adapter_dir / FOLDER
+    if not (folder / BUNDLE_FILE).is_file():
+        return {}
+    doc = json.loads((folder / BUNDLE_FILE).read_text(encoding="utf-8"))
+    joint = Calibration.from_dict(doc["calibration"]).joint()
+    return {k: v for k, v in joint.to_dict().items() if k != "thresholds"}
 
 
 def load_bundle(adapter_dir: Path) -> MonitoringBundle | None:

@@ -21,16 +21,18 @@ def report_html(
     vocabulary: set[str] | frozenset[str] | None = None,
     pca: Projection | None = None,
     calibration: Calibration | None = None,
+    thresholds: dict[str, float] | None = None,
 ) -> Path:
     """Write Evidently's HTML report of ``current`` against ``reference`` to ``path``.
 
     One ``ValueDrift`` per column (text, text length, OOV rate, embedding components,
-    prediction, confidence, label), with tests against the calibrated thresholds when a
-    ``calibration`` is given (Evidently's defaults otherwise). No ``EmbeddingsDrift``: its
+    prediction, confidence, label), with tests against ``thresholds`` (those of the verdict),
+    else the ``calibration``'s (Evidently's defaults without either). No ``EmbeddingsDrift``: its
     t-SNE plot is slow. Returns ``path``.
     """
     ref, cur, kinds = column_frames(reference, current, vocabulary, pca)
-    thresholds = calibration.thresholds if calibration is not None else None
+    if thresholds is None and calibration is not None:
+        thresholds = calibration.thresholds
     snapshot, _ = report_with_text_fallback(ref, cur, kinds, thresholds, include_tests=True)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

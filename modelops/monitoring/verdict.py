@@ -1,15 +1,16 @@
 """The verdict on one window: which signals fired against the calibrated thresholds, and why.
 
 :func:`verdict` compares the scores of ``modelops.monitoring.evidently_scores.signal_scores``
-with the thresholds of a ``modelops.monitoring.calibration.Calibration`` (a signal fires when
-its score is above its threshold) and, when asked, the label-free accuracy estimate with a
-floor.
+with the joint thresholds of a ``modelops.monitoring.calibration.Calibration`` for the
+signals checked (a signal fires when its score is above its threshold; together they hold
+the recipe's false-alarm rate for the whole verdict) and, when asked, the label-free
+accuracy estimate with a floor. The verdict says whether the rate is reachable.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from modelops.config.errors import InputError
@@ -31,6 +32,8 @@ class Verdict:
     thresholds: dict[str, float]
     estimated_accuracy: float | None
     reason: str
+    guarantee: dict[str, Any] = field(default_factory=dict)
+    """What the thresholds hold: ``rate``, ``confidence``, ``rate_bound``, ``reachable``..."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -43,6 +46,7 @@ class Verdict:
                 None if self.estimated_accuracy is None else float(self.estimated_accuracy)
             ),
             "reason": self.reason,
+            "guarantee": dict(self.guarantee),
         }
 
 
@@ -61,20 +65,22 @@ def verdict(
     ``min_accuracy`` is given, an ``estimated_accuracy`` below it fires too (listed as
     ``estimated_accuracy``). Thresholds hold for windows of ``calibration.window_size`` rows.
     """
+    calibrated = calibration.null_scores
     if signals is None:
-        chosen = [s for s in scores if s in calibration.thresholds]
+        chosen = [s for s in scores if s in calibrated]
     else:
-        unknown = [s for s in signals if s not in calibration.thresholds]
+        unknown = [s for s in signals if s not in calibrated]
         if unknown:
             raise InputError(
                 _SOURCE, "signals",
                 f"not calibrated: {', '.join(unknown)} "
-                f"(calibrated: {', '.join(calibration.thresholds) or 'none'})",
+                f"(calibrated: {', '.join(calibrated) or 'none'})",
             )  # fmt: skip
         chosen = [s for s in signals if s in scores]
     order = {s: i for i, s in enumerate(SIGNALS)}
     chosen = sorted(dict.fromkeys(chosen), key=lambda s: order.get(s, len(order)))
-    used = {s: float(calibration.thresholds[s]) for s in chosen}
+    joint = calibration.joint(chosen)
+    used = {s: float(joint.thresholds[s]) for s in chosen}
     checked = {s: float(scores[s]) for s in chosen}
     fired = [s for s in chosen if checked[s] > used[s]]
     parts = [f"{s} {checked[s]:.3g} > {used[s]:.3g}" for s in fired]
@@ -86,9 +92,9 @@ def verdict(
     if low_accuracy:
         fired.append(ACCURACY)
         parts.append(f"estimated accuracy {estimated_accuracy:.3f} < {min_accuracy:.3f}")
-    rate = f"{calibration.false_alarm_rate:g}"
+    held = joint.sentence()
     if fired:
-        reason = f"Drift: {'; '.join(parts)} (thresholds at false-alarm rate {rate} per signal)."
+        reason = f"Drift: {'; '.join(parts)} ({held})."
     else:
         accuracy = (
             f", estimated accuracy {estimated_accuracy:.3f}"
@@ -96,8 +102,8 @@ def verdict(
             else ""
         )
         reason = (
-            f"No drift: {len(chosen)} signal(s) at or below thresholds calibrated at false-alarm "
-            f"rate {rate} for windows of {calibration.window_size} rows{accuracy}."
+            f"No drift: {len(chosen)} signal(s) at or below thresholds for windows of "
+            f"{calibration.window_size} rows ({held}){accuracy}."
         )
     return Verdict(
         drifted=bool(fired),
@@ -106,4 +112,5 @@ def verdict(
         thresholds=used,
         estimated_accuracy=estimated_accuracy,
         reason=reason,
+        guarantee=joint.to_dict(),
     )

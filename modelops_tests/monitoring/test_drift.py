@@ -17,7 +17,7 @@ from modelops.config.errors import InputError
 from modelops.config.monitoring import SIGNALS
 from modelops.demo.generator import DemoKnobs, generate
 from modelops.demo.intents import BASE_INTENTS, EXTRA_INTENTS
-from modelops.monitoring.calibration import Calibration, calibrate, threshold_from_null
+from modelops.monitoring.calibration import Calibration, calibrate
 from modelops.monitoring.evidently_scores import signal_scores
 from modelops.monitoring.report import report_html
 from modelops.monitoring.signals import Projection, Window, fit_projection, fit_vocabulary
@@ -85,7 +85,11 @@ def test_every_signal_is_scored_and_calibrated(setup):
     assert set(calibration.thresholds) == set(SIGNALS)
     for signal, null in calibration.null_scores.items():
         assert len(null) == 20
-        assert calibration.thresholds[signal] >= max(null)  # 20 bootstraps < 1 / 1%
+        assert calibration.thresholds[signal] >= max(null)  # 20 windows < 1 / 1%
+    # 20 null windows cannot show a 1% rate: the calibration says so instead of pretending.
+    assert calibration.guarantee["reachable"] is False
+    assert calibration.guarantee["windows_needed"] == 230
+    assert calibration.guarantee["rate_bound"] > 0.01
 
 
 def test_no_false_alarm_on_clean_windows(setup):
@@ -172,18 +176,6 @@ def test_lower_false_alarm_rate_gives_higher_thresholds(setup):
     assert per_rate[-1]["confidence"] > per_rate[0]["confidence"]
 
 
-def test_threshold_rule():
-    rng = np.random.default_rng(0)
-    few = rng.normal(size=20)
-    assert threshold_from_null(few, 0.01) >= few.max()  # never below the largest null score
-    many = rng.normal(size=20_000)
-    assert threshold_from_null(many, 0.05) == pytest.approx(1.645, abs=0.05)
-    skewed = rng.lognormal(sigma=0.5, size=20)  # a normal fit misses the long right tail
-    assert threshold_from_null(skewed, 0.01) >= np.exp(2.326 * 0.5) * 0.8
-    with pytest.raises(InputError, match="null_scores"):
-        threshold_from_null([], 0.01)
-
-
 def test_calibration_input_errors(setup):
     with pytest.raises(InputError, match="window_size"):
         calibrate(setup["reference"], setup["holdout"], window_size=10_000)
@@ -263,3 +255,26 @@ def test_report_html_writes_a_report(setup, tmp_path):
     assert path.stat().st_size > 10_000
     assert html.lstrip().lower().startswith("<!doctype html") or "<html" in html[:1000].lower()
     assert "oov_rate" in html and "embedding_pc0" in html
+
+
+def test_thresholds_are_joint_for_the_signals_checked(setup):
+    calibration = setup["calibration"]
+    scores = signal_scores(setup["reference"], _clean(1), **setup["kw"])
+    alone = verdict(scores, calibration, signals=["confidence"])
+    together = verdict(scores, calibration)
+    # Checking more signals at the same verdict rate asks more of each one.
+    assert alone.thresholds["confidence"] <= together.thresholds["confidence"]
+    assert together.guarantee["rate"] == calibration.false_alarm_rate
+    # 20 null windows reach a 20% verdict rate at 90% confidence (11 are needed): the
+    # joint threshold is then an order statistic of the null windows, not an extrapolation.
+    loose = calibration.at_rate(0.2)
+    assert loose.guarantee["reachable"] and loose.guarantee["rate_bound"] <= 0.2
+    fired = [
+        any(loose.null_scores[s][i] > t for s, t in loose.thresholds.items()) for i in range(20)
+    ]
+    assert 0 < sum(fired) < 0.2 * 20  # some null windows lie above it, fewer than the rate
+    assert all(loose.thresholds[s] < calibration.thresholds[s] for s in loose.thresholds)
+    assert "at most 0.2 with 90% confidence" in verdict(scores, loose).reason
+    none = calibrate(setup["reference"], setup["holdout"], window_size=WINDOW, n_bootstrap=3,
+                     signals=[], **setup["kw"])
+    assert none.thresholds == {} and none.joint().thresholds == {}

@@ -104,8 +104,9 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
         minimum_interval_seconds=15,
         default_status=dg.DefaultSensorStatus.RUNNING,
         job=retrain_job,
-        description=f"Launches {retrain_job.name} ({retraining.mode}) when a drift report "
-        f"says so; at most once per report, {retraining.cooldown_minutes} min cooldown. "
+        description=f"Launches {retrain_job.name} ({retraining.mode}) when a drift report's "
+        f"retraining policy ({retraining.trigger}) says so; at most once per report, "
+        f"{retraining.cooldown_minutes} min cooldown. "
         "Turn it off to pause retraining.",
     )
     def drift(context: dg.SensorEvaluationContext, registry: RegistryResource):
@@ -122,6 +123,14 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
         if drifted is None or not drifted.value:
             context.update_cursor(json.dumps(state))
             return dg.SkipReason("latest drift report: no drift")
+        # The retraining policy's decision; reports from before it carry none: drift retrains.
+        retrain = metadata.get("retrain")
+        if retrain is not None and not retrain.value:
+            context.update_cursor(json.dumps(state))
+            return dg.SkipReason(
+                "latest drift report: the data moved, but the retraining policy does not act "
+                "(warning only)"
+            )
         now = time.time()
         wait = state.get("launched_at", 0) + retraining.cooldown_minutes * 60 - now
         if wait > 0:

@@ -172,6 +172,7 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
                 "selected_epoch": int(version.lineage.get("selected_epoch", len(history))),
                 "lora_weights_nonzero": bool(version.lineage.get("lora_nonzero", True)),
                 "train_rows": int(metrics.get("train_rows") or 0),
+                **drift_calibration_metadata(version.lineage.get("drift_calibration") or {}),
                 "train_loss": num(metrics.get("train_loss")),
                 "validation_accuracy": num(metrics.get("validation_accuracy")),
                 "validation_macro_f1": num(metrics.get("validation_macro_f1")),
@@ -347,3 +348,22 @@ def check_result(key: dg.AssetKey, check: GateCheck) -> dg.AssetCheckResult:
         metadata={"state": check.state, **{k: meta_value(v) for k, v in check.metadata.items()}},
     )
 
+
+
+def drift_calibration_metadata(summary: dict) -> dict:
+    """The adapter's drift calibration in its metadata: whether the recipe's false-alarm
+    rate is reachable with its reference, and the rate its thresholds do hold."""
+    if not summary:
+        return {"drift_rate_reachable": "no monitoring reference"}
+    reachable = bool(summary.get("reachable"))
+    note = (
+        f"false-alarm rate {summary['rate']:g} of the verdict, bound {summary['rate_bound']:.3g} "
+        f"at {summary['confidence']:.0%} confidence, {summary['windows']} null windows"
+        + ("" if reachable else f" (needs {summary['windows_needed']}): NOT reachable")
+        + "".join(f"; {n}" for n in summary.get("notes", []))
+    )
+    return {
+        "drift_rate_reachable": reachable,
+        "drift_rate_bound": float(summary["rate_bound"]),
+        "drift_calibration": note,
+    }

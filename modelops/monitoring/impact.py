@@ -1,0 +1,196 @@
+"""Severity before action: is the model hurt, and does the recipe's policy retrain?
+
+Drift signals say the data moved; :func:`assess` says how much accuracy that costs: the
+label-free estimate and its drop from the reference accuracy, each with an interval, and
+where feedback labels exist, the measured accuracy and its drop. :func:`decide` applies the
+recipe's ``retraining`` policy (``modelops.config.monitoring.RetrainingSettings``) to the
+verdict and the impact: ``retrain``, ``warn`` (the data moved, the model is not shown hurt)
+or ``ok``.
+
+Intervals are normal approximations at the calibration's confidence (two-sided): the
+estimate's spread is that of a window of Bernoulli outcomes with the calibrated
+probabilities, the reference accuracy's that of the held-out rows it was measured on, and
+the measured accuracy's a Wilson interval.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modelops.config.monitoring import RetrainingSettings
+from modelops.monitoring.estimate import ConfidenceCalibrator
+from modelops.monitoring.verdict import ACCURACY, Verdict
+
+
+def _z(confidence: float) -> float:
+    return statistics.NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def wilson(successes: int, total: int, confidence: float) -> tuple[float, float]:
+    """Wilson score interval of a proportion."""
+    if total <= 0:
+        return (0.0, 1.0)
+    z = _z(confidence)
+    p = successes / total
+    denom = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denom
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass
+class Impact:
+    """What the window costs in accuracy (fractions in [0, 1]; a drop is reference minus)."""
+
+    confidence: float
+    estimated_accuracy: float
+    estimated_interval: tuple[float, float]
+    reference_accuracy: float | None
+    estimated_drop: float | None
+    estimated_drop_interval: tuple[float, float] | None
+    labelled_rows: int = 0
+    measured_accuracy: float | None = None
+    measured_interval: tuple[float, float] | None = None
+    measured_drop: float | None = None
+    measured_drop_interval: tuple[float, float] | None = None
+    new_labels: list[str] = field(default_factory=list)
+    novel_share: float | None = None
+    """Share of rows unlike any reference row (``modelops.monitoring.novelty``)."""
+    unadjusted_accuracy: float | None = None
+    """The plain confidence-based estimate, before the novel rows were counted as wrong."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict."""
+        out: dict[str, Any] = {}
+        for key, value in self.__dict__.items():
+            if isinstance(value, tuple):
+                value = [float(v) for v in value]
+            elif isinstance(value, (float, np.floating)):
+                value = float(value)
+            out[key] = value
+        return out
+
+
+def assess(
+    calibrator: ConfidenceCalibrator,
+    confidence_scores: np.ndarray,
+    *,
+    predicted: Sequence[str],
+    labels: Sequence[str | None] | None,
+    known_labels: set[str],
+    confidence: float = 0.9,
+    novel: np.ndarray | None = None,
+    novel_by_chance: float = 0.0,
+) -> Impact:
+    """The window's accuracy, estimated from ``confidence_scores`` and measured on the rows
+    whose ``labels`` are known, against the reference accuracy the calibrator was fitted at.
+    ``known_labels`` are the labels the adapter's reference holds; a feedback label outside
+    them is a new label.
+
+    ``novel`` flags rows unlike any reference row (``novelty.novel_rows``), of which
+    ``novel_by_chance`` are expected on clean data: the flagged share beyond that counts as
+    wrong, at the flagged rows' mean calibrated probability (a model is confidently wrong on
+    what it never saw), and ``estimated_accuracy`` is lowered by it."""
+    z = _z(confidence)
+    p = calibrator.predict(np.asarray(confidence_scores, dtype=float))
+    n = p.size
+    estimate = plain = float(p.mean())
+    novel_share = None
+    if novel is not None:
+        flags = np.asarray(novel, dtype=bool)
+        novel_share = float(flags.mean())
+        if flags.any():
+            excess = max(0.0, novel_share - novel_by_chance)
+            estimate = max(0.0, plain - excess * float(p[flags].mean()))
+    var_est = float((p * (1 - p)).sum()) / (n * n)
+    half = z * math.sqrt(var_est)
+    interval = (max(0.0, estimate - half), min(1.0, estimate + half))
+    ref = calibrator.fitted_accuracy
+    var_ref = 0.0
+    if ref is not None and calibrator.n_fitted:
+        var_ref = ref * (1 - ref) / calibrator.n_fitted
+    drop = drop_interval = None
+    if ref is not None:
+        drop = ref - estimate
+        half = z * math.sqrt(var_est + var_ref)
+        drop_interval = (drop - half, drop + half)
+    impact = Impact(confidence, estimate, interval, ref, drop, drop_interval)
+    if novel is not None:
+        impact.novel_share, impact.unadjusted_accuracy = novel_share, plain
+    if labels is None:
+        return impact
+    pairs = [(pr, lb) for pr, lb in zip(predicted, labels, strict=True) if lb is not None]
+    impact.new_labels = sorted({lb for _, lb in pairs} - set(known_labels))
+    if not pairs:
+        return impact
+    right = sum(pr == lb for pr, lb in pairs)
+    m = len(pairs)
+    impact.labelled_rows = m
+    impact.measured_accuracy = right / m
+    impact.measured_interval = wilson(right, m, confidence)
+    if ref is not None:
+        acc = impact.measured_accuracy
+        impact.measured_drop = ref - acc
+        half = z * math.sqrt(max(acc * (1 - acc), 0.25 / m) / m + var_ref)
+        impact.measured_drop_interval = (impact.measured_drop - half, impact.measured_drop + half)
+    return impact
+
+
+@dataclass
+class Decision:
+    """``retrain``: launch a run; ``warn``: the data moved, the model is not shown hurt;
+    ``ok``: nothing to do. ``reasons`` say what met the policy."""
+
+    action: str
+    reasons: list[str]
+    sentence: str
+
+    @property
+    def retrain(self) -> bool:
+        return self.action == "retrain"
+
+
+def decide(verdict: Verdict, impact: Impact | None, policy: RetrainingSettings) -> Decision:
+    """Apply the recipe's retraining policy to a verdict and its impact."""
+    if policy.trigger == "drift" or impact is None:
+        if verdict.drifted:
+            return Decision("retrain", ["drift"], "Retrain: the data drifted (trigger: drift).")
+        return Decision("ok", [], "No drift.")
+    reasons = []
+    if verdict.drifted and ACCURACY in verdict.fired:
+        reasons.append("estimated accuracy below monitoring.min_estimated_accuracy")
+    drop = impact.estimated_drop
+    if verdict.drifted and drop is not None and drop >= policy.min_estimated_drop:
+        reasons.append(
+            f"drift with an estimated drop of {100 * drop:.1f} points "
+            f"(>= {100 * policy.min_estimated_drop:g})"
+        )
+    measured = impact.measured_drop
+    if (
+        policy.min_measured_drop is not None
+        and measured is not None
+        and impact.labelled_rows >= policy.min_labelled_rows
+        and measured >= policy.min_measured_drop
+        and impact.measured_drop_interval is not None
+        and impact.measured_drop_interval[0] > 0
+    ):
+        reasons.append(
+            f"measured drop of {100 * measured:.1f} points on {impact.labelled_rows} labelled "
+            f"rows (>= {100 * policy.min_measured_drop:g}, interval above 0)"
+        )
+    if policy.on_new_labels and impact.new_labels:
+        reasons.append("new labels in feedback: " + ", ".join(impact.new_labels[:5]))
+    if reasons:
+        return Decision("retrain", reasons, "Retrain: " + "; ".join(reasons) + ".")
+    if verdict.drifted:
+        shown = "" if drop is None else f" (estimated drop {100 * drop:.1f} points)"
+        return Decision(
+            "warn", [], f"Warn: the data moved, but the model is not shown hurt{shown}."
+        )
+    return Decision("ok", [], "No drift.")

@@ -1,0 +1,138 @@
+"""Severity before action: the accuracy a window costs, with intervals, and the recipe's
+retraining policy over the verdict and that impact."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from modelops.config.monitoring import RetrainingSettings
+from modelops.monitoring.estimate import ConfidenceCalibrator
+from modelops.monitoring.impact import Impact, assess, decide, wilson
+from modelops.monitoring.verdict import Verdict
+
+
+def _verdict(drifted: bool, fired=("confidence",)) -> Verdict:
+    fired = list(fired) if drifted else []
+    return Verdict(drifted, fired, {"confidence": 0.5}, {"confidence": 0.3}, 0.8, "r")
+
+
+def _impact(est_drop=0.0, measured_drop=None, labelled=0, low=None, new=()) -> Impact:
+    impact = Impact(0.9, 0.9 - est_drop, (0.85, 0.95), 0.9, est_drop,
+                    (est_drop - 0.03, est_drop + 0.03), new_labels=list(new))
+    if measured_drop is not None:
+        impact.labelled_rows = labelled
+        impact.measured_accuracy = 0.9 - measured_drop
+        impact.measured_drop = measured_drop
+        impact.measured_drop_interval = (measured_drop - 0.05 if low is None else low,
+                                         measured_drop + 0.05)
+    return impact
+
+
+@pytest.mark.parametrize(
+    ("drifted", "impact", "policy", "action"),
+    [
+        # movement alone: warn, no run
+        (True, _impact(est_drop=0.005), {}, "warn"),
+        # drift and an estimated drop of at least 2 points
+        (True, _impact(est_drop=0.04), {}, "retrain"),
+        # the same drop without drift: the estimate alone does not act
+        (False, _impact(est_drop=0.04), {}, "ok"),
+        # a measured drop on enough labelled rows, interval above 0, with or without drift
+        (False, _impact(measured_drop=0.10, labelled=120), {}, "retrain"),
+        # ... too few labelled rows
+        (False, _impact(measured_drop=0.10, labelled=10), {}, "ok"),
+        # ... interval reaching 0
+        (True, _impact(measured_drop=0.03, labelled=120, low=-0.01), {}, "warn"),
+        # ... the measured trigger switched off
+        (False, _impact(measured_drop=0.10, labelled=120), {"min_measured_drop": None}, "ok"),
+        # new labels seen in feedback
+        (False, _impact(new=("gift_card",)), {}, "retrain"),
+        (True, _impact(new=("gift_card",)), {"on_new_labels": False}, "warn"),
+        # trigger: drift retrains on any drift, as before the policy
+        (True, _impact(), {"trigger": "drift"}, "retrain"),
+        (False, _impact(new=("gift_card",)), {"trigger": "drift"}, "ok"),
+        (False, _impact(), {}, "ok"),
+    ],
+)
+def test_retraining_policy(drifted, impact, policy, action):
+    decision = decide(_verdict(drifted), impact, RetrainingSettings(**policy))
+    assert decision.action == action, decision.sentence
+    assert decision.retrain == (action == "retrain")
+    assert decision.sentence.startswith({"retrain": "Retrain", "warn": "Warn", "ok": "No"}[action])
+
+
+def test_estimated_accuracy_floor_counts_as_impact():
+    verdict = _verdict(True, fired=("estimated_accuracy",))
+    decision = decide(verdict, _impact(est_drop=0.0), RetrainingSettings())
+    assert decision.retrain and "min_estimated_accuracy" in decision.sentence
+
+
+def test_assess_estimates_and_measures_with_intervals():
+    rng = np.random.default_rng(0)
+    confidence = rng.uniform(0.3, 1.0, size=4000)
+    correct = rng.random(4000) < confidence  # a calibrated model: P(right) = confidence
+    calibrator = ConfidenceCalibrator().fit(confidence, correct)
+    assert calibrator.fitted_accuracy == pytest.approx(0.65, abs=0.02)
+    # A window of harder inputs: lower confidence, lower accuracy.
+    window_conf = rng.uniform(0.2, 0.7, size=400)
+    truth = ["a"] * 400
+    right = rng.random(400) < window_conf
+    predicted = ["a" if r else "b" for r in right]
+    labels = [t if i % 2 == 0 else None for i, t in enumerate(truth)]  # feedback on half
+    impact = assess(calibrator, window_conf, predicted=predicted, labels=labels,
+                    known_labels={"a", "b"}, confidence=0.9)
+    low, high = impact.estimated_interval
+    assert low < impact.estimated_accuracy < high
+    assert low <= 0.45 + 0.06 and high >= 0.45 - 0.06  # the true mean accuracy is 0.45
+    drop = calibrator.fitted_accuracy - impact.estimated_accuracy
+    assert impact.estimated_drop == pytest.approx(drop)
+    assert impact.estimated_drop_interval[0] > 0.1  # clearly hurt
+    assert impact.labelled_rows == 200
+    measured = np.mean([p == t for p, t in zip(predicted[::2], truth[::2], strict=True)])
+    assert impact.measured_accuracy == pytest.approx(measured)
+    lo, hi = impact.measured_interval
+    assert lo < measured < hi
+    assert impact.measured_drop_interval[0] > 0 and impact.new_labels == []
+    assert json.loads(json.dumps(impact.to_dict()))["labelled_rows"] == 200
+    fresh = assess(calibrator, window_conf, predicted=predicted, labels=["new"] + [None] * 399,
+                   known_labels={"a", "b"})
+    assert fresh.new_labels == ["new"] and fresh.labelled_rows == 1
+    blind = assess(calibrator, window_conf, predicted=predicted, labels=None, known_labels=set())
+    assert blind.measured_accuracy is None and blind.labelled_rows == 0
+
+
+def test_wilson_interval():
+    lo, hi = wilson(90, 100, 0.95)
+    assert lo == pytest.approx(0.8256, abs=1e-3) and hi == pytest.approx(0.9448, abs=1e-3)
+    assert wilson(0, 0, 0.9) == (0.0, 1.0)
+
+
+def test_rows_unlike_the_reference_lower_the_estimate():
+    from modelops.monitoring.novelty import QUANTILE, novel_rows
+
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(6, 32)) * 3
+    reference = centres[rng.integers(0, 5, 800)] + rng.normal(size=(800, 32))
+    clean = centres[rng.integers(0, 5, 2000)] + rng.normal(size=(2000, 32))
+    new = centres[5] + rng.normal(size=(40, 32))  # an intent the reference never had
+    flags, by_chance = novel_rows(clean, reference)
+    assert by_chance == QUANTILE and abs(flags.mean() - QUANTILE) < 0.015
+    mixed = np.vstack([clean[:160], new])
+    flags, _ = novel_rows(mixed, reference)
+    assert flags[160:].all() and flags[:160].mean() < 0.05
+    calibrator = ConfidenceCalibrator().fit(np.linspace(0, 1, 200), np.arange(200) >= 20)
+    confident = np.full(200, 0.95)  # confidently wrong on the new rows: the plain estimate
+    impact = assess(calibrator, confident, predicted=["a"] * 200, labels=None,
+                    known_labels=set(), novel=flags, novel_by_chance=by_chance)
+    plain = impact.unadjusted_accuracy
+    excess = flags.mean() - by_chance
+    assert impact.novel_share == pytest.approx(flags.mean())
+    assert impact.estimated_accuracy == pytest.approx(plain - excess * plain)
+    assert impact.estimated_drop == pytest.approx(calibrator.fitted_accuracy
+                                                  - impact.estimated_accuracy)
+    unflagged = assess(calibrator, confident, predicted=["a"] * 200, labels=None,
+                       known_labels=set(), novel=np.zeros(200, bool), novel_by_chance=0.02)
+    assert unflagged.estimated_accuracy == unflagged.unadjusted_accuracy == plain
