@@ -79,6 +79,16 @@ class TrainingSettings(StrictSection):
 
 
 
+class ServingSettings(StrictSection):
+    """How ``modelops serve`` treats the recipe (docs/serving.md)."""
+
+    shadow: bool = Field(
+        default=False,
+        description="the newest candidate also scores live traffic, off the request path; "
+        "its agreement with the champion is logged as promotion evidence",
+    )
+
+
 class Recipe(StrictSection):
     name: str = Field(pattern=LABEL_PATTERN, max_length=64)
     description: str = ""
@@ -94,6 +104,7 @@ class Recipe(StrictSection):
     gates: GateSettings = GateSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     retraining: RetrainingSettings = RetrainingSettings()
+    serving: ServingSettings = ServingSettings()
 
     @model_validator(mode="after")
     def _columns_differ(self) -> Recipe:
@@ -145,9 +156,10 @@ class LoadedRecipe:
 
     def fingerprint(self) -> str:
         """What decides the weights of a full training: not description, gates,
-        monitoring or retraining (an incremental run records its warm start apart)."""
+        monitoring, retraining or serving (an incremental run records its warm start
+        apart)."""
         body = self.recipe.model_dump(
-            mode="json", exclude={"description", "gates", "monitoring", "retraining"}
+            mode="json", exclude={"description", "gates", "monitoring", "retraining", "serving"}
         )
         body["taxonomy"] = self.taxonomy.fingerprint()
         body["data"]["sources"] = self.source_uris()
