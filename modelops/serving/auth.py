@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import re
 import uuid
 from contextvars import ContextVar
@@ -92,3 +93,11 @@ class AuthMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
+
+
+class RequestIdFilter(logging.Filter):
+    """Puts the current request id on every log record (``%(request_id)s``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
