@@ -85,6 +85,8 @@ class SharedBase:
             if name not in self.names:
                 return
             if len(self.names) > 1:  # PEFT keeps one adapter: the last one stays until replaced
+                if self.model.active_adapter == name:
+                    self.model.set_adapter(next(n for n in self.names if n != name))
                 self.model.delete_adapter(name)
             self.names.discard(name)
 
