@@ -1,0 +1,92 @@
+"""Several recipes and a shadow candidate on one base: one copy of the base's weights
+in memory, each recipe answered by its own adapter, and the candidate's shadow scores
+logged apart from the production log the drift loop reads."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+
+from modelops.config.recipe import load_recipe
+from modelops.domain.text import clean_text
+from modelops.lifecycle.dataset import build_dataset
+from modelops.lifecycle.platform import Platform
+from modelops.lifecycle.train import train_adapter
+from modelops.ml.model import load_base
+from modelops.stores.serving_log import ServingLog
+from modelops_tests.fixtures.http_server import reference_probabilities, serving
+from modelops_tests.fixtures.serving import DIFFERENT, MONITORING, trained_workspace
+from modelops_tests.fixtures.workspace import write_recipe
+
+TEXTS = ["I lost my card yesterday", "please refund my order", "where is my parcel",
+         "change my address please", "I was charged twice"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def workspace(tiny_catalog, tmp_path_factory):
+    """Recipe ``demo`` (shadow on): champion and candidate; recipe ``other``: its own
+    champion. All three adapters on the tiny base."""
+    root = tmp_path_factory.mktemp("shared")
+    settings, champion, candidate = trained_workspace(
+        root, tiny_catalog, second=DIFFERENT, recipe={"serving": {"shadow": True}}
+    )
+    write_recipe(root, {"name": "other", "training": {"seed": 9, "epochs": 1},
+                        "monitoring": MONITORING})  # fmt: skip
+    platform = Platform.from_settings(settings)
+    loaded = load_recipe(settings.recipes_dir / "other.yaml")
+    dataset = build_dataset(platform, loaded, emit=lambda _m: None)
+    other = train_adapter(platform, loaded, dataset, emit=lambda _m: None).id
+    platform.registry.promote(other, who="t", why="first", evidence={}, force=True)
+    platform.registry.close()
+    return settings, champion, candidate, other
+
+
+def test_recipes_share_one_base_and_shadow_is_logged_apart(workspace, tiny_base_dir):
+    settings, champion, candidate, other = workspace
+    with serving(settings) as (service, url):
+        for _ in range(100):  # the watcher loads the shadow candidate after the routes
+            if service.batcher.shadows.get("demo") == candidate:
+                break
+            service.sync()
+        demo = httpx.post(f"{url}/v1/recipes/demo/predict", json={"texts": TEXTS}).json()
+        mine = httpx.post(f"{url}/v1/recipes/other/predict", json={"texts": TEXTS}).json()
+        adapters = httpx.get(f"{url}/v1/adapters").json()
+
+        # memory: three adapters, one copy of the base's parameters
+        _, bare = load_base(tiny_base_dir)
+        one_copy = sum(p.numel() for p in bare.parameters())
+        assert [a.id for a in service.pool.loaded()] == sorted([champion, candidate, other])
+        assert len(service.pool.bases()) == 1 and adapters["bases"] == ["tiny@r1"]
+        assert service.pool.base_parameter_count() == one_copy
+        roles = {a["adapter_id"]: a["role"] for a in adapters["adapters"]}
+        assert roles == {champion: "serving", candidate: "shadow", other: "serving"}
+        assert service.buffer.flush(30)
+        # the shadow job runs after the response: wait for its rows
+        with ServingLog(settings.database_url) as log:
+            for _ in range(200):
+                summary = log.shadow_summary("demo", candidate)
+                if summary is not None and summary["rows"] == len(TEXTS):
+                    break
+                service.buffer.flush(1)
+            logged = log.predictions("demo")
+
+    # each recipe is answered by its own adapter, exactly as that adapter says alone
+    cleaned = [clean_text(t) for t in TEXTS]
+    for doc, adapter_id in ((demo, champion), (mine, other)):
+        assert doc["adapter_id"] == adapter_id and doc["base_model"] == "tiny@r1"
+        probs, labels = reference_probabilities(settings, adapter_id, cleaned)
+        assert [p["label"] for p in doc["predictions"]] == [labels[i] for i in probs.argmax(1)]
+
+    # shadow: agreement and both confidences, from the two adapters' own answers
+    champ_p, champ_labels = reference_probabilities(settings, champion, cleaned)
+    cand_p, cand_labels = reference_probabilities(settings, candidate, cleaned)
+    agree = [champ_labels[a] == cand_labels[b]
+             for a, b in zip(champ_p.argmax(1), cand_p.argmax(1), strict=True)]  # fmt: skip
+    assert summary["rows"] == len(TEXTS)
+    assert summary["agreement"] == pytest.approx(np.mean(agree))
+    assert summary["candidate_confidence"] == pytest.approx(cand_p.max(1).mean(), abs=1e-5)
+    assert summary["champion_confidence"] == pytest.approx(champ_p.max(1).mean(), abs=1e-5)
+    assert summary["champion_adapter_ids"] == [champion]
+    # the drift loop's log holds what was answered, never the shadow's scores
+    assert set(logged["adapter_id"]) == {champion}
