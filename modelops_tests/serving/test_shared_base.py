@@ -4,14 +4,19 @@ logged apart from the production log the drift loop reads."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import numpy as np
 import pytest
 
+from modelops.cli import main
 from modelops.config.recipe import load_recipe
+from modelops.defs.metadata import shadow_metadata
 from modelops.domain.text import clean_text
 from modelops.lifecycle.dataset import build_dataset
 from modelops.lifecycle.platform import Platform
+from modelops.lifecycle.shadow import shadow_evidence
 from modelops.lifecycle.train import train_adapter
 from modelops.ml.model import load_base
 from modelops.stores.serving_log import ServingLog
@@ -42,7 +47,7 @@ def workspace(tiny_catalog, tmp_path_factory):
     return settings, champion, candidate, other
 
 
-def test_recipes_share_one_base_and_shadow_is_logged_apart(workspace, tiny_base_dir):
+def test_recipes_share_one_base_and_shadow_is_logged_apart(workspace, tiny_base_dir, monkeypatch):
     settings, champion, candidate, other = workspace
     with serving(settings) as (service, url):
         for _ in range(100):  # the watcher loads the shadow candidate after the routes
@@ -90,3 +95,48 @@ def test_recipes_share_one_base_and_shadow_is_logged_apart(workspace, tiny_base_
     assert summary["champion_adapter_ids"] == [champion]
     # the drift loop's log holds what was answered, never the shadow's scores
     assert set(logged["adapter_id"]) == {champion}
+
+    # promotion evidence: the CLI's promote records the shadow summary in the audit log
+    for name, value in _env(settings).items():
+        monkeypatch.setenv(name, value)
+    assert main(["registry", "promote", str(candidate), "--why", "shadow agreed", "--force"]) == 0
+    platform = Platform.from_settings(settings)
+    entry = max(platform.registry.audit("demo"), key=lambda e: e.id)
+    assert shadow_evidence(platform, candidate) == summary
+    platform.registry.close()
+    assert entry.adapter_id == candidate and entry.evidence["shadow"] == summary
+    assert shadow_metadata(summary)["shadow_agreement"] == summary["agreement"]
+
+
+def _env(settings) -> dict[str, str]:
+    return {
+        "MODELOPS_HOME": str(settings.home),
+        "MODELOPS_DATABASE_URL": settings.database_url,
+        "MODELOPS_ARTIFACTS": settings.artifacts_uri,
+        "MODELOPS_CATALOG": str(settings.catalog_path),
+        "MODELOPS_RECIPES": str(settings.recipes_dir),
+        "MODELOPS_TORCH_THREADS": "1",
+    }
+
+
+def test_cli_predict(workspace, monkeypatch, tmp_path, capsys):
+    settings, _, _, other = workspace
+    for name, value in _env(settings).items():
+        monkeypatch.setenv(name, value)
+    csv = tmp_path / "in.csv"
+    csv.write_text("id,text\n1,where is my parcel\n2,I was charged twice\n", encoding="utf-8")
+    args = ["predict", "--recipe", "other", "I lost my card", "--file", str(csv), "--json"]
+    assert main([*args, "--top-k", "2"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    texts = ["I lost my card", "where is my parcel", "I was charged twice"]
+    probs, labels = reference_probabilities(settings, other, texts)
+    assert doc["adapter_id"] == other and doc["base_model"] == "tiny@r1"
+    assert [p["text"] for p in doc["predictions"]] == texts
+    assert [p["label"] for p in doc["predictions"]] == [labels[i] for i in probs.argmax(1)]
+    assert all(len(p["top_k"]) == 2 for p in doc["predictions"])
+    assert main(["predict", "--recipe", "other", "I lost my card"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.split("\t")[0] == doc["predictions"][0]["label"]
+    csv.write_text("id,words\n1,x\n", encoding="utf-8")
+    assert main(["predict", "--recipe", "other", "--file", str(csv)]) == 1
+    assert "column 'text': missing" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import dagster as dg
 
 from modelops.config.recipe import LoadedRecipe
 from modelops.defs.keys import TAG_MODE, RecipeKeys
-from modelops.defs.metadata import md_table, meta_value, num
+from modelops.defs.metadata import md_table, meta_value, num, shadow_metadata
 from modelops.defs.partitions import taxonomy_partitions
 from modelops.defs.resources import (
     ArtifactStoreResource,
@@ -25,6 +25,7 @@ from modelops.domain.evaluation import markdown_table
 from modelops.lifecycle.dataset import DatasetRecord, build_dataset
 from modelops.lifecycle.evaluate import evaluate_adapter
 from modelops.lifecycle.promote import promote_if_passed
+from modelops.lifecycle.shadow import shadow_evidence
 from modelops.lifecycle.train import train_adapter
 
 # One blocking check per gate of ``modelops.domain.gates.decide`` (a test keeps them equal).
@@ -187,14 +188,16 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
         catalog: CatalogResource,
         adapter: dict,
     ):
+        platform = platform_from(runtime, registry, artifact_store, catalog)
         outcome = evaluate_adapter(
-            platform_from(runtime, registry, artifact_store, catalog),
+            platform,
             adapter["adapter_id"],
             emit=context.log.info,
             loaded=loaded,
         )
         cand, champ = outcome.candidate, outcome.champion
         png = base64.b64encode(outcome.confusion_png).decode()
+        shadow = shadow_evidence(platform, outcome.adapter_id)
         yield dg.Output(
             {"adapter_id": outcome.adapter_id, "passed": outcome.decision.passed},
             metadata={
@@ -218,6 +221,7 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
                 "confusion_matrix": dg.MetadataValue.md(
                     f"![confusion matrix](data:image/png;base64,{png})"
                 ),
+                **shadow_metadata(shadow),
             },
         )
         for check in outcome.decision.checks:
