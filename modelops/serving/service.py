@@ -145,7 +145,9 @@ class ServingService:
             try:
                 self._sync_recipe(recipe, shadow)
             except Exception as exc:  # registry or store unreachable: keep what serves
-                logger.warning("recipe %s: cannot check the registry (%s)", recipe, exc)
+                logger.warning("recipe %s: cannot load its adapter (%s)", recipe, exc)
+                if recipe in self.waiting:
+                    self.waiting[recipe] = f"cannot load its adapter: {exc}"
 
     def _sync_recipe(self, recipe: str, shadow: bool) -> None:
         registry = self.platform.registry

@@ -17,34 +17,36 @@ from modelops.serving.auth import check_binding
 from modelops.serving.schemas import Limits
 from modelops.stores.serving_log import ServingLog
 from modelops_tests.fixtures.http_server import reference_probabilities, serving
-from modelops_tests.fixtures.serving import TEXTS, trained_workspace
+from modelops_tests.fixtures.serving import TEXTS
 
 LIMITS = Limits(max_texts=8, max_chars=300, max_body_bytes=64 * 1024)
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_catalog, tmp_path_factory):
-    return trained_workspace(tmp_path_factory.mktemp("http"), tiny_catalog)
+def trained(shared_workspace):
+    """``(settings, champion)`` of recipe ``other`` (``conftest.py``)."""
+    settings, _, _, other = shared_workspace
+    return settings, other
 
 
 @pytest.fixture(scope="module")
 def server(trained):
-    with serving(trained[0], limits=LIMITS) as (service, url):
+    with serving(trained[0], recipes=("other",), limits=LIMITS) as (service, url):
         yield service, url
 
 
 def predict(url, body, **kwargs):
-    return httpx.post(f"{url}/v1/recipes/demo/predict", json=body, timeout=30, **kwargs)
+    return httpx.post(f"{url}/v1/recipes/other/predict", json=body, timeout=30, **kwargs)
 
 
 def test_predict_contract(trained, server):
-    settings_, champion, _ = trained
+    settings_, champion = trained
     service, url = server
     response = predict(url, {"texts": TEXTS, "top_k": 2, "ids": ["a", 7, "c"]})
     assert response.status_code == 200
     assert response.headers["x-request-id"] == response.json()["request_id"]
     doc = response.json()
-    assert (doc["recipe"], doc["adapter_id"], doc["taxonomy_version"]) == ("demo", champion, "v1")
+    assert (doc["recipe"], doc["adapter_id"], doc["taxonomy_version"]) == ("other", champion, "v1")
     assert doc["base_model"] == "tiny@r1"
     preds = doc["predictions"]
     assert [p["id"] for p in preds] == ["a", "7", "c"]
@@ -59,8 +61,8 @@ def test_predict_contract(trained, server):
 
     assert service.buffer.flush(30)
     with ServingLog(settings_.database_url) as log:
-        logged = log.predictions("demo", batch_id=doc["request_id"])
-        bases = log.base_models("demo")
+        logged = log.predictions("other", batch_id=doc["request_id"])
+        bases = log.base_models("other")
     assert logged["predicted_label"].tolist() == [p["label"] for p in preds]
     assert logged["external_id"].tolist() == ["a", "7", "c"]
     assert logged["text"].tolist()[1] == "where is my NEW card?"
@@ -68,12 +70,12 @@ def test_predict_contract(trained, server):
 
 
 def test_feedback_by_prediction_id_and_by_reference(trained, server):
-    settings_, _, _ = trained
+    settings_, _ = trained
     service, url = server
     preds = predict(url, {"texts": ["card lost", "refund please"], "ids": ["r1", "r2"]}).json()
     pid = preds["predictions"][0]["prediction_id"]
     response = httpx.post(
-        f"{url}/v1/recipes/demo/feedback",
+        f"{url}/v1/recipes/other/feedback",
         json={"feedback": [
             {"prediction_id": pid, "true_label": "card_lost"},
             {"id": "r2", "true_label": "refund_request"},
@@ -83,8 +85,8 @@ def test_feedback_by_prediction_id_and_by_reference(trained, server):
     assert response.status_code == 202 and response.json()["accepted"] == 3
     assert service.buffer.flush(30)
     with ServingLog(settings_.database_url) as log:
-        logged = log.predictions("demo", batch_id=preds["request_id"])
-        feedback = log.feedback("demo")
+        logged = log.predictions("other", batch_id=preds["request_id"])
+        feedback = log.feedback("other")
     mine = feedback[feedback["prediction_id"].isin(logged["id"])]
     assert sorted(zip(mine["prediction_id"], mine["true_label"], strict=True)) == [
         (logged["id"].iloc[0], "card_lost"),
@@ -94,7 +96,7 @@ def test_feedback_by_prediction_id_and_by_reference(trained, server):
 
 
 def test_openapi_health_adapters_and_metrics(trained, server):
-    _, champion, _ = trained
+    _, champion = trained
     _, url = server
     doc = httpx.get(f"{url}/openapi.json").json()
     assert doc["openapi"].startswith("3.")
@@ -104,7 +106,7 @@ def test_openapi_health_adapters_and_metrics(trained, server):
     assert {"texts", "top_k", "ids"} <= set(request_schema["properties"])
     assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{url}/readyz")
-    assert ready.status_code == 200 and ready.json()["routes"] == {"demo": champion}
+    assert ready.status_code == 200 and ready.json()["routes"] == {"other": champion}
     adapters = httpx.get(f"{url}/v1/adapters").json()
     assert [(a["adapter_id"], a["role"]) for a in adapters["adapters"]] == [(champion, "serving")]
     predict(url, {"texts": ["hello there"]})
@@ -144,7 +146,7 @@ def test_openapi_health_adapters_and_metrics(trained, server):
 )
 def test_bad_predict_requests_name_the_field(server, body, status, field):
     _, url = server
-    response = httpx.post(f"{url}/v1/recipes/demo/predict", content=body)
+    response = httpx.post(f"{url}/v1/recipes/other/predict", content=body)
     assert response.status_code == status, response.text
     doc = response.json()
     assert doc["field"] == field and doc["error"] and doc["request_id"]
@@ -152,13 +154,13 @@ def test_bad_predict_requests_name_the_field(server, body, status, field):
 
 def test_unknown_recipe_route_and_method(server):
     _, url = server
-    missing = httpx.post(f"{url}/v1/recipes/other/predict", json={"texts": ["x"]})
+    missing = httpx.post(f"{url}/v1/recipes/demo/predict", json={"texts": ["x"]})  # not served
     assert missing.status_code == 404 and missing.json()["field"] == "recipe"
     assert httpx.get(f"{url}/nowhere").status_code == 404
-    wrong = httpx.get(f"{url}/v1/recipes/demo/predict")
+    wrong = httpx.get(f"{url}/v1/recipes/other/predict")
     assert wrong.status_code == 405 and wrong.json()["error"]
     bad_feedback = httpx.post(
-        f"{url}/v1/recipes/demo/feedback",
+        f"{url}/v1/recipes/other/feedback",
         json={"feedback": [{"true_label": "x", "prediction_id": "a.0", "id": "b"}]},
     )
     assert bad_feedback.status_code == 422 and bad_feedback.json()["field"] == "feedback[0]"
@@ -204,12 +206,12 @@ _bodies = st.one_of(
 
 
 @settings(
-    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(body=_bodies, endpoint=st.sampled_from(["predict", "feedback"]))
 def test_fuzzed_bodies_get_a_result_or_a_named_4xx(server, body, endpoint):
     _, url = server
-    response = httpx.post(f"{url}/v1/recipes/demo/{endpoint}", content=body, timeout=30)
+    response = httpx.post(f"{url}/v1/recipes/other/{endpoint}", content=body, timeout=30)
     assert response.status_code in (200, 202, 400, 413, 422), response.text
     doc = response.json()
     if response.status_code >= 400:
@@ -219,7 +221,10 @@ def test_fuzzed_bodies_get_a_result_or_a_named_4xx(server, body, endpoint):
 
 
 def test_bearer_token(trained, tmp_path):
-    with serving(trained[0], token="s3cret", buffer_dir=tmp_path / "buf") as (_, url):
+    with serving(trained[0], recipes=("other",), token="s3cret", buffer_dir=tmp_path / "b") as (
+        _,
+        url,
+    ):
         body = {"texts": ["I lost my card"]}
         assert predict(url, body).status_code == 401
         wrong = predict(url, body, headers={"Authorization": "Bearer nope"})

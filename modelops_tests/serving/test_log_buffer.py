@@ -38,7 +38,7 @@ def _until(condition, timeout: float = 30) -> None:
 
 
 def test_requests_succeed_while_the_database_is_down(pg_url, tiny_catalog, tmp_path):
-    settings, champion, _ = trained_workspace(tmp_path, tiny_catalog, database_url=pg_url)
+    settings, champion, _ = trained_workspace(tmp_path, tiny_catalog, count=1, database_url=pg_url)
     with serving(settings) as (service, url):
 
         def ask(text: str) -> dict:

@@ -11,40 +11,23 @@ import numpy as np
 import pytest
 
 from modelops.cli import main
-from modelops.config.recipe import load_recipe
 from modelops.defs.metadata import shadow_metadata
 from modelops.domain.text import clean_text
-from modelops.lifecycle.dataset import build_dataset
 from modelops.lifecycle.platform import Platform
 from modelops.lifecycle.shadow import shadow_evidence
-from modelops.lifecycle.train import train_adapter
 from modelops.ml.model import load_base
 from modelops.stores.serving_log import ServingLog
 from modelops_tests.fixtures.http_server import reference_probabilities, serving
-from modelops_tests.fixtures.serving import DIFFERENT, MONITORING, trained_workspace
-from modelops_tests.fixtures.workspace import write_recipe
 
 TEXTS = ["I lost my card yesterday", "please refund my order", "where is my parcel",
          "change my address please", "I was charged twice"]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def workspace(tiny_catalog, tmp_path_factory):
+@pytest.fixture
+def workspace(shared_workspace):
     """Recipe ``demo`` (shadow on): champion and candidate; recipe ``other``: its own
-    champion. All three adapters on the tiny base."""
-    root = tmp_path_factory.mktemp("shared")
-    settings, champion, candidate = trained_workspace(
-        root, tiny_catalog, second=DIFFERENT, recipe={"serving": {"shadow": True}}
-    )
-    write_recipe(root, {"name": "other", "training": {"seed": 9, "epochs": 1},
-                        "monitoring": MONITORING})  # fmt: skip
-    platform = Platform.from_settings(settings)
-    loaded = load_recipe(settings.recipes_dir / "other.yaml")
-    dataset = build_dataset(platform, loaded, emit=lambda _m: None)
-    other = train_adapter(platform, loaded, dataset, emit=lambda _m: None).id
-    platform.registry.promote(other, who="t", why="first", evidence={}, force=True)
-    platform.registry.close()
-    return settings, champion, candidate, other
+    champion. All three adapters on the tiny base (``conftest.py``)."""
+    return shared_workspace
 
 
 def test_recipes_share_one_base_and_shadow_is_logged_apart(workspace, tiny_base_dir, monkeypatch):
