@@ -110,7 +110,7 @@ def run_serve(args: argparse.Namespace) -> int:
     torch.set_num_threads(settings.torch_threads)
     service = ServingService(Platform.from_settings(settings), config)
     app = build_app(service, token=token)
-    auth = "bearer token required" if token else "no token (loopback only)"
+    auth = "bearer token required" if token else "no token: loopback only"
     print(f"modelops serve: http://{args.host}:{args.port} ({auth})", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0

@@ -7,7 +7,9 @@ hands each batch to ``write`` (one transaction). When ``write`` raises, the batc
 the spool: one JSON-lines file per batch under ``directory``, written atomically. While
 the spool holds anything, new batches join it (rows reach the log in the order they
 came), and the oldest spool file is retried every ``retry_s`` until the database
-answers; a file is deleted only once its rows are written. A server that stops with
+answers; a file is deleted only once its rows are written. A database that answers but
+more slowly than rows come (over half of ``max_memory_rows`` waiting) also sends batches
+to the spool, so memory does not fill up. A server that stops with
 rows in memory spools them; the next one (same directory) replays them.
 
 Bounds: at most ``max_memory_rows`` in memory and ``max_spool_rows`` on disk. A row
@@ -147,10 +149,14 @@ class LogBuffer:
             batch = self._take()
             if not batch:
                 return
-            if self._files or time.monotonic() < self._retry_at:
+            if self._files or time.monotonic() < self._retry_at or self._behind():
                 self._spool(batch)  # keep the order: the spool goes first
             elif not self._try_write(batch):
                 self._spool(batch)
+
+    def _behind(self) -> bool:
+        """Whether the database is slower than the traffic: over half the memory bound waits."""
+        return len(self._memory) > self.max_memory_rows // 2
 
     def _replay(self) -> None:
         while self._files and time.monotonic() >= self._retry_at:
