@@ -4,6 +4,7 @@ once it is back, also after a restart."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import httpx
@@ -15,8 +16,6 @@ from modelops.stores.serving_log import PREDICTION, ServingLog
 from modelops_tests.fixtures.database_outage import database_down
 from modelops_tests.fixtures.http_server import serving
 from modelops_tests.fixtures.serving import trained_workspace
-
-pytestmark = pytest.mark.postgres
 
 
 def _row(text: str) -> dict:
@@ -37,6 +36,7 @@ def _until(condition, timeout: float = 30) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.postgres
 def test_requests_succeed_while_the_database_is_down(pg_url, tiny_catalog, tmp_path):
     settings, champion, _ = trained_workspace(tmp_path, tiny_catalog, count=1, database_url=pg_url)
     with serving(settings) as (service, url):
@@ -68,6 +68,7 @@ def test_requests_succeed_while_the_database_is_down(pg_url, tiny_catalog, tmp_p
     ]
 
 
+@pytest.mark.postgres
 def test_a_full_buffer_drops_and_counts_and_a_restart_replays(pg_url, tmp_path):
     log = ServingLog(pg_url)  # creates the tables
     rows = [_row(f"text {i}") for i in range(8)]
@@ -88,3 +89,21 @@ def test_a_full_buffer_drops_and_counts_and_a_restart_replays(pg_url, tmp_path):
     logged = log.predictions("demo")
     log.close()
     assert logged["external_id"].tolist() == [f"text {i}" for i in range(5)]  # oldest kept
+
+
+def test_a_backlog_over_half_of_memory_goes_through_the_spool_in_order(tmp_path, caplog):
+    """Rows that come faster than the database takes them wait on disk, not in memory;
+    beyond the memory bound they are dropped and counted."""
+    log = ServingLog(f"sqlite:///{tmp_path / 'log.db'}")
+    buffer = LogBuffer(tmp_path / "spool", log.write, max_memory_rows=10, flush_rows=2)
+    assert buffer.put([_row(f"text {i}") for i in range(12)]) == 2  # before the writer runs
+    assert (buffer.backlog, buffer.dropped) == (10, 2)
+    with caplog.at_level(logging.INFO, logger="modelops.serving.prediction_buffer"):
+        buffer.start()
+        assert buffer.flush(30)
+        buffer.stop()
+    assert "log buffer: spool replayed" in caplog.text  # the backlog went through the disk
+    logged = log.predictions("demo")
+    log.close()
+    assert logged["external_id"].tolist() == [f"text {i}" for i in range(10)]
+    assert buffer.written == 10 and list((tmp_path / "spool").glob("*")) == []
