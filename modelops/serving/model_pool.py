@@ -180,9 +180,16 @@ class ModelPool:
         """Take an adapter off its base (the caller makes sure nothing still scores it)."""
         with self._lock:
             adapter = self._adapters.pop(adapter_id, None)
-            if adapter is not None:
-                self._bases[adapter.base_sha256].remove(adapter.name)
-                logger.info("adapter %s unloaded", adapter_id)
+            if adapter is None:
+                return
+            base = self._bases[adapter.base_sha256]
+            base.remove(adapter.name)
+            logger.info("adapter %s unloaded", adapter_id)
+            # no adapter left on it (its recipes moved to another base), and no load that
+            # may be putting one on it right now
+            if not base.names and not self._load_lock.locked():
+                del self._bases[adapter.base_sha256]
+                logger.info("base %s unloaded", base.ref)
 
     def probabilities(self, adapter: LoadedAdapter, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities of cleaned ``texts`` under ``adapter``, shape (n, labels)."""
