@@ -61,12 +61,14 @@ class ServingLog(ProductionLog):
         by outcome (``prediction``, ``feedback``, ``shadow``, ``feedback_unmatched``)."""
         counts = {PREDICTION: 0, FEEDBACK: 0, SHADOW: 0, "feedback_unmatched": 0}
         with self._session.begin() as session:
-            predictions = [r for r in rows if r["kind"] == PREDICTION]
-            session.add_all(_prediction_row(r) for r in predictions)
-            counts[PREDICTION] = len(predictions)
-            session.add_all(_shadow_row(r) for r in rows if r["kind"] == SHADOW)
-            counts[SHADOW] = sum(r["kind"] == SHADOW for r in rows)
-            session.flush()
+            # bulk inserts (one executemany each), in order: ids grow as rows came
+            predictions = [_prediction_row(r) for r in rows if r["kind"] == PREDICTION]
+            if predictions:
+                session.execute(sa.insert(PredictionRow), predictions)
+            shadows = [_shadow_row(r) for r in rows if r["kind"] == SHADOW]
+            if shadows:
+                session.execute(sa.insert(ShadowRow), shadows)
+            counts[PREDICTION], counts[SHADOW] = len(predictions), len(shadows)
             for r in rows:
                 if r["kind"] == FEEDBACK:
                     ok = _add_feedback(session, r)
@@ -117,8 +119,8 @@ class ServingLog(ProductionLog):
             return dict(session.execute(query).tuples().all())
 
 
-def _prediction_row(r: dict[str, Any]) -> PredictionRow:
-    return PredictionRow(
+def _prediction_row(r: dict[str, Any]) -> dict[str, Any]:
+    return dict(
         at=_time(r.get("at")),
         recipe=r["recipe"],
         taxonomy_version=r["taxonomy_version"],
@@ -136,8 +138,8 @@ def _prediction_row(r: dict[str, Any]) -> PredictionRow:
     )
 
 
-def _shadow_row(r: dict[str, Any]) -> ShadowRow:
-    return ShadowRow(
+def _shadow_row(r: dict[str, Any]) -> dict[str, Any]:
+    return dict(
         at=_time(r.get("at")),
         recipe=r["recipe"],
         candidate_adapter_id=int(r["candidate_adapter_id"]),
