@@ -182,10 +182,8 @@ def test_no_resource_shows_the_database_url_or_s3_endpoint(workspace_env):
         snapshot = serialize_value(RepositorySnap.from_def(defs.get_repository_def()))
         assert PASSWORD not in snapshot and DATABASE_URL not in snapshot
         assert S3_ENDPOINT not in snapshot
-        shown = {
-            r.name: r.configured_values
-            for r in RepositorySnap.from_def(defs.get_repository_def()).resources
-        }
+        shown = {r.name: r.configured_values for r in RepositorySnap.from_def(
+            defs.get_repository_def()).resources}
         # What the UI shows instead: the variables' names.
         assert shown["registry"]["database_url"].name == "MODELOPS_DATABASE_URL"
         assert shown["artifact_store"]["s3_endpoint_url"].name == "MODELOPS_S3_ENDPOINT_URL"

@@ -219,12 +219,8 @@ def test_regression_checks_use_the_rows_the_champion_was_scored_on(
     part = [0] * 10 + [1] * 10  # labels a and b only
     champion = evaluated(part, [0] * 9 + [1] * 11, LABELS)
     on_part = evaluated(part, part, LABELS)
-    decision = decide(
-        with_macro_f1(good, 0.5),
-        settings=GateSettings(min_macro_f1=0.6),
-        champion=champion,
-        compared=on_part,
-    )
+    decision = decide(with_macro_f1(good, 0.5), settings=GateSettings(min_macro_f1=0.6),
+                      champion=champion, compared=on_part)
     assert not check(decision, "min_macro_f1").passed  # the whole split's 0.5
     assert check(decision, "no_regression").passed
     assert check(decision, "no_regression").metadata["value"] == on_part.macro_f1

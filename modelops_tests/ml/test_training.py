@@ -123,21 +123,11 @@ def test_recipe_without_validation_split_trains(setup, tmp_path):
     from modelops.domain.dataset import build_dataset
 
     root, loaded, base, dataset = setup
-    no_val = build_dataset(
-        dataset.frame[["text", "label"]],
-        labels=dataset.labels,
-        validation_fraction=0.0,
-        test_fraction=0.2,
-    )
+    no_val = build_dataset(dataset.frame[["text", "label"]], labels=dataset.labels,
+                           validation_fraction=0.0, test_fraction=0.2)
     assert no_val.stats["validation_rows"] == 0
-    result = train_classifier(
-        recipe=loaded.recipe,
-        base=base,
-        dataset=no_val,
-        out_dir=tmp_path / "a",
-        threads=1,
-        emit=lambda _m: None,
-    )
+    result = train_classifier(recipe=loaded.recipe, base=base, dataset=no_val,
+                              out_dir=tmp_path / "a", threads=1, emit=lambda _m: None)
     assert len(result.history) == 2 and "validation_accuracy" not in result.history[0]
 
 
@@ -173,42 +163,19 @@ def test_warm_start_fits_head_rows_for_labels_it_never_saw(setup, tmp_path):
     _, loaded, base, dataset = setup
     frame = dataset.frame
     new_label = dataset.split("train")["label"].value_counts().index[0]
-    without = replace(
-        dataset, frame=frame[~((frame["split"] == "train") & (frame["label"] == new_label))]
-    )
-    train_classifier(
-        recipe=loaded.recipe,
-        base=base,
-        dataset=without,
-        out_dir=tmp_path / "c",
-        threads=1,
-        emit=lambda _m: None,
-    )
+    without = replace(dataset, frame=frame[~((frame["split"] == "train")
+                                             & (frame["label"] == new_label))])
+    train_classifier(recipe=loaded.recipe, base=base, dataset=without,
+                     out_dir=tmp_path / "c", threads=1, emit=lambda _m: None)
     seen = frozenset(without.split("train")["label"])
     assert new_label not in seen
-    quiet = loaded.recipe.model_copy(
-        update={
-            "training": loaded.recipe.training.model_copy(
-                update={
-                    "select_best": False,
-                    "epochs": 1,
-                    "learning_rate": 1e-9,
-                    "head_learning_rate": 1e-9,
-                }
-            )
-        }
-    )
+    quiet = loaded.recipe.model_copy(update={"training": loaded.recipe.training.model_copy(
+        update={"select_best": False, "epochs": 1, "learning_rate": 1e-9,
+                "head_learning_rate": 1e-9})})
 
     def warm(out, warm_start):
-        return train_classifier(
-            recipe=quiet,
-            base=base,
-            dataset=dataset,
-            out_dir=tmp_path / out,
-            threads=1,
-            emit=lambda _m: None,
-            warm_start=warm_start,
-        )
+        return train_classifier(recipe=quiet, base=base, dataset=dataset, out_dir=tmp_path / out,
+                                threads=1, emit=lambda _m: None, warm_start=warm_start)
 
     extended = warm("e", WarmStart(tmp_path / "c", seen))
     kept = warm("k", tmp_path / "c")  # a bare path: every label counts as seen
@@ -229,5 +196,6 @@ def test_warm_start_fits_head_rows_for_labels_it_never_saw(setup, tmp_path):
     after = load_file(str(tmp_path / "e" / "head.safetensors"))
     others = [i for i in range(len(dataset.labels)) if i != k]
     assert float(before["bias"][k]) == -10.0 and float(after["bias"][k]) > -10.0
-    torch.testing.assert_close(after["weight"][others], before["weight"][others], atol=1e-6, rtol=0)
+    torch.testing.assert_close(after["weight"][others], before["weight"][others],
+                               atol=1e-6, rtol=0)
     assert extended.weights_sha256 != kept.weights_sha256

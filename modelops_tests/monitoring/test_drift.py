@@ -215,13 +215,8 @@ def test_verdict_signals_and_estimated_accuracy(setup):
     loud = {s: calibration.thresholds[s] * 2 for s in calibration.thresholds}
     harmless = verdict(loud, calibration, signals=[], estimated_accuracy=0.9, min_accuracy=0.8)
     assert not harmless.drifted and harmless.fired == [] and harmless.thresholds == {}
-    silent = verdict(
-        dict.fromkeys(SIGNALS, 0.0),
-        calibration,
-        signals=[],
-        estimated_accuracy=0.7,
-        min_accuracy=0.8,
-    )
+    silent = verdict(dict.fromkeys(SIGNALS, 0.0), calibration, signals=[],
+                     estimated_accuracy=0.7, min_accuracy=0.8)
     assert silent.drifted and silent.fired == ["estimated_accuracy"]
 
 
