@@ -35,15 +35,18 @@ demo-data: $(STAMP)
 	$(BIN)/modelops demo-data
 
 # Starts dagster dev (webserver + daemon) on http://127.0.0.1:3000 with the demo recipe,
-# and the demo scenario in the background: it launches the first training, then streams
-# production batches (clean, then drifted) into the landing folder for the sensors.
-# Its log: .modelops/stream.log. Ctrl-C stops both.
+# modelops serve on http://127.0.0.1:8080 (log: .modelops/serve.log; it answers once the
+# first champion is promoted), and the demo scenario in the background: it launches the
+# first training, then streams production batches (clean, then drifted) into the landing
+# folder for the sensors. Its log: .modelops/stream.log. Ctrl-C stops all three.
 run: $(STAMP)
 	$(BIN)/modelops init
 	$(BIN)/modelops demo-data
 	@echo "Dagster UI: http://127.0.0.1:3000  (scenario log: .modelops/stream.log)"
+	@echo "Serving:    http://127.0.0.1:8080  (log: .modelops/serve.log; docs/serving.md)"
 	$(BIN)/modelops demo --stream --every 40 > .modelops/stream.log 2>&1 & stream=$$!; \
-	trap 'kill $$stream 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/modelops serve --host 127.0.0.1 --port 8080 > .modelops/serve.log 2>&1 & serve=$$!; \
+	trap 'kill $$stream $$serve 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 clean:

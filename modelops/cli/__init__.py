@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "modelops.cli.backfill",
     "modelops.cli.taxonomy",
     "modelops.cli.scenario",
+    "modelops.cli.serve",
 )
 
 

@@ -125,6 +125,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shadow(settings, version) -> dict | None:
+    """The candidate's shadow scores on live traffic (``modelops serve``), if any."""
+    from modelops.stores.serving_log import ServingLog
+
+    with ServingLog(settings.database_url) as log:
+        return log.shadow_summary(version.recipe, version.id)
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
     """``registry promote ID --why TEXT [--force]``."""
     adapter_id = _adapter_id(args.id)
@@ -132,6 +140,9 @@ def cmd_promote(args: argparse.Namespace) -> int:
     with registry:
         version = registry.get(adapter_id)
         evidence = {"via": "cli", "metrics": version.metrics, "gate": version.gate}
+        shadow = _shadow(settings, version)
+        if shadow is not None:
+            evidence["shadow"] = shadow
         entry = registry.promote(
             adapter_id, who=settings.user, why=args.why, evidence=evidence, force=args.force
         )

@@ -81,6 +81,16 @@ class TrainingSettings(StrictSection):
 
 
 
+class ServingSettings(StrictSection):
+    """How ``modelops serve`` treats the recipe (docs/serving.md)."""
+
+    shadow: bool = Field(
+        default=False,
+        description="the newest candidate also scores live traffic, off the request path; "
+        "its agreement with the champion is logged as promotion evidence",
+    )
+
+
 class Recipe(StrictSection):
     name: str = Field(pattern=LABEL_PATTERN, max_length=64)
     description: str = ""
@@ -98,6 +108,7 @@ class Recipe(StrictSection):
     retraining: RetrainingSettings = RetrainingSettings()
     compute: ComputeSettings = ComputeSettings()
     taxonomy_changes: TaxonomyChangeSettings = TaxonomyChangeSettings()
+    serving: ServingSettings = ServingSettings()
 
     @model_validator(mode="after")
     def _columns_differ(self) -> Recipe:
@@ -149,12 +160,12 @@ class LoadedRecipe:
 
     def fingerprint(self) -> str:
         """What decides the weights of a full training: not description, gates,
-        monitoring, retraining, compute or taxonomy_changes (an incremental run records its warm
-        start apart)."""
+        monitoring, retraining, compute, taxonomy_changes or serving (an incremental run
+        records its warm start apart)."""
         body = self.recipe.model_dump(
             mode="json",
             exclude={"description", "gates", "monitoring", "retraining", "compute",
-                     "taxonomy_changes"},
+                     "taxonomy_changes", "serving"},
         )
         body["taxonomy"] = self.taxonomy.fingerprint()
         body["data"]["sources"] = self.source_uris()

@@ -45,6 +45,9 @@ class Settings:
     serve_url: str = "http://127.0.0.1:8080"
     """Where ``modelops serve`` answers, as people and links reach it: prediction
     requests and the stored drift reports linked from the UI (``MODELOPS_SERVE_URL``)."""
+    serve_token: str | None = field(default=None, repr=False)
+    """Bearer token ``modelops serve`` requires (``MODELOPS_SERVE_TOKEN``); needed to bind
+    beyond loopback. Left out of the repr."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -64,6 +67,7 @@ class Settings:
             dagster_url=env.get("MODELOPS_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/"),
             serve_url=env.get("MODELOPS_SERVE_URL", "http://127.0.0.1:8080").rstrip("/"),
             checkpoint_steps=max(1, int(env.get("MODELOPS_CHECKPOINT_STEPS", "50") or 50)),
+            serve_token=env.get("MODELOPS_SERVE_TOKEN") or None,
         )
 
 

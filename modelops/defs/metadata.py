@@ -34,3 +34,18 @@ def link(uri: str) -> dg.MetadataValue:
     if uri.startswith(("http://", "https://")):
         return dg.MetadataValue.url(uri)
     return dg.MetadataValue.path(uri)
+
+
+def shadow_metadata(shadow: dict | None) -> dict:
+    """A candidate's shadow scores on live traffic as evaluation metadata (promotion
+    evidence); nothing when ``modelops serve`` logged none for it."""
+    if shadow is None:
+        return {}
+    return {
+        "shadow_rows": shadow["rows"],
+        "shadow_agreement": shadow["agreement"],
+        "shadow_candidate_confidence": shadow["candidate_confidence"],
+        "shadow_champion_confidence": shadow["champion_confidence"],
+        "shadow_champions": ", ".join(str(i) for i in shadow["champion_adapter_ids"]),
+        "shadow_window": f"{shadow['first_at']} .. {shadow['last_at']}",
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from modelops.config.errors import ModelopsError
 from modelops.lifecycle.platform import Platform
+from modelops.lifecycle.shadow import shadow_evidence
 from modelops.stores.registry_records import AuditEntry
 
 
@@ -26,6 +27,9 @@ def promote_if_passed(
     if not gate.get("passed"):
         raise ModelopsError(f"adapter {adapter_id} did not pass its gates; not promoted")
     evidence = {"gate": gate, "metrics": version.metrics, **(evidence or {})}
+    shadow = shadow_evidence(platform, adapter_id)
+    if shadow is not None:
+        evidence["shadow"] = shadow
     try:
         return platform.registry.promote(adapter_id, who=who, why=why, evidence=evidence)
     except ModelopsError:

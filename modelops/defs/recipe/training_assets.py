@@ -16,7 +16,7 @@ import dagster as dg
 from modelops.config.recipe import LoadedRecipe
 from modelops.defs.k8s import k8s_tags
 from modelops.defs.keys import TAG_MODE, RecipeKeys
-from modelops.defs.metadata import md_table, meta_value, num
+from modelops.defs.metadata import md_table, meta_value, num, shadow_metadata
 from modelops.defs.partitions import taxonomy_partitions
 from modelops.defs.recipe.mapped_asset import build_mapped_asset
 from modelops.defs.resources import (
@@ -32,6 +32,7 @@ from modelops.domain.gates import GateCheck, active_gates
 from modelops.lifecycle.dataset import DatasetRecord, build_dataset
 from modelops.lifecycle.evaluate import evaluate_adapter
 from modelops.lifecycle.promote import promote_if_passed
+from modelops.lifecycle.shadow import shadow_evidence
 from modelops.lifecycle.taxonomy_change import compare_candidates, should_train
 from modelops.lifecycle.train import train_adapter
 
@@ -231,6 +232,7 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
             if mapped_id is not None
             else None
         )
+        shadow = shadow_evidence(p, outcome.adapter_id)
         yield dg.Output(
             {
                 "adapter_id": outcome.adapter_id,
@@ -260,6 +262,7 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
                     f"![confusion matrix](data:image/png;base64,{png})"
                 ),
                 **_versus_metadata(versus),
+                **shadow_metadata(shadow),
             },
         )
         for check in outcome.decision.checks:

@@ -123,6 +123,8 @@ class PredictionRow(Base):
     source: Mapped[str] = mapped_column(sa.String(200))
     batch_id: Mapped[str | None] = mapped_column(sa.String(64))
     external_id: Mapped[str | None] = mapped_column(sa.String(MAX_EXTERNAL_ID_CHARS))
+    base_model: Mapped[str | None] = mapped_column(sa.String(200))
+    """The catalog reference of the base that answered (revision 0005; older rows: null)."""
 
 
 class FeedbackRow(Base):
@@ -137,3 +139,26 @@ class FeedbackRow(Base):
     text_sha256: Mapped[str] = mapped_column(sa.String(64))
     true_label: Mapped[str] = mapped_column(sa.String(200))
     source: Mapped[str] = mapped_column(sa.String(200))
+
+
+class ShadowRow(Base):
+    """A candidate's answer to live traffic beside the champion's (revision 0005)."""
+
+    __tablename__ = "shadow_predictions"
+    __table_args__ = (
+        sa.Index(
+            "ix_shadow_predictions_recipe_candidate_adapter_id", "recipe", "candidate_adapter_id"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    recipe: Mapped[str] = mapped_column(sa.String(200))
+    candidate_adapter_id: Mapped[int]
+    champion_adapter_id: Mapped[int]
+    batch_id: Mapped[str | None] = mapped_column(sa.String(64))
+    text_sha256: Mapped[str] = mapped_column(sa.String(64))
+    candidate_label: Mapped[str] = mapped_column(sa.String(200))
+    candidate_confidence: Mapped[float] = mapped_column(sa.Float)
+    champion_label: Mapped[str] = mapped_column(sa.String(200))
+    champion_confidence: Mapped[float] = mapped_column(sa.Float)

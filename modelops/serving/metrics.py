@@ -1,0 +1,72 @@
+"""Prometheus metrics of the HTTP service, on a registry of its own (one per app)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class ServingMetrics:
+    """Requests, latency, batch sizes, loaded adapters, the log's backlog and drops."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "modelops_requests",
+            "HTTP requests by route and status",
+            ["route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "modelops_request_seconds",
+            "Request latency",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.texts = Counter("modelops_predicted_texts", "Texts scored", ["recipe"], registry=r)
+        self.batch_texts = Histogram(
+            "modelops_batch_texts",
+            "Texts per scored batch (one adapter, one pass)",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.batch_requests = Histogram(
+            "modelops_batch_requests",
+            "Requests merged into one scored batch",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.swaps = Counter(
+            "modelops_adapter_swaps", "Serving adapter changes picked up", ["recipe"], registry=r
+        )
+        self.adapters = Gauge("modelops_adapters_loaded", "Adapters in memory", registry=r)
+        self.bases = Gauge("modelops_bases_loaded", "Base models in memory", registry=r)
+        self.backlog = Gauge(
+            "modelops_log_backlog_rows",
+            "Rows not yet in the production log (memory + disk)",
+            registry=r,
+        )
+        self.spooled = Gauge(
+            "modelops_log_spooled_rows", "Rows waiting in the on-disk buffer", registry=r
+        )
+        self.dropped = Gauge(
+            "modelops_log_dropped_rows", "Rows dropped because the buffer was full", registry=r
+        )
+        self.shadow_dropped = Gauge(
+            "modelops_shadow_dropped_jobs", "Shadow scorings skipped (queue full)", registry=r
+        )
+
+    def watch(self, **sources: Callable[[], float]) -> None:
+        """Gauges read when scraped: ``adapters=lambda: ...`` and so on."""
+        for name, fn in sources.items():
+            getattr(self, name).set_function(fn)
+
+    def observe_batch(self, texts: int, requests: int) -> None:
+        self.batch_texts.observe(texts)
+        self.batch_requests.observe(requests)

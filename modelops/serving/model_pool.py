@@ -1,0 +1,234 @@
+"""One copy of each base model in memory, every adapter trained on it loaded beside it.
+
+Each base (identified by the sha256 the catalog records for it) is loaded once; the
+adapters trained on it are PEFT adapters of one :class:`peft.PeftModel`, each under its
+own name (``a<adapter id>``), with its own classification head, labels, pooling and
+``max_length``. Scoring an adapter selects it (``set_adapter``) and runs the shared
+encoder, so a base's forward passes run one at a time (a lock per base): the adapter
+chosen is the one used for the whole pass. Adding or removing an adapter takes the same
+lock, so it never changes a model in the middle of a pass.
+
+The adapters are fetched out of the artifact store and verified (sha256) exactly as the
+:class:`~modelops.serving.predictor.Predictor` does it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from modelops.config.errors import IntegrityError, NotFoundError
+from modelops.config.recipe import Recipe
+from modelops.domain.mapped_head import MappedHead
+from modelops.lifecycle.fetch import FetchedAdapter, read_mapped_head
+from modelops.lifecycle.platform import Platform
+from modelops.ml.model import HEAD_FILE, LABELS_FILE, load_base, pool, run_batches, tokenize
+from modelops.stores.registry_records import AdapterVersion
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedAdapter:
+    """An adapter ready to score on its shared base."""
+
+    version: AdapterVersion
+    name: str
+    """Its PEFT adapter name on the base (``a<id>``)."""
+    base: str
+    """The catalog reference of its base (``minilm@v1``), as the response reports it."""
+    base_sha256: str
+    labels: list[str]
+    head: nn.Linear
+    pooling: str
+    normalize: bool
+    max_length: int
+    mapped: MappedHead | None = None
+    """For a mapped candidate (a taxonomy change served by the previous champion), the
+    mapping of its outputs onto ``labels``; None for a trained adapter."""
+
+    @property
+    def id(self) -> int:
+        return self.version.id
+
+
+class SharedBase:
+    """One base encoder and the named PEFT adapters loaded on it."""
+
+    def __init__(self, sha256: str, ref: str, tokenizer: Any, encoder: nn.Module):
+        self.sha256 = sha256
+        self.ref = ref
+        self.tokenizer = tokenizer
+        self.encoder = encoder
+        self.model: Any = None  # the PeftModel, once the first adapter is on it
+        self.names: set[str] = set()
+        self.lock = threading.Lock()
+
+    def add(self, name: str, adapter_dir: str) -> None:
+        from peft import PeftModel
+
+        with self.lock:
+            if self.model is None:
+                self.model = PeftModel.from_pretrained(self.encoder, adapter_dir, adapter_name=name)
+            else:
+                self.model.load_adapter(adapter_dir, adapter_name=name)
+            self.model.eval()
+            self.names.add(name)
+
+    def remove(self, name: str) -> None:
+        with self.lock:
+            if name not in self.names:
+                return
+            if len(self.names) > 1:  # PEFT keeps one adapter: the last one stays until replaced
+                if self.model.active_adapter == name:
+                    self.model.set_adapter(next(n for n in self.names if n != name))
+                self.model.delete_adapter(name)
+            self.names.discard(name)
+
+    def logits(self, adapter: LoadedAdapter, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        encoded = tokenize(self.tokenizer, texts, adapter.max_length)
+        with self.lock:
+            if adapter.name not in self.names:
+                raise NotFoundError(f"adapter {adapter.id} is no longer loaded")
+            self.model.set_adapter(adapter.name)
+
+            def forward(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+                hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+                pooled = pool(hidden, mask, adapter.pooling)
+                if adapter.normalize:
+                    pooled = nn.functional.normalize(pooled, dim=-1)
+                return adapter.head(pooled)
+
+            return run_batches(forward, encoded, self.tokenizer.pad_token_id, batch_size)
+
+    def base_tensors(self) -> list[torch.Tensor]:
+        """The base's own parameters (not the adapters' LoRA weights)."""
+        return [p for n, p in self.encoder.named_parameters() if "lora_" not in n]
+
+
+class ModelPool:
+    """Adapters by id, each on the one shared copy of its base; thread-safe."""
+
+    def __init__(self, platform: Platform, *, batch_size: int = 64):
+        self.platform = platform
+        self.batch_size = batch_size
+        self._bases: dict[str, SharedBase] = {}
+        self._adapters: dict[int, LoadedAdapter] = {}
+        self._lock = threading.Lock()  # guards the two dicts
+        self._load_lock = threading.Lock()  # one load at a time
+
+    def get(self, adapter_id: int) -> LoadedAdapter | None:
+        return self._adapters.get(adapter_id)
+
+    def loaded(self) -> list[LoadedAdapter]:
+        return sorted(self._adapters.values(), key=lambda a: a.id)
+
+    def bases(self) -> list[SharedBase]:
+        return list(self._bases.values())
+
+    def load(self, version: AdapterVersion) -> LoadedAdapter:
+        """The adapter, loaded onto its base (the base too, the first time); idempotent.
+
+        Loads run one at a time; fetching and reading do not block scoring (only the
+        moment the adapter joins its base does)."""
+        with self._load_lock:
+            loaded = self._adapters.get(version.id)
+            if loaded is not None:
+                return loaded
+            with FetchedAdapter(self.platform, version) as fetched:
+                manifest = fetched.manifest
+                sha = manifest["base_model"]["sha256"]
+                base = self._bases.get(sha)
+                if base is None:
+                    resolved = self.platform.resolve_base_by_sha256(sha)
+                    tokenizer, encoder = load_base(resolved.path)
+                    base = SharedBase(sha, version.base_model, tokenizer, encoder)
+                    with self._lock:
+                        self._bases[sha] = base
+                    logger.info("base %s loaded (sha256 %s)", base.ref, sha[:12])
+                info = json.loads((fetched.path / LABELS_FILE).read_text(encoding="utf-8"))
+                head = nn.Linear(base.encoder.config.hidden_size, len(info["labels"]))
+                head.load_state_dict(load_file(str(fetched.path / HEAD_FILE)))
+                head.eval()
+                mapped = read_mapped_head(fetched.path)
+                if mapped is not None and list(mapped.source_labels) != list(info["labels"]):
+                    raise IntegrityError(
+                        f"adapter {version.id}: its label mapping's source labels differ from "
+                        "the labels of its weights"
+                    )
+                name = f"a{version.id}"
+                base.add(name, str(fetched.path))
+            recipe = Recipe.model_validate(manifest["recipe_snapshot"]["recipe"])
+            adapter = LoadedAdapter(
+                version=version,
+                name=name,
+                base=version.base_model,
+                base_sha256=sha,
+                labels=list(mapped.target_labels if mapped else info["labels"]),
+                head=head,
+                pooling=info["pooling"],
+                normalize=bool(info["normalize"]),
+                max_length=recipe.training.max_length,
+                mapped=mapped,
+            )
+            with self._lock:
+                self._adapters[version.id] = adapter
+            logger.info(
+                "adapter %s of recipe %s loaded on %s", version.id, version.recipe, base.ref
+            )
+            return adapter
+
+    def unload(self, adapter_id: int) -> None:
+        """Take an adapter off its base (the caller makes sure nothing still scores it)."""
+        with self._lock:
+            adapter = self._adapters.pop(adapter_id, None)
+            if adapter is None:
+                return
+            base = self._bases[adapter.base_sha256]
+            base.remove(adapter.name)
+            logger.info("adapter %s unloaded", adapter_id)
+            # no adapter left on it (its recipes moved to another base), and no load that
+            # may be putting one on it right now
+            if not base.names and not self._load_lock.locked():
+                del self._bases[adapter.base_sha256]
+                logger.info("base %s unloaded", base.ref)
+
+    def probabilities(self, adapter: LoadedAdapter, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities of cleaned ``texts`` under ``adapter``, shape (n, labels)."""
+        if not texts:
+            return np.zeros((0, len(adapter.labels)), dtype=np.float32)
+        logits = self._bases[adapter.base_sha256].logits(adapter, texts, self.batch_size)
+        probs = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+        return adapter.mapped.apply(probs, texts) if adapter.mapped is not None else probs
+
+    def base_parameter_count(self) -> int:
+        """How many base-model parameters are in memory, over every base (shared
+        storage counted once): what several adapters on one base must not multiply."""
+        seen: set[int] = set()
+        total = 0
+        for base in self._bases.values():
+            for tensor in base.base_tensors():
+                ptr = tensor.untyped_storage().data_ptr()
+                if ptr not in seen:
+                    seen.add(ptr)
+                    total += tensor.numel()
+        return total
+
+    def adapter_parameter_count(self) -> int:
+        """Parameters the loaded adapters add (LoRA weights and heads)."""
+        lora = sum(
+            p.numel()
+            for base in self._bases.values()
+            for n, p in base.encoder.named_parameters()
+            if "lora_" in n
+        )
+        return lora + sum(sum(p.numel() for p in a.head.parameters()) for a in self.loaded())

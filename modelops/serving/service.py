@@ -1,0 +1,283 @@
+"""The serving runtime behind the HTTP app: which recipes are served, the shared model
+pool, the micro-batcher, the registry watcher and the production-log buffer.
+
+The watcher asks the registry every ``poll_s`` seconds which adapter each recipe's
+``serving`` alias names (and, for recipes with ``serving: {shadow: true}``, its newest
+candidate); a new one is loaded beside the old one and then routed to, so a promotion
+or a rollback is picked up within seconds, with no restart and no request failed or
+answered by a mix of adapters. When the registry cannot be reached the routes stay as
+they are.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelops.config.errors import InputError
+from modelops.config.recipe import load_recipes
+from modelops.lifecycle.platform import Platform
+from modelops.serving.batching import MicroBatcher
+from modelops.serving.metrics import ServingMetrics
+from modelops.serving.model_pool import LoadedAdapter, ModelPool
+from modelops.serving.prediction_buffer import LogBuffer
+from modelops.serving.schemas import Limits, PredictRequest
+from modelops.stores.production_log import text_sha256
+from modelops.stores.registry_records import CANDIDATE, SERVING
+from modelops.stores.serving_log import (
+    FEEDBACK,
+    PREDICTION,
+    SHADOW,
+    ServingLog,
+    service_prediction_id,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How the service runs; every field has a sane default."""
+
+    recipes: tuple[str, ...] = ()
+    """Recipes to serve; empty: every recipe in the recipes folder."""
+    poll_s: float = 2.0
+    """How often the registry is asked whether a serving alias moved."""
+    max_batch: int = 64
+    max_wait_s: float = 0.002
+    limits: Limits = field(default_factory=Limits)
+    buffer_dir: Path | None = None
+    """The on-disk log buffer (default ``<MODELOPS_HOME>/serve-buffer``)."""
+    max_spool_rows: int = 100_000
+    max_memory_rows: int = 10_000
+    retry_s: float = 2.0
+    redact_text: bool = False
+    """Log texts' sha256 and length only."""
+
+
+class ServingService:
+    """See the module docstring. ``start`` loads nothing itself: the watcher's first
+    pass does, so the process answers ``/healthz`` at once and ``/readyz`` when loaded."""
+
+    def __init__(self, platform: Platform, config: ServeConfig | None = None):
+        self.platform = platform
+        self.config = config = config or ServeConfig()
+        self.shadow = self._recipes(config.recipes)
+        self.pool = ModelPool(platform, batch_size=config.max_batch)
+        self.metrics = ServingMetrics()
+        self.batcher = MicroBatcher(
+            self.pool,
+            max_batch=config.max_batch,
+            max_wait_s=config.max_wait_s,
+            on_batch=self.metrics.observe_batch,
+        )
+        self.log = ServingLog(platform.settings.database_url)
+        self.buffer = LogBuffer(
+            config.buffer_dir or platform.settings.home / "serve-buffer",
+            self.log.write,
+            max_memory_rows=config.max_memory_rows,
+            max_spool_rows=config.max_spool_rows,
+            retry_s=config.retry_s,
+        )
+        self.waiting: dict[str, str] = {r: "not loaded yet" for r in self.shadow}
+        """recipe -> why it has no adapter yet."""
+        self.metrics.watch(
+            adapters=lambda: len(self.pool.loaded()),
+            bases=lambda: len(self.pool.bases()),
+            backlog=lambda: self.buffer.backlog,
+            spooled=lambda: self.buffer.spooled,
+            dropped=lambda: self.buffer.dropped,
+            shadow_dropped=lambda: self.batcher.shadow_dropped,
+        )
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def _recipes(self, wanted: Sequence[str]) -> dict[str, bool]:
+        """recipe name -> whether it runs a shadow candidate."""
+        found = {
+            r.name: r.recipe.serving.shadow
+            for r in load_recipes(self.platform.settings.recipes_dir)
+        }
+        for name in wanted:
+            if name not in found:
+                raise InputError(
+                    None, "--recipe", f"no recipe {name!r} in {self.platform.settings.recipes_dir}"
+                )
+        return {n: s for n, s in found.items() if not wanted or n in wanted}
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        self.buffer.start()
+        self.batcher.start()
+        self._stop.clear()
+        self._watcher = threading.Thread(target=self._watch, name="registry-watcher", daemon=True)
+        self._watcher.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(30)
+        self.batcher.stop()
+        self.buffer.stop()
+        self.log.close()
+        self.platform.registry.close()
+
+    def ready(self) -> bool:
+        return not self.waiting
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            self.sync()
+            self._stop.wait(self.config.poll_s)
+
+    def sync(self) -> None:
+        """One look at the registry: route each recipe to its serving adapter (and its
+        shadow candidate), loading what is new."""
+        for recipe, shadow in self.shadow.items():
+            try:
+                self._sync_recipe(recipe, shadow)
+            except Exception as exc:  # registry or store unreachable: keep what serves
+                logger.warning("recipe %s: cannot load its adapter (%s)", recipe, exc)
+                if recipe in self.waiting:
+                    self.waiting[recipe] = f"cannot load its adapter: {exc}"
+
+    def _sync_recipe(self, recipe: str, shadow: bool) -> None:
+        registry = self.platform.registry
+        version = registry.alias(recipe, SERVING)
+        if version is None:
+            self.waiting[recipe] = "no serving adapter yet (train and promote one)"
+            return
+        if self.batcher.routes.get(recipe) != version.id:
+            self._route(recipe, version, self.batcher.set_route)
+            self.metrics.swaps.labels(recipe).inc()
+            logger.info("recipe %s: adapter %s answers now", recipe, version.id)
+        self.waiting.pop(recipe, None)
+        candidate = registry.alias(recipe, CANDIDATE) if shadow else None
+        if candidate is not None and (candidate.id == version.id or candidate.id < version.id):
+            candidate = None  # only a candidate newer than what serves is worth a shadow
+        if candidate is None:
+            if self.batcher.shadows.get(recipe) is not None:
+                self.batcher.set_shadow(recipe, None)
+        elif self.batcher.shadows.get(recipe) != candidate.id:
+            self._route(recipe, candidate, self.batcher.set_shadow)
+            logger.info("recipe %s: candidate %s scores in shadow", recipe, candidate.id)
+
+    def _route(self, recipe: str, version, setter) -> None:
+        for _ in range(3):  # the worker may unload it between load and route: load again
+            if setter(recipe, self.pool.load(version)):
+                return
+        raise RuntimeError(f"adapter {version.id} could not be routed")
+
+    # ----------------------------------------------------------------- requests
+
+    def answer(
+        self,
+        recipe: str,
+        request: PredictRequest,
+        adapter: LoadedAdapter,
+        probs: np.ndarray,
+        request_id: str,
+    ) -> dict[str, Any]:
+        """The response body of a scored request; its rows go to the log buffer."""
+        now = datetime.now(UTC).isoformat()
+        k = min(request.top_k, len(adapter.labels))
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        predictions, rows = [], []
+        for i, (text, row, best) in enumerate(zip(request.texts, probs, order, strict=True)):
+            top = [{"label": adapter.labels[j], "p": float(row[j])} for j in best]
+            ref = request.ids[i] if request.ids is not None else None
+            pid = service_prediction_id(request_id, i)
+            predictions.append(
+                {
+                    "label": top[0]["label"],
+                    "confidence": top[0]["p"],
+                    "top_k": top,
+                    "prediction_id": pid,
+                    "id": ref,
+                }
+            )
+            rows.append({
+                "kind": PREDICTION, "at": now, "recipe": recipe,
+                "taxonomy_version": adapter.version.taxonomy_version,
+                "adapter_id": adapter.id, "base_model": adapter.base,
+                "text": None if self.config.redact_text else text,
+                "text_sha256": text_sha256(text), "text_chars": len(text),
+                "predicted_label": top[0]["label"], "confidence": top[0]["p"], "top_k": top,
+                "source": "api", "batch_id": request_id, "external_id": ref,
+            })  # fmt: skip
+        self.buffer.put(rows)
+        self.metrics.texts.labels(recipe).inc(len(rows))
+        self._shadow(recipe, request, adapter, probs, request_id, now)
+        return {
+            "recipe": recipe,
+            "adapter_id": adapter.id,
+            "taxonomy_version": adapter.version.taxonomy_version,
+            "base_model": adapter.base,
+            "request_id": request_id,
+            "predictions": predictions,
+        }
+
+    def _shadow(self, recipe, request, champion: LoadedAdapter, probs, request_id, now) -> None:
+        queued = self.batcher.submit_shadow(recipe, request.texts)
+        if queued is None:
+            return
+        candidate, future = queued
+        best = probs.argmax(axis=1)
+
+        def log(done) -> None:
+            if done.cancelled() or done.exception() is not None:
+                return
+            cand = done.result()
+            cbest = cand.argmax(axis=1)
+            self.buffer.put([
+                {"kind": SHADOW, "at": now, "recipe": recipe,
+                 "candidate_adapter_id": candidate.id, "champion_adapter_id": champion.id,
+                 "batch_id": request_id, "text_sha256": text_sha256(text),
+                 "candidate_label": candidate.labels[cb],
+                 "candidate_confidence": float(cand[i, cb]),
+                 "champion_label": champion.labels[b], "champion_confidence": float(probs[i, b])}
+                for i, (text, b, cb) in enumerate(zip(request.texts, best, cbest, strict=True))
+            ])  # fmt: skip
+
+        future.add_done_callback(log)
+
+    def feedback(self, recipe: str, items: list[dict[str, Any]]) -> int:
+        """Queue feedback rows for the log; how many were dropped (buffer full)."""
+        now = datetime.now(UTC).isoformat()
+        return self.buffer.put(
+            [{"kind": FEEDBACK, "at": now, "recipe": recipe, "source": "api", **item}
+             for item in items]
+        )  # fmt: skip
+
+    def adapters(self) -> dict[str, Any]:
+        serving = {v: k for k, v in self.batcher.routes.items()}
+        shadows = {v: k for k, v in self.batcher.shadows.items()}
+        return {
+            "adapters": [
+                {
+                    "adapter_id": a.id,
+                    "recipe": a.version.recipe,
+                    "taxonomy_version": a.version.taxonomy_version,
+                    "base_model": a.base,
+                    "labels": len(a.labels),
+                    "role": "serving"
+                    if a.id in serving
+                    else "shadow"
+                    if a.id in shadows
+                    else "retiring",
+                }
+                for a in self.pool.loaded()
+            ],
+            "routes": dict(self.batcher.routes),
+            "shadows": dict(self.batcher.shadows),
+            "waiting": dict(self.waiting),
+            "bases": [b.ref for b in self.pool.bases()],
+        }
