@@ -78,16 +78,26 @@ def _token(args: argparse.Namespace, env_token: str | None) -> str | None:
     return token
 
 
+def serve_app(platform, config, token: str | None):
+    """The app ``modelops serve`` runs: the prediction API over ``platform`` and the stored
+    drift reports linked from the Dagster UI (``MODELOPS_SERVE_URL`` + ``/reports/...``),
+    behind the same token as the API, since reports hold production texts."""
+    from modelops.serving.app import build_app
+    from modelops.serving.reports import report_routes
+    from modelops.serving.service import ServingService
+
+    service = ServingService(platform, config)
+    return build_app(service, token=token, extra_routes=report_routes(platform.store))
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from modelops.config.settings import Settings
     from modelops.lifecycle.platform import Platform
-    from modelops.serving.app import build_app
     from modelops.serving.auth import RequestIdFilter, check_binding
-    from modelops.serving.reports import report_routes
     from modelops.serving.schemas import Limits
-    from modelops.serving.service import ServeConfig, ServingService
+    from modelops.serving.service import ServeConfig
 
     settings = Settings.from_env()
     token = _token(args, settings.serve_token)
@@ -109,11 +119,7 @@ def run_serve(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(settings.torch_threads)
-    platform = Platform.from_settings(settings)
-    service = ServingService(platform, config)
-    # The drift reports linked from the Dagster UI (MODELOPS_SERVE_URL + /reports/...), behind
-    # the same token as the API: they hold production texts.
-    app = build_app(service, token=token, extra_routes=report_routes(platform.store))
+    app = serve_app(Platform.from_settings(settings), config, token)
     auth = "bearer token required" if token else "no token: loopback only"
     print(f"modelops serve: http://{args.host}:{args.port} ({auth})", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)

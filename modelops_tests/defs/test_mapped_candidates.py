@@ -27,6 +27,7 @@ from modelops.lifecycle.taxonomy_change import (
 )
 from modelops.lifecycle.train import train_adapter
 from modelops.monitoring.reference import load_bundle
+from modelops.serving.model_pool import ModelPool
 from modelops.serving.predictor import Predictor
 from modelops_tests.fixtures.serving import MONITORING
 from modelops_tests.fixtures.workspace import (
@@ -161,6 +162,12 @@ def test_mapped_only_needs_no_training_and_serves_monitors_reproduces(
         got = {item["label"]: item["p"] for item in prediction.top_k}
         assert got == pytest.approx(dict(zip(predictor.labels, row, strict=True)))
         assert prediction.label == predictor.labels[int(np.argmax(row))]
+
+    # The HTTP service's model pool (one base, many adapters) maps the same way.
+    pool = ModelPool(platform)
+    pooled = pool.load(serving)
+    assert pooled.labels == list(mapping.target_labels)
+    assert pool.probabilities(pooled, texts) == pytest.approx(expected, abs=1e-5)
 
     # Its drift reference was built with it, in the new labels.
     with FetchedAdapter(platform, serving) as fetched:
