@@ -12,7 +12,7 @@ import pytest
 from modelops.demo.scenario import Loop, ScenarioKnobs, drop_batch
 from modelops.serving.reports import reports_app
 from modelops.stores.artifacts.open_store import open_store
-from modelops_tests.fixtures.http_thread import serve_in_thread
+from modelops_tests.fixtures.http_server import ServerThread
 from modelops_tests.fixtures.network import free_port
 from modelops_tests.fixtures.workspace import make_workspace
 
@@ -67,6 +67,6 @@ def test_drift_without_impact_warns_and_links_its_report(
     url = md["report_url"].value
     assert url.startswith(settings.serve_url + "/reports/demo/adapter-")
     store = open_store(settings.artifacts_uri)
-    with serve_in_thread(reports_app(store), port=port):
+    with ServerThread(reports_app(store), port=port):
         response = httpx.get(url)
     assert response.status_code == 200 and "<html" in response.text[:2000].lower()

@@ -8,7 +8,7 @@ import pytest
 
 from modelops.serving.reports import report_key, report_path, report_url, reports_app
 from modelops.stores.artifacts.local import LocalArtifactStore
-from modelops_tests.fixtures.http_thread import serve_in_thread
+from modelops_tests.fixtures.http_server import ServerThread
 
 KEY = "drift/demo/adapter-3/window-1-200.html"
 HTML = "<!doctype html><html><body>drift report of rows 1-200</body></html>"
@@ -38,7 +38,7 @@ def test_report_urls_follow_the_stored_keys():
 
 
 def test_a_stored_report_answers_over_http(store):
-    with serve_in_thread(reports_app(store)) as base, httpx.Client(base_url=base) as client:
+    with ServerThread(reports_app(store)) as base, httpx.Client(base_url=base) as client:
         response = client.get(report_path(KEY))
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/html")
