@@ -71,35 +71,59 @@ class SharedBase:
         self.encoder = encoder
         self.model: Any = None  # the PeftModel, once the first adapter is on it
         self.names: set[str] = set()
+        self.merged = False
+        """Whether the only adapter on the base is merged into its weights (see _settle)."""
         self.lock = threading.Lock()
 
     def add(self, name: str, adapter_dir: str) -> None:
         from peft import PeftModel
 
         with self.lock:
+            self._unmerge()
             if self.model is None:
                 self.model = PeftModel.from_pretrained(self.encoder, adapter_dir, adapter_name=name)
             else:
                 self.model.load_adapter(adapter_dir, adapter_name=name)
             self.model.eval()
             self.names.add(name)
+            self._settle()
 
     def remove(self, name: str) -> None:
         with self.lock:
             if name not in self.names:
                 return
+            self._unmerge()
             if len(self.names) > 1:  # PEFT keeps one adapter: the last one stays until replaced
                 if self.model.active_adapter == name:
                     self.model.set_adapter(next(n for n in self.names if n != name))
                 self.model.delete_adapter(name)
             self.names.discard(name)
+            self._settle()
+
+    def _settle(self) -> None:
+        """Merge the adapter into the base's weights while it is the only one on it, so a
+        base serving one recipe runs as fast as a merged model (no LoRA branch per layer);
+        with two or more (another recipe, a hot swap, a shadow candidate) each batch runs
+        unmerged with its adapter active. Merging happens only when adapters come or go,
+        never per batch, so the weights are not rounded back and forth. Under the lock."""
+        if len(self.names) == 1 and not self.merged:
+            (only,) = self.names
+            self.model.set_adapter(only)
+            self.model.merge_adapter([only])
+            self.merged = True
+
+    def _unmerge(self) -> None:
+        if self.merged:
+            self.model.unmerge_adapter()
+            self.merged = False
 
     def logits(self, adapter: LoadedAdapter, texts: Sequence[str], batch_size: int) -> np.ndarray:
         encoded = tokenize(self.tokenizer, texts, adapter.max_length)
         with self.lock:
             if adapter.name not in self.names:
                 raise NotFoundError(f"adapter {adapter.id} is no longer loaded")
-            self.model.set_adapter(adapter.name)
+            if not self.merged:  # merged: it is the only adapter, already in the weights
+                self.model.set_adapter(adapter.name)
 
             def forward(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
                 hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state

@@ -123,3 +123,30 @@ def test_cli_predict(workspace, monkeypatch, tmp_path, capsys):
     csv.write_text("id,words\n1,x\n", encoding="utf-8")
     assert main(["predict", "--recipe", "other", "--file", str(csv)]) == 1
     assert "column 'text': missing" in capsys.readouterr().err
+
+
+def test_a_lone_adapter_is_merged_and_unmerged_when_another_joins(workspace):
+    """A base with one adapter runs it merged into its weights (the speed of a merged
+    model); a second adapter unmerges it, and each still answers as when loaded alone."""
+    from modelops.serving.model_pool import ModelPool
+
+    settings, champion, _, other = workspace
+    platform = Platform.from_settings(settings)
+    texts = [clean_text(t) for t in TEXTS]
+    expected = {a: reference_probabilities(settings, a, texts)[0] for a in (champion, other)}
+    pool = ModelPool(platform)
+    try:
+        first = pool.load(platform.registry.get(champion))
+        (base,) = pool.bases()
+        assert base.merged
+        assert pool.probabilities(first, texts) == pytest.approx(expected[champion], abs=1e-5)
+        second = pool.load(platform.registry.get(other))
+        assert not base.merged
+        for adapter in (first, second, first):
+            got = pool.probabilities(adapter, texts)
+            assert got == pytest.approx(expected[adapter.id], abs=1e-5)
+        pool.unload(champion)
+        assert base.merged
+        assert pool.probabilities(second, texts) == pytest.approx(expected[other], abs=1e-5)
+    finally:
+        platform.registry.close()
