@@ -18,21 +18,14 @@ from modelops.cli import main
 from modelops.defs.build import build_definitions
 from modelops.defs.resources import build_resources
 from modelops_tests.fixtures.network import free_port
+from modelops_tests.fixtures.processes import workspace_env
 from modelops_tests.fixtures.workspace import LENIENT, make_workspace, write_v2
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _env(settings, dagster_home: Path) -> dict[str, str]:
-    return {
-        "DAGSTER_HOME": str(dagster_home),
-        "MODELOPS_HOME": str(settings.home),
-        "MODELOPS_DATABASE_URL": settings.database_url,
-        "MODELOPS_ARTIFACTS": settings.artifacts_uri,
-        "MODELOPS_CATALOG": str(settings.catalog_path),
-        "MODELOPS_RECIPES": str(settings.recipes_dir),
-        "MODELOPS_TORCH_THREADS": "1",
-    }
+    return {"DAGSTER_HOME": str(dagster_home), **workspace_env(settings)}
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ import yaml
 
 from modelops.config.errors import InputError
 from modelops.config.recipe import load_recipe
-from modelops.defs.build import build_definitions
-from modelops.defs.resources import build_resources
 from modelops.domain.mapped_head import MappedHead
 from modelops.domain.taxonomy_mapping import load_chain
 from modelops.lifecycle.dataset import build_dataset
@@ -29,6 +27,7 @@ from modelops.lifecycle.train import train_adapter
 from modelops.monitoring.reference import load_bundle
 from modelops.serving.model_pool import ModelPool
 from modelops.serving.predictor import Predictor
+from modelops_tests.fixtures.partitions import run_partition
 from modelops_tests.fixtures.serving import MONITORING
 from modelops_tests.fixtures.workspace import (
     LENIENT,
@@ -60,17 +59,6 @@ def write_version(root, *, split_every_row: bool) -> None:
         doc["mapping"]["rename"]["card_lost"] = "card_missing"
     path = root / "taxonomies" / "demo" / "v2.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-
-
-def run_partition(settings, instance, version):
-    defs = build_definitions(settings)
-    return dg.materialize(
-        list(defs.assets),
-        resources=build_resources(settings),
-        instance=instance,
-        partition_key=version,
-        raise_on_error=False,
-    )
 
 
 def meta(result, node: str) -> dict:

@@ -19,20 +19,15 @@ from modelops.defs.resources import build_resources
 from modelops.domain.gates import decide
 from modelops.lifecycle.platform import Platform
 from modelops.lifecycle.reproduce import reproduce
+from modelops_tests.fixtures.partitions import run_partition
+from modelops_tests.fixtures.processes import workspace_env
 from modelops_tests.fixtures.workspace import make_workspace, write_recipe
 
 
 def materialize(settings, instance, version="v1"):
     """What a backfill of one taxonomy-version partition runs, in process."""
-    defs = build_definitions(settings)
     sync_partitions(instance, load_recipes(settings.recipes_dir))
-    return dg.materialize(
-        list(defs.assets),
-        resources=build_resources(settings),
-        instance=instance,
-        partition_key=version,
-        raise_on_error=False,
-    )
+    return run_partition(settings, instance, version)
 
 
 @pytest.fixture
@@ -167,7 +162,7 @@ def test_materialize_trains_registers_promotes_and_reproduces(
     report = reproduce(platform, adapter.id, emit=lambda _m: None)
     assert report["identical"] is True
     assert report["reproduced_weights_sha256"] == adapter.weights_sha256
-    for name, value in _env(settings).items():
+    for name, value in workspace_env(settings).items():
         monkeypatch.setenv(name, value)
     assert main(["reproduce", str(adapter.id), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["identical"] is True
@@ -240,17 +235,6 @@ def test_bad_recipe_fails_definitions_load_naming_file_and_field(tiny_catalog, t
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(Exception, match=r"demo\.yaml: training\.batch_size: "):
         build_definitions(settings)
-
-
-def _env(settings) -> dict[str, str]:
-    return {
-        "MODELOPS_HOME": str(settings.home),
-        "MODELOPS_DATABASE_URL": settings.database_url,
-        "MODELOPS_ARTIFACTS": settings.artifacts_uri,
-        "MODELOPS_CATALOG": str(settings.catalog_path),
-        "MODELOPS_RECIPES": str(settings.recipes_dir),
-        "MODELOPS_TORCH_THREADS": "1",
-    }
 
 
 def test_recipe_schedule_requests_a_retraining_run(tiny_catalog, tmp_path, instance):

@@ -8,23 +8,11 @@ import pytest
 import yaml
 
 from modelops.config.recipe import load_recipes
-from modelops.defs.build import build_definitions
-from modelops.defs.resources import build_resources
 from modelops.defs.taxonomy import build_taxonomy_sensor
 from modelops.lifecycle.platform import Platform
 from modelops.lifecycle.reproduce import reproduce
+from modelops_tests.fixtures.partitions import run_partition
 from modelops_tests.fixtures.workspace import LENIENT, make_workspace, v2_document, write_v2
-
-
-def run_partition(settings, instance, version):
-    defs = build_definitions(settings)
-    return dg.materialize(
-        list(defs.assets),
-        resources=build_resources(settings),
-        instance=instance,
-        partition_key=version,
-        raise_on_error=False,
-    )
 
 
 def tick(settings, instance):

@@ -18,6 +18,7 @@ from modelops.lifecycle.shadow import shadow_evidence
 from modelops.ml.model import load_base
 from modelops.stores.serving_log import ServingLog
 from modelops_tests.fixtures.http_server import reference_probabilities, serving
+from modelops_tests.fixtures.processes import workspace_env
 
 TEXTS = ["I lost my card yesterday", "please refund my order", "where is my parcel",
          "change my address please", "I was charged twice"]  # fmt: skip
@@ -80,7 +81,7 @@ def test_recipes_share_one_base_and_shadow_is_logged_apart(workspace, tiny_base_
     assert set(logged["adapter_id"]) == {champion}
 
     # promotion evidence: the CLI's promote records the shadow summary in the audit log
-    for name, value in _env(settings).items():
+    for name, value in workspace_env(settings).items():
         monkeypatch.setenv(name, value)
     assert main(["registry", "promote", str(candidate), "--why", "shadow agreed", "--force"]) == 0
     platform = Platform.from_settings(settings)
@@ -91,20 +92,9 @@ def test_recipes_share_one_base_and_shadow_is_logged_apart(workspace, tiny_base_
     assert shadow_metadata(summary)["shadow_agreement"] == summary["agreement"]
 
 
-def _env(settings) -> dict[str, str]:
-    return {
-        "MODELOPS_HOME": str(settings.home),
-        "MODELOPS_DATABASE_URL": settings.database_url,
-        "MODELOPS_ARTIFACTS": settings.artifacts_uri,
-        "MODELOPS_CATALOG": str(settings.catalog_path),
-        "MODELOPS_RECIPES": str(settings.recipes_dir),
-        "MODELOPS_TORCH_THREADS": "1",
-    }
-
-
 def test_cli_predict(workspace, monkeypatch, tmp_path, capsys):
     settings, _, _, other = workspace
-    for name, value in _env(settings).items():
+    for name, value in workspace_env(settings).items():
         monkeypatch.setenv(name, value)
     csv = tmp_path / "in.csv"
     csv.write_text("id,text\n1,where is my parcel\n2,I was charged twice\n", encoding="utf-8")
