@@ -127,9 +127,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def _shadow(settings, version) -> dict | None:
     """The candidate's shadow scores on live traffic (``modelops serve``), if any."""
-    from modelops.stores.serving_log import ServingLog
+    from modelops.stores.production_log import ProductionLog
 
-    with ServingLog(settings.database_url) as log:
+    with ProductionLog(settings.database_url) as log:
         return log.shadow_summary(version.recipe, version.id)
 
 

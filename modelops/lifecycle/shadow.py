@@ -6,12 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from modelops.lifecycle.platform import Platform
-from modelops.stores.serving_log import ServingLog
 
 
 def shadow_evidence(platform: Platform, adapter_id: int) -> dict[str, Any] | None:
     """Rows, agreement with the champion and both mean confidences of the adapter's
-    shadow scores (:meth:`ServingLog.shadow_summary`); None when it has none."""
+    shadow scores (:meth:`ProductionLog.shadow_summary`); None when it has none. Reads
+    through the platform's production log: no database opened per call."""
     version = platform.registry.get(adapter_id)
-    with ServingLog(platform.settings.database_url) as log:
-        return log.shadow_summary(version.recipe, adapter_id)
+    return platform.production_log.shadow_summary(version.recipe, adapter_id)

@@ -77,39 +77,6 @@ class ServingLog(ProductionLog):
             logger.warning("%d feedback rows matched no prediction", counts["feedback_unmatched"])
         return counts
 
-    def shadow_summary(self, recipe: str, candidate_adapter_id: int) -> dict[str, Any] | None:
-        """How a candidate scored live traffic in shadow: rows, agreement with the
-        champion, mean confidences; None when it has no shadow rows."""
-        s = ShadowRow
-        agree = sa.case((s.candidate_label == s.champion_label, 1.0), else_=0.0)
-        query = sa.select(
-            sa.func.count(),
-            sa.func.avg(agree),
-            sa.func.avg(s.candidate_confidence),
-            sa.func.avg(s.champion_confidence),
-            sa.func.min(s.at),
-            sa.func.max(s.at),
-        ).where(s.recipe == recipe, s.candidate_adapter_id == candidate_adapter_id)
-        champions = (
-            sa.select(s.champion_adapter_id)
-            .where(s.recipe == recipe, s.candidate_adapter_id == candidate_adapter_id)
-            .distinct()
-        )
-        with self._session.begin() as session:
-            n, agreement, cand, champ, first, last = session.execute(query).one()
-            champion_ids = sorted(session.scalars(champions))
-        if not n:
-            return None
-        return {
-            "rows": int(n),
-            "agreement": float(agreement),
-            "candidate_confidence": float(cand),
-            "champion_confidence": float(champ),
-            "champion_adapter_ids": champion_ids,
-            "first_at": first.isoformat(),
-            "last_at": last.isoformat(),
-        }
-
     def base_models(self, recipe: str, after_id: int = 0) -> dict[int, str | None]:
         """The base that answered each prediction of the recipe above ``after_id``."""
         query = sa.select(PredictionRow.id, PredictionRow.base_model).where(

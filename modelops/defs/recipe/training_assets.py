@@ -220,9 +220,11 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
         registry: RegistryResource,
         artifact_store: ArtifactStoreResource,
         catalog: CatalogResource,
+        production_log: ProductionLogResource,
         adapter: dict,
     ):
-        p = platform_from(runtime, registry, artifact_store, catalog)
+        # the production log: shadow evidence of live traffic (modelops serve)
+        p = platform_from(runtime, registry, artifact_store, catalog, production_log)
         outcome = evaluate_adapter(p, adapter["adapter_id"], emit=context.log.info, loaded=loaded)
         cand, champ = outcome.candidate, outcome.champion
         png = base64.b64encode(outcome.confusion_png).decode()
@@ -284,9 +286,11 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
         registry: RegistryResource,
         artifact_store: ArtifactStoreResource,
         catalog: CatalogResource,
+        production_log: ProductionLogResource,
         evaluation: dict,
     ):
-        p = platform_from(runtime, registry, artifact_store, catalog)
+        # the production log: shadow evidence of live traffic (modelops serve)
+        p = platform_from(runtime, registry, artifact_store, catalog, production_log)
         adapter_id = evaluation.get("winner_id") or evaluation["adapter_id"]
         versus = evaluation.get("taxonomy_change")
         why = "passed every gate in the evaluation asset"
