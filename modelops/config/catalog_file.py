@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from modelops.config.catalog import CatalogEntry, CatalogFile
+from modelops.config.catalog import DEFAULT_ENTRY, CatalogEntry, CatalogFile
 from modelops.config.errors import InputError, NotFoundError
 from modelops.config.yaml_files import read_yaml_mapping, validate_model
 
@@ -43,24 +43,28 @@ def entry_document(entry: CatalogEntry) -> dict[str, Any]:
 
 
 def append_revision(path: Path, entry: CatalogEntry) -> None:
-    """Add ``entry`` to the catalog file at ``path`` (created when missing)."""
-    text = path.read_text(encoding="utf-8") if path.exists() else HEADER
+    """Add ``entry`` to the catalog file at ``path``. A missing file is created with the
+    built-in entry (the packaged MiniLM) first, so it keeps resolving."""
+    if not path.exists():
+        _replace(path, HEADER + _block(CatalogEntry(**DEFAULT_ENTRY), 2))
+    text = path.read_text(encoding="utf-8")
     if not text.endswith("\n"):
         text += "\n"
-    indent, at = 2, len(text)
-    if path.exists():
-        validate_model(CatalogFile, read_yaml_mapping(path), path)
-        root = yaml.compose(text)
-        keys = [k.value for k, _ in root.value]
-        models = dict((k.value, v) for k, v in root.value)["models"]
-        indent = models.start_mark.column
-        if keys[-1] != "models":  # another key follows the list: insert before it
-            at = text.rfind("\n", 0, models.end_mark.index) + 1
+    validate_model(CatalogFile, read_yaml_mapping(path), path)
+    root = yaml.compose(text)
+    keys = [k.value for k, _ in root.value]
+    models = dict((k.value, v) for k, v in root.value)["models"]
+    indent, at = models.start_mark.column, len(text)
+    if keys[-1] != "models":  # another key follows the list: insert before it
+        at = text.rfind("\n", 0, models.end_mark.index) + 1
+    _replace(path, text[:at] + _block(entry, indent) + text[at:])
+
+
+def _block(entry: CatalogEntry, indent: int) -> str:
     block = yaml.safe_dump([entry_document(entry)], sort_keys=False, allow_unicode=True,
                            width=100)
-    block = "".join(" " * indent + line if line.strip() else line
-                    for line in block.splitlines(keepends=True))
-    _replace(path, text[:at] + block + text[at:])
+    return "".join(" " * indent + line if line.strip() else line
+                   for line in block.splitlines(keepends=True))
 
 
 def move_alias(path: Path, name: str, alias: str, revision: str) -> str | None:

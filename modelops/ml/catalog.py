@@ -177,7 +177,7 @@ class Catalog:
             if cache_dir is None:
                 raise InputError(self.source, entry.ref,
                                  f"a {location.split(':')[0]} base model needs a cache directory")
-            key = entry.sha256 or entry.archive_sha256
+            key = entry.archive_sha256 or entry.sha256
             dest = cache_dir / "base_models" / str(key)
         if location == PARTS_LOCATION:
             from modelops.ml.base_parts import assemble
