@@ -112,6 +112,9 @@ def _aliases_edit(text: str, node: yaml.MappingNode, aliases: list[str]) -> tupl
     flow = "[" + ", ".join(aliases) + "]"
     for key, value in node.value:
         if key.value == "aliases":
+            if isinstance(value, yaml.SequenceNode) and not value.flow_style and value.value:
+                # a block list: its end mark lies at the next key; end at its last item
+                return key.end_mark.index, value.value[-1].end_mark.index, f": {flow}"
             return value.start_mark.index, value.end_mark.index, flow
     for key, value in node.value:
         if key.value == "revision":
