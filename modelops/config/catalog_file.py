@@ -37,7 +37,8 @@ HEADER = (
 def entry_document(entry: CatalogEntry) -> dict[str, Any]:
     """The entry as the catalog file writes it: set fields only, in schema order."""
     doc = entry.model_dump(mode="json", exclude_defaults=True)
-    doc["aliases"] = list(entry.aliases)
+    full = entry.model_dump(mode="json")
+    doc.update({k: full[k] for k in ("aliases", "architecture", "pooling")})
     order = list(CatalogEntry.model_fields)
     return {k: doc[k] for k in order if k in doc}
 
