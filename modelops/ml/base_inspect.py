@@ -137,15 +137,15 @@ def check_adapter_base(
     ``base_sha256`` is not given) or an already loaded ``base_config``."""
     adapter_dir = Path(adapter_dir)
     actual = shape_of(base_config) if base_config is not None else read_shape(base_path)
-    if base_sha256 is None and base_path is not None:
-        base_sha256 = cached_sha256(base_path)
-    actual["sha256"] = base_sha256
     expected: dict[str, Any] = {}
     manifest_path = adapter_dir / "manifest.json"
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         expected = dict(manifest.get("base_model") or {})
     expected.setdefault("hidden_size", _head_width(adapter_dir))
+    if base_sha256 is None and base_path is not None and expected.get("sha256"):
+        base_sha256 = cached_sha256(base_path)  # hashed only when there is one to compare
+    actual["sha256"] = base_sha256
     differ = [k for k in ("sha256", *SHAPE_FIELDS)
               if expected.get(k) is not None and actual.get(k) is not None
               and expected[k] != actual[k]]
