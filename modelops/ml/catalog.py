@@ -169,7 +169,6 @@ class Catalog:
         self._resolved[entry.ref] = resolved
         return resolved
 
-
     def _local_path(self, entry: CatalogEntry, cache_dir: Path | None,
                     s3_endpoint_url: str | None, store: Any) -> Path:
         location = entry.location
