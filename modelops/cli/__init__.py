@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "modelops.cli.taxonomy",
     "modelops.cli.scenario",
     "modelops.cli.serve",
+    "modelops.cli.base",
 )
 
 

@@ -86,7 +86,7 @@ def read_mapped_head(directory: Path) -> MappedHead | None:
 def load_adapter(platform: Platform, fetched: FetchedAdapter) -> LoadedAdapter:
     """Load a fetched adapter onto the exact base it was trained on (mapped or not)."""
     base = platform.resolve_base_by_sha256(fetched.manifest["base_model"]["sha256"])
-    tokenizer, model, labels = load_classifier(fetched.path, base.path)
+    tokenizer, model, labels = load_classifier(fetched.path, base.path, base_sha256=base.sha256)
     model.eval()
     head = read_mapped_head(fetched.path)
     if head is None:

@@ -53,10 +53,12 @@ class Platform:
 
     def resolve_base(self, ref: str) -> ResolvedBase:
         return self.catalog.resolve(
-            ref, cache_dir=self.settings.cache_dir, s3_endpoint_url=self.settings.s3_endpoint_url
+            ref, cache_dir=self.settings.cache_dir, s3_endpoint_url=self.settings.s3_endpoint_url,
+            store=self.store,
         )
 
     def resolve_base_by_sha256(self, sha256: str) -> ResolvedBase:
         return self.catalog.find_by_sha256(
-            sha256, cache_dir=self.settings.cache_dir, s3_endpoint_url=self.settings.s3_endpoint_url
+            sha256, cache_dir=self.settings.cache_dir,
+            s3_endpoint_url=self.settings.s3_endpoint_url, store=self.store,
         )

@@ -29,6 +29,7 @@ from modelops.lifecycle.dataset import DatasetRecord, load_dataset
 from modelops.lifecycle.fetch import FetchedAdapter
 from modelops.lifecycle.mapped import is_mapped
 from modelops.lifecycle.platform import Platform
+from modelops.ml.base_inspect import base_lineage
 from modelops.ml.catalog import ResolvedBase
 from modelops.ml.checkpoint import Checkpointer
 from modelops.ml.training import TrainingResult, train_classifier
@@ -88,6 +89,10 @@ def train_adapter(
             emit(f"champion {warm.id} of {version} is a mapped candidate (another label set): "
                  "training in full")
             warm = None
+        elif warm.base_model_sha256 != base.sha256:  # the base moved (docs/base-models.md)
+            emit(f"champion {warm.id} of {version} was trained on base {warm.base_model}, not "
+                 f"{base.entry.ref}: training in full on the new base")
+            warm = None
     for existing in platform.registry.list(loaded.name):
         if (
             not is_mapped(existing)
@@ -110,12 +115,8 @@ def train_adapter(
         "data_taxonomy": loaded.taxonomy.ref,
         "mapping_fingerprint": dataset.mapping_fingerprint,
         "dataset": {k: record[k] for k in ("key", "sha256", "fingerprint", "labels", "uri")},
-        "base_model": {
-            "ref": base.entry.ref,
-            "sha256": base.sha256,
-            "architecture": base.entry.architecture,
-            "pooling": recipe.head.pooling or base.entry.pooling,
-        },
+        "base_model": base_lineage(base.entry.ref, base.sha256, base.path,
+                                   recipe.head.pooling or base.entry.pooling),
         "seed": recipe.training.seed,
         "torch_threads": threads,
         "blas_threads": threads,

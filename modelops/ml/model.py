@@ -27,6 +27,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
 from modelops.config.errors import IntegrityError
+from modelops.ml.base_inspect import check_adapter_base
 
 HEAD_FILE = "head.safetensors"
 LABELS_FILE = "labels.json"
@@ -102,12 +103,17 @@ def save_head(model: PooledClassifier, labels: Sequence[str], directory: Path) -
 
 
 def load_classifier(
-    adapter_dir: Path, base_path: Path, *, trainable: bool = False
+    adapter_dir: Path, base_path: Path, *, trainable: bool = False, base_sha256: str | None = None
 ) -> tuple[PreTrainedTokenizerBase, PooledClassifier, list[str]]:
-    """Load a saved adapter onto its base; ``trainable`` for warm starts."""
+    """Load a saved adapter onto its base; ``trainable`` for warm starts.
+
+    A base other than the one the adapter's lineage records (sha256, architecture, shapes)
+    is refused (``modelops.ml.base_inspect.check_adapter_base``); ``base_sha256`` saves
+    hashing the base directory when the caller knows it."""
     from peft import PeftModel
 
     check_adapter_files(adapter_dir)
+    check_adapter_base(adapter_dir, base_path=base_path, base_sha256=base_sha256)
     tokenizer, encoder = load_base(base_path)
     encoder = PeftModel.from_pretrained(encoder, str(adapter_dir), is_trainable=trainable)
     info = json.loads((adapter_dir / LABELS_FILE).read_text(encoding="utf-8"))

@@ -34,6 +34,7 @@ from modelops.config.fingerprint import file_manifest, sha256_manifest
 from modelops.config.progress import Emit
 from modelops.config.recipe import Recipe, TrainingSettings
 from modelops.domain.dataset import PreparedDataset, encode_labels
+from modelops.ml.architectures import lora_target_modules
 from modelops.ml.catalog import ResolvedBase
 from modelops.ml.checkpoint import Checkpointer, optimizer_tensors, restore_optimizer
 from modelops.ml.model import (
@@ -236,7 +237,7 @@ def _with_lora(model: PooledClassifier, recipe: Recipe) -> PooledClassifier:
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
-        target_modules=list(lora.target_modules),
+        target_modules=lora_target_modules(model.encoder, lora.target_modules),
         bias="none",
     )
     model.encoder = get_peft_model(model.encoder, config)

@@ -31,6 +31,7 @@ from modelops.config.recipe import Recipe
 from modelops.domain.mapped_head import MappedHead
 from modelops.lifecycle.fetch import FetchedAdapter, read_mapped_head
 from modelops.lifecycle.platform import Platform
+from modelops.ml.base_inspect import check_adapter_base
 from modelops.ml.model import HEAD_FILE, LABELS_FILE, load_base, pool, run_batches, tokenize
 from modelops.stores.registry_records import AdapterVersion
 
@@ -190,6 +191,7 @@ class ModelPool:
                         "the labels of its weights"
                     )
                 name = f"a{version.id}"
+                check_adapter_base(fetched.path, base_sha256=sha, base_config=base.encoder.config)
                 base.add(name, str(fetched.path))
             recipe = Recipe.model_validate(manifest["recipe_snapshot"]["recipe"])
             adapter = LoadedAdapter(
