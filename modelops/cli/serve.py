@@ -30,10 +30,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "required to bind beyond loopback",
     )  # fmt: skip
     serve.add_argument("--poll", type=float, default=2.0, help="registry check period, seconds")
-    serve.add_argument("--max-batch", type=_positive, default=64, help="texts per scored batch")
     serve.add_argument(
-        "--max-wait-ms", type=float, default=2.0, help="how long a batch waits for more requests"
+        "--max-batch", type=_positive, default=64, help="texts gathered from queued requests"
     )
+    serve.add_argument(
+        "--score-batch", type=_positive, default=32,
+        help="texts per forward pass (length-sorted chunks of a gathered batch)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-wait-ms", type=float, default=2.0,
+        help="how long a batch waits for a request that is on its way",
+    )  # fmt: skip
     serve.add_argument("--max-texts", type=_positive, default=256, help="texts per request")
     serve.add_argument("--max-chars", type=_positive, default=2000, help="characters per text")
     serve.add_argument(
@@ -112,6 +119,7 @@ def run_serve(args: argparse.Namespace) -> int:
         recipes=tuple(args.recipe),
         poll_s=args.poll,
         max_batch=args.max_batch,
+        score_batch=args.score_batch,
         max_wait_s=args.max_wait_ms / 1000,
         limits=Limits(max_texts=args.max_texts, max_chars=args.max_chars),
         redact_text=args.redact,

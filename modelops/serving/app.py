@@ -110,13 +110,14 @@ def build_app(
 
     async def predict(request: Request) -> Response:
         recipe = served(request)
-        body = predict_request(
-            parse_json(await _read_body(request, limits.max_body_bytes), limits), limits
-        )
-        try:
-            adapter, future = service.batcher.submit(recipe, body.texts)
-        except NotFoundError as exc:
-            return _error(request, 503, str(exc), "recipe")
+        with service.batcher.incoming():  # the batcher may wait for it to share a batch
+            body = predict_request(
+                parse_json(await _read_body(request, limits.max_body_bytes), limits), limits
+            )
+            try:
+                adapter, future = service.batcher.submit(recipe, body.texts)
+            except NotFoundError as exc:
+                return _error(request, 503, str(exc), "recipe")
         probs = await asyncio.wrap_future(future)
         answer = service.answer(recipe, body, adapter, probs, _rid(request))
         logger.info(

@@ -2,10 +2,15 @@
 
 Requests hand their texts to :meth:`MicroBatcher.submit`, which picks the recipe's
 serving adapter *at that moment* and queues a job. One worker thread takes the queued
-jobs (waiting at most ``max_wait_s`` for more once the first arrives, up to
-``max_batch`` texts), groups them by adapter and scores each group in one pass on the
-shared base. A job is scored by the adapter it was queued with, so a response always
-names the adapter that produced its labels.
+jobs, groups them by adapter and scores each group on the shared base (length-sorted,
+in chunks; see :meth:`ModelPool.probabilities`). A job is scored by the adapter it was
+queued with, so a response always names the adapter that produced its labels.
+
+How long the worker waits for more: a request announces itself while its body is read
+and checked (:meth:`MicroBatcher.incoming`); the worker waits (at most ``max_wait_s``,
+up to ``max_batch`` texts) only while such a request is on its way. With nothing on its
+way it starts at once: a lone client's request never waits for company that is not
+coming, and the model is not left idle between one request and the next.
 
 Hot swap: :meth:`MicroBatcher.set_route` points a recipe at a newly loaded adapter;
 jobs queued before still finish on the old one, which is unloaded by the worker once
@@ -15,11 +20,12 @@ run only when no request is waiting, and are dropped (counted) when their queue 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -65,6 +71,8 @@ class MicroBatcher:
         self._shadow: deque[_Job] = deque()
         self._pending: Counter[int] = Counter()
         self._retired: set[int] = set()
+        self._arriving = 0
+        """Requests announced by :meth:`incoming` and not yet queued or refused."""
         self._cond = threading.Condition()
         self._stop = False
         self._thread: threading.Thread | None = None
@@ -108,6 +116,19 @@ class MicroBatcher:
             self._cond.notify()
 
     # ----------------------------------------------------------------- jobs
+
+    @contextlib.contextmanager
+    def incoming(self) -> Iterator[None]:
+        """Around reading, checking and submitting one request: while any such request
+        is on its way, the worker waits (at most ``max_wait_s``) for it to share a batch."""
+        with self._cond:
+            self._arriving += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._arriving -= 1
+                self._cond.notify()
 
     def submit(self, recipe: str, texts: Sequence[str]) -> tuple[LoadedAdapter, Future]:
         """Queue ``texts`` (cleaned) for the adapter that serves ``recipe`` now; that
@@ -183,11 +204,16 @@ class MicroBatcher:
 
     def _take(self) -> list[_Job]:
         """Jobs of one round (under the lock): requests first, waiting for more up to
-        ``max_wait_s``; shadow jobs only when no request waits."""
+        ``max_wait_s`` while a request is on its way (:meth:`incoming`); shadow jobs only
+        when no request waits."""
         if not self._main:
             return [self._shadow.popleft()]
         deadline = time.monotonic() + self.max_wait_s
-        while sum(len(j.texts) for j in self._main) < self.max_batch and not self._stop:
+        while (
+            self._arriving > 0
+            and sum(len(j.texts) for j in self._main) < self.max_batch
+            and not self._stop
+        ):
             left = deadline - time.monotonic()
             if left <= 0:
                 break

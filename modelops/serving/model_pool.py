@@ -229,7 +229,9 @@ class ModelPool:
                 logger.info("base %s unloaded", base.ref)
 
     def probabilities(self, adapter: LoadedAdapter, texts: Sequence[str]) -> np.ndarray:
-        """Class probabilities of cleaned ``texts`` under ``adapter``, shape (n, labels)."""
+        """Class probabilities of cleaned ``texts`` under ``adapter``, shape (n, labels),
+        in input order; scored sorted by length, in chunks of ``batch_size`` texts each
+        padded to its own longest text."""
         if not texts:
             return np.zeros((0, len(adapter.labels)), dtype=np.float32)
         logits = self._bases[adapter.base_sha256].logits(adapter, texts, self.batch_size)

@@ -51,6 +51,10 @@ class ServeConfig:
     poll_s: float = 2.0
     """How often the registry is asked whether a serving alias moved."""
     max_batch: int = 64
+    """Texts the batcher gathers from queued requests into one round."""
+    score_batch: int = 32
+    """Texts per forward pass: a round's texts are sorted by length and scored in chunks
+    of this many, each padded to its own longest text."""
     max_wait_s: float = 0.002
     limits: Limits = field(default_factory=Limits)
     buffer_dir: Path | None = None
@@ -70,7 +74,7 @@ class ServingService:
         self.platform = platform
         self.config = config = config or ServeConfig()
         self.shadow = self._recipes(config.recipes)
-        self.pool = ModelPool(platform, batch_size=config.max_batch)
+        self.pool = ModelPool(platform, batch_size=config.score_batch)
         self.metrics = ServingMetrics()
         self.batcher = MicroBatcher(
             self.pool,
