@@ -18,8 +18,10 @@ from modelops.defs.keys import (
     TAG_REPORT,
     RecipeKeys,
 )
+from modelops.defs.partitions import ensure_base_request, serving_key
 from modelops.defs.resources import (
     ArtifactStoreResource,
+    CatalogResource,
     ProductionLogResource,
     RegistryResource,
     RuntimeResource,
@@ -109,7 +111,11 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
         f"{retraining.cooldown_minutes} min cooldown. "
         "Turn it off to pause retraining.",
     )
-    def drift(context: dg.SensorEvaluationContext, registry: RegistryResource):
+    def drift(
+        context: dg.SensorEvaluationContext,
+        registry: RegistryResource,
+        catalog: CatalogResource,
+    ):
         state = json.loads(context.cursor) if context.cursor else {}
         records = context.instance.fetch_materializations(
             keys.drift_report, limit=1, ascending=False
@@ -143,15 +149,21 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
         state["launched_at"] = now
         context.update_cursor(json.dumps(state))
         fired = metadata["fired"].value
-        return dg.RunRequest(
+        key = serving_key(loaded, serving, catalog.catalog)  # its version on its base
+        request = dg.RunRequest(
             run_key=f"{name}-drift-{event.storage_id}",
-            partition_key=serving.taxonomy_version,
+            partition_key=key,
             tags={
                 TAG_REASON: f"drift: {fired}"[:200],
                 TAG_MODE: retraining.mode,
                 TAG_DRIFT_EVENT: str(event.storage_id),
                 TAG_REPORT: str(metadata["report"].value)[:200],
             },
+        )
+        missing = ensure_base_request(context.instance, serving.base_model)
+        return dg.SensorResult(
+            run_requests=[request],
+            dynamic_partitions_requests=[missing] if missing is not None else [],
         )
 
     return [landing, production_window, drift]
