@@ -23,7 +23,12 @@ from modelops.config.recipe import LoadedRecipe, load_recipes
 from modelops.config.settings import Settings
 from modelops.defs.k8s import k8s_tags
 from modelops.defs.keys import TAG_BASE, TAG_MODE, TAG_REASON, TAG_TRAINING, RecipeKeys
-from modelops.defs.partitions import BASE_PARTITIONS, current_base, partition_key
+from modelops.defs.partitions import (
+    BASE_PARTITIONS,
+    current_base,
+    partition_key,
+    partitions_name,
+)
 from modelops.defs.resources import RegistryResource
 from modelops.ml.catalog import Catalog
 
@@ -138,24 +143,27 @@ def build_base_sensor(settings: Settings, recipes: list[LoadedRecipe]) -> dg.Sen
             return dg.SkipReason(
                 "no base moved" if not moves else "every moved base is already evaluated"
             )
-        new = sorted({m.new_base for m in todo}
-                     - set(context.instance.get_dynamic_partitions(BASE_PARTITIONS)))
+        instance = context.instance
+        wanted = {BASE_PARTITIONS: {m.new_base for m in todo}}
+        for move in todo:  # the serving version is normally known; an old instance may lack it
+            wanted.setdefault(partitions_name(move.taxonomy), set()).add(move.version)
+        # Registered here, before the run requests are checked against the partitions (a
+        # SensorResult's own partition requests are applied only after that check).
+        for name, keys in wanted.items():
+            missing = sorted(k for k in keys if not instance.has_dynamic_partition(name, k))
+            if missing:
+                instance.add_dynamic_partitions(name, missing)
+                context.log.info(f"registered partitions {name}: {', '.join(missing)}")
         for move in todo:
             context.log.info(f"{move.recipe}: {move.reason} ({move.version})")
-        return dg.SensorResult(
-            run_requests=[
-                dg.RunRequest(
-                    run_key=m.run_key,
-                    partition_key=m.key,
-                    asset_selection=list(RecipeKeys.of(m.recipe).training),
-                    tags=rebase_tags(by_name[m.recipe], m),
-                )
-                for m in todo
-            ],
-            dynamic_partitions_requests=[
-                dg.AddDynamicPartitionsRequest(partitions_def_name=BASE_PARTITIONS,
-                                               partition_keys=new)
-            ] if new else [],
-        )
+        return [
+            dg.RunRequest(
+                run_key=m.run_key,
+                partition_key=m.key,
+                asset_selection=list(RecipeKeys.of(m.recipe).training),
+                tags=rebase_tags(by_name[m.recipe], m),
+            )
+            for m in todo
+        ]
 
     return base_models

@@ -77,8 +77,7 @@ def train_adapter(
     finished work is a no-op. Identical weights are never registered twice.
 
     ``base_ref`` (``name@revision``, the partition's base) trains on that base instead of
-    the one the recipe's ``base_model`` resolves to now; a warm start is only taken from a
-    champion on the very same base (another base's LoRA weights do not fit).
+    the one the recipe's ``base_model`` resolves to now.
     """
     recipe = loaded.recipe
     base = platform.resolve_base(base_ref or recipe.base_model)
@@ -93,10 +92,6 @@ def train_adapter(
         elif is_mapped(warm):
             emit(f"champion {warm.id} of {version} is a mapped candidate (another label set): "
                  "training in full")
-            warm = None
-        elif warm.base_model_sha256 != base.sha256:
-            emit(f"champion {warm.id} of {version} is on base {warm.base_model}, not "
-                 f"{base.entry.ref}: training in full")
             warm = None
     for existing in platform.registry.list(loaded.name):
         if (

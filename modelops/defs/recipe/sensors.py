@@ -161,9 +161,10 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
             },
         )
         missing = ensure_base_request(context.instance, serving.base_model)
-        return dg.SensorResult(
-            run_requests=[request],
-            dynamic_partitions_requests=[missing] if missing is not None else [],
-        )
+        if missing is not None:  # a champion from before bases were a partition dimension
+            context.instance.add_dynamic_partitions(
+                missing.partitions_def_name, list(missing.partition_keys)
+            )
+        return request
 
     return [landing, production_window, drift]
