@@ -8,8 +8,7 @@ import dagster as dg
 import pytest
 
 from modelops.defs.keys import RecipeKeys
-from modelops.lifecycle.platform import Platform
-from modelops_tests.fixtures.base_moves import move_alias, tick_bases
+from modelops_tests.fixtures.base_moves import move_alias, serve, tick_bases
 from modelops_tests.fixtures.tiny_bases import write_bases_catalog, write_tiny_bases
 from modelops_tests.fixtures.workspace import make_workspace, write_recipe
 
@@ -23,23 +22,6 @@ def bases(tmp_path_factory):
 def instance():
     with dg.instance_for_test() as inst:
         yield inst
-
-
-def serve(settings, recipe: str, base: str, version: str = "v1") -> int:
-    """A serving champion of ``recipe`` on ``base`` (registry rows only, no weights)."""
-    platform = Platform.from_settings(settings)
-    try:
-        row = platform.registry.register(
-            recipe=recipe, taxonomy_version=version, base_model=base,
-            base_model_sha256="a" * 64, dataset_fingerprint="d", recipe_fingerprint=recipe,
-            artifact_uri=f"/artifacts/{recipe}", artifact_sha256="b" * 64,
-            weights_sha256=("c" if recipe == "demo" else "e") * 64,
-            lineage={}, metrics={}, who="tester",
-        )
-        platform.registry.promote(row.id, who="tester", why="test", evidence={}, force=True)
-        return row.id
-    finally:
-        platform.registry.close()
 
 
 def test_alias_move_and_recipe_line_request_one_run_each(bases, tmp_path, instance):
