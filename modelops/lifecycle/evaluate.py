@@ -258,5 +258,6 @@ def _mapped_probs(mapping, probs, old_labels, test: TestRows):
 
 
 def candidate_digest(outcome: EvaluationOutcome) -> str:
-    body = {k: v for k, v in outcome.to_dict().items() if k != "report_uri"}
+    # the side by side holds timings, which differ run to run: not part of the digest
+    body = {k: v for k, v in outcome.to_dict().items() if k not in ("report_uri", "side_by_side")}
     return sha256_json(body)[:16]

@@ -87,6 +87,12 @@ def test_two_recipes_are_re_adapted_once_each_side_by_side(moved):
         assert meta["base_changed"] is True and meta["champion_base_model"] == "tiny@a"
         assert f"champion {before[recipe].id} (tiny@a)" in meta["side_by_side"]
         assert "latency_seconds_per_32" in meta["side_by_side"]
+        (adapter_event,) = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=RecipeKeys.of(recipe).adapter,
+                                  asset_partitions=["tiny@w|v1"]), limit=1).records
+        adapter_meta = adapter_event.asset_materialization.metadata
+        assert adapter_meta["base_model"].value == "tiny@w"
+        assert adapter_meta["cost_train_cpu_seconds"].value > 0
 
 
 def test_the_gates_decide_and_monitoring_follows_the_new_champion(moved):

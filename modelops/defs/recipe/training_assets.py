@@ -182,6 +182,7 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
                 "validation_macro_f1": num(metrics.get("validation_macro_f1")),
                 "baseline_test_macro_f1": num(metrics.get("baseline_test_macro_f1")),
                 "samples_per_second": num(metrics.get("samples_per_second")),
+                **{f"cost_{k}": num(v) for k, v in (version.lineage.get("cost") or {}).items()},
                 "epochs": dg.MetadataValue.md(
                     md_table(
                         history,
