@@ -265,7 +265,8 @@ def child_backfill() -> None:
     from modelops.config.settings import Settings
     from modelops.defs.build import build_definitions
     from modelops.defs.keys import RecipeKeys
-    from modelops.defs.partitions import sync_partitions
+    from modelops.defs.partitions import current_base, partition_key, sync_partitions
+    from modelops.ml.catalog import Catalog
 
     home = Path(os.environ["DAGSTER_HOME"])
     config = yaml.safe_load((REPO / "docker" / "dagster.yaml").read_text())
@@ -276,7 +277,10 @@ def child_backfill() -> None:
     settings = Settings.from_env()
     recipes = load_recipes(settings.recipes_dir)
     with dg.DagsterInstance.get() as instance:
-        sync_partitions(instance, recipes)
+        catalog = Catalog.load(settings.catalog_path)
+        sync_partitions(instance, recipes, catalog)
+        # every recipe of the benchmark follows the same base: one key for all
+        key = str(partition_key("v1", current_base(recipes[0], catalog)))
         defs = build_definitions(settings)
         keys = [k for r in recipes for k in RecipeKeys.of(r.name).training]
         started = time.perf_counter()
@@ -284,7 +288,7 @@ def child_backfill() -> None:
             PartitionBackfill.from_asset_partitions(
                 backfill_id="scale",
                 asset_graph=defs.resolve_asset_graph(),
-                partition_names=["v1"],
+                partition_names=[key],
                 asset_selection=keys,
                 backfill_timestamp=time.time(),
                 tags={"modelops/training": "backfill"},

@@ -45,10 +45,11 @@ import yaml
 from sklearn.metrics import f1_score
 
 from modelops.config.fingerprint import sha256_bytes
-from modelops.config.recipe import Recipe
+from modelops.config.recipe import Recipe, load_recipes
 from modelops.config.settings import Settings
 from modelops.defs.build import build_definitions
 from modelops.defs.keys import RecipeKeys
+from modelops.defs.partitions import BASE_PARTITIONS, current_base, partition_key
 from modelops.defs.resources import build_resources
 from modelops.defs.taxonomy import build_taxonomy_sensor
 from modelops.domain.evaluation import evaluate
@@ -58,6 +59,7 @@ from modelops.domain.text import clean_text, normalize_text
 from modelops.lifecycle.dataset import load_dataset
 from modelops.lifecycle.fetch import FetchedAdapter
 from modelops.lifecycle.platform import Platform
+from modelops.ml.catalog import Catalog
 from modelops.ml.model import load_classifier, predict_proba
 from modelops.ml.training import train_classifier
 
@@ -285,7 +287,13 @@ def backfill(settings: Settings, instance: dg.DagsterInstance, version: str) -> 
     of that partition does, in process."""
     emit(f"backfill {version}: materialize every asset of partition {version}")
     started = clock()
-    result = dg.materialize(list(build_definitions(settings).assets), partition_key=version,
+    # the key is the version on the base the recipe resolves to (docs/concepts.md)
+    (loaded,) = load_recipes(settings.recipes_dir)
+    base = current_base(loaded, Catalog.load(settings.catalog_path))
+    if not instance.has_dynamic_partition(BASE_PARTITIONS, base):
+        instance.add_dynamic_partitions(BASE_PARTITIONS, [base])
+    result = dg.materialize(list(build_definitions(settings).assets),
+                            partition_key=partition_key(version, base),
                             selection=list(RecipeKeys.of("banking").training),
                             instance=instance, raise_on_error=False,
                             resources=build_resources(settings))

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "modelops.cli.demo",
     "modelops.cli.setup",
     "modelops.cli.backfill",
+    "modelops.cli.rebase",
     "modelops.cli.taxonomy",
     "modelops.cli.scenario",
     "modelops.cli.serve",

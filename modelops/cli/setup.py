@@ -54,12 +54,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _sync_partitions(dagster_home: Path, settings: Settings) -> dict:
-    """Register every taxonomy version on disk as a partition (the sensor does the
-    same while Dagster runs), so a first materialization can name ``--partition v1``."""
+    """Register every taxonomy version on disk, and each recipe's current base revision,
+    as partitions (the sensors do the same while Dagster runs), so a first
+    materialization can name its partition."""
     from dagster import DagsterInstance
 
     from modelops.config.recipe import load_recipes
     from modelops.defs.partitions import sync_partitions
+    from modelops.ml.catalog import Catalog
 
     with DagsterInstance.from_config(str(dagster_home)) as instance:
-        return sync_partitions(instance, load_recipes(settings.recipes_dir))
+        return sync_partitions(
+            instance, load_recipes(settings.recipes_dir), Catalog.load(settings.catalog_path)
+        )

@@ -22,9 +22,12 @@ from modelops.stores.step_values import StepValues
 
 
 def value_key(asset_key: dg.AssetKey, partition_key: str | None) -> str:
-    """``<asset key path>[/<partition>]``, each part URL-quoted (no ``/`` inside)."""
-    parts = [*asset_key.path, *([partition_key] if partition_key is not None else [])]
-    return "/".join(quote(part, safe="") for part in parts)
+    """``<asset key path>[/<partition>]``, each part URL-quoted (no ``/`` inside); a
+    multi-partition key (a training asset's ``<base>|<taxonomy version>``) is one part per
+    dimension, in Dagster's order: ``demo/adapter/minilm@all-MiniLM-L6-v2/v1``."""
+    # A multi-partition key is its dimensions' keys joined by "|", which no key holds.
+    partition = str(partition_key).split("|") if partition_key is not None else []
+    return "/".join(quote(part, safe="@") for part in [*asset_key.path, *partition])
 
 
 class StepValueIOManager(dg.ConfigurableIOManager):

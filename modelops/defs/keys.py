@@ -23,6 +23,8 @@ TAG_REPORT = "modelops/report"
 """That drift report's HTML."""
 TAG_TAXONOMY = "modelops/taxonomy"
 """``<taxonomy>.<version>`` of a taxonomy backfill."""
+TAG_BASE = "modelops/base"
+"""The base revision (``name@revision``) a re-adaptation run moves a recipe to."""
 TAG_TRAINING = "modelops/training"
 """On every run that trains (the retraining job, ``modelops backfill``): the queued run
 coordinator caps how many run at once (``docker/dagster.yaml``)."""

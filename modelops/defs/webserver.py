@@ -1,5 +1,6 @@
 """The running Dagster webserver, over its GraphQL API: launching the backfill of a
-taxonomy version (``modelops backfill``, the streaming demo's first training).
+taxonomy version (``modelops backfill``, the streaming demo's first training) or of a
+base move (``modelops rebase``).
 
 The backfill goes through Dagster's own machinery (``launchPartitionBackfill`` on the
 running instance), so it shows, and can be re-run, in the UI. Recipes whose evaluation of
@@ -18,14 +19,21 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from modelops.config.errors import InputError, ModelopsError
 from modelops.config.progress import Emit
 from modelops.config.recipe import load_recipes
 from modelops.config.settings import Settings
-from modelops.defs.keys import TAG_TAXONOMY, TAG_TRAINING, RecipeKeys
-from modelops.defs.partitions import partitions_name
+from modelops.defs.keys import TAG_BASE, TAG_MODE, TAG_TAXONOMY, TAG_TRAINING, RecipeKeys
+from modelops.defs.partitions import (
+    BASE_PARTITIONS,
+    current_base,
+    partition_key,
+    partitions_name,
+)
 from modelops.lifecycle.dataset import taxonomy_mapping
+from modelops.ml.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +45,14 @@ query Status($keys: [AssetKeyInput!]) {
   assetNodes(assetKeys: $keys) {
     assetKey { path }
     repository { name location { name } }
-    assetPartitionStatuses {
-      ... on DefaultPartitionStatuses { materializedPartitions failedPartitions }
-    }
+  }
+}"""
+
+MATERIALIZED = """
+query Done($key: AssetKeyInput!, $partitions: [String!]) {
+  assetOrError(assetKey: $key) {
+    __typename
+    ... on Asset { assetMaterializations(partitions: $partitions, limit: 1) { partition } }
   }
 }"""
 
@@ -109,6 +122,20 @@ class GraphQL:
         return document["data"]
 
 
+@dataclass(frozen=True)
+class Target:
+    """One recipe's training partition to backfill: taxonomy ``version`` on ``base``."""
+
+    recipe: str
+    taxonomy: str
+    version: str
+    base: str
+
+    @property
+    def key(self) -> str:
+        return str(partition_key(self.version, self.base))
+
+
 def launch_taxonomy_backfill(
     settings: Settings,
     taxonomy: str,
@@ -119,14 +146,15 @@ def launch_taxonomy_backfill(
     wait: bool = False,
     emit: Emit = log.info,
 ) -> dict:
-    """Backfill partition ``version`` of every recipe of ``taxonomy`` (or only ``recipes``)
-    on the webserver at ``url`` (default ``settings.dagster_url``).
+    """Backfill taxonomy ``version`` of every recipe of ``taxonomy`` (or only ``recipes``),
+    each on the base revision its ``base_model`` resolves to now, on the webserver at
+    ``url`` (default ``settings.dagster_url``).
 
     Validates first: the recipes exist and use the taxonomy, the version file exists for
     each, and the mapping chain to it validates. Returns the report: ``taxonomy``,
     ``version``, ``already_done`` and ``launched`` (recipe names), ``backfill_id`` and
-    ``url`` (when launched), ``status`` (the final one, with ``wait``; progress goes to
-    ``emit``).
+    ``url`` (when launched; ``backfills`` lists every one, one per partition key),
+    ``status`` (the final one, with ``wait``; progress goes to ``emit``).
     """
     chosen = [r for r in load_recipes(settings.recipes_dir) if r.taxonomy.name == taxonomy]
     if recipes:
@@ -144,36 +172,106 @@ def launch_taxonomy_backfill(
                              f"version {version} of taxonomy {taxonomy!r} not found for "
                              f"recipe {loaded.name} (data labelled in {loaded.data_version})")
         taxonomy_mapping(loaded, version)  # the mapping chain must validate first
+    catalog = Catalog.load(settings.catalog_path)
+    targets = [Target(r.name, taxonomy, version, current_base(r, catalog)) for r in chosen]
+    report = launch_backfills(
+        settings, targets, url=url, wait=wait, emit=emit,
+        title=f"taxonomy {taxonomy}:{version}", description="modelops backfill",
+        tags={TAG_TAXONOMY: f"{taxonomy}.{version}", TAG_TRAINING: "backfill"},
+    )
+    return {"taxonomy": taxonomy, "version": version, **report}
 
+
+def launch_backfills(
+    settings: Settings, targets: list[Target], *, url: str | None, wait: bool, emit: Emit,
+    title: str, description: str, tags: dict[str, str],
+) -> dict:
+    """Backfill each target's training assets for its partition key: one Dagster backfill
+    per key (and taxonomy), so each shows, and can be re-run, in the UI. Targets whose
+    evaluation of that key is materialized, or that a running backfill covers, are left
+    out. Returns ``already_done``, ``already_running``, ``launched``, ``backfills``,
+    ``backfill_id``/``url`` (the first one) and ``status`` (with ``wait``: the worst)."""
     client = GraphQL(url or settings.dagster_url)
-    keys = [{"path": list(RecipeKeys.of(r.name).evaluation.path)} for r in chosen]
+    keys = [{"path": list(RecipeKeys.of(t.recipe).evaluation.path)} for t in targets]
     nodes = client.call(STATUS_QUERY, {"keys": keys})["assetNodes"]
     # Dagster answers with the nodes as a set, in no given order: match them by key.
     by_key = {tuple(n["assetKey"]["path"]): n for n in nodes}
-    missing = [r.name for r in chosen
-               if tuple(RecipeKeys.of(r.name).evaluation.path) not in by_key]
+    missing = [t.recipe for t in targets
+               if tuple(RecipeKeys.of(t.recipe).evaluation.path) not in by_key]
     if missing:
         raise ModelopsError(
             f"the Dagster instance at {client.url} does not know the assets of recipe(s) "
             f"{', '.join(missing)} (reload the code location)"
         )
-    node = by_key[tuple(RecipeKeys.of(chosen[0].name).evaluation.path)]
+    node = by_key[tuple(RecipeKeys.of(targets[0].recipe).evaluation.path)]
     selector = {"repositoryName": node["repository"]["name"],
                 "repositoryLocationName": node["repository"]["location"]["name"]}
     done, pending = [], []
-    for loaded in chosen:
-        n = by_key[tuple(RecipeKeys.of(loaded.name).evaluation.path)]
-        status = n.get("assetPartitionStatuses") or {}
-        (done if version in status.get("materializedPartitions", []) else pending).append(loaded)
+    for target in targets:
+        (done if _materialized(client, target) else pending).append(target)
     # Two launches at once (two operators, a retry, the demo) must not start the same work
-    # twice: under a lock, recipes a running backfill of this version covers are left out.
+    # twice: under a lock, targets a running backfill of the same key covers are left out.
     with _launch_lock(settings):
-        running = _running_backfills(client, version, pending)
-        pending = [r for r in pending if r.name not in running]
-        report = _launch(client, selector, taxonomy, version, done, pending, running)
-    if report["backfill_id"] and wait:
-        report["status"] = wait_for_backfill(client, report["backfill_id"], emit=emit)
+        running = _running_backfills(client, pending)
+        pending = [t for t in pending if t.recipe not in running]
+        report = {"already_done": [t.recipe for t in done], "already_running": running,
+                  "launched": [t.recipe for t in pending], "backfills": [],
+                  "backfill_id": None, "status": None}
+        groups: dict[tuple[str, str], list[Target]] = {}
+        for target in pending:
+            groups.setdefault((target.taxonomy, target.key), []).append(target)
+        for (taxonomy, key), group in groups.items():
+            report["backfills"].append(
+                _launch(client, selector, taxonomy, key, group, title, description, tags)
+            )
+    if report["backfills"]:
+        report["backfill_id"] = report["backfills"][0]["id"]
+        report["url"] = report["backfills"][0]["url"]
+    if report["backfills"] and wait:
+        statuses = [wait_for_backfill(client, b["id"], emit=emit) for b in report["backfills"]]
+        failed = [s for s in statuses if s not in SUCCEEDED]
+        report["status"] = failed[0] if failed else statuses[0]
     return report
+
+
+def launch_rebase(
+    settings: Settings,
+    ref: str,
+    *,
+    recipes: list[str] | None = None,
+    url: str | None = None,
+    wait: bool = False,
+    emit: Emit = log.info,
+) -> dict:
+    """``modelops rebase``: backfill the serving taxonomy version of every recipe that
+    follows ``ref`` (or of ``recipes``) on the revision ``ref`` resolves to, as the
+    ``base_models`` sensor does when it sees the move. Returns the backfill report plus
+    ``base`` (that revision) and ``target``."""
+    from modelops.defs.bases import rebase_targets
+    from modelops.stores.registry import Registry
+
+    catalog = Catalog.load(settings.catalog_path)
+    registry = Registry(settings.database_url)
+    try:
+        moves = rebase_targets(load_recipes(settings.recipes_dir), catalog, registry, ref,
+                               only=recipes)
+    finally:
+        registry.close()
+    new = catalog.get(ref).ref
+    targets = [Target(m.recipe, m.taxonomy, m.version, m.new_base) for m in moves]
+    report = launch_backfills(
+        settings, targets, url=url, wait=wait, emit=emit, title=f"rebase onto {new}",
+        description=f"modelops rebase --base {ref}",
+        tags={TAG_BASE: new, TAG_MODE: "full", TAG_TRAINING: "backfill"},
+    )
+    return {"base": new, "target": f"{ref} ({new})", **report}
+
+
+def _materialized(client: GraphQL, target: Target) -> bool:
+    """Whether the target's evaluation of its partition key is materialized."""
+    key = {"path": list(RecipeKeys.of(target.recipe).evaluation.path)}
+    answer = client.call(MATERIALIZED, {"key": key, "partitions": [target.key]})["assetOrError"]
+    return bool(answer.get("assetMaterializations"))
 
 
 _THREAD_LOCK = threading.Lock()
@@ -193,9 +291,9 @@ def _launch_lock(settings: Settings) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _running_backfills(client: GraphQL, version: str, pending: list) -> dict[str, str]:
-    """``{recipe: backfill id}`` for the pending recipes a requested (running) backfill of
-    ``version`` already covers."""
+def _running_backfills(client: GraphQL, pending: list[Target]) -> dict[str, str]:
+    """``{recipe: backfill id}`` for the pending targets a requested (running) backfill of
+    the same partition key already covers."""
     if not pending:
         return {}
     answer = client.call(RUNNING_BACKFILLS, {})["partitionBackfillsOrError"]
@@ -203,45 +301,38 @@ def _running_backfills(client: GraphQL, version: str, pending: list) -> dict[str
         raise ModelopsError(f"listing running backfills: {answer.get('message', answer)}")
     running = {}
     for backfill in answer["results"]:
-        if version not in (backfill.get("partitionNames") or []):
-            continue
         paths = {tuple(a["path"]) for a in backfill.get("assetSelection") or []}
-        for loaded in pending:
-            if tuple(RecipeKeys.of(loaded.name).evaluation.path) in paths:
-                running.setdefault(loaded.name, backfill["id"])
+        for target in pending:
+            if target.key not in (backfill.get("partitionNames") or []):
+                continue
+            if tuple(RecipeKeys.of(target.recipe).evaluation.path) in paths:
+                running.setdefault(target.recipe, backfill["id"])
     return running
 
 
-def _launch(client, selector, taxonomy, version, done, pending, running) -> dict:
-    report = {"taxonomy": taxonomy, "version": version, "already_done": [r.name for r in done],
-              "already_running": running, "launched": [r.name for r in pending],
-              "backfill_id": None, "status": None}
-    if pending:
-        added = client.call(ADD_PARTITION, {"selector": selector,
-                                            "name": partitions_name(taxonomy),
-                                            "key": version})["addDynamicPartition"]
+def _launch(client, selector, taxonomy, key, group, title, description, tags) -> dict:
+    """Register the key's taxonomy version and base, then launch one backfill of it."""
+    target = group[0]
+    for name, value in ((partitions_name(taxonomy), target.version),
+                        (BASE_PARTITIONS, target.base)):
+        added = client.call(ADD_PARTITION, {"selector": selector, "name": name,
+                                            "key": value})["addDynamicPartition"]
         if "message" in added:
-            raise ModelopsError(f"adding partition {version}: {added['message']}")
-        params = {
-            "partitionNames": [version],
-            "assetSelection": [
-                {"path": list(key.path)}
-                for r in pending
-                for key in RecipeKeys.of(r.name).training
-            ],
-            "title": f"taxonomy {taxonomy}:{version}",
-            "description": "modelops backfill: " + ", ".join(r.name for r in pending),
-            "tags": [
-                {"key": TAG_TAXONOMY, "value": f"{taxonomy}.{version}"},
-                {"key": TAG_TRAINING, "value": "backfill"},
-            ],
-        }
-        result = client.call(LAUNCH, {"params": params})["launchPartitionBackfill"]
-        if "backfillId" not in result:
-            raise ModelopsError(f"backfill refused: {result.get('message', result['__typename'])}")
-        report["backfill_id"] = result["backfillId"]
-        report["url"] = f"{client.url}/runs/b/{result['backfillId']}"
-    return report
+            raise ModelopsError(f"adding partition {value} to {name}: {added['message']}")
+    params = {
+        "partitionNames": [key],
+        "assetSelection": [
+            {"path": list(k.path)} for t in group for k in RecipeKeys.of(t.recipe).training
+        ],
+        "title": f"{title} ({target.base})",
+        "description": f"{description}: " + ", ".join(t.recipe for t in group),
+        "tags": [{"key": k, "value": v} for k, v in tags.items()],
+    }
+    result = client.call(LAUNCH, {"params": params})["launchPartitionBackfill"]
+    if "backfillId" not in result:
+        raise ModelopsError(f"backfill refused: {result.get('message', result['__typename'])}")
+    return {"id": result["backfillId"], "url": f"{client.url}/runs/b/{result['backfillId']}",
+            "key": key, "recipes": [t.recipe for t in group]}
 
 
 def wait_for_backfill(
@@ -259,17 +350,17 @@ def wait_for_backfill(
 
 
 def report_lines(report: dict) -> list[str]:
-    """What a backfill launch did, one line per recipe already done and per launch."""
-    target = f"{report['taxonomy']}:{report['version']}"
+    """What a launch did, one line per recipe already done and per backfill launched."""
+    target = report.get("target") or f"{report['taxonomy']}:{report['version']}"
     lines = [f"{recipe}: {target} already evaluated; nothing to do"
              for recipe in report["already_done"]]
     lines += [f"{recipe}: {target} already being backfilled by {backfill}; not launched again"
               for recipe, backfill in (report.get("already_running") or {}).items()]
-    if report["backfill_id"]:
-        lines.append(f"launched backfill {report['backfill_id']} of {target} for "
-                     f"{', '.join(report['launched'])}: {report['url']}")
-        if report["status"]:
-            lines.append(f"finished: {report['status']}")
+    for backfill in report.get("backfills") or []:
+        lines.append(f"launched backfill {backfill['id']} of {target} ({backfill['key']}) for "
+                     f"{', '.join(backfill['recipes'])}: {backfill['url']}")
+    if report["backfill_id"] and report["status"]:
+        lines.append(f"finished: {report['status']}")
     return lines
 
 

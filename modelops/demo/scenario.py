@@ -29,7 +29,7 @@ from modelops.config.recipe import LoadedRecipe, load_recipe
 from modelops.config.settings import Settings
 from modelops.defs.build import build_definitions
 from modelops.defs.keys import TAG_MODE, TAG_REASON, RecipeKeys
-from modelops.defs.partitions import sync_partitions
+from modelops.defs.partitions import current_base, partition_key, sync_partitions
 from modelops.defs.resources import build_resources
 from modelops.defs.webserver import launch_taxonomy_backfill, report_lines, wait_for_webserver
 from modelops.demo.generator import DemoKnobs, generate
@@ -131,7 +131,7 @@ class Loop:
         self.loaded: LoadedRecipe = load_recipe(settings.recipes_dir / f"{recipe}.yaml")
         self.keys = RecipeKeys.of(self.loaded.name)
         self.cursors: dict[str, str | None] = {}
-        sync_partitions(instance, [self.loaded])
+        sync_partitions(instance, [self.loaded], self.platform.catalog)
 
     def materialize(self, keys, *, partition_key=None, tags=None):
         return dg.materialize(
@@ -145,7 +145,9 @@ class Loop:
         )
 
     def train(self, version: str):
-        return self.materialize(self.keys.training, partition_key=version)
+        """Train taxonomy ``version`` on the base the recipe resolves to now."""
+        base = current_base(self.loaded, self.platform.catalog)
+        return self.materialize(self.keys.training, partition_key=partition_key(version, base))
 
     def tick(self, sensor_name: str) -> list[tuple[dg.RunRequest, object]]:
         """Evaluate one sensor tick; run its requests in process; return both."""

@@ -15,9 +15,11 @@ from modelops.domain.dataset import encode_labels
 from modelops.domain.evaluation import Evaluation, confusion_matrix_png, evaluate
 from modelops.domain.gates import GateDecision, decide
 from modelops.domain.taxonomy_mapping import load_chain
+from modelops.lifecycle.cost import timed_predict
 from modelops.lifecycle.dataset import load_dataset
-from modelops.lifecycle.fetch import FetchedAdapter, predict_with
+from modelops.lifecycle.fetch import FetchedAdapter
 from modelops.lifecycle.platform import Platform
+from modelops.lifecycle.side_by_side import base_side_by_side
 from modelops.ml.training import BASELINE_FILE
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,8 @@ class ChampionComparison:
     """The mask of the rows it was scored on; None: the whole split."""
     unavailable: bool = False
     """A champion exists but could not be compared: the regression gates fail."""
+    latency: float | None = None
+    """Its scoring seconds per 32 of the test rows (``modelops.lifecycle.cost``)."""
 
 
 def _not_compared(note: str, champion_id: int | None = None) -> ChampionComparison:
@@ -68,6 +72,8 @@ class EvaluationOutcome:
     decision: GateDecision
     confusion_png: bytes
     report_uri: str
+    side_by_side: dict | None = None
+    """The candidate beside the champion with their cost (``domain.base_comparison``)."""
 
     def to_dict(self) -> dict:
         return {
@@ -79,6 +85,7 @@ class EvaluationOutcome:
             "baseline": self.baseline.to_dict() if self.baseline else None,
             "decision": self.decision.to_dict(),
             "report_uri": self.report_uri,
+            "side_by_side": self.side_by_side,
         }
 
 
@@ -104,7 +111,9 @@ def evaluate_adapter(
         test = dataset.split("test")
         y = encode_labels(test, dataset.labels)
         max_length = recipe.training.max_length
-        probs, labels = predict_with(platform, fetched, test["text"].tolist(), max_length)
+        probs, labels, latency = timed_predict(
+            platform, fetched, test["text"].tolist(), max_length
+        )
         rows = TestRows(test["text"].tolist(), y, labels, max_length)
         candidate = evaluate(y, probs, labels)
         baseline_doc = json.loads((fetched.path / BASELINE_FILE).read_text(encoding="utf-8"))
@@ -135,6 +144,8 @@ def evaluate_adapter(
         confusion_png=png,
         report_uri="",
     )
+    outcome.side_by_side = base_side_by_side(platform, version, outcome, len(y), latency,
+                                             comparison)
     prefix = f"evaluations/{version.recipe}/adapter-{adapter_id}/{candidate_digest(outcome)}"
     platform.store.put_bytes(f"{prefix}/confusion_matrix.png", png)
     outcome.report_uri = platform.store.put_bytes(
@@ -146,6 +157,8 @@ def evaluate_adapter(
         "test_ece": candidate.ece,
         "champion_test_macro_f1": champion_eval.macro_f1 if champion_eval else None,
         "evaluation_uri": outcome.report_uri,
+        "latency_seconds_per_32": latency,
+        "side_by_side": outcome.side_by_side,
     }
     platform.registry.record_evaluation(
         adapter_id, metrics=metrics, gate=decision.to_dict(), who=platform.settings.user
@@ -180,7 +193,9 @@ def _champion_evaluation(
         return _unavailable(note, champion.id)
     try:
         with FetchedAdapter(platform, champion) as fetched:
-            c_probs, c_labels = predict_with(platform, fetched, test.texts, test.max_length)
+            c_probs, c_labels, c_latency = timed_predict(
+                platform, fetched, test.texts, test.max_length
+            )
     except Exception as exc:  # any failure to load or score it: the gates must say so
         note = f"champion {champion.id} could not be scored: {type(exc).__name__}: {exc}"
         emit(note)
@@ -195,7 +210,8 @@ def _champion_evaluation(
         result = evaluate(y, c_probs, labels)
         emit(f"champion {champion.id} on the same test split: macro-F1 {result.macro_f1:.4f}")
         return ChampionComparison(
-            result, champion.id, f"champion {champion.id} ({champion.taxonomy_version})"
+            result, champion.id, f"champion {champion.id} ({champion.taxonomy_version})",
+            latency=c_latency,
         )
     mapping = load_chain(
         loaded.taxonomies_root,
@@ -224,7 +240,8 @@ def _champion_evaluation(
             f"derives ({len(derived)} labels left out)"
         )
     emit(f"{note}: macro-F1 {result.macro_f1:.4f}")
-    return ChampionComparison(result, champion.id, note, None if rows.all() else rows)
+    return ChampionComparison(result, champion.id, note, None if rows.all() else rows,
+                              latency=c_latency)
 
 
 def _mapped_probs(mapping, probs, old_labels, test: TestRows):
@@ -241,5 +258,6 @@ def _mapped_probs(mapping, probs, old_labels, test: TestRows):
 
 
 def candidate_digest(outcome: EvaluationOutcome) -> str:
-    body = {k: v for k, v in outcome.to_dict().items() if k != "report_uri"}
+    # the side by side holds timings, which differ run to run: not part of the digest
+    body = {k: v for k, v in outcome.to_dict().items() if k not in ("report_uri", "side_by_side")}
     return sha256_json(body)[:16]

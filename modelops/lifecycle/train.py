@@ -25,6 +25,7 @@ from modelops.domain.lineage import (
     library_versions,
     now_iso,
 )
+from modelops.lifecycle.cost import dir_bytes, measure
 from modelops.lifecycle.dataset import DatasetRecord, load_dataset
 from modelops.lifecycle.fetch import FetchedAdapter
 from modelops.lifecycle.mapped import is_mapped
@@ -64,6 +65,7 @@ def train_adapter(
     dataset: DatasetRecord,
     emit: Emit = log.info,
     mode: str = "full",
+    base_ref: str | None = None,
 ) -> AdapterVersion:
     """Train an adapter from a stored dataset, store it, register it as candidate.
 
@@ -74,9 +76,12 @@ def train_adapter(
     An adapter already registered with the same lineage (recipe fingerprint, dataset
     fingerprint, base-model hash, warm start) is returned without training: re-running
     finished work is a no-op. Identical weights are never registered twice.
+
+    ``base_ref`` (``name@revision``, the partition's base) trains on that base instead of
+    the one the recipe's ``base_model`` resolves to now.
     """
     recipe = loaded.recipe
-    base = platform.resolve_base(recipe.base_model)
+    base = platform.resolve_base(base_ref or recipe.base_model)
     emit(f"base model {base.entry.ref} sha256 {base.sha256[:12]} at {base.path}")
     recipe_fingerprint = loaded.fingerprint()
     version = dataset.taxonomy_version or loaded.data_version
@@ -140,7 +145,8 @@ def train_adapter(
         )
         run = LineageRun(recipe=recipe, base=base, dataset=record, lineage=lineage,
                          out_dir=out, threads=threads, checkpointer=checkpointer)
-        result, prepared = train_from_lineage(platform, run, emit)
+        with measure() as cost:
+            result, prepared = train_from_lineage(platform, run, emit)
         for existing in platform.registry.find_by_weights(loaded.name, result.weights_sha256):
             if existing.taxonomy_version == version and (
                 existing.lineage.get("dataset", {}).get("labels") == dataset.labels
@@ -148,6 +154,7 @@ def train_adapter(
                 emit(f"identical weights already registered as adapter {existing.id}; reusing")
                 checkpointer.clear()
                 return existing
+        cost = training_cost(cost, out, base.path)
         thresholds = build_bundle(
             recipe=recipe, base=base, dataset=prepared, adapter_dir=out, emit=emit
         )
@@ -167,6 +174,7 @@ def train_adapter(
             "train_seconds": result.seconds,
             "train_rows": result.train_rows,
             "samples_per_second": result.samples_per_second,
+            "cost": cost,
             "created_at": now_iso(),
         }
         (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -183,6 +191,7 @@ def train_adapter(
         "baseline_test_macro_f1": result.baseline["test"]["macro_f1"],
         "selected_epoch": result.selected_epoch,
         "lora_nonzero": result.lora_nonzero,
+        **{f"cost_{k}": v for k, v in cost.items()},
     }
     registered = platform.registry.register(
         recipe=loaded.name,
@@ -249,3 +258,16 @@ def train_from_lineage(
             blas_threads=run.blas_threads,
         )
     return result, prepared
+
+
+def training_cost(measured: dict, adapter_dir: Path, base_dir: Path) -> dict:
+    """The measured training cost plus the adapter's and the base's size on disk."""
+    return {
+        "train_wall_seconds": round(measured["wall_seconds"], 3),
+        "train_cpu_seconds": round(measured["cpu_seconds"], 3),
+        **({"train_gpu_seconds": round(measured["gpu_seconds"], 3),
+            "peak_gpu_bytes": measured["peak_gpu_bytes"]} if "gpu_seconds" in measured else {}),
+        "peak_rss_bytes": measured["peak_rss_bytes"],
+        "adapter_bytes": dir_bytes(adapter_dir),
+        "base_bytes": dir_bytes(base_dir),
+    }

@@ -46,6 +46,8 @@ class Prediction:
     taxonomy_version: str
     prediction_id: int | None = None
     """Its id in the production log (None when not logged)."""
+    base_model: str | None = None
+    """The base revision (``name@revision``) the adapter answered on."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ class Predictor:
                 top_k=[{"label": loaded.labels[i], "p": float(row[i])} for i in best],
                 adapter_id=loaded.version.id,
                 taxonomy_version=loaded.version.taxonomy_version,
+                base_model=loaded.version.base_model,
             )
             for row, best in zip(probs, order, strict=True)
         ]
@@ -173,6 +176,7 @@ class Predictor:
                 batch_id=batch_id,
                 external_id=ref,
                 true_label=label,
+                base_model=p.base_model,
             )
             for text, p, label, ref in zip(texts, predictions, labels, refs, strict=True)
         ]

@@ -88,6 +88,8 @@ class PredictionRecord:
     prediction, in the same transaction."""
     at: datetime | None = None
     """Default: when it is logged."""
+    base_model: str | None = None
+    """The catalog reference (``name@revision``) of the base that answered."""
 
     @classmethod
     def for_text(cls, text: str, *, redact: bool = False, **fields: Any) -> PredictionRecord:
@@ -117,6 +119,7 @@ def _prediction_row(r: PredictionRecord, now: datetime) -> PredictionRow:
         source=_non_empty("source", r.source),
         batch_id=r.batch_id,
         external_id=_external_id(r.external_id),
+        base_model=r.base_model,
     )
 
 

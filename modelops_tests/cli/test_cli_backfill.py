@@ -77,9 +77,11 @@ def test_backfill_launches_through_dagster_and_skips_finished_work(webserver, tm
             "demo/training_dataset", "demo/mapped_candidate", "demo/adapter",
             "demo/evaluation", "demo/champion"}
         assert set(instance.get_dynamic_partitions("taxonomy_demo")) == {"v2"}
+        assert set(instance.get_dynamic_partitions("base_models")) == {"tiny@r1"}
+        assert backfill.title.startswith("taxonomy demo:v2")
         # What the daemon would run for that partition, done here in process.
         defs = build_definitions(settings)
-        result = dg.materialize(list(defs.assets), partition_key="v2", instance=instance,
+        result = dg.materialize(list(defs.assets), partition_key="tiny@r1|v2", instance=instance,
                                 resources=build_resources(settings))
         assert result.success
 

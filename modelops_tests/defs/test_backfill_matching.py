@@ -37,6 +37,11 @@ def test_three_recipes_each_get_their_own_status(tiny_catalog, tmp_path, monkeyp
         calls.append((query, variables))
         if query is webserver.STATUS_QUERY:
             return {"assetNodes": [nodes[i] for i in order]}
+        if query is webserver.MATERIALIZED:
+            assert variables["partitions"] == ["tiny@r1|v1"]  # version x current base
+            recipe_name = variables["key"]["path"][0]
+            found = [{"partition": "tiny@r1|v1"}] if recipe_name in done else []
+            return {"assetOrError": {"assetMaterializations": found}}
         if query is webserver.RUNNING_BACKFILLS:
             return {"partitionBackfillsOrError": {"results": []}}
         if query is webserver.ADD_PARTITION:
@@ -51,6 +56,9 @@ def test_three_recipes_each_get_their_own_status(tiny_catalog, tmp_path, monkeyp
     assert report["already_done"] == ["zulu"]
     assert sorted(report["launched"]) == ["alpha", "demo"]
     (params,) = [v["params"] for q, v in calls if q is webserver.LAUNCH]
+    assert params["partitionNames"] == ["tiny@r1|v1"]
+    added = {(v["name"], v["key"]) for q, v in calls if q is webserver.ADD_PARTITION}
+    assert added == {("taxonomy_demo", "v1"), ("base_models", "tiny@r1")}
     selected = {tuple(a["path"])[0] for a in params["assetSelection"]}
     assert selected == {"alpha", "demo"}
 
@@ -78,6 +86,8 @@ class FakeDagster:
     def call(self, query, variables):
         if query is webserver.STATUS_QUERY:
             return {"assetNodes": [node(p["path"][0], []) for p in variables["keys"]]}
+        if query is webserver.MATERIALIZED:
+            return {"assetOrError": {"assetMaterializations": []}}
         if query is webserver.RUNNING_BACKFILLS:
             with self.lock:
                 return {"partitionBackfillsOrError": {"results": list(self.backfills)}}

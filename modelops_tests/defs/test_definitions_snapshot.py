@@ -66,6 +66,10 @@ def _keys(keys) -> list[str]:
 def _partitions(partitions_def) -> str | None:
     if partitions_def is None:
         return None
+    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
+        dims = ", ".join(f"{d.name}={_partitions(d.partitions_def)}"
+                         for d in partitions_def.partitions_defs)
+        return f"MultiPartitionsDefinition:[{dims}]"
     name = getattr(partitions_def, "name", None)
     return f"{type(partitions_def).__name__}:{name}"
 

@@ -130,7 +130,7 @@ def test_mapped_only_needs_no_training_and_serves_monitors_reproduces(
     assert result.success
     assert meta(result, "demo__training_dataset")["review_rows"] == 0
     adapter_key = dg.AssetKey(["demo", "adapter"])
-    assert instance.get_materialized_partitions(adapter_key) == {"v1"}  # v2 not trained
+    assert instance.get_materialized_partitions(adapter_key) == {"tiny@r1|v1"}  # v2 not trained
     assert all(is_mapped(v) for v in platform.registry.list("demo") if v.taxonomy_version == "v2")
     serving = platform.registry.alias("demo", "serving")
     assert is_mapped(serving) and serving.taxonomy_version == "v2"

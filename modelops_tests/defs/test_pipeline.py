@@ -19,6 +19,7 @@ from modelops.defs.resources import build_resources
 from modelops.domain.gates import decide
 from modelops.lifecycle.platform import Platform
 from modelops.lifecycle.reproduce import reproduce
+from modelops.ml.catalog import Catalog
 from modelops_tests.fixtures.partitions import run_partition
 from modelops_tests.fixtures.processes import workspace_env
 from modelops_tests.fixtures.workspace import make_workspace, write_recipe
@@ -26,7 +27,8 @@ from modelops_tests.fixtures.workspace import make_workspace, write_recipe
 
 def materialize(settings, instance, version="v1"):
     """What a backfill of one taxonomy-version partition runs, in process."""
-    sync_partitions(instance, load_recipes(settings.recipes_dir))
+    sync_partitions(instance, load_recipes(settings.recipes_dir),
+                        Catalog.load(settings.catalog_path))
     return run_partition(settings, instance, version)
 
 
@@ -74,9 +76,14 @@ def test_asset_graph_shape(tiny_catalog, tmp_path):
         for k in graph.get_all_asset_keys()
         if k.to_user_string() in training
     }
-    assert partitions == {dg.DynamicPartitionsDefinition(name="taxonomy_demo")}
+    # taxonomy version x base revision (docs/concepts.md)
+    assert partitions == {dg.MultiPartitionsDefinition({
+        "taxonomy": dg.DynamicPartitionsDefinition(name="taxonomy_demo"),
+        "base": dg.DynamicPartitionsDefinition(name="base_models"),
+    })}
     assert graph.get(dg.AssetKey(["demo", "drift_report"])).partitions_def is None
     assert sorted(s.name for s in defs.sensors) == [
+        "base_models",
         "demo__drift",
         "demo__landing",
         "demo__production_window",
@@ -258,5 +265,6 @@ def test_recipe_schedule_requests_a_retraining_run(tiny_catalog, tmp_path, insta
         dg.partition_loading_context(dynamic_partitions_store=instance),
     ):
         (request,) = list(schedule.evaluate_tick(context).run_requests)
-    assert request.partition_key == "v1"  # no serving adapter yet: the data's version
+    # no serving adapter yet: the data's version on the base the recipe resolves to
+    assert request.partition_key == "tiny@r1|v1"
     assert request.run_key == "demo-scheduled-2026-11-28T03:00:00+00:00"

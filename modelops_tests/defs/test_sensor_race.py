@@ -13,6 +13,7 @@ from modelops.defs.keys import RecipeKeys
 from modelops.defs.partitions import sync_partitions
 from modelops.defs.resources import build_resources
 from modelops.lifecycle.platform import Platform
+from modelops.ml.catalog import Catalog
 from modelops_tests.fixtures.workspace import make_workspace
 
 
@@ -31,7 +32,8 @@ def test_two_drift_ticks_on_one_report_request_one_run(tiny_catalog, tmp_path):
     sensor = defs.resolve_sensor_def("demo__drift")
     resources = build_resources(settings)
     with dg.instance_for_test() as instance:
-        sync_partitions(instance, load_recipes(settings.recipes_dir))
+        sync_partitions(instance, load_recipes(settings.recipes_dir),
+                        Catalog.load(settings.catalog_path))
         instance.report_runless_asset_event(dg.AssetMaterialization(
             asset_key=RecipeKeys.of("demo").drift_report,
             metadata={"drifted": True, "fired": "prediction_drift", "report": "r.html"},
@@ -61,7 +63,7 @@ def test_two_drift_ticks_on_one_report_request_one_run(tiny_catalog, tmp_path):
         storage_id = instance.fetch_materializations(
             RecipeKeys.of("demo").drift_report, limit=1).records[0].storage_id
         assert key == f"demo-drift-{storage_id}"
-        assert {r.partition_key for r in requests} == {"v1"}
+        assert {r.partition_key for r in requests} == {"tiny@r1|v1"}  # the champion's
         later = tick(ticks[0].cursor)
         assert not later.run_requests
         assert "no new drift report" in str(later.skip_message)

@@ -92,7 +92,7 @@ def test_backfill_of_a_new_version_keeps_the_old_one(tiny_catalog, tmp_path, ins
     assert reproduce(platform, v1_champion.id, emit=lambda _m: None)["identical"] is True
     # Dagster keeps both partitions' history.
     key = dg.AssetKey(["demo", "champion"])
-    assert instance.get_materialized_partitions(key) == {"v1", "v2"}
+    assert instance.get_materialized_partitions(key) == {"tiny@r1|v1", "tiny@r1|v2"}
 
 
 def test_partitions_are_the_versions_on_disk(tiny_catalog, tmp_path):

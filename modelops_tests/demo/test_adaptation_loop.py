@@ -77,7 +77,7 @@ def test_sensor_run_keys_cursor_and_cooldown(tiny_catalog, tmp_path, instance):
     assert result.success
     drift_cursor = loop.cursors.get("demo__drift")
     ((request, result),) = loop.tick("demo__drift")  # new intents + shifted vocabulary
-    assert request.partition_key == "v1" and request.tags["modelops/mode"] == "incremental"
+    assert request.partition_key == "tiny@r1|v1" and request.tags["modelops/mode"] == "incremental"
     assert request.run_key.startswith("demo-drift-") and result.success
     assert loop.tick("demo__drift") == []  # the same report never launches twice
     # Replaying the tick from the old cursor asks for the same run key: Dagster's

@@ -68,6 +68,8 @@ def test_production_instance_on_postgres(tiny_catalog, tmp_path, pg_url, s3_buck
         for request in tick.dynamic_partitions_requests:
             instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
         assert instance.get_dynamic_partitions("taxonomy_demo") == ["v1"]
+        instance.add_dynamic_partitions("base_models", ["tiny@r1"])  # the base sensor's
+        key = "tiny@r1|v1"
 
         # A materialization of the v1 partition, its events in PostgreSQL.
         keys = RecipeKeys.of("demo")
@@ -76,7 +78,7 @@ def test_production_instance_on_postgres(tiny_catalog, tmp_path, pg_url, s3_buck
             build_training_assets(load_recipes(settings.recipes_dir)[0]),
             resources=build_resources(settings),
             instance=instance,
-            partition_key="v1",
+            partition_key=key,
         )
         assert result.success
         event = instance.get_latest_materialization_event(keys.champion)
@@ -90,7 +92,7 @@ def test_production_instance_on_postgres(tiny_catalog, tmp_path, pg_url, s3_buck
             PartitionBackfill.from_asset_partitions(
                 backfill_id=backfill_id,
                 asset_graph=defs.resolve_asset_graph(),
-                partition_names=["v1"],
+                partition_names=[key],
                 asset_selection=list(keys.training),
                 backfill_timestamp=time.time(),
                 tags={"modelops/training": "backfill"},
@@ -115,7 +117,7 @@ def test_production_instance_on_postgres(tiny_catalog, tmp_path, pg_url, s3_buck
         partition = run.tags.get("dagster/partition") or run.tags.get(
             "dagster/asset_partition_range_start"
         )
-        assert partition == "v1", run.tags
+        assert partition == key, run.tags
         assert run.tags["modelops/training"] == "backfill"
         assert set(run.asset_selection) == set(keys.training)
 

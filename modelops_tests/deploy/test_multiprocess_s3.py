@@ -11,7 +11,8 @@ import dagster as dg
 import pytest
 
 from modelops.config.recipe import load_recipes
-from modelops.defs.partitions import sync_partitions
+from modelops.defs.partitions import partition_key, recipe_partitions, sync_partitions
+from modelops.ml.catalog import Catalog
 from modelops.stores.registry import Registry
 from modelops_tests.fixtures.isolated_steps import HOMES_VAR, isolated_training_job
 from modelops_tests.fixtures.workspace import LENIENT, make_workspace
@@ -37,11 +38,13 @@ def test_each_step_in_its_own_process_and_disk(
         monkeypatch.setenv(name, value)
 
     with dg.instance_for_test() as instance:
-        sync_partitions(instance, load_recipes(settings.recipes_dir))
+        sync_partitions(instance, load_recipes(settings.recipes_dir),
+                        Catalog.load(settings.catalog_path))
         result = dg.execute_job(
             dg.reconstructable(isolated_training_job),
             instance=instance,
-            tags={"dagster/partition": "v1"},
+            tags=recipe_partitions(load_recipes(settings.recipes_dir)[0])
+            .get_tags_for_partition_key(partition_key("v1", "tiny@r1")),
         )
         assert result.success
         steps = {
@@ -65,12 +68,12 @@ def test_each_step_in_its_own_process_and_disk(
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
     values = {k for k in keys if k.startswith("prod/step-values/")}
     assert values == {
-        "prod/step-values/demo/training_dataset/v1.json",
-        "prod/step-values/demo/mapped_candidate/v1.json",
-        "prod/step-values/demo/adapter/v1.json",
-        "prod/step-values/demo/evaluation/v1.json",
+        "prod/step-values/demo/training_dataset/tiny@r1/v1.json",
+        "prod/step-values/demo/mapped_candidate/tiny@r1/v1.json",
+        "prod/step-values/demo/adapter/tiny@r1/v1.json",
+        "prod/step-values/demo/evaluation/tiny@r1/v1.json",
     }
-    body = s3.get_object(Bucket=bucket, Key="prod/step-values/demo/evaluation/v1.json")
+    body = s3.get_object(Bucket=bucket, Key="prod/step-values/demo/evaluation/tiny@r1/v1.json")
     verdict = json.loads(body["Body"].read())
 
     with Registry(pg_url) as registry:

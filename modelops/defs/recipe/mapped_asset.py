@@ -11,6 +11,7 @@ import dagster as dg
 from modelops.config.recipe import LoadedRecipe
 from modelops.defs.keys import RecipeKeys
 from modelops.defs.metadata import num
+from modelops.defs.partitions import split_key
 from modelops.defs.resources import (
     ArtifactStoreResource,
     CatalogResource,
@@ -19,7 +20,7 @@ from modelops.defs.resources import (
     platform_from,
 )
 from modelops.lifecycle.dataset import DatasetRecord
-from modelops.lifecycle.taxonomy_change import offer_mapped_candidate
+from modelops.lifecycle.taxonomy_change import MappedOffer, offer_mapped_candidate
 
 
 def build_mapped_asset(
@@ -47,13 +48,25 @@ def build_mapped_asset(
         dataset: dict,
     ):
         p = platform_from(runtime, registry, artifact_store, catalog)
-        offer = offer_mapped_candidate(
-            p,
-            loaded,
-            DatasetRecord(**dataset),
-            who=f"dagster run {context.run.run_id[:8]} ({p.settings.user})",
-            emit=context.log.info,
-        )
+        base = split_key(context.partition_key)[1]
+        serving = p.registry.alias(loaded.name, "champion")
+        if serving is not None and serving.base_model != base:
+            # A mapped candidate reuses the serving champion's weights, on its base: it
+            # has no place in a partition of another base (a base change trains).
+            offer = MappedOffer(
+                loaded.recipe.taxonomy_changes.policy,
+                None,
+                f"the serving champion {serving.id} is on {serving.base_model}, this "
+                f"partition on {base}: no mapped candidate, the adapter trains",
+            )
+        else:
+            offer = offer_mapped_candidate(
+                p,
+                loaded,
+                DatasetRecord(**dataset),
+                who=f"dagster run {context.run.run_id[:8]} ({p.settings.user})",
+                emit=context.log.info,
+            )
         return dg.Output(
             offer.to_dict(),
             metadata={

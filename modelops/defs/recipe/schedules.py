@@ -4,7 +4,8 @@ import dagster as dg
 
 from modelops.config.recipe import LoadedRecipe
 from modelops.defs.keys import TAG_REASON, RecipeKeys
-from modelops.defs.resources import RegistryResource
+from modelops.defs.partitions import ensure_base_request, serving_key
+from modelops.defs.resources import CatalogResource, RegistryResource
 
 
 def build_retrain_schedule(loaded: LoadedRecipe, retrain_job):
@@ -18,12 +19,21 @@ def build_retrain_schedule(loaded: LoadedRecipe, retrain_job):
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"Periodic retraining of {name} ({cron}) on the serving taxonomy version.",
     )
-    def periodic(context: dg.ScheduleEvaluationContext, registry: RegistryResource):
+    def periodic(
+        context: dg.ScheduleEvaluationContext,
+        registry: RegistryResource,
+        catalog: CatalogResource,
+    ):
         serving = registry.registry.alias(name, "champion")
-        version = serving.taxonomy_version if serving else loaded.data_version
+        key = serving_key(loaded, serving, catalog.catalog)
+        missing = ensure_base_request(context.instance, key.keys_by_dimension["base"])
+        if missing is not None:  # a champion from before bases were a partition dimension
+            context.instance.add_dynamic_partitions(
+                missing.partitions_def_name, list(missing.partition_keys)
+            )
         return dg.RunRequest(
             run_key=f"{name}-scheduled-{context.scheduled_execution_time.isoformat()}",
-            partition_key=version,
+            partition_key=key,
             tags={TAG_REASON: f"schedule {cron}"},
         )
 

@@ -18,8 +18,10 @@ from modelops.defs.keys import (
     TAG_REPORT,
     RecipeKeys,
 )
+from modelops.defs.partitions import ensure_base_request, serving_key
 from modelops.defs.resources import (
     ArtifactStoreResource,
+    CatalogResource,
     ProductionLogResource,
     RegistryResource,
     RuntimeResource,
@@ -109,7 +111,11 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
         f"{retraining.cooldown_minutes} min cooldown. "
         "Turn it off to pause retraining.",
     )
-    def drift(context: dg.SensorEvaluationContext, registry: RegistryResource):
+    def drift(
+        context: dg.SensorEvaluationContext,
+        registry: RegistryResource,
+        catalog: CatalogResource,
+    ):
         state = json.loads(context.cursor) if context.cursor else {}
         records = context.instance.fetch_materializations(
             keys.drift_report, limit=1, ascending=False
@@ -143,9 +149,10 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
         state["launched_at"] = now
         context.update_cursor(json.dumps(state))
         fired = metadata["fired"].value
-        return dg.RunRequest(
+        key = serving_key(loaded, serving, catalog.catalog)  # its version on its base
+        request = dg.RunRequest(
             run_key=f"{name}-drift-{event.storage_id}",
-            partition_key=serving.taxonomy_version,
+            partition_key=key,
             tags={
                 TAG_REASON: f"drift: {fired}"[:200],
                 TAG_MODE: retraining.mode,
@@ -153,5 +160,11 @@ def build_recipe_sensors(loaded: LoadedRecipe, retrain_job) -> list[dg.SensorDef
                 TAG_REPORT: str(metadata["report"].value)[:200],
             },
         )
+        missing = ensure_base_request(context.instance, serving.base_model)
+        if missing is not None:  # a champion from before bases were a partition dimension
+            context.instance.add_dynamic_partitions(
+                missing.partitions_def_name, list(missing.partition_keys)
+            )
+        return request
 
     return [landing, production_window, drift]

@@ -17,7 +17,8 @@ from modelops.config.recipe import LoadedRecipe
 from modelops.defs.k8s import k8s_tags
 from modelops.defs.keys import TAG_MODE, RecipeKeys
 from modelops.defs.metadata import md_table, meta_value, num, shadow_metadata
-from modelops.defs.partitions import taxonomy_partitions
+from modelops.defs.partitions import recipe_partitions, split_key
+from modelops.defs.recipe.base_metadata import side_by_side_metadata
 from modelops.defs.recipe.mapped_asset import build_mapped_asset
 from modelops.defs.resources import (
     ArtifactStoreResource,
@@ -56,10 +57,10 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
     # Pod resources where each run or step gets a pod (modelops.defs.k8s).
     light = k8s_tags(loaded.recipe.compute, heavy=False)
     heavy = k8s_tags(loaded.recipe.compute, heavy=True)
-    # One partition per taxonomy version; one run per partition, so a failed version
-    # re-runs alone and never holds up another.
+    # One partition per taxonomy version x base revision (defs/partitions.py); one run per
+    # partition, so a failed version or base re-runs alone and never holds up another.
     partitioned = {
-        "partitions_def": taxonomy_partitions(loaded),
+        "partitions_def": recipe_partitions(loaded),
         "backfill_policy": dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
     }
 
@@ -85,7 +86,7 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
             platform_from(runtime, registry, artifact_store, catalog, production_log),
             loaded,
             emit=context.log.info,
-            taxonomy_version=context.partition_key,
+            taxonomy_version=split_key(context.partition_key)[0],
             include_feedback=True,
         )
         stats = record.stats
@@ -126,8 +127,9 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
         tags=tags,
         op_tags=heavy,
         output_required=False,
-        description=f"LoRA adapter for {name} on {loaded.recipe.base_model}; registered as "
-        "candidate with its full lineage. Not trained (nor evaluated) under "
+        description=f"LoRA adapter for {name} on the partition's base revision (new ones: "
+        f"what {loaded.recipe.base_model} resolves to); registered as candidate with its "
+        "full lineage. Not trained (nor evaluated) under "
         "taxonomy_changes.policy mapped_only when a mapped candidate covers the version.",
     )
     def adapter(
@@ -150,6 +152,7 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
             DatasetRecord(**dataset),
             emit=context.log.info,
             mode=mode,
+            base_ref=split_key(context.partition_key)[1],
         )
         history = version.lineage.get("history") or []
         metrics = version.metrics
@@ -179,6 +182,7 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
                 "validation_macro_f1": num(metrics.get("validation_macro_f1")),
                 "baseline_test_macro_f1": num(metrics.get("baseline_test_macro_f1")),
                 "samples_per_second": num(metrics.get("samples_per_second")),
+                **{f"cost_{k}": num(v) for k, v in (version.lineage.get("cost") or {}).items()},
                 "epochs": dg.MetadataValue.md(
                     md_table(
                         history,
@@ -264,6 +268,7 @@ def build_training_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
                     f"![confusion matrix](data:image/png;base64,{png})"
                 ),
                 **_versus_metadata(versus),
+                **side_by_side_metadata(outcome.side_by_side),
                 **shadow_metadata(shadow),
             },
         )

@@ -1,0 +1,108 @@
+"""The candidate beside the champion on the same test rows, with what each costs: the
+evidence of a base-model change (``docs/runbooks/upgrade-base-model.md``).
+
+:func:`side_by_side` builds a plain JSON document (kept in the evaluation report, the
+registry's metrics and the promotion's audit entry); :func:`side_by_side_markdown` renders
+it for Dagster's metadata. Pure functions: the numbers come from the evaluation step.
+"""
+
+from __future__ import annotations
+
+from modelops.domain.evaluation import Evaluation
+
+COST_FIELDS = (
+    "train_wall_seconds",
+    "train_cpu_seconds",
+    "train_gpu_seconds",
+    "peak_rss_bytes",
+    "peak_gpu_bytes",
+    "latency_seconds_per_32",
+    "adapter_bytes",
+    "base_bytes",
+)
+"""Cost fields, in the order the table shows them (a missing one shows as n/a)."""
+
+
+def model_side(
+    adapter_id: int, base_model: str, evaluation: Evaluation, cost: dict, rows: int
+) -> dict:
+    """One column of the side-by-side: an adapter on its base, scored on ``rows`` rows."""
+    return {
+        "adapter_id": int(adapter_id),
+        "base_model": base_model,
+        "rows": int(rows),
+        "accuracy": float(evaluation.accuracy),
+        "macro_f1": float(evaluation.macro_f1),
+        "ece": float(evaluation.ece),
+        "per_label_f1": {str(k): float(v["f1"]) for k, v in evaluation.per_label.items()},
+        "cost": {k: cost[k] for k in COST_FIELDS if cost.get(k) is not None},
+    }
+
+
+def side_by_side(candidate: dict, champion: dict | None, *, note: str = "") -> dict:
+    """The two columns and what changed; ``base_changed`` when the bases differ."""
+    return {
+        "candidate": candidate,
+        "champion": champion,
+        "base_changed": bool(champion and champion["base_model"] != candidate["base_model"]),
+        "same_rows": bool(champion and champion["rows"] == candidate["rows"]),
+        "note": note,
+    }
+
+
+def verdict_sentence(doc: dict, passed: bool, failed_gates: list[str]) -> str:
+    """What happens to serving after the gates, in one sentence."""
+    cand, champ = doc["candidate"], doc.get("champion")
+    head = f"adapter {cand['adapter_id']} on {cand['base_model']}"
+    if passed:
+        return f"{head} passed every gate and may be promoted"
+    keeps = (
+        f"; champion {champ['adapter_id']} on {champ['base_model']} keeps serving"
+        if champ
+        else "; nothing is promoted"
+    )
+    return f"{head} failed gate(s) {', '.join(failed_gates) or 'n/a'}{keeps}"
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _bytes(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value / 2**20:.1f} MiB"
+
+
+def side_by_side_markdown(doc: dict) -> str:
+    """A markdown table: metrics, per-label F1 and cost, candidate beside champion."""
+    cand, champ = doc["candidate"], doc.get("champion") or {}
+    head = (
+        f"| | candidate {cand['adapter_id']} ({cand['base_model']}) | "
+        + (f"champion {champ['adapter_id']} ({champ['base_model']}) |" if champ else "champion |")
+    )
+    lines = [head, "|---|---:|---:|"]
+
+    def row(name, a, b):
+        lines.append(f"| {name} | {a} | {b} |")
+
+    row("test rows", cand["rows"], champ.get("rows", "n/a"))
+    for metric in ("accuracy", "macro_f1", "ece"):
+        row(metric, _fmt(cand[metric]), _fmt(champ.get(metric)))
+    for label in sorted(set(cand["per_label_f1"]) | set(champ.get("per_label_f1", {}))):
+        row(f"F1 {label}", _fmt(cand["per_label_f1"].get(label)),
+            _fmt(champ.get("per_label_f1", {}).get(label)))
+    for field in COST_FIELDS:
+        a, b = cand["cost"].get(field), champ.get("cost", {}).get(field)
+        if a is None and b is None:
+            continue
+        show = _bytes if field.endswith("_bytes") else _fmt
+        row(field, show(a), show(b))
+    if doc.get("note"):
+        lines.append("")
+        lines.append(doc["note"])
+    return "\n".join(lines)
