@@ -107,7 +107,7 @@ VARIANTS: dict[str, tuple[LoraSettings, dict]] = {
                           dict(learning_rate=2e-3, warmup_ratio=0.1, schedule="cosine",
                                label_smoothing=0.1)),
 }
-DEFAULT_VARIANT = "v0_qv_r8"
+DEFAULT_VARIANT = "v2_all_r16_cos_ls"
 
 
 def emit(message: str) -> None:
