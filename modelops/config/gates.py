@@ -21,5 +21,15 @@ class GateSettings(BaseModel):
         default=5, ge=0, description="labels with fewer test examples are not compared one by one"
     )
     beat_baseline: bool = Field(
-        default=True, description="macro-F1 must be >= the linear-probe baseline's"
+        default=True,
+        description="test accuracy must beat the linear-probe baseline's by baseline_margin "
+        "with baseline_confidence (paired bootstrap over the test rows)",
+    )
+    baseline_margin: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        description="accuracy (fraction) the lower confidence bound of the margin over the "
+        "probe must exceed",
+    )
+    baseline_confidence: float = Field(
+        default=0.95, ge=0.5, lt=1.0, description="one-sided confidence of that lower bound"
     )

@@ -74,9 +74,20 @@ class TrainingSettings(StrictSection):
     warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
     select_best: bool = Field(
         default=True,
-        description="keep the epoch, or the starting point (probe head / warm start), with "
-        "the best validation macro-F1",
+        description="choose the kept weights among the starting point (probe head / warm "
+        "start) and every epoch on the validation split, by ``selection``; off: the last epoch",
     )
+    selection: Literal["bootstrap", "best"] = Field(
+        default="bootstrap",
+        description="bootstrap: the last epoch unless an earlier one beats it on validation "
+        "accuracy with selection_confidence (paired bootstrap); best: highest validation "
+        "macro-F1 (follows the noise of small validation splits)",
+    )
+    selection_confidence: float = Field(default=0.95, ge=0.5, lt=1.0)
+    schedule: Literal["linear", "cosine"] = Field(
+        default="linear", description="learning-rate decay after the warmup"
+    )
+    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
 
 
 

@@ -7,8 +7,11 @@ the Dagster wiring (``modelops.defs``) can turn each one into a blocking asset c
 * ``no_regression``: its macro-F1 is not much below the champion's;
 * ``no_label_regression``: no single label's F1 collapses against the champion
   (a macro average can hide one label going to zero);
-* ``beats_baseline``: it is at least as good as the linear probe on frozen embeddings
-  (only when the recipe's ``beat_baseline`` is on: a gate switched off is not a check).
+* ``beats_baseline``: it beats the linear probe on frozen embeddings, on test accuracy,
+  by the recipe's ``baseline_margin`` with ``baseline_confidence``: the one-sided lower
+  bound of a paired bootstrap over the test rows (``modelops.domain.bootstrap``) must
+  exceed the margin, so a tie or a gain within the noise of the test rows fails (only
+  when the recipe's ``beat_baseline`` is on: a gate switched off is not a check).
 
 The champion must be evaluated on the candidate's test split, so that the numbers
 compare like with like.
@@ -25,7 +28,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from modelops.config.gates import GateSettings
+from modelops.domain.bootstrap import paired_bootstrap
 from modelops.domain.evaluation import Evaluation
 
 # Differences are computed in floating point: 0.80 - 0.78 is 0.0200000000000000018.
@@ -227,19 +233,44 @@ def _no_label_regression(
     return GateCheck("no_label_regression", not failing, description, metadata)
 
 
-def _beats_baseline(candidate: Evaluation, baseline: Evaluation | None) -> GateCheck:
+def _beats_baseline(
+    candidate: Evaluation,
+    baseline: Evaluation | None,
+    rows: tuple[np.ndarray, np.ndarray] | None,
+    settings: GateSettings,
+) -> GateCheck:
     if baseline is None:
         return GateCheck(
             "beats_baseline", False, "beat_baseline is on but no baseline was recorded", {}
         )
-    value, threshold = candidate.macro_f1, baseline.macro_f1
-    passed = value >= threshold - _EPS
-    sign = ">=" if passed else "<"
+    margin, confidence = settings.baseline_margin, settings.baseline_confidence
+    metadata: dict[str, Any] = {
+        "value": candidate.macro_f1, "baseline": baseline.macro_f1, "baseline_n": baseline.n,
+        "accuracy": candidate.accuracy, "baseline_accuracy": baseline.accuracy,
+        "required_margin": margin, "confidence": confidence,
+    }
+    if rows is None:
+        return GateCheck(
+            "beats_baseline", False,
+            "the baseline's per-row test predictions were not recorded (an adapter trained "
+            "before modelops recorded them): the margin cannot be bounded; retrain", metadata)
+    boot = paired_bootstrap(rows[0], rows[1], confidence=confidence)
+    passed = boot.lower_bound > margin + _EPS
+    metadata.update(margin=boot.observed, margin_lower_bound=boot.lower_bound,
+                    rows=boot.n, adapter_only_right=boot.a_only, probe_only_right=boot.b_only,
+                    resamples=boot.resamples, bootstrap_seed=boot.seed)
+    sign = ">" if passed else "<="
     return GateCheck(
         name="beats_baseline",
         passed=passed,
-        description=f"macro-F1 {value:.3f} {sign} linear-probe baseline {threshold:.3f}",
-        metadata={"value": value, "baseline": threshold, "baseline_n": baseline.n},
+        description=(
+            f"accuracy {candidate.accuracy:.4f} vs linear probe {baseline.accuracy:.4f}: "
+            f"margin {boot.observed:+.4f}, {confidence:.0%} lower bound "
+            f"{boot.lower_bound:+.4f} {sign} required margin {margin:+.4f} (paired bootstrap "
+            f"over {boot.n} test rows: adapter alone right on {boot.a_only}, probe alone on "
+            f"{boot.b_only})"
+        ),
+        metadata=metadata,
     )
 
 
@@ -265,6 +296,7 @@ def decide(
     compared: Evaluation | None = None,
     champion_skipped: str | None = None,
     champion_unavailable: str | None = None,
+    baseline_rows: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> GateDecision:
     """Run every active gate on ``candidate``; raise ``ValueError`` if the champion's test
     set differs.
@@ -275,7 +307,9 @@ def decide(
     (``champion_skipped``, default "no champion to compare against"), or, when a
     champion exists but could not be compared (``champion_unavailable``: the reason),
     they fail. ``beats_baseline`` runs only with ``beat_baseline: true`` and fails
-    without a baseline.
+    without a baseline; ``baseline_rows`` is, per test row, whether the candidate and
+    whether the baseline got it right (the paired bootstrap's input; without it the gate
+    fails, saying why).
     """
     compared = compared or candidate
     if champion is not None:
@@ -287,6 +321,6 @@ def decide(
         _no_label_regression(compared, champion, settings, why),
     ]
     if settings.beat_baseline:
-        checks.append(_beats_baseline(candidate, baseline))
+        checks.append(_beats_baseline(candidate, baseline, baseline_rows, settings))
     passed = all(c.passed for c in checks if not c.skipped)
     return GateDecision(passed=passed, checks=checks)

@@ -118,6 +118,7 @@ def evaluate_adapter(
         candidate = evaluate(y, probs, labels)
         baseline_doc = json.loads((fetched.path / BASELINE_FILE).read_text(encoding="utf-8"))
         baseline = Evaluation.from_dict(baseline_doc["test"])
+        baseline_rows = _paired_rows(probs, baseline_doc["test"].get("predictions"), y)
     emit(
         f"adapter {adapter_id}: accuracy {candidate.accuracy:.4f}, "
         f"macro-F1 {candidate.macro_f1:.4f}"
@@ -131,6 +132,7 @@ def evaluate_adapter(
         compared=compared,
         champion_skipped=None if comparison.unavailable else comparison.note,
         champion_unavailable=comparison.note if comparison.unavailable else None,
+        baseline_rows=baseline_rows,
     )
     png = confusion_matrix_png(candidate, title=f"{version.recipe} adapter {adapter_id}")
     outcome = EvaluationOutcome(
@@ -255,6 +257,14 @@ def _mapped_probs(mapping, probs, old_labels, test: TestRows):
         new = mapping.map_label(old_labels[pred], text)
         out[row, index[new] if new in index else (truth + 1) % len(labels)] = 1.0
     return out
+
+
+def _paired_rows(probs: np.ndarray, baseline_predictions, y: np.ndarray):
+    """Per test row: is the candidate right, is the probe right (None when the probe's
+    predictions were not recorded or do not cover these rows)."""
+    if baseline_predictions is None or len(baseline_predictions) != len(y):
+        return None
+    return probs.argmax(1) == y, np.asarray(baseline_predictions) == y
 
 
 def candidate_digest(outcome: EvaluationOutcome) -> str:

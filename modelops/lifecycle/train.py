@@ -165,6 +165,7 @@ def train_adapter(
             "files": result.files,
             "history": result.history,
             "selected_epoch": result.selected_epoch,
+            "selection": result.selection,
             "lora_nonzero": result.lora_nonzero,
             "baseline": {k: v for k, v in result.baseline.items() if k != "test"},
             "drift_thresholds": thresholds,

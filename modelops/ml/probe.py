@@ -40,7 +40,10 @@ def fit_probe(recipe, feats, dataset, labels):
         )
     else:
         result["validation_accuracy"] = result["validation_macro_f1"] = float("nan")
-    result["test"] = evaluate(y["test"], full_proba(feats["test"]), labels).to_dict()
+    test_proba = full_proba(feats["test"])
+    result["test"] = evaluate(y["test"], test_proba, labels).to_dict()
+    # Per row, for the paired bootstrap of the beats_baseline gate (domain/gates.py).
+    result["test"]["predictions"] = [int(i) for i in test_proba.argmax(1)]
     return (probe, present), result
 
 

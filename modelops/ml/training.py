@@ -22,7 +22,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,9 +48,14 @@ from modelops.ml.model import (
     tokenize,
 )
 from modelops.ml.probe import extend_head, fit_probe, init_head
+from modelops.ml.schedule import grouped_batches, optimizer_and_schedule
+from modelops.ml.selection import Selector
 from modelops.ml.warm_start import WarmStart
 
 log = logging.getLogger(__name__)
+OnEpoch = Callable[[int, PooledClassifier], None]
+"""Called after each epoch with the model as trained so far (benchmarks score it; the
+training never reads what it does)."""
 BASELINE_FILE = "baseline.json"
 HISTORY_FILE = "history.json"
 
@@ -89,6 +94,8 @@ class TrainingResult:
     blas_threads: int = 1
     """The BLAS threads of the probe fit (pinned like torch's)."""
     extra: dict = field(default_factory=dict)
+    selection: dict | None = None
+    """What was kept and why (``modelops.ml.selection``); None without selection."""
 
 
 @contextlib.contextmanager
@@ -131,6 +138,7 @@ def train_classifier(
     warm_start: WarmStart | Path | None = None,
     checkpointer: Checkpointer | None = None,
     blas_threads: int | None = None,
+    on_epoch: OnEpoch | None = None,
 ) -> TrainingResult:
     """Fit a LoRA adapter and head on the dataset's train split; write ``out_dir``.
 
@@ -192,7 +200,7 @@ def train_classifier(
                       validation_ids=enc["validation"],
                       validation_labels=encode_labels(validation, labels), pad=pad,
                       settings=settings, start_logits=start)
-        history = _fit(job, emit, checkpointer)
+        history, selection = _fit(job, emit, checkpointer, on_epoch)
         lora_nonzero = any(bool(p.detach().abs().max() > 0)
                            for n, p in model.named_parameters() if "lora_B" in n)
         model.encoder.save_pretrained(str(out_dir))
@@ -215,6 +223,7 @@ def train_classifier(
         selected_epoch=selected_epoch(history),
         lora_nonzero=lora_nonzero,
         blas_threads=blas_threads,
+        selection=selection,
     )
 
 
@@ -244,73 +253,45 @@ def _with_lora(model: PooledClassifier, recipe: Recipe) -> PooledClassifier:
     return model
 
 
-def _batches(lengths: list[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Shuffle, sort by length within chunks of 50 batches, shuffle the batches."""
-    perm = rng.permutation(len(lengths))
-    chunk = batch_size * 50
-    batches = []
-    for start in range(0, len(perm), chunk):
-        part = perm[start : start + chunk]
-        part = part[np.argsort(np.asarray(lengths)[part], kind="stable")]
-        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
-    order = rng.permutation(len(batches))
-    return [batches[i] for i in order]
-
-
-def _fit(job: _FitJob, emit: Emit, checkpointer: Checkpointer | None = None) -> list[dict]:
-    """The training loop: train ``job.model`` in place; the history of its epochs.
+def _fit(job: _FitJob, emit: Emit, checkpointer: Checkpointer | None = None,
+         on_epoch: OnEpoch | None = None) -> tuple[list[dict], dict | None]:
+    """The training loop: train ``job.model`` in place; the history of its epochs and the
+    selection report (None without selection; see ``modelops.ml.selection``).
 
     With a ``checkpointer`` the loop saves its whole state every ``every_steps`` steps and
     at each epoch's end, and first resumes from a checkpoint it finds, so a killed run
     continues where it stopped and ends with the same weights as an uninterrupted one.
     """
-    from transformers import get_linear_schedule_with_warmup
-
     model, settings, pad = job.model, job.settings, job.pad
     enc_train, y_train, enc_val = job.train_ids, job.train_labels, job.validation_ids
-    head_lr = settings.head_learning_rate or settings.learning_rate
-    head_params = list(model.head.parameters())
-    head_ids = {id(p) for p in head_params}
-    encoder_params = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": encoder_params, "lr": settings.learning_rate},
-            {"params": head_params, "lr": head_lr},
-        ],
-        weight_decay=settings.weight_decay,
-    )
-    lengths = [len(e) for e in enc_train]
     steps_per_epoch = -(-len(enc_train) // settings.batch_size)
     total = steps_per_epoch * settings.epochs
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(total * settings.warmup_ratio), total
-    )
+    optimizer, scheduler = optimizer_and_schedule(model, settings, total)
+    lengths = [len(e) for e in enc_train]
     rng = np.random.default_rng(settings.seed)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     emit(f"training {trainable} parameters on {len(enc_train)} rows, {settings.epochs} epochs")
     history: list[dict] = []
     trainable_names = [n for n, p in model.named_parameters() if p.requires_grad]
 
-    def validation_scores(logits: np.ndarray | None = None) -> tuple[float, float]:
+    def validation_predictions(logits: np.ndarray | None = None) -> np.ndarray:
         if logits is None:
             model.eval()
             logits = run_batches(model, enc_val, pad, settings.eval_batch_size)
-        pred = logits.argmax(1)
-        return (
-            float(accuracy_score(job.validation_labels, pred)),
-            float(f1_score(job.validation_labels, pred, average="macro", zero_division=0)),
-        )
+        return logits.argmax(1)
 
     def snapshot() -> dict[str, torch.Tensor]:
         state = model.state_dict()
         return {n: state[n].detach().clone() for n in trainable_names}
 
     # Model selection on the validation split: the starting point (the probe head with
-    # LoRA at zero, or the warm start) competes with every epoch; the best is kept.
-    best = None
+    # LoRA at zero, or the warm start) competes with every epoch (modelops.ml.selection).
+    selector = None
     if len(enc_val) and settings.select_best:
-        accuracy, macro_f1 = validation_scores(job.start_logits)
-        best = (macro_f1, 0, snapshot())
+        selector = Selector(job.validation_labels, settings.selection,
+                            settings.selection_confidence)
+        selector.add(0, validation_predictions(job.start_logits), snapshot())
+        accuracy, macro_f1 = selector.scores(0)
         emit(f"epoch 0 (starting point): val accuracy {accuracy:.4f}, macro-F1 {macro_f1:.4f}")
     shape = {"total_steps": total, "trainable": trainable_names}
 
@@ -321,12 +302,11 @@ def _fit(job: _FitJob, emit: Emit, checkpointer: Checkpointer | None = None) -> 
         tensors = {f"model/{k}": v for k, v in snapshot().items()}
         tensors.update(opt_tensors)
         tensors["torch_rng"] = torch.get_rng_state()
-        if best is not None:
-            tensors.update({f"best/{k}": v for k, v in best[2].items()})
+        if selector is not None:
+            tensors.update(selector.state_tensors())
         checkpointer.save(tensors, {
             **shape, "epoch": epoch, "step": step, "epoch_rng": epoch_rng,
             "loss_sum": loss_sum, "seen": seen, "history": history,
-            "best": None if best is None else [best[0], best[1]],
             "param_groups": groups, "scheduler": scheduler.state_dict(),
         })
 
@@ -340,9 +320,8 @@ def _fit(job: _FitJob, emit: Emit, checkpointer: Checkpointer | None = None) -> 
         torch.set_rng_state(tensors["torch_rng"])
         rng.bit_generator.state = info["epoch_rng"]
         history = info["history"]
-        if info["best"] is not None:
-            best = (info["best"][0], info["best"][1],
-                    {n: tensors[f"best/{n}"] for n in trainable_names})
+        if selector is not None:
+            selector.restore(tensors, trainable_names)
         start_epoch, start_step = info["epoch"], info["step"]
         resumed_loss = (info["loss_sum"], info["seen"])
         emit(f"resuming from checkpoint {checkpointer.directory}: epoch {start_epoch}, "
@@ -353,11 +332,12 @@ def _fit(job: _FitJob, emit: Emit, checkpointer: Checkpointer | None = None) -> 
         epoch_rng = rng.bit_generator.state
         skip = start_step if epoch == start_epoch else 0
         loss_sum, seen = resumed_loss if skip else (0.0, 0)
-        for step, batch in enumerate(_batches(lengths, settings.batch_size, rng), 1):
+        for step, batch in enumerate(grouped_batches(lengths, settings.batch_size, rng), 1):
             if step <= skip:
                 continue
             ids, mask = collate([enc_train[i] for i in batch], pad)
-            loss = torch.nn.functional.cross_entropy(model(ids, mask), y_train[batch])
+            loss = torch.nn.functional.cross_entropy(
+                model(ids, mask), y_train[batch], label_smoothing=settings.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -378,23 +358,26 @@ def _fit(job: _FitJob, emit: Emit, checkpointer: Checkpointer | None = None) -> 
             "samples_per_second": seen / max(seconds, 1e-9),
         }
         if len(enc_val):
-            record["validation_accuracy"], record["validation_macro_f1"] = validation_scores()
-            if best is not None and record["validation_macro_f1"] > best[0]:
-                best = (record["validation_macro_f1"], epoch, snapshot())
+            pred = validation_predictions()
+            record["validation_accuracy"] = float(accuracy_score(job.validation_labels, pred))
+            record["validation_macro_f1"] = float(
+                f1_score(job.validation_labels, pred, average="macro", zero_division=0))
+            if selector is not None:
+                selector.add(epoch, pred, snapshot())
         history.append(record)
+        if on_epoch is not None:
+            on_epoch(epoch, model)
         save(epoch + 1, 0, rng.bit_generator.state, 0.0, 0)
         emit(
             f"epoch {epoch}/{settings.epochs}: loss {record['train_loss']:.4f}, "
             f"val accuracy {record.get('validation_accuracy', float('nan')):.4f}, "
             f"{record['samples_per_second']:.1f} samples/s"
         )
-    if best is not None:
-        model.load_state_dict(best[2], strict=False)
-        for record in history:
-            record["selected"] = record["epoch"] == best[1]
-        if best[1] == 0:
-            emit(f"kept epoch 0, the starting point (best validation macro-F1 {best[0]:.4f}): "
-                 "no trained epoch beat it")
-        else:
-            emit(f"kept epoch {best[1]} (best validation macro-F1 {best[0]:.4f})")
-    return history
+    if selector is None:
+        return history, None
+    kept, report = selector.choose()
+    model.load_state_dict(selector.weights[kept], strict=False)
+    for record in history:
+        record["selected"] = record["epoch"] == kept
+    emit(f"kept epoch {kept}: {report['reason']}")
+    return history, report

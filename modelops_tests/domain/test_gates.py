@@ -53,7 +53,8 @@ def check(decision: GateDecision, name: str) -> GateCheck:
 
 def test_without_champion_the_regression_checks_are_skipped_not_passed(good: Evaluation) -> None:
     baseline = with_macro_f1(good, 0.5)
-    decision = decide(good, settings=GateSettings(), baseline=baseline)
+    decision = decide(good, settings=GateSettings(), baseline=baseline,
+                      baseline_rows=rows(right=28, probe_right=15))
     assert decision.passed
     assert [c.name for c in decision.checks] == [
         "min_macro_f1",
@@ -217,17 +218,50 @@ def test_labels_below_min_support_are_not_compared() -> None:
     assert nothing_check.description == "no label has support >= 50: nothing compared"
 
 
-def test_beats_baseline_pass_fail_and_disabled(good: Evaluation) -> None:
+def rows(right: int, probe_right: int, n: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the candidate right on the first ``right`` rows, the probe on the first
+    ``probe_right``."""
+    return np.arange(n) < right, np.arange(n) < probe_right
+
+
+def test_beats_baseline_needs_a_margin_beyond_the_noise(good: Evaluation) -> None:
+    baseline = with_macro_f1(good, 0.5)
+    settings = GateSettings()
+
+    def gate(candidate_rows, **changes) -> GateCheck:
+        return check(decide(good, settings=settings.model_copy(update=changes),
+                            baseline=baseline, baseline_rows=candidate_rows), "beats_baseline")
+
+    # identical predictions: a tie fails, however good the macro-F1s look
+    tie = gate(rows(28, 28))
+    assert not tie.passed
+    assert tie.metadata["margin"] == 0.0 and tie.metadata["margin_lower_bound"] == 0.0
+    # one row of 30 better: within the noise of 30 rows
+    noise = gate(rows(28, 27))
+    assert not noise.passed and noise.metadata["margin"] == pytest.approx(1 / 30)
+    assert noise.metadata["margin_lower_bound"] <= 0
+    # clearly better: the 95 % lower bound of the margin is above zero
+    clear = gate(rows(29, 15))
+    assert clear.passed and clear.metadata["margin_lower_bound"] > 0
+    assert clear.metadata["adapter_only_right"] == 14 and clear.metadata["probe_only_right"] == 0
+    # the message says both numbers: the observed margin and its bound, against the margin
+    assert f"margin {14 / 30:+.4f}" in clear.description
+    lower = clear.metadata["margin_lower_bound"]
+    assert f"95% lower bound {lower:+.4f} > required margin +0.0000" in clear.description
+    # a required margin above that bound fails the same rows
+    strict = gate(rows(29, 15), baseline_margin=round(lower + 0.01, 4))
+    assert not strict.passed and " <= required margin " in strict.description
+    # worse than the probe fails
+    assert not gate(rows(15, 29)).passed
+
+
+def test_beats_baseline_without_per_row_predictions_fails_and_off_is_no_check(
+    good: Evaluation,
+) -> None:
     baseline = with_macro_f1(good, 0.95)
-    failing = check(decide(good, settings=GateSettings(), baseline=baseline), "beats_baseline")
-    assert not failing.passed
-    assert failing.description == (f"macro-F1 {good.macro_f1:.3f} < linear-probe baseline 0.950")
-    assert failing.metadata["baseline"] == 0.95
-
-    weak = with_macro_f1(good, 0.5)
-    passing = check(decide(good, settings=GateSettings(), baseline=weak), "beats_baseline")
-    assert passing.passed and "0.500" in passing.description and ">=" in passing.description
-
+    missing = check(decide(good, settings=GateSettings(), baseline=baseline), "beats_baseline")
+    assert not missing.passed and "per-row test predictions were not recorded" in (
+        missing.description)
     # switched off, the gate is no check at all: not a passed one
     disabled = decide(good, settings=gates(beat_baseline=False), baseline=baseline)
     assert disabled.passed
