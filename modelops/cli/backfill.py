@@ -11,9 +11,9 @@ parses the arguments and prints the report.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from modelops.cli.launching import add_launch_options, finish
 from modelops.config.errors import InputError
 
 
@@ -25,18 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the taxonomy version to move to, e.g. demo_intents:v2")
     parser.add_argument("--recipe", action="append", default=None,
                         help="only this recipe (repeatable; default: every recipe of the taxonomy)")
-    parser.add_argument("--url", default=None,
-                        help="Dagster webserver (default MODELOPS_DAGSTER_URL or "
-                        "http://127.0.0.1:3000)")
-    parser.add_argument("--wait", action="store_true",
-                        help="wait for the backfill to finish; exit 1 unless it succeeded")
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    add_launch_options(parser, "the backfill")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from modelops.config.settings import Settings
-    from modelops.defs.webserver import SUCCEEDED, launch_taxonomy_backfill
+    from modelops.defs.webserver import launch_taxonomy_backfill
 
     name, _, version = args.taxonomy.partition(":")
     if not name or not version:
@@ -50,17 +45,4 @@ def run(args: argparse.Namespace) -> int:
         wait=args.wait,
         emit=lambda line: print(line, file=sys.stderr),
     )
-    _print(report, args.json)
-    if report["status"] and report["status"] not in SUCCEEDED:
-        return 1
-    return 0
-
-
-def _print(report: dict, as_json: bool) -> None:
-    from modelops.defs.webserver import report_lines
-
-    if as_json:
-        print(json.dumps(report, indent=2))
-        return
-    for line in report_lines(report):
-        print(line)
+    return finish(report, args.json)

@@ -11,8 +11,9 @@ evaluation of that partition is already materialized are left out.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+
+from modelops.cli.launching import add_launch_options, finish
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,18 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="only this recipe (repeatable; default: every recipe whose "
                         "base_model resolves to the same revision); a named recipe is "
                         "re-adapted on the revision even when it follows another base")
-    parser.add_argument("--url", default=None,
-                        help="Dagster webserver (default MODELOPS_DAGSTER_URL or "
-                        "http://127.0.0.1:3000)")
-    parser.add_argument("--wait", action="store_true",
-                        help="wait for the backfills to finish; exit 1 unless they succeeded")
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    add_launch_options(parser, "the backfills")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from modelops.config.settings import Settings
-    from modelops.defs.webserver import SUCCEEDED, launch_rebase, report_lines
+    from modelops.defs.webserver import launch_rebase
 
     report = launch_rebase(
         Settings.from_env(),
@@ -46,11 +42,4 @@ def run(args: argparse.Namespace) -> int:
         wait=args.wait,
         emit=lambda line: print(line, file=sys.stderr),
     )
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        for line in report_lines(report):
-            print(line)
-    if report["status"] and report["status"] not in SUCCEEDED:
-        return 1
-    return 0
+    return finish(report, args.json)

@@ -3,10 +3,19 @@
 Each row is a short message a customer might send, labelled with its intent. Messages are
 built from several templates per intent, slot fillers (cards, products, plans, amounts,
 dates, order numbers, addresses), politeness openers and closers, and optional context
-sentences. Related intents share vocabulary and a share of rows comes from phrasings that
-fit two intents (``where is my card?``), so a bag-of-words baseline learns the task but
-does not solve it. Knobs add typos, unseen intents, shifted vocabulary and label-prior
-shifts for the drift scenario. The same knobs always give the same rows.
+sentences. Related intents share vocabulary, and two kinds of rows make it hard the way
+real support traffic is:
+
+* a message with two requests of related intents (``my card was stolen. also, where is
+  my order?``) is routed by the one it opens with, so the order of the words decides,
+  which an average of frozen word embeddings (the linear probe) cannot see but an adapted
+  encoder can learn;
+* a few phrasings fit two intents (``where is my card?``) and their label is either: truly
+  ambiguous messages that no model can get right every time.
+
+A bag-of-words baseline learns the task but does not solve it. Knobs add typos, unseen
+intents, shifted vocabulary and label-prior shifts for the drift scenario. The same knobs
+always give the same rows.
 """
 
 from __future__ import annotations
@@ -90,7 +99,9 @@ def _weights(intents: Sequence[str], priors: Mapping[str, float] | None) -> list
 
 # --- generation -----------------------------------------------------------------------------
 
-_AMBIGUOUS_RATE = 0.25
+_AMBIGUOUS_RATE = 0.08
+_TWO_REQUEST_RATE = 0.3
+CONNECTORS = ("also,", "and another thing:", "oh and", "plus", "one more thing:", "btw")
 _CONTEXT_RATE = 0.2
 _SLOT = re.compile(r"\{(\w+)\}")
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
@@ -129,9 +140,22 @@ def _body_template(intent: str, rng: random.Random, shifted: bool) -> str:
     return rng.choice(spec.templates)
 
 
+def _second_request(intent: str, rng: random.Random, shifted: bool) -> str:
+    """Sometimes a second request, of an intent related to ``intent``, after a connector
+    ("" otherwise): the message is still routed by its first request."""
+    related = sorted({i for group, _ in AMBIGUOUS if intent in group for i in group} - {intent})
+    if not related or rng.random() >= _TWO_REQUEST_RATE:
+        return ""
+    other = _fill(rng.choice(INTENTS[rng.choice(related)].templates), rng, shifted)
+    return f"{rng.choice(CONNECTORS)} {_sentence(other, rng, last=True, capital=False)}"
+
+
 def _message(intent: str, rng: random.Random, shifted: bool) -> str:
     opener = rng.choice(SHIFTED_OPENERS if shifted else OPENERS) if rng.random() < 0.45 else ""
     body = _fill(_body_template(intent, rng, shifted), rng, shifted)
+    second = _second_request(intent, rng, shifted)
+    if second:
+        body = f"{_sentence(body, rng, last=False, capital=not opener.endswith(','))} {second}"
     context = _fill(rng.choice(CONTEXT), rng, shifted) if rng.random() < _CONTEXT_RATE else ""
     closer = rng.choice(SHIFTED_CLOSERS if shifted else CLOSERS) if rng.random() < 0.4 else ""
     last = not (context or closer)
@@ -199,7 +223,7 @@ def _words_of(pieces: Iterable[str]) -> set[str]:
 def vocabulary(knobs: DemoKnobs = DemoKnobs()) -> frozenset[str]:
     """Every word (see ``words``) that rows generated with ``knobs`` can hold without typos."""
     intents = (*BASE_INTENTS, *knobs.new_intents)
-    pieces: list[str] = [*OPENERS, *CLOSERS, *CONTEXT, *DYNAMIC_WORDS]
+    pieces: list[str] = [*OPENERS, *CLOSERS, *CONTEXT, *DYNAMIC_WORDS, *CONNECTORS]
     for intent in intents:
         pieces.extend(INTENTS[intent].templates)
     for group, templates in AMBIGUOUS:

@@ -5,7 +5,9 @@ does not cross bases, a recipe moves to MPNet unchanged but for ``base_model``, 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
+import boto3
 import pytest
 
 from modelops.config.errors import InputError, IntegrityError
@@ -145,5 +147,33 @@ def test_base_adapt_refuses_too_few_texts(bases, tmp_path):
                            "adaptation needs at least 32"):
             adapt_base(platform, loaded, MlmSettings(steps=2), max_production=0, emit=QUIET)
         assert len(Catalog.load(catalog).entries) == len(bases)  # nothing registered
+    finally:
+        platform.registry.close()
+
+
+def test_base_adapt_into_an_s3_artifact_store(bases, tmp_path, s3_bucket):
+    """The production path: the adapted base goes to S3 (moto), the catalog records an
+    artifact: location there, and a platform with an empty cache resolves it from S3."""
+    endpoint, bucket = s3_bucket
+    catalog = write_bases_catalog(tmp_path / "catalog.yaml", bases)
+    settings = make_workspace(tmp_path, catalog, rows=240, recipe=FAST,
+                              artifacts_uri=f"s3://{bucket}/artifacts", s3_endpoint_url=endpoint)
+    platform = Platform.from_settings(settings)
+    try:
+        loaded = load_recipe(settings.recipes_dir / "demo.yaml")
+        entry = adapt_base(platform, loaded, MlmSettings(steps=4, batch_size=16, max_length=32),
+                           max_production=0, emit=QUIET)["entry"]
+        assert entry.location.startswith(f"artifact:s3://{bucket}/artifacts/base_models/tiny/")
+        keys = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1") \
+            .list_objects_v2(Bucket=bucket, Prefix="artifacts/base_models/")["Contents"]
+        assert any(k["Key"].endswith("model.safetensors") for k in keys)
+        fresh_settings = replace(settings, cache_dir=tmp_path / "fresh-cache")
+        fresh = Platform(settings=fresh_settings, registry=platform.registry,
+                         store=platform.store, catalog=Catalog.load(catalog))
+        resolved = fresh.resolve_base(entry.ref)
+        assert resolved.sha256 == entry.sha256
+        assert resolved.path.is_relative_to(tmp_path / "fresh-cache")
+        tokenizer, encoder = load_base(resolved.path)
+        assert encoder.config.hidden_size == 32 and len(tokenizer) == bases["bert_a"].vocab_size
     finally:
         platform.registry.close()

@@ -92,11 +92,23 @@ def test_every_signal_is_scored_and_calibrated(setup):
     assert calibration.guarantee["rate_bound"] > 0.01
 
 
-def test_no_false_alarm_on_clean_windows(setup):
-    calibration = setup["calibration"]
-    for i in range(5):
+@pytest.fixture(scope="module")
+def reachable(setup) -> Calibration:
+    """A calibration that holds its rate: as many null windows as 1 % at 90 % confidence
+    needs (230), from a holdout of 5 windows. The 20-window one of ``setup`` says itself
+    that it holds only about 11 %, so clean windows may fire there, and with the demo's
+    two-request messages (longer, more varied texts) some of these seeds did."""
+    holdout = _window(DemoKnobs(n=5 * WINDOW, seed=3), seed=3)
+    calibration = calibrate(setup["reference"], holdout, window_size=WINDOW, n_bootstrap=230,
+                            **setup["kw"])
+    assert calibration.guarantee["reachable"] is True
+    return calibration
+
+
+def test_no_false_alarm_on_clean_windows(setup, reachable):
+    for i in range(10):
         scores = signal_scores(setup["reference"], _clean(i), **setup["kw"])
-        result = verdict(scores, calibration)
+        result = verdict(scores, reachable)
         assert not result.drifted, result.reason
         assert result.fired == []
         assert result.reason.startswith("No drift")
