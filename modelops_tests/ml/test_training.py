@@ -117,6 +117,15 @@ def test_warm_start_continues_from_an_adapter(setup, tmp_path):
     )
     assert warm.weights_sha256 != first.weights_sha256
     assert (tmp_path / "w" / "adapter_model.safetensors").is_file()
+    # The baseline of beats_baseline stays the probe on the frozen base, not one refitted
+    # on the warm adapter's encoder (that one ties any warm-started candidate): on the same
+    # rows it is the first training's probe, prediction for prediction.
+    assert warm.baseline["method"] == "linear_probe"
+    assert warm.baseline["test"]["predictions"] == first.baseline["test"]["predictions"]
+    assert warm.baseline["test"]["accuracy"] == first.baseline["test"]["accuracy"]
+    assert set(warm.baseline["warm_start_probe_test"]) == {"accuracy", "macro_f1"}
+    saved = json.loads((tmp_path / "w" / "baseline.json").read_text())
+    assert saved["test"]["predictions"] == first.baseline["test"]["predictions"]
 
 
 def test_recipe_without_validation_split_trains(setup, tmp_path):
