@@ -127,15 +127,13 @@ def weights_digest(directory: Path) -> tuple[str, dict[str, str]]:
     return sha256_manifest(weights), files
 
 
-def _frozen_features(recipe: Recipe, base: ResolvedBase, enc: dict, pad: int,
-                     labels: list[str]) -> dict[str, np.ndarray]:
-    """Every split embedded by the frozen base: what the baseline probe is fitted on, with
-    a warm start too, so ``beats_baseline`` always asks whether adaptation beats the base."""
-    _, encoder = load_base(base.path)
-    plain = PooledClassifier(encoder, len(labels), recipe.head.pooling or base.entry.pooling)
-    plain.eval()
-    batch = recipe.training.eval_batch_size
-    return {k: run_batches(plain.embed, v, pad, batch) for k, v in enc.items()}
+def _frozen_features(model: PooledClassifier, enc: dict, pad: int,
+                     batch: int) -> dict[str, np.ndarray]:
+    """Every split embedded by the base alone (the warm adapter's LoRA switched off): what
+    the baseline probe is fitted on with a warm start too, so ``beats_baseline`` always asks
+    whether adaptation beats the base. PEFT's ``disable_adapter`` spares a second load."""
+    with model.encoder.disable_adapter():
+        return {k: run_batches(model.embed, v, pad, batch) for k, v in enc.items()}
 
 
 def train_classifier(
@@ -192,8 +190,8 @@ def train_classifier(
         probe, baseline = fit_probe(recipe, feats, dataset, labels)
         if warm_start is not None:  # the baseline stays the probe on the frozen base
             warm_probe = baseline["test"]
-            _, baseline = fit_probe(recipe, _frozen_features(recipe, base, enc, pad, labels),
-                                    dataset, labels)
+            frozen = _frozen_features(model, enc, pad, settings.eval_batch_size)
+            _, baseline = fit_probe(recipe, frozen, dataset, labels)
             baseline["warm_start_probe_test"] = {k: warm_probe[k]
                                                  for k in ("accuracy", "macro_f1")}
         emit(
