@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export DAGSTER_HOME := $(CURDIR)/.modelops/dagster
 
-.PHONY: install run test lint demo-data clean mpnet
+.PHONY: install run test lint check-defs demo-data clean mpnet
 
 install: $(STAMP)
 
@@ -27,8 +27,19 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Dagster's own CLI checks the definitions as a deployment loads them: `dg check defs`
+# validates them, `dg list defs` lists every asset, check, job, sensor and resource. Both
+# run against a throwaway Dagster home, so they never touch `.modelops/`.
+DG := VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dg
+
+check-defs: $(STAMP)
+	home=$$(mktemp -d) && touch $$home/dagster.yaml && \
+	DAGSTER_HOME=$$home $(DG) check defs && DAGSTER_HOME=$$home $(DG) list defs; \
+	status=$$?; rm -rf $$home; exit $$status
+
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(MAKE) --no-print-directory check-defs
 	$(BIN)/python -m pytest -q
 
 demo-data: $(STAMP)
