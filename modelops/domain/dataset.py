@@ -245,7 +245,7 @@ def prepare_dataset(
         extra = extra_rows[known][["text", "label"]].copy()
         extra["text"] = [clean_text(t) for t in extra["text"]]
         rows = pd.concat([rows, extra[extra["text"] != ""]], ignore_index=True)
-    dataset = build_dataset(
+    dataset = dataset_from_rows(
         rows,
         labels=labels,
         validation_fraction=settings.validation_fraction,
@@ -257,7 +257,7 @@ def prepare_dataset(
     return dataset
 
 
-def build_dataset(
+def dataset_from_rows(
     rows: pd.DataFrame,
     *,
     labels: Sequence[str],

@@ -11,7 +11,7 @@ from modelops.config.errors import InputError
 from modelops.config.fingerprint import sha256_bytes
 from modelops.config.recipe import load_recipe
 from modelops.domain.dataset import (
-    build_dataset,
+    dataset_from_rows,
     prepare_dataset,
     read_table,
     split_of,
@@ -32,7 +32,7 @@ def rows(n: int, offset: int = 0) -> pd.DataFrame:
 
 
 def build(frame: pd.DataFrame):
-    return build_dataset(frame, labels=LABELS, validation_fraction=0.1, test_fraction=0.2)
+    return dataset_from_rows(frame, labels=LABELS, validation_fraction=0.1, test_fraction=0.2)
 
 
 @pytest.fixture
