@@ -19,8 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from modelops.config.catalog import ARTIFACT_PREFIX, CatalogEntry
-from modelops.config.catalog_file import append_revision
+from modelops.config.catalog import ARTIFACT_PREFIX, CatalogEntry, append_revision
 from modelops.config.errors import NotFoundError
 from modelops.config.fingerprint import sha256_bytes, sha256_json
 from modelops.config.progress import Emit
@@ -28,6 +27,7 @@ from modelops.config.recipe import LoadedRecipe
 from modelops.domain.dataset import prepare_dataset, split_of
 from modelops.domain.lineage import code_version, library_versions, now_iso
 from modelops.domain.text import normalize_text
+from modelops.lifecycle.dataset import source_reader
 from modelops.lifecycle.platform import Platform
 from modelops.ml.base_inspect import inspect_base
 from modelops.ml.catalog import Catalog
@@ -42,7 +42,7 @@ def domain_texts(
     """The recipe's unlabelled texts: its data's train and validation rows, then the newest
     ``max_production`` texts of its production log; test-split texts left out."""
     data = loaded.recipe.data
-    frame = prepare_dataset(loaded, s3_endpoint_url=platform.settings.s3_endpoint_url).frame
+    frame = prepare_dataset(loaded, read=source_reader(platform)).frame
     texts = frame.loc[frame["split"] != "test", "text"].tolist()
     stats = {"data_texts": len(texts), "data_test_excluded": int((frame["split"] == "test").sum())}
     production: list[str] = []
