@@ -5,7 +5,7 @@ retraining runs by the recipe's policy, and the error of the accuracy estimate.
 Each test.csv row is embedded by the frozen base and scored by the champion once; a window is
 then rows of those, checked exactly as ``modelops.monitoring.check.check_window`` checks a
 logged window (``signal_scores``, ``verdict`` over the recipe's signals, ``assess``,
-``decide``), without feedback labels and without writing the HTML report.
+``decide_retraining``), without feedback labels and without writing the HTML report.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pandas as pd
 from modelops.lifecycle.fetch import FetchedAdapter, predict_with
 from modelops.monitoring.calibration import calibrate
 from modelops.monitoring.evidently_scores import signal_scores
-from modelops.monitoring.impact import assess, decide
+from modelops.monitoring.impact import assess, decide_retraining
 from modelops.monitoring.novelty import novel_rows
 from modelops.monitoring.reference import base_embeddings, load_bundle
 from modelops.monitoring.signals import Window
@@ -74,7 +74,7 @@ def check(bundle, recipe, pool: Window, idx: np.ndarray, truth: np.ndarray) -> d
                      signals=[s for s in recipe.monitoring.signals if s in scores],
                      estimated_accuracy=estimate,
                      min_accuracy=recipe.monitoring.min_estimated_accuracy)
-    decision = decide(result, impact, recipe.retraining)
+    decision = decide_retraining(result, impact, recipe.retraining)
     measured = float(np.mean(np.asarray(current.predicted) == truth[idx]))
     return {"drifted": result.drifted, "fired": result.fired, "action": decision.action,
             "estimated_accuracy": estimate, "estimated_interval": list(impact.estimated_interval),

@@ -1,6 +1,6 @@
 """The package map of docs/concepts.md, enforced: which room may import which, no import
 circles between modules, no private name imported from another module, Dagster only in the
-wiring, and modules small enough to read in one sitting."""
+wiring, S3 clients only in the stores, and modules small enough to read in one sitting."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ ALLOWED = {
             "config"},
 }
 DAGSTER_ROOMS = {"defs", "demo", "cli"}
+S3_ROOM = "stores"
+S3_LIBRARIES = {"boto3", "botocore"}
 # Modules at the package root: the version and the Dagster entry point.
 TOP_LEVEL = {"modelops", "modelops.definitions"}
 MAX_LINES = 400
@@ -116,6 +118,19 @@ def test_only_the_wiring_imports_dagster():
         if imported == "dagster" or imported.startswith(("dagster.", "dagster_"))
     ]
     assert not bad, "Dagster imported outside defs/, demo/, cli/: " + ", ".join(bad)
+
+
+def test_only_the_stores_import_boto3():
+    """S3 clients are built in ``stores/s3.py``; the rooms above call the stores' reads and
+    hand them down (``lifecycle`` passes them to ``domain`` and ``ml``)."""
+    bad = [
+        f"{path.relative_to(PACKAGE.parent)}:{line}: {imported}"
+        for module, path in MODULES.items()
+        if _room(module) != S3_ROOM
+        for imported, _, line in _imports(path)
+        if imported.split(".")[0] in S3_LIBRARIES
+    ]
+    assert not bad, "boto3 imported outside stores/: " + ", ".join(bad)
 
 
 def test_no_import_circles_between_modules():

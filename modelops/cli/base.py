@@ -97,7 +97,7 @@ def _print(args: argparse.Namespace, doc: Any, lines: list[str]) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from modelops.lifecycle.base_catalog import list_bases
+    from modelops.lifecycle.catalog import list_bases
 
     doc = list_bases(_platform())
     lines = [f"catalog {doc['catalog']}"]
@@ -115,9 +115,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    from modelops.config.catalog_file import entry_document
+    from modelops.config.catalog import entry_document
     from modelops.config.errors import InputError
-    from modelops.lifecycle.base_catalog import NewRevision, register_base
+    from modelops.lifecycle.catalog import NewRevision, register_base
 
     name, sep, revision = args.ref.partition("@")
     if not sep:
@@ -134,7 +134,7 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 
 def cmd_alias(args: argparse.Namespace) -> int:
-    from modelops.lifecycle.base_catalog import alias_base
+    from modelops.lifecycle.catalog import alias_base
 
     doc = alias_base(_platform(), args.alias, args.revision)
     followers = ", ".join(doc["recipes"]) or "no recipe"
@@ -143,7 +143,7 @@ def cmd_alias(args: argparse.Namespace) -> int:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from modelops.config.catalog_file import entry_document
+    from modelops.config.catalog import entry_document
     from modelops.config.errors import NotFoundError
     from modelops.config.recipe import load_recipes
     from modelops.lifecycle.base_adapt import adapt_base

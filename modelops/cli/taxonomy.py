@@ -126,8 +126,10 @@ def count_changes(
 
 
 def _read_data(args: argparse.Namespace, labels: list[str]) -> pd.DataFrame:
+    from modelops.lifecycle.dataset import read_source
+
     fmt = "parquet" if args.data.lower().endswith((".parquet", ".pq")) else "csv"
-    table = read_table(args.data, fmt)
+    table = read_table(args.data, fmt, read=read_source)
     return validate_rows(
         table,
         source=args.data,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
 COLUMNS = ["text", "label", "split", "text_sha256"]
 _MAX_REPORTED = 5
+
+ReadBytes = Callable[[str], bytes]
+"""Reads the bytes of a data source named by its URI (a path, ``s3://...``)."""
 
 
 @dataclass
@@ -58,9 +61,10 @@ def split_of(text_sha256: str, validation_fraction: float, test_fraction: float)
     return "train"
 
 
-def read_table(uri: str, fmt: str, *, s3_endpoint_url: str | None = None) -> pd.DataFrame:
-    """Read a CSV (strict UTF-8) or Parquet file from a local path or ``s3://``."""
-    data = _read_bytes(uri, s3_endpoint_url)
+def read_table(uri: str, fmt: str, *, read: ReadBytes | None = None) -> pd.DataFrame:
+    """Read a CSV (strict UTF-8) or Parquet file: a local path, or whatever ``read`` reads
+    (``modelops.lifecycle.dataset.read_source`` also reads ``s3://``)."""
+    data = (read or read_local)(uri)
     if fmt == "parquet":
         try:
             return pd.read_parquet(io.BytesIO(data))
@@ -96,16 +100,11 @@ def csv_record_lines(text: str) -> list[int]:
     return starts[1:]  # the header is not a record
 
 
-def _read_bytes(uri: str, s3_endpoint_url: str | None) -> bytes:
+def read_local(uri: str) -> bytes:
+    """The bytes of a local file; an ``s3://`` source is read through the platform
+    (``modelops.lifecycle.dataset.read_source``): this room builds no S3 client."""
     if uri.startswith("s3://"):
-        import boto3
-
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        client = boto3.client("s3", endpoint_url=s3_endpoint_url)
-        try:
-            return client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except client.exceptions.NoSuchKey:
-            raise InputError(uri, None, "file not found") from None
+        raise InputError(uri, None, "an s3:// source is read through the platform's S3 access")
     try:
         return Path(uri).read_bytes()
     except FileNotFoundError:
@@ -191,11 +190,12 @@ def _label_text(value: object) -> str | None:
 def prepare_dataset(
     loaded: LoadedRecipe,
     *,
-    s3_endpoint_url: str | None = None,
+    read: ReadBytes | None = None,
     mapping: LabelMapping | None = None,
     extra_rows: pd.DataFrame | None = None,
 ) -> PreparedDataset:
-    """Read every source of a recipe and build its validated, split dataset.
+    """Read every source of a recipe (with ``read``; default: local files only) and build
+    its validated, split dataset.
 
     Rows are validated against the taxonomy version the data is labelled in; with a
     ``mapping`` they are then relabelled into its target version: rows a split rule
@@ -208,7 +208,7 @@ def prepare_dataset(
     parts = []
     for source, uri in zip(settings.sources, loaded.source_uris(), strict=True):
         fmt = source.resolved_format
-        table = read_table(uri, fmt, s3_endpoint_url=s3_endpoint_url)
+        table = read_table(uri, fmt, read=read)
         parts.append(
             validate_rows(
                 table,
@@ -245,7 +245,7 @@ def prepare_dataset(
         extra = extra_rows[known][["text", "label"]].copy()
         extra["text"] = [clean_text(t) for t in extra["text"]]
         rows = pd.concat([rows, extra[extra["text"] != ""]], ignore_index=True)
-    dataset = build_dataset(
+    dataset = dataset_from_rows(
         rows,
         labels=labels,
         validation_fraction=settings.validation_fraction,
@@ -257,7 +257,7 @@ def prepare_dataset(
     return dataset
 
 
-def build_dataset(
+def dataset_from_rows(
     rows: pd.DataFrame,
     *,
     labels: Sequence[str],

@@ -104,7 +104,7 @@ class GateDecision:
 
 
 def active_gates(settings: GateSettings) -> list[str]:
-    """The names of the checks ``decide`` runs under ``settings``, in order."""
+    """The names of the checks ``apply_gates`` runs under ``settings``, in order."""
     names = ["min_macro_f1", "no_regression", "no_label_regression"]
     return [*names, "beats_baseline"] if settings.beat_baseline else names
 
@@ -287,7 +287,7 @@ class _Why:
         return _skipped(name, self.skipped or "no champion to compare against", metadata)
 
 
-def decide(
+def apply_gates(
     candidate: Evaluation,
     *,
     settings: GateSettings,

@@ -19,8 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from modelops.config.catalog import ARTIFACT_PREFIX, CatalogEntry
-from modelops.config.catalog_file import append_revision
+from modelops.config.catalog import ARTIFACT_PREFIX, CatalogEntry, append_revision
 from modelops.config.errors import NotFoundError
 from modelops.config.fingerprint import sha256_bytes, sha256_json
 from modelops.config.progress import Emit
@@ -28,10 +27,11 @@ from modelops.config.recipe import LoadedRecipe
 from modelops.domain.dataset import prepare_dataset, split_of
 from modelops.domain.lineage import code_version, library_versions, now_iso
 from modelops.domain.text import normalize_text
+from modelops.lifecycle.dataset import source_reader
 from modelops.lifecycle.platform import Platform
 from modelops.ml.base_inspect import inspect_base
-from modelops.ml.catalog import Catalog
-from modelops.ml.mlm import MlmSettings, continue_mlm
+from modelops.ml.catalog import Catalog, ResolvedBase
+from modelops.ml.mlm import MlmResult, MlmSettings, continue_mlm
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def domain_texts(
     """The recipe's unlabelled texts: its data's train and validation rows, then the newest
     ``max_production`` texts of its production log; test-split texts left out."""
     data = loaded.recipe.data
-    frame = prepare_dataset(loaded, s3_endpoint_url=platform.settings.s3_endpoint_url).frame
+    frame = prepare_dataset(loaded, read=source_reader(platform)).frame
     texts = frame.loc[frame["split"] != "test", "text"].tolist()
     stats = {"data_texts": len(texts), "data_test_excluded": int((frame["split"] == "test").sum())}
     production: list[str] = []
@@ -70,10 +70,7 @@ def adapt_base(
     register it. Returns ``{"entry": ..., "created": bool, "result": ...}``."""
     parent = platform.resolve_base(base or loaded.recipe.base_model)
     texts, stats = domain_texts(platform, loaded, max_production)
-    fingerprint = sha256_json(sorted({sha256_bytes(normalize_text(t).encode()) for t in texts}))
-    identity = sha256_json({"parent": parent.sha256, "texts": fingerprint,
-                            "settings": asdict(settings)})
-    revision = f"{parent.entry.revision}-dapt-{loaded.name.replace('_', '-')}-{identity[:8]}"
+    fingerprint, revision = _revision(parent, loaded, settings, texts)
     ref = f"{parent.entry.name}@{revision}"
     try:
         entry = platform.catalog.get(ref)
@@ -99,18 +96,53 @@ def adapt_base(
         "texts": stats,
         **asdict(settings),
         "torch_threads": threads,
-        "head": result.head,
-        "eval_loss_before": round(result.eval_loss_before, 6),
-        "eval_loss_after": round(result.eval_loss_after, 6),
-        "train_seconds": round(result.seconds, 1),
+        **_training_record(result),
         "artifact_sha256": stored.sha256,
         "code_version": code_version(),
         "libraries": library_versions(),
     }
-    entry = CatalogEntry(
+    entry = _adapted_entry(parent, revision, loaded, settings, stored.uri, measured, lineage)
+    path = platform.settings.catalog_path
+    append_revision(path, entry)
+    platform.catalog = Catalog.load(path)
+    emit(f"registered {entry.ref} (sha256 {entry.sha256}, {stored.uri}); masked-LM loss "
+         f"{result.eval_loss_before:.4f} -> {result.eval_loss_after:.4f}")
+    return {"entry": entry, "created": True, "result": asdict(result) | {
+        "directory": None}}
+
+
+def _revision(
+    parent: ResolvedBase, loaded: LoadedRecipe, settings: MlmSettings, texts: list[str]
+) -> tuple[str, str]:
+    """The texts' fingerprint and the revision name ``<parent revision>-dapt-<recipe>-<8
+    hex>``, the hex a hash of the parent's sha256, that fingerprint and the settings."""
+    fingerprint = sha256_json(sorted({sha256_bytes(normalize_text(t).encode()) for t in texts}))
+    identity = sha256_json({"parent": parent.sha256, "texts": fingerprint,
+                            "settings": asdict(settings)})
+    revision = f"{parent.entry.revision}-dapt-{loaded.name.replace('_', '-')}-{identity[:8]}"
+    return fingerprint, revision
+
+
+def _training_record(result: MlmResult) -> dict[str, Any]:
+    """What the lineage keeps of the masked-LM run: its head and losses, its time."""
+    return {
+        "head": result.head,
+        "eval_loss_before": round(result.eval_loss_before, 6),
+        "eval_loss_after": round(result.eval_loss_after, 6),
+        "train_seconds": round(result.seconds, 1),
+    }
+
+
+def _adapted_entry(
+    parent: ResolvedBase, revision: str, loaded: LoadedRecipe, settings: MlmSettings,
+    stored_uri: str, measured: dict[str, Any], lineage: dict[str, Any],
+) -> CatalogEntry:
+    """The catalog entry of the adapted base: an ``artifact:`` location, the parent's
+    pooling and licence, the measured fields, the lineage."""
+    return CatalogEntry(
         name=parent.entry.name,
         revision=revision,
-        location=f"{ARTIFACT_PREFIX}{stored.uri}",
+        location=f"{ARTIFACT_PREFIX}{stored_uri}",
         pooling=parent.entry.pooling,
         **measured,
         license=parent.entry.license,
@@ -120,10 +152,3 @@ def adapt_base(
         lineage=lineage,
         registered_at=now_iso(),
     )
-    path = platform.settings.catalog_path
-    append_revision(path, entry)
-    platform.catalog = Catalog.load(path)
-    emit(f"registered {entry.ref} (sha256 {entry.sha256}, {stored.uri}); masked-LM loss "
-         f"{result.eval_loss_before:.4f} -> {result.eval_loss_after:.4f}")
-    return {"entry": entry, "created": True, "result": asdict(result) | {
-        "directory": None}}

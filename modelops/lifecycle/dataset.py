@@ -5,20 +5,24 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 from modelops.config.fingerprint import sha256_bytes
 from modelops.config.progress import Emit
 from modelops.config.recipe import LoadedRecipe
 from modelops.domain.dataset import (
     PreparedDataset,
+    ReadBytes,
     from_parquet_bytes,
+    prepare_dataset,
+    read_local,
     to_parquet_bytes,
 )
-from modelops.domain.dataset import prepare_dataset as _prepare
 from modelops.domain.label_mapping import LabelMapping
 from modelops.domain.taxonomy_mapping import load_chain
 from modelops.lifecycle.platform import Platform
 from modelops.stores.artifacts.base import ArtifactStore
+from modelops.stores.s3 import read_object
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,19 @@ class DatasetRecord:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def read_source(uri: str, *, s3_endpoint_url: str | None = None) -> bytes:
+    """The bytes of a recipe's data source: ``s3://`` through the S3 store (on
+    ``s3_endpoint_url``, default AWS), anything else a local file."""
+    if uri.startswith("s3://"):
+        return read_object(uri, endpoint_url=s3_endpoint_url)
+    return read_local(uri)
+
+
+def source_reader(platform: Platform) -> ReadBytes:
+    """:func:`read_source` on the platform's S3 endpoint: what ``prepare_dataset`` reads with."""
+    return partial(read_source, s3_endpoint_url=platform.settings.s3_endpoint_url)
 
 
 def taxonomy_mapping(loaded: LoadedRecipe, version: str) -> LabelMapping | None:
@@ -66,9 +83,9 @@ def build_dataset(
         feedback = feedback.rename(columns={"true_label": "label"})[["text", "label"]]
         feedback = feedback[feedback["text"].notna()]
         emit(f"{len(feedback)} labelled feedback rows from production")
-    dataset = _prepare(
+    dataset = prepare_dataset(
         loaded,
-        s3_endpoint_url=platform.settings.s3_endpoint_url,
+        read=source_reader(platform),
         mapping=mapping,
         extra_rows=feedback,
     )

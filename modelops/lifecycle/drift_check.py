@@ -56,46 +56,16 @@ def run_drift_check(platform, loaded, emit: Emit = log.info) -> DriftResult:
     Returns the verdict with the window's ids, the adapter and the stored HTML report's
     URI. Raises when there is no serving adapter or fewer rows than the window size.
     """
-    recipe = loaded.recipe
-    champion = platform.registry.alias(loaded.name, "champion")
-    if champion is None:
-        raise ModelopsError(f"recipe {loaded.name!r} has no serving adapter to monitor")
-    with FetchedAdapter(platform, champion) as fetched:
-        bundle = load_bundle(fetched.path)
-    if bundle is None:
-        raise ModelopsError(f"adapter {champion.id} was trained without a monitoring reference")
+    champion, bundle = _champion_reference(platform, loaded)
     # Thresholds hold for the window size they were calibrated at: use that one.
     size = bundle.calibration.window_size
-    if size != recipe.monitoring.window_size:
+    if size != loaded.recipe.monitoring.window_size:
         emit(
             f"adapter {champion.id} was calibrated for windows of {size} rows; the recipe now "
-            f"asks {recipe.monitoring.window_size} (takes effect with the next adapter)"
+            f"asks {loaded.recipe.monitoring.window_size} (takes effect with the next adapter)"
         )
-    plog = platform.production_log
-    window = plog.predictions(loaded.name, newest=True, limit=size)
-    if len(window) < size:
-        raise ModelopsError(
-            f"recipe {loaded.name!r}: {len(window)} production rows, a window needs {size}"
-        )
-    feedback = plog.feedback(loaded.name)
-    if len(feedback) and "prediction_id" in feedback:
-        linked = feedback.dropna(subset=["prediction_id"]).drop_duplicates(
-            "prediction_id", keep="last"
-        )
-        labels = dict(zip(linked["prediction_id"].astype(int), linked["true_label"], strict=True))
-        window = window.assign(true_label=[labels.get(int(i)) for i in window["id"]])
-    base = platform.resolve_base_by_sha256(champion.base_model_sha256)
-    with tempfile.TemporaryDirectory(prefix="drift-") as tmp:
-        check = check_window(
-            bundle, window, base=base, recipe=recipe, report_path=Path(tmp) / "report.html"
-        )
-        window_name = f"window-{check.first_id}-{check.last_id}"
-        key = f"drift/{loaded.name}/adapter-{champion.id}/{window_name}.html"
-        uri = (
-            platform.store.uri_for(key)
-            if platform.store.exists(key)
-            else platform.store.put_file(key, check.report_path).uri
-        )
+    window = _labelled_window(platform.production_log, loaded.name, size)
+    check, key, uri = _check_and_store(platform, loaded, champion, bundle, window)
     verdict = check.verdict
     emit(f"drift check of rows {check.first_id}-{check.last_id}: {verdict.reason}")
     if check.decision is not None:
@@ -114,3 +84,51 @@ def run_drift_check(platform, loaded, emit: Emit = log.info) -> DriftResult:
         impact=check.impact,
         decision=check.decision,
     )
+
+
+def _champion_reference(platform, loaded):
+    """The serving champion and its monitoring reference; raises when either is missing."""
+    champion = platform.registry.alias(loaded.name, "champion")
+    if champion is None:
+        raise ModelopsError(f"recipe {loaded.name!r} has no serving adapter to monitor")
+    with FetchedAdapter(platform, champion) as fetched:
+        bundle = load_bundle(fetched.path)
+    if bundle is None:
+        raise ModelopsError(f"adapter {champion.id} was trained without a monitoring reference")
+    return champion, bundle
+
+
+def _labelled_window(plog, recipe: str, size: int):
+    """The newest ``size`` predictions, with the feedback label of each where there is one
+    (``true_label``, the last given); raises when the log holds fewer rows."""
+    window = plog.predictions(recipe, newest=True, limit=size)
+    if len(window) < size:
+        raise ModelopsError(
+            f"recipe {recipe!r}: {len(window)} production rows, a window needs {size}"
+        )
+    feedback = plog.feedback(recipe)
+    if len(feedback) and "prediction_id" in feedback:
+        linked = feedback.dropna(subset=["prediction_id"]).drop_duplicates(
+            "prediction_id", keep="last"
+        )
+        labels = dict(zip(linked["prediction_id"].astype(int), linked["true_label"], strict=True))
+        window = window.assign(true_label=[labels.get(int(i)) for i in window["id"]])
+    return window
+
+
+def _check_and_store(platform, loaded, champion, bundle, window):
+    """Check ``window`` on the champion's own base; store the HTML report once under
+    ``drift/<recipe>/adapter-N/window-A-B.html``. Returns the check, the key and its URI."""
+    base = platform.resolve_base_by_sha256(champion.base_model_sha256)
+    with tempfile.TemporaryDirectory(prefix="drift-") as tmp:
+        check = check_window(
+            bundle, window, base=base, recipe=loaded.recipe, report_path=Path(tmp) / "report.html"
+        )
+        window_name = f"window-{check.first_id}-{check.last_id}"
+        key = f"drift/{loaded.name}/adapter-{champion.id}/{window_name}.html"
+        uri = (
+            platform.store.uri_for(key)
+            if platform.store.exists(key)
+            else platform.store.put_file(key, check.report_path).uri
+        )
+    return check, key, uri

@@ -13,7 +13,7 @@ from modelops.config.progress import Emit
 from modelops.config.recipe import LoadedRecipe, Recipe
 from modelops.domain.dataset import encode_labels
 from modelops.domain.evaluation import Evaluation, confusion_matrix_png, evaluate
-from modelops.domain.gates import GateDecision, decide
+from modelops.domain.gates import GateDecision, apply_gates
 from modelops.domain.taxonomy_mapping import load_chain
 from modelops.lifecycle.cost import timed_predict
 from modelops.lifecycle.dataset import load_dataset
@@ -127,7 +127,7 @@ def evaluate_adapter(
     champion_eval, champion_id = comparison.evaluation, comparison.champion_id
     mask = comparison.rows
     compared = None if mask is None else evaluate(y[mask], probs[mask], labels)
-    decision = decide(
+    decision = apply_gates(
         candidate, settings=recipe.gates, champion=champion_eval, baseline=baseline,
         compared=compared,
         champion_skipped=None if comparison.unavailable else comparison.note,

@@ -146,16 +146,51 @@ def build_mapped_candidate(
 
 
 def _register(platform, loaded, dataset, source, source_manifest, head, out, started, emit):
-    version = dataset.taxonomy_version or loaded.data_version
+    """Complete the mapped adapter's folder ``out`` (the mapping, the baseline, the drift
+    reference, the manifest), store it and register it as a candidate."""
     (out / MAPPED_FILE).write_text(json.dumps(head.to_dict(), indent=2) + "\n", encoding="utf-8")
     digest, files = weights_digest(out)
     if digest != source.weights_sha256:  # pragma: no cover - FetchedAdapter verified them
         raise AssertionError("copied weights changed")
-    # Scored as the old model was: its max_length; gated by the recipe as it is now.
+    snapshot, recipe = _scoring_recipe(loaded, source_manifest)
+    baseline, thresholds = _baseline_and_reference(
+        platform, recipe, source, dataset, head, out, emit
+    )
+    seconds = time.perf_counter() - started
+    lineage = _mapped_lineage(platform, loaded, dataset, source, source_manifest, head, snapshot)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        **lineage,
+        "weights_sha256": digest,
+        "files": files,
+        "baseline": {k: v for k, v in baseline.items() if k != "test"},
+        "drift_thresholds": thresholds,
+        "code_version": code_version(),
+        "libraries": library_versions(),
+        "build_seconds": seconds,
+        "created_at": now_iso(),
+    }
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    registered, uri = _store_and_register(
+        platform, loaded, dataset, source, head, out, manifest, baseline
+    )
+    emit(f"registered mapped candidate {registered.id} ({uri}) in {seconds:.1f} s")
+    return MappedBuild(registered, "registered", source)
+
+
+def _scoring_recipe(loaded: LoadedRecipe, source_manifest: dict) -> tuple[dict, Recipe]:
+    """The recipe snapshot the mapped adapter records, and the recipe it is scored with:
+    the old model's ``max_length`` (it is scored as the old model was), the recipe's gates
+    as they are now."""
     snapshot = loaded.snapshot()
     old_recipe = Recipe.model_validate(source_manifest["recipe_snapshot"]["recipe"])
     snapshot["recipe"]["training"]["max_length"] = old_recipe.training.max_length
-    recipe = Recipe.model_validate(snapshot["recipe"])
+    return snapshot, Recipe.model_validate(snapshot["recipe"])
+
+
+def _baseline_and_reference(platform, recipe, source, dataset, head, out, emit):
+    """The linear-probe baseline (written to ``out``) and the drift reference of the new
+    version's dataset, on the source's own base. Returns the baseline and the thresholds."""
     base = platform.resolve_base_by_sha256(source.base_model_sha256)
     prepared = load_dataset(platform, dataset.to_dict())
     emit("linear-probe baseline of the new version's dataset (the same gate as training)")
@@ -164,15 +199,20 @@ def _register(platform, loaded, dataset, source, source_manifest, head, out, sta
     thresholds = build_bundle(
         recipe=recipe, base=base, dataset=prepared, adapter_dir=out, emit=emit, head=head
     )
-    seconds = time.perf_counter() - started
+    return baseline, thresholds
+
+
+def _mapped_lineage(platform, loaded, dataset, source, source_manifest, head, snapshot) -> dict:
+    """``kind: mapped``: the recipe, the new version's dataset, and ``mapped_from`` (the old
+    champion's id, weights and artifact hashes, the mapping's fingerprint)."""
     record = dataset.to_dict()
-    lineage = {
+    return {
         "kind": KIND,
         "recipe": loaded.name,
         "recipe_fingerprint": loaded.fingerprint(),
         "recipe_snapshot": snapshot,
         "taxonomy": dataset.taxonomy,
-        "taxonomy_version": version,
+        "taxonomy_version": dataset.taxonomy_version or loaded.data_version,
         "data_taxonomy": loaded.taxonomy.ref,
         "mapping_fingerprint": dataset.mapping_fingerprint,
         "mapped_from": {
@@ -194,19 +234,12 @@ def _register(platform, loaded, dataset, source, source_manifest, head, out, sta
         "mode": KIND,
         "warm_start": None,
     }
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        **lineage,
-        "weights_sha256": digest,
-        "files": files,
-        "baseline": {k: v for k, v in baseline.items() if k != "test"},
-        "drift_thresholds": thresholds,
-        "code_version": code_version(),
-        "libraries": library_versions(),
-        "build_seconds": seconds,
-        "created_at": now_iso(),
-    }
-    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def _store_and_register(platform, loaded, dataset, source, head, out, manifest, baseline):
+    """Store the folder ``out`` under its weights and dataset, register it; returns the
+    registered version and the artifact's URI."""
+    version, digest = manifest["taxonomy_version"], manifest["weights_sha256"]
     key = f"adapters/{loaded.name}/{version}/mapped-{digest[:12]}-{dataset.fingerprint[:12]}"
     ref = platform.store.put_dir(key, out)
     registered = platform.registry.register(
@@ -225,14 +258,13 @@ def _register(platform, loaded, dataset, source, source_manifest, head, out, sta
         weights_sha256=digest,
         lineage={k: v for k, v in manifest.items() if k != "files"},
         metrics={
-            "build_seconds": seconds,
+            "build_seconds": manifest["build_seconds"],
             "baseline_test_macro_f1": baseline["test"]["macro_f1"],
             "mapped_from_adapter_id": source.id,
         },
         who=platform.settings.user,
     )
-    emit(f"registered mapped candidate {registered.id} ({ref.uri}) in {seconds:.1f} s")
-    return MappedBuild(registered, "registered", source)
+    return registered, ref.uri
 
 
 def probe_baseline(recipe: Recipe, base: ResolvedBase, dataset: PreparedDataset) -> dict:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from modelops.config.settings import Settings
 from modelops.ml.catalog import Catalog, ResolvedBase
 from modelops.stores.artifacts.base import ArtifactStore
 from modelops.stores.artifacts.open_store import open_store
 from modelops.stores.registry import Registry
+from modelops.stores.s3 import download_base_model
 
 if TYPE_CHECKING:
     from modelops.stores.production_log import ProductionLog
@@ -51,14 +53,18 @@ class Platform:
             self.opened_production_log = ProductionLog(self.settings.database_url)
         return self.opened_production_log
 
+    def base_sources(self) -> dict[str, Any]:
+        """What ``Catalog.resolve`` needs to make any base-model location local: the cache
+        directory, the S3 download (on the settings' endpoint) and the artifact store."""
+        return {
+            "cache_dir": self.settings.cache_dir,
+            "s3_download": partial(download_base_model,
+                                   endpoint_url=self.settings.s3_endpoint_url),
+            "store": self.store,
+        }
+
     def resolve_base(self, ref: str) -> ResolvedBase:
-        return self.catalog.resolve(
-            ref, cache_dir=self.settings.cache_dir, s3_endpoint_url=self.settings.s3_endpoint_url,
-            store=self.store,
-        )
+        return self.catalog.resolve(ref, **self.base_sources())
 
     def resolve_base_by_sha256(self, sha256: str) -> ResolvedBase:
-        return self.catalog.find_by_sha256(
-            sha256, cache_dir=self.settings.cache_dir,
-            s3_endpoint_url=self.settings.s3_endpoint_url, store=self.store,
-        )
+        return self.catalog.find_by_sha256(sha256, **self.base_sources())

@@ -1,12 +1,12 @@
 """The side-by-side of an evaluation: the candidate and the champion it was compared
 with, each on its own base, on the same test rows, with their training and inference cost
-(``modelops.domain.base_comparison``). Built by ``evaluate_adapter`` for every candidate;
+(``modelops.domain.side_by_side``). Built by ``evaluate_adapter`` for every candidate;
 what matters on a base change (``base_changed``), shown by the evaluation asset and kept
 in the registry's metrics, so the audit entry of the gate decision carries it."""
 
 from __future__ import annotations
 
-from modelops.domain.base_comparison import model_side, side_by_side, verdict_sentence
+from modelops.domain.side_by_side import model_side, side_by_side, verdict_sentence
 from modelops.lifecycle.platform import Platform
 
 

@@ -18,17 +18,16 @@ platform's artifact store, e.g. a base made by ``modelops base adapt``) or ``par
 archive split into files or installed packages, ``modelops.ml.base_parts``). The fields
 each revision records are described in docs/base-models.md.
 
-Models are always loaded from a path: nothing is ever downloaded from a model hub.
+Models are always loaded from a path: nothing is ever downloaded from a model hub. This room
+fetches nothing remote itself: an ``s3://`` location is copied by the ``s3_download`` and an
+``artifact:`` one by the ``store`` that ``resolve`` is handed (the platform's,
+``modelops.lifecycle.platform.Platform.base_sources``).
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
-import os
-import shutil
-import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,10 @@ from modelops.config.errors import InputError, IntegrityError, ModelopsError, No
 from modelops.config.fingerprint import sha256_dir
 from modelops.config.yaml_files import read_yaml_mapping, validate_model
 
-log = logging.getLogger(__name__)
+S3Download = Callable[[str, Path, str], Path]
+"""``(uri, dest, expected_sha256) -> dest``: copies the base model under an ``s3://`` prefix
+to ``dest``, verified (``modelops.stores.s3.download_base_model`` bound to an endpoint)."""
+
 
 @dataclass(frozen=True)
 class ResolvedBase:
@@ -148,15 +150,16 @@ class Catalog:
         ref: str,
         *,
         cache_dir: Path | None = None,
-        s3_endpoint_url: str | None = None,
+        s3_download: S3Download | None = None,
         store: Any = None,
     ) -> ResolvedBase:
-        """Make ``ref`` a local directory and check its content hash. ``store`` (the
-        platform's artifact store) is needed for ``artifact:`` locations only."""
+        """Make ``ref`` a local directory and check its content hash. ``s3_download`` is
+        needed for ``s3://`` locations only, ``store`` (the platform's artifact store) for
+        ``artifact:`` locations only."""
         entry = self.get(ref)
         if entry.ref in self._resolved:
             return self._resolved[entry.ref]
-        path = self._local_path(entry, cache_dir, s3_endpoint_url, store)
+        path = self._local_path(entry, cache_dir, s3_download, store)
         if not (path / "config.json").is_file():
             raise InputError(self.source, entry.ref, f"{path} holds no config.json")
         digest = sha256_dir(path)
@@ -170,7 +173,7 @@ class Catalog:
         return resolved
 
     def _local_path(self, entry: CatalogEntry, cache_dir: Path | None,
-                    s3_endpoint_url: str | None, store: Any) -> Path:
+                    s3_download: S3Download | None, store: Any) -> Path:
         location = entry.location
         if location == PARTS_LOCATION or location.startswith(ARTIFACT_PREFIX):
             if cache_dir is None:
@@ -192,82 +195,15 @@ class Catalog:
                 return dest
             uri = location.removeprefix(ARTIFACT_PREFIX)
             return store.get_dir(store.key_for(uri), dest, expected_sha256=entry.sha256)
-        return _local_path(entry, cache_dir, s3_endpoint_url)
-
-
-def _local_path(entry: CatalogEntry, cache_dir: Path | None, s3_endpoint_url: str | None) -> Path:
-    location = entry.location
-    if location.startswith("package:"):
-        module = importlib.import_module(location.removeprefix("package:"))
-        return Path(module.get_model_path())
-    if location.startswith("s3://"):
-        if cache_dir is None:
-            raise InputError(None, entry.ref, "an s3:// base model needs a cache directory")
-        assert entry.sha256 is not None  # the schema requires it for s3:// entries
-        return _download_s3(
-            location, cache_dir / "base_models" / entry.sha256, entry.sha256, s3_endpoint_url
-        )
-    return Path(location).expanduser().absolute()
-
-
-def _download_s3(uri: str, dest: Path, expected: str, endpoint_url: str | None) -> Path:
-    """Copy an S3 prefix to ``dest`` once, verified.
-
-    Every key is checked before it becomes a path (no ``..``, no absolute or empty parts);
-    the files go to a temporary sibling, whose content hash must be ``expected`` before it
-    is renamed to ``dest``. A download that fails leaves nothing in the cache, and a cached
-    copy that no longer matches is removed and fetched again.
-    """
-    if dest.is_dir():
-        if sha256_dir(dest) == expected:
-            return dest
-        log.warning("cached base model %s does not match sha256 %s; fetching it again",
-                    dest, expected)
-        shutil.rmtree(dest)
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-    prefix = prefix.rstrip("/") + "/" if prefix else ""
-    client = boto3.client("s3", endpoint_url=endpoint_url)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".download-"))
-    log.info("downloading base model %s to %s", uri, dest)
-    try:
-        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        for page in pages:
-            for obj in page.get("Contents", []):
-                rel = obj["Key"][len(prefix) :]
-                if rel.endswith("/") and not obj.get("Size"):
-                    continue  # a "folder" marker some S3 tools write
-                target = tmp / _safe_relative(uri, rel)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                client.download_file(bucket, obj["Key"], str(target))
-        digest = sha256_dir(tmp)
-        if digest != expected:
-            raise IntegrityError(
-                f"base model {uri}: downloaded content has sha256 {digest}, the catalog "
-                f"records {expected}; nothing was cached"
-            )
-        try:
-            os.rename(tmp, dest)
-        except OSError:  # another process installed it meanwhile
-            if not (dest.is_dir() and sha256_dir(dest) == expected):
-                raise
-    except (BotoCoreError, ClientError) as exc:
-        raise ModelopsError(f"base model {uri}: S3 error: {exc}") from None
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return dest
-
-
-def _safe_relative(uri: str, rel: str) -> str:
-    """``rel`` (an S3 key below the model's prefix) when it is a safe relative path."""
-    parts = rel.split("/")
-    if (not rel or rel.startswith("/") or "\\" in rel or "\0" in rel
-            or any(p in ("", ".", "..") for p in parts)):
-        raise IntegrityError(
-            f"base model {uri}: key {rel!r} is not a safe relative path; refusing it"
-        )
-    return rel
+        if location.startswith("s3://"):
+            if cache_dir is None:
+                raise InputError(None, entry.ref, "an s3:// base model needs a cache directory")
+            if s3_download is None:
+                raise InputError(self.source, entry.ref,
+                                 "an s3:// base model needs the platform's S3 access")
+            assert entry.sha256 is not None  # the schema requires it for s3:// entries
+            return s3_download(location, cache_dir / "base_models" / entry.sha256, entry.sha256)
+        if location.startswith("package:"):
+            module = importlib.import_module(location.removeprefix("package:"))
+            return Path(module.get_model_path())
+        return Path(location).expanduser().absolute()

@@ -10,7 +10,7 @@ import pandas as pd
 from modelops.config.recipe import Recipe
 from modelops.ml.catalog import ResolvedBase
 from modelops.monitoring.evidently_scores import signal_scores
-from modelops.monitoring.impact import Decision, Impact, assess, decide
+from modelops.monitoring.impact import Decision, Impact, assess, decide_retraining
 from modelops.monitoring.novelty import novel_rows
 from modelops.monitoring.reference import MonitoringBundle, base_embeddings
 from modelops.monitoring.report import report_html
@@ -81,7 +81,7 @@ def check_window(
         estimated_accuracy=impact.estimated_accuracy,
         min_accuracy=settings.min_estimated_accuracy,
     )
-    decision = decide(result, impact, recipe.retraining)
+    decision = decide_retraining(result, impact, recipe.retraining)
     if report_path is not None:
         report_html(
             bundle.reference,

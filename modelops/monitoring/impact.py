@@ -2,10 +2,10 @@
 
 Drift signals say the data moved; :func:`assess` says how much accuracy that costs: the
 label-free estimate and its drop from the reference accuracy, each with an interval, and
-where feedback labels exist, the measured accuracy and its drop. :func:`decide` applies the
-recipe's ``retraining`` policy (``modelops.config.monitoring.RetrainingSettings``) to the
-verdict and the impact: ``retrain``, ``warn`` (the data moved, the model is not shown hurt)
-or ``ok``.
+where feedback labels exist, the measured accuracy and its drop. :func:`decide_retraining`
+applies the recipe's ``retraining`` policy (``modelops.config.monitoring.RetrainingSettings``)
+to the verdict and the impact: ``retrain``, ``warn`` (the data moved, the model is not shown
+hurt) or ``ok``.
 
 Intervals are normal approximations at the calibration's confidence (two-sided): the
 estimate's spread is that of a window of Bernoulli outcomes with the calibrated
@@ -156,7 +156,9 @@ class Decision:
         return self.action == "retrain"
 
 
-def decide(verdict: Verdict, impact: Impact | None, policy: RetrainingSettings) -> Decision:
+def decide_retraining(
+    verdict: Verdict, impact: Impact | None, policy: RetrainingSettings
+) -> Decision:
     """Apply the recipe's retraining policy to a verdict and its impact."""
     if policy.trigger == "drift" or impact is None:
         if verdict.drifted:

@@ -16,7 +16,7 @@ from modelops.defs.build import build_definitions
 from modelops.defs.partitions import sync_partitions
 from modelops.defs.recipe.training_assets import CHECK_DESCRIPTIONS
 from modelops.defs.resources import build_resources
-from modelops.domain.gates import decide
+from modelops.domain.gates import apply_gates
 from modelops.lifecycle.platform import Platform
 from modelops.lifecycle.reproduce import reproduce
 from modelops.ml.catalog import Catalog
@@ -97,7 +97,8 @@ def test_check_specs_cover_every_gate():
     from modelops.domain.evaluation import evaluate
 
     ev = evaluate([0, 1], [[0.9, 0.1], [0.2, 0.8]], ["a", "b"])
-    assert [c.name for c in decide(ev, settings=GateSettings()).checks] == list(CHECK_DESCRIPTIONS)
+    checks = apply_gates(ev, settings=GateSettings()).checks
+    assert [c.name for c in checks] == list(CHECK_DESCRIPTIONS)
 
 
 def test_new_recipe_file_appears_as_its_own_group(tiny_catalog, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import boto3
 import pandas as pd
 import pytest
@@ -11,12 +13,13 @@ from modelops.config.errors import InputError
 from modelops.config.fingerprint import sha256_bytes
 from modelops.config.recipe import load_recipe
 from modelops.domain.dataset import (
-    build_dataset,
+    dataset_from_rows,
     prepare_dataset,
     read_table,
     split_of,
 )
 from modelops.domain.text import normalize_text
+from modelops.lifecycle.dataset import read_source
 from modelops_tests.fixtures.workspace import write_recipe
 
 LABELS = ["card_lost", "refund_request", "password_reset"]
@@ -32,7 +35,7 @@ def rows(n: int, offset: int = 0) -> pd.DataFrame:
 
 
 def build(frame: pd.DataFrame):
-    return build_dataset(frame, labels=LABELS, validation_fraction=0.1, test_fraction=0.2)
+    return dataset_from_rows(frame, labels=LABELS, validation_fraction=0.1, test_fraction=0.2)
 
 
 @pytest.fixture
@@ -183,7 +186,11 @@ def test_reads_csv_from_s3(s3_bucket):
     endpoint, bucket = s3_bucket
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
     client.put_object(Bucket=bucket, Key="in/data.csv", Body=rows(20).to_csv(index=False).encode())
-    table = read_table(f"s3://{bucket}/in/data.csv", "csv", s3_endpoint_url=endpoint)
+    read = partial(read_source, s3_endpoint_url=endpoint)  # the platform's reader
+    table = read_table(f"s3://{bucket}/in/data.csv", "csv", read=read)
     assert table.shape == (20, 2)
     with pytest.raises(InputError, match=r"s3://.*/in/none\.csv: file not found"):
-        read_table(f"s3://{bucket}/in/none.csv", "csv", s3_endpoint_url=endpoint)
+        read_table(f"s3://{bucket}/in/none.csv", "csv", read=read)
+    with pytest.raises(InputError, match=r"s3://.*/in/data\.csv: an s3:// source is read "
+                       "through the platform's S3 access"):
+        read_table(f"s3://{bucket}/in/data.csv", "csv")  # this room builds no S3 client

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from modelops.config.errors import InputError
 from modelops.domain.dataset import (
-    build_dataset,
+    dataset_from_rows,
     from_parquet_bytes,
     read_table,
     to_parquet_bytes,
@@ -64,11 +64,11 @@ def test_the_line_of_a_bad_record_counts_quoted_newlines(tmp_path):
 def test_too_few_rows_and_a_stored_dataset_name_their_source(tmp_path):
     frame = pd.DataFrame({"text": ["only one"], "label": ["card_lost"]})
     with pytest.raises(InputError, match=r"^recipes/x\.yaml: data: too few rows"):
-        build_dataset(frame, labels=LABELS, validation_fraction=0.1, test_fraction=0.2,
-                      source="recipes/x.yaml")
+        dataset_from_rows(frame, labels=LABELS, validation_fraction=0.1, test_fraction=0.2,
+                          source="recipes/x.yaml")
     rows = pd.DataFrame({"text": [f"row {i}" for i in range(60)], "label": LABELS * 20})
-    data = to_parquet_bytes(build_dataset(rows, labels=LABELS, validation_fraction=0.1,
-                                          test_fraction=0.2))
+    data = to_parquet_bytes(dataset_from_rows(rows, labels=LABELS, validation_fraction=0.1,
+                                              test_fraction=0.2))
     with pytest.raises(InputError, match=r"^s3://b/datasets/x\.parquet: dataset: fingerprint"):
         from_parquet_bytes(data, LABELS, "0" * 64, source="s3://b/datasets/x.parquet")
     with pytest.raises(InputError, match=r"^s3://b/d\.parquet: not a readable Parquet"):

@@ -11,7 +11,7 @@ import pytest
 
 from modelops.config.gates import GateSettings
 from modelops.domain.evaluation import Evaluation, evaluate
-from modelops.domain.gates import GateCheck, GateDecision, decide
+from modelops.domain.gates import GateCheck, GateDecision, apply_gates
 
 
 def evaluated(y_true: list[int], y_pred: list[int], labels: list[str]) -> Evaluation:
@@ -53,7 +53,7 @@ def check(decision: GateDecision, name: str) -> GateCheck:
 
 def test_without_champion_the_regression_checks_are_skipped_not_passed(good: Evaluation) -> None:
     baseline = with_macro_f1(good, 0.5)
-    decision = decide(good, settings=GateSettings(), baseline=baseline,
+    decision = apply_gates(good, settings=GateSettings(), baseline=baseline,
                       baseline_rows=rows(right=28, probe_right=15))
     assert decision.passed
     assert [c.name for c in decision.checks] == [
@@ -69,7 +69,7 @@ def test_without_champion_the_regression_checks_are_skipped_not_passed(good: Eva
     assert [c.name for c in decision.skipped()] == ["no_regression", "no_label_regression"]
     assert decision.failed() == []
     # the reason given by the caller is the one shown
-    why = decide(good, settings=gates(), baseline=baseline,
+    why = apply_gates(good, settings=gates(), baseline=baseline,
                  champion_skipped="every test label comes from a split rule")
     assert check(why, "no_regression").description.endswith("comes from a split rule")
 
@@ -78,7 +78,7 @@ def test_a_champion_that_cannot_be_compared_fails_the_regression_checks(
     good: Evaluation,
 ) -> None:
     reason = "champion 3 could not be scored: NotFoundError: base model gone"
-    decision = decide(good, settings=gates(), baseline=with_macro_f1(good, 0.5),
+    decision = apply_gates(good, settings=gates(), baseline=with_macro_f1(good, 0.5),
                       champion_unavailable=reason)
     assert not decision.passed
     assert [c.name for c in decision.failed()] == ["no_regression", "no_label_regression"]
@@ -92,7 +92,7 @@ def test_a_champion_that_cannot_be_compared_fails_the_regression_checks(
 
 
 def test_beat_baseline_without_a_baseline_fails(good: Evaluation) -> None:
-    decision = decide(good, settings=GateSettings())
+    decision = apply_gates(good, settings=GateSettings())
     assert not decision.passed
     assert check(decision, "beats_baseline").description == (
         "beat_baseline is on but no baseline was recorded"
@@ -100,12 +100,12 @@ def test_beat_baseline_without_a_baseline_fails(good: Evaluation) -> None:
 
 
 def test_min_macro_f1_pass_and_fail(good: Evaluation) -> None:
-    passing = check(decide(good, settings=gates(min_macro_f1=0.5)), "min_macro_f1")
+    passing = check(apply_gates(good, settings=gates(min_macro_f1=0.5)), "min_macro_f1")
     assert passing.passed
     assert passing.description == f"macro-F1 {good.macro_f1:.3f} >= minimum 0.500"
     assert passing.metadata == {"value": good.macro_f1, "threshold": 0.5}
 
-    decision = decide(good, settings=gates(min_macro_f1=0.99))
+    decision = apply_gates(good, settings=gates(min_macro_f1=0.99))
     failing = check(decision, "min_macro_f1")
     assert not failing.passed and not decision.passed
     assert failing.description == f"macro-F1 {good.macro_f1:.3f} < minimum 0.990"
@@ -115,7 +115,7 @@ def test_min_macro_f1_pass_and_fail(good: Evaluation) -> None:
 def test_no_regression_pass_and_fail(good: Evaluation) -> None:
     champion = with_macro_f1(good, 0.80)
     within = check(
-        decide(with_macro_f1(good, 0.79), settings=gates(), champion=champion),
+        apply_gates(with_macro_f1(good, 0.79), settings=gates(), champion=champion),
         "no_regression",
     )
     assert within.passed
@@ -124,7 +124,7 @@ def test_no_regression_pass_and_fail(good: Evaluation) -> None:
     assert within.metadata["champion"] == 0.80
 
     beyond = check(
-        decide(with_macro_f1(good, 0.75), settings=gates(), champion=champion),
+        apply_gates(with_macro_f1(good, 0.75), settings=gates(), champion=champion),
         "no_regression",
     )
     assert not beyond.passed
@@ -133,14 +133,14 @@ def test_no_regression_pass_and_fail(good: Evaluation) -> None:
 
 def test_drop_exactly_at_the_limit_passes(good: Evaluation) -> None:
     # 0.80 - 0.78 is 0.020000000000000018 in floating point.
-    decision = decide(
+    decision = apply_gates(
         with_macro_f1(good, 0.78), settings=gates(), champion=with_macro_f1(good, 0.80)
     )
     assert check(decision, "no_regression").passed
 
 
 def test_improvement_passes_regression_checks(good: Evaluation, perfect: Evaluation) -> None:
-    decision = decide(perfect, settings=gates(), champion=good)
+    decision = apply_gates(perfect, settings=gates(), champion=good)
     assert decision.passed
     label_check = check(decision, "no_label_regression")
     assert label_check.metadata["worst"] == []
@@ -149,7 +149,7 @@ def test_improvement_passes_regression_checks(good: Evaluation, perfect: Evaluat
 
 
 def test_label_regression_detected(good: Evaluation, perfect: Evaluation) -> None:
-    decision = decide(good, settings=gates(max_macro_f1_drop=0.5), champion=perfect)
+    decision = apply_gates(good, settings=gates(max_macro_f1_drop=0.5), champion=perfect)
     label_check = check(decision, "no_label_regression")
     assert not label_check.passed
     f1_a = good.per_label["a"]["f1"]  # 2 * 8 / (10 + 8)
@@ -160,7 +160,7 @@ def test_label_regression_detected(good: Evaluation, perfect: Evaluation) -> Non
     assert f"'a' 1.000 -> {f1_a:.3f}" in label_check.description
     assert "1 of 3 labels" in label_check.description
 
-    relaxed = decide(
+    relaxed = apply_gates(
         good, settings=gates(max_label_f1_drop=0.2, max_macro_f1_drop=0.5), champion=perfect
     )
     assert relaxed.passed
@@ -179,7 +179,7 @@ def test_single_collapsed_label_caught_while_macro_f1_barely_moves() -> None:
     candidate = evaluated(y_true, y_pred, labels)
     assert champion.macro_f1 - candidate.macro_f1 < 0.02
 
-    decision = decide(candidate, settings=gates(), champion=champion)
+    decision = apply_gates(candidate, settings=gates(), champion=champion)
     assert check(decision, "no_regression").passed
     label_check = check(decision, "no_label_regression")
     assert not label_check.passed and not decision.passed
@@ -197,7 +197,7 @@ def test_labels_below_min_support_are_not_compared() -> None:
     y_true = [0] * 20 + [1] * 3
     champion = evaluated(y_true, y_true, labels)
     candidate = evaluated(y_true, [0] * 23, labels)  # "rare" collapses, but has support 3
-    decision = decide(
+    decision = apply_gates(
         candidate,
         settings=gates(max_macro_f1_drop=1.0, max_label_f1_drop=0.1),
         champion=champion,
@@ -205,14 +205,14 @@ def test_labels_below_min_support_are_not_compared() -> None:
     label_check = check(decision, "no_label_regression")
     assert label_check.passed
     assert label_check.metadata["compared"] == 1
-    strict = decide(
+    strict = apply_gates(
         candidate,
         settings=gates(max_macro_f1_drop=1.0, min_label_support=3),
         champion=champion,
     )
     assert check(strict, "no_label_regression").metadata["failing"] == ["rare"]
 
-    nothing = decide(candidate, settings=gates(min_label_support=50), champion=champion)
+    nothing = apply_gates(candidate, settings=gates(min_label_support=50), champion=champion)
     nothing_check = check(nothing, "no_label_regression")
     assert nothing_check.passed
     assert nothing_check.description == "no label has support >= 50: nothing compared"
@@ -229,7 +229,7 @@ def test_beats_baseline_needs_a_margin_beyond_the_noise(good: Evaluation) -> Non
     settings = GateSettings()
 
     def gate(candidate_rows, **changes) -> GateCheck:
-        return check(decide(good, settings=settings.model_copy(update=changes),
+        return check(apply_gates(good, settings=settings.model_copy(update=changes),
                             baseline=baseline, baseline_rows=candidate_rows), "beats_baseline")
 
     # identical predictions: a tie fails, however good the macro-F1s look
@@ -259,11 +259,11 @@ def test_beats_baseline_without_per_row_predictions_fails_and_off_is_no_check(
     good: Evaluation,
 ) -> None:
     baseline = with_macro_f1(good, 0.95)
-    missing = check(decide(good, settings=GateSettings(), baseline=baseline), "beats_baseline")
+    missing = check(apply_gates(good, settings=GateSettings(), baseline=baseline), "beats_baseline")
     assert not missing.passed and "per-row test predictions were not recorded" in (
         missing.description)
     # switched off, the gate is no check at all: not a passed one
-    disabled = decide(good, settings=gates(beat_baseline=False), baseline=baseline)
+    disabled = apply_gates(good, settings=gates(beat_baseline=False), baseline=baseline)
     assert disabled.passed
     assert "beats_baseline" not in [c.name for c in disabled.checks]
 
@@ -279,7 +279,7 @@ def test_beats_baseline_without_per_row_predictions_fails_and_off_is_no_check(
 def test_champion_on_another_test_set_is_refused(good: Evaluation, change, match) -> None:
     champion = dataclasses.replace(good, **change)
     with pytest.raises(ValueError, match=match):
-        decide(good, settings=gates(), champion=champion)
+        apply_gates(good, settings=gates(), champion=champion)
 
 
 def test_regression_checks_use_the_rows_the_champion_was_scored_on(
@@ -291,23 +291,23 @@ def test_regression_checks_use_the_rows_the_champion_was_scored_on(
     part = [0] * 10 + [1] * 10  # labels a and b only
     champion = evaluated(part, [0] * 9 + [1] * 11, LABELS)
     on_part = evaluated(part, part, LABELS)
-    decision = decide(with_macro_f1(good, 0.5), settings=gates(min_macro_f1=0.6),
+    decision = apply_gates(with_macro_f1(good, 0.5), settings=gates(min_macro_f1=0.6),
                       champion=champion, compared=on_part)
     assert not check(decision, "min_macro_f1").passed  # the whole split's 0.5
     assert check(decision, "no_regression").passed
     assert check(decision, "no_regression").metadata["value"] == on_part.macro_f1
     with pytest.raises(ValueError, match="candidate n=30"):
-        decide(good, settings=gates(), champion=champion)
+        apply_gates(good, settings=gates(), champion=champion)
 
 
 def test_champion_with_other_supports_is_refused(good: Evaluation) -> None:
     other = evaluated([0] * 12 + [1] * 8 + [2] * 10, Y_TRUE, LABELS)
     with pytest.raises(ValueError, match="supports differ"):
-        decide(good, settings=gates(), champion=other)
+        apply_gates(good, settings=gates(), champion=other)
 
 
 def test_decision_round_trip_through_json(good: Evaluation, perfect: Evaluation) -> None:
-    decision = decide(
+    decision = apply_gates(
         good,
         settings=gates(min_macro_f1=0.99),
         champion=perfect,

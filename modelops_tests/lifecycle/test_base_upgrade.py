@@ -14,7 +14,7 @@ from modelops.config.errors import InputError, IntegrityError
 from modelops.config.fingerprint import sha256_dir
 from modelops.config.recipe import load_recipe
 from modelops.lifecycle.base_adapt import adapt_base
-from modelops.lifecycle.base_catalog import alias_base, list_bases
+from modelops.lifecycle.catalog import alias_base, list_bases
 from modelops.lifecycle.dataset import build_dataset
 from modelops.lifecycle.fetch import FetchedAdapter, predict_with
 from modelops.lifecycle.platform import Platform

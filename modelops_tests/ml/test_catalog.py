@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import boto3
 import pytest
 import yaml
@@ -9,6 +11,12 @@ import yaml
 from modelops.config.errors import InputError, IntegrityError, NotFoundError
 from modelops.config.fingerprint import sha256_dir
 from modelops.ml.catalog import Catalog
+from modelops.stores.s3 import download_base_model
+
+
+def from_s3(endpoint):
+    """The S3 download the platform hands the catalog, on the test's endpoint."""
+    return partial(download_base_model, endpoint_url=endpoint)
 
 
 def write(path, entries):
@@ -62,14 +70,14 @@ def test_base_model_on_s3_is_downloaded_once_and_verified(tiny_base_dir, tmp_pat
          "sha256": digest},
     ]))
     cache = tmp_path / "cache"
-    resolved = catalog.resolve("tiny@r1", cache_dir=cache, s3_endpoint_url=endpoint)
+    resolved = catalog.resolve("tiny@r1", cache_dir=cache, s3_download=from_s3(endpoint))
     assert resolved.sha256 == digest
     assert resolved.path == cache / "base_models" / digest
     assert (resolved.path / "config.json").is_file()
     client.put_object(Bucket=bucket, Key="models/tiny/config.json", Body=b"{}")  # tamper
     again = Catalog.load(tmp_path / "c.yaml").resolve(
-        "tiny@r1", cache_dir=cache, s3_endpoint_url=endpoint)
+        "tiny@r1", cache_dir=cache, s3_download=from_s3(endpoint))
     assert again.sha256 == digest  # served from the verified cache, not re-downloaded
     with pytest.raises(IntegrityError):
         Catalog.load(tmp_path / "c.yaml").resolve(
-            "tiny@r1", cache_dir=tmp_path / "fresh", s3_endpoint_url=endpoint)
+            "tiny@r1", cache_dir=tmp_path / "fresh", s3_download=from_s3(endpoint))

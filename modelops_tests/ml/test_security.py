@@ -4,6 +4,7 @@ anything lands in the cache, and only safetensors weights (nothing unpickled).""
 from __future__ import annotations
 
 import shutil
+from functools import partial
 
 import boto3
 import pytest
@@ -14,6 +15,12 @@ from modelops.config.errors import IntegrityError
 from modelops.config.fingerprint import sha256_dir
 from modelops.ml.catalog import Catalog
 from modelops.ml.model import load_base, load_classifier
+from modelops.stores.s3 import download_base_model
+
+
+def from_s3(endpoint):
+    """The S3 download the platform hands the catalog, on the test's endpoint."""
+    return partial(download_base_model, endpoint_url=endpoint)
 
 
 def s3_catalog(tmp_path, bucket, prefix, digest):
@@ -42,7 +49,7 @@ def test_a_key_escaping_the_cache_is_refused_before_any_write(tiny_base_dir, tmp
     catalog = Catalog.load(s3_catalog(tmp_path, bucket, "models/evil", sha256_dir(tiny_base_dir)))
     cache = tmp_path / "cache"
     with pytest.raises(IntegrityError, match=r"key '\.\./\.\./\.\./escaped\.txt' is not a safe"):
-        catalog.resolve("tiny@r1", cache_dir=cache, s3_endpoint_url=endpoint)
+        catalog.resolve("tiny@r1", cache_dir=cache, s3_download=from_s3(endpoint))
     assert leftovers(cache) == []
     assert not list(tmp_path.rglob("escaped.txt"))
 
@@ -58,18 +65,18 @@ def test_a_download_failing_its_hash_is_not_cached_and_a_fixed_one_installs(
     cache = tmp_path / "cache"
     with pytest.raises(IntegrityError, match="nothing was cached"):
         Catalog.load(s3_catalog(tmp_path, bucket, "models/tiny", digest)).resolve(
-            "tiny@r1", cache_dir=cache, s3_endpoint_url=endpoint)
+            "tiny@r1", cache_dir=cache, s3_download=from_s3(endpoint))
     assert leftovers(cache) == []  # no partial or unverified copy blocks the next try
 
     upload(client, bucket, "models/tiny", tiny_base_dir)  # the bucket is repaired
     resolved = Catalog.load(s3_catalog(tmp_path, bucket, "models/tiny", digest)).resolve(
-        "tiny@r1", cache_dir=cache, s3_endpoint_url=endpoint)
+        "tiny@r1", cache_dir=cache, s3_download=from_s3(endpoint))
     assert resolved.sha256 == digest and leftovers(cache) == [digest]
 
     # A cached copy altered on disk is fetched again, not trusted.
     (resolved.path / "config.json").write_text("{}")
     again = Catalog.load(s3_catalog(tmp_path, bucket, "models/tiny", digest)).resolve(
-        "tiny@r1", cache_dir=cache, s3_endpoint_url=endpoint)
+        "tiny@r1", cache_dir=cache, s3_download=from_s3(endpoint))
     assert sha256_dir(again.path) == digest
 
 

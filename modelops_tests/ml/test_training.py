@@ -129,11 +129,11 @@ def test_warm_start_continues_from_an_adapter(setup, tmp_path):
 
 
 def test_recipe_without_validation_split_trains(setup, tmp_path):
-    from modelops.domain.dataset import build_dataset
+    from modelops.domain.dataset import dataset_from_rows
 
     root, loaded, base, dataset = setup
-    no_val = build_dataset(dataset.frame[["text", "label"]], labels=dataset.labels,
-                           validation_fraction=0.0, test_fraction=0.2)
+    no_val = dataset_from_rows(dataset.frame[["text", "label"]], labels=dataset.labels,
+                               validation_fraction=0.0, test_fraction=0.2)
     assert no_val.stats["validation_rows"] == 0
     result = train_classifier(recipe=loaded.recipe, base=base, dataset=no_val,
                               out_dir=tmp_path / "a", threads=1, emit=lambda _m: None)

@@ -10,7 +10,7 @@ import pytest
 
 from modelops.config.monitoring import RetrainingSettings
 from modelops.monitoring.estimate import ConfidenceCalibrator
-from modelops.monitoring.impact import Impact, assess, decide, wilson
+from modelops.monitoring.impact import Impact, assess, decide_retraining, wilson
 from modelops.monitoring.verdict import Verdict
 
 
@@ -58,7 +58,7 @@ def _impact(est_drop=0.0, measured_drop=None, labelled=0, low=None, new=()) -> I
     ],
 )
 def test_retraining_policy(drifted, impact, policy, action):
-    decision = decide(_verdict(drifted), impact, RetrainingSettings(**policy))
+    decision = decide_retraining(_verdict(drifted), impact, RetrainingSettings(**policy))
     assert decision.action == action, decision.sentence
     assert decision.retrain == (action == "retrain")
     assert decision.sentence.startswith({"retrain": "Retrain", "warn": "Warn", "ok": "No"}[action])
@@ -66,7 +66,7 @@ def test_retraining_policy(drifted, impact, policy, action):
 
 def test_estimated_accuracy_floor_counts_as_impact():
     verdict = _verdict(True, fired=("estimated_accuracy",))
-    decision = decide(verdict, _impact(est_drop=0.0), RetrainingSettings())
+    decision = decide_retraining(verdict, _impact(est_drop=0.0), RetrainingSettings())
     assert decision.retrain and "min_estimated_accuracy" in decision.sentence
 
 

@@ -1,11 +1,11 @@
 """The side-by-side of an evaluation as Dagster metadata: the candidate beside the
 champion it was compared with (each on its own base), on the same test rows, with their
-cost (``modelops.domain.base_comparison``)."""
+cost (``modelops.domain.side_by_side``)."""
 
 import dagster as dg
 
 from modelops.defs.metadata import num
-from modelops.domain.base_comparison import side_by_side_markdown
+from modelops.domain.side_by_side import side_by_side_markdown
 
 
 def side_by_side_metadata(doc: dict | None) -> dict:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelops.config.catalog import CatalogEntry
-from modelops.config.catalog_file import append_revision, move_alias
+from modelops.config.catalog import CatalogEntry, append_revision, move_alias
 from modelops.config.errors import InputError, NotFoundError
 from modelops.config.yaml_files import read_yaml_mapping
 

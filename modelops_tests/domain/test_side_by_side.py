@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from modelops.domain.base_comparison import (
+from modelops.domain.evaluation import evaluate
+from modelops.domain.side_by_side import (
     model_side,
     side_by_side,
     side_by_side_markdown,
     verdict_sentence,
 )
-from modelops.domain.evaluation import evaluate
 
 LABELS = ["a", "b", "c"]
 

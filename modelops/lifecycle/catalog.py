@@ -10,8 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelops.config.catalog import PARTS_LOCATION, ArchivePart, CatalogEntry
-from modelops.config.catalog_file import append_revision, entry_document, move_alias
+from modelops.config.catalog import (
+    PARTS_LOCATION,
+    ArchivePart,
+    CatalogEntry,
+    append_revision,
+    entry_document,
+    move_alias,
+)
 from modelops.config.errors import InputError
 from modelops.config.progress import Emit
 from modelops.config.recipe import load_recipes
@@ -69,8 +75,7 @@ def register_base(platform: Platform, new: NewRevision, emit: Emit = log.info) -
     provisional = CatalogEntry(name=new.name, revision=new.revision, pooling=new.pooling,
                                **fields)
     resolved = Catalog([provisional], source=str(path)).resolve(
-        provisional.ref, cache_dir=platform.settings.cache_dir,
-        s3_endpoint_url=platform.settings.s3_endpoint_url, store=platform.store,
+        provisional.ref, **platform.base_sources()
     )
     emit(f"inspecting {resolved.path}")
     measured = inspect_base(resolved.path)
