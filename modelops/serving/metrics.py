@@ -1,4 +1,7 @@
-"""Prometheus metrics of the HTTP service, on a registry of its own (one per app)."""
+"""Prometheus metrics of the HTTP service, on a registry of its own (one per app).
+
+Counts that only grow are :class:`~prometheus_client.Counter` s named ``*_total`` (the
+name they are exported under); what goes up and down is a gauge."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ class ServingMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "modelops_requests",
+            "modelops_requests_total",
             "HTTP requests by route and status",
             ["route", "status"],
             registry=r,
@@ -29,7 +32,9 @@ class ServingMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.texts = Counter("modelops_predicted_texts", "Texts scored", ["recipe"], registry=r)
+        self.texts = Counter(
+            "modelops_predicted_texts_total", "Texts scored", ["recipe"], registry=r
+        )
         self.batch_texts = Histogram(
             "modelops_batch_texts",
             "Texts per scored batch (one adapter, one pass)",
@@ -43,7 +48,10 @@ class ServingMetrics:
             registry=r,
         )
         self.swaps = Counter(
-            "modelops_adapter_swaps", "Serving adapter changes picked up", ["recipe"], registry=r
+            "modelops_adapter_swaps_total",
+            "Serving adapter changes picked up",
+            ["recipe"],
+            registry=r,
         )
         self.adapters = Gauge("modelops_adapters_loaded", "Adapters in memory", registry=r)
         self.bases = Gauge("modelops_bases_loaded", "Base models in memory", registry=r)
@@ -55,11 +63,20 @@ class ServingMetrics:
         self.spooled = Gauge(
             "modelops_log_spooled_rows", "Rows waiting in the on-disk buffer", registry=r
         )
-        self.dropped = Gauge(
-            "modelops_log_dropped_rows", "Rows dropped because the buffer was full", registry=r
+        self.dropped = Counter(
+            "modelops_log_dropped_rows_total",
+            "Rows dropped because the buffer was full",
+            registry=r,
         )
-        self.shadow_dropped = Gauge(
-            "modelops_shadow_dropped_jobs", "Shadow scorings skipped (queue full)", registry=r
+        self.invalid = Counter(
+            "modelops_log_invalid_rows_total",
+            "Rows the production log's writer dropped because they failed their checks",
+            registry=r,
+        )
+        self.shadow_dropped = Counter(
+            "modelops_shadow_dropped_jobs_total",
+            "Shadow scorings skipped (queue full)",
+            registry=r,
         )
 
     def watch(self, **sources: Callable[[], float]) -> None:

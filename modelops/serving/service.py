@@ -26,13 +26,15 @@ from modelops.config.recipe import load_recipes
 from modelops.lifecycle.platform import Platform
 from modelops.serving.batching import MicroBatcher
 from modelops.serving.metrics import ServingMetrics
-from modelops.serving.model_pool import LoadedAdapter, ModelPool
+from modelops.serving.model_pool import ModelPool, SharedBaseAdapter
 from modelops.serving.prediction_buffer import LogBuffer
+from modelops.serving.ranking import ranked
 from modelops.serving.schemas import Limits, PredictRequest
-from modelops.stores.production_log import text_sha256
+from modelops.stores.production_log import PredictionRecord, text_sha256
 from modelops.stores.registry_records import CANDIDATE, SERVING
 from modelops.stores.serving_log import (
     FEEDBACK,
+    INVALID,
     PREDICTION,
     SHADOW,
     ServingLog,
@@ -81,14 +83,16 @@ class ServingService:
             max_batch=config.max_batch,
             max_wait_s=config.max_wait_s,
             on_batch=self.metrics.observe_batch,
+            on_shadow_drop=self.metrics.shadow_dropped.inc,
         )
         self.log = ServingLog(platform.settings.database_url)
         self.buffer = LogBuffer(
             config.buffer_dir or platform.settings.home / "serve-buffer",
-            self.log.write,
+            self._write_log,
             max_memory_rows=config.max_memory_rows,
             max_spool_rows=config.max_spool_rows,
             retry_s=config.retry_s,
+            on_drop=self.metrics.dropped.inc,
         )
         self.waiting: dict[str, str] = {r: "not loaded yet" for r in self.shadow}
         """recipe -> why it has no adapter yet."""
@@ -97,8 +101,6 @@ class ServingService:
             bases=lambda: len(self.pool.bases()),
             backlog=lambda: self.buffer.backlog,
             spooled=lambda: self.buffer.spooled,
-            dropped=lambda: self.buffer.dropped,
-            shadow_dropped=lambda: self.batcher.shadow_dropped,
         )
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -133,6 +135,14 @@ class ServingService:
         self.buffer.stop()
         self.log.close()
         self.platform.registry.close()
+
+    def _write_log(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """The log buffer's writer: one transaction; rows that fail their checks are
+        dropped there and counted here."""
+        counts = self.log.write(rows)
+        if counts[INVALID]:
+            self.metrics.invalid.inc(counts[INVALID])
+        return counts
 
     def ready(self) -> bool:
         return not self.waiting
@@ -186,40 +196,38 @@ class ServingService:
         self,
         recipe: str,
         request: PredictRequest,
-        adapter: LoadedAdapter,
+        adapter: SharedBaseAdapter,
         probs: np.ndarray,
         request_id: str,
     ) -> dict[str, Any]:
         """The response body of a scored request; its rows go to the log buffer."""
-        now = datetime.now(UTC).isoformat()
-        k = min(request.top_k, len(adapter.labels))
-        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        now = datetime.now(UTC)
+        ids = request.ids if request.ids is not None else [None] * len(request.texts)
         predictions, rows = [], []
-        for i, (text, row, best) in enumerate(zip(request.texts, probs, order, strict=True)):
-            top = [{"label": adapter.labels[j], "p": float(row[j])} for j in best]
-            ref = request.ids[i] if request.ids is not None else None
-            pid = service_prediction_id(request_id, i)
-            predictions.append(
-                {
-                    "label": top[0]["label"],
-                    "confidence": top[0]["p"],
-                    "top_k": top,
-                    "prediction_id": pid,
-                    "id": ref,
-                }
+        ranking = ranked(probs, adapter.labels, request.top_k)
+        for i, (text, top, ref) in enumerate(zip(request.texts, ranking, ids, strict=True)):
+            predictions.append({"label": top[0]["label"], "confidence": top[0]["p"],
+                                "top_k": top, "prediction_id": service_prediction_id(request_id, i),
+                                "id": ref})  # fmt: skip
+            record = PredictionRecord.for_text(
+                text,
+                redact=self.config.redact_text,
+                recipe=recipe,
+                taxonomy_version=adapter.version.taxonomy_version,
+                adapter_id=adapter.id,
+                predicted_label=top[0]["label"],
+                confidence=top[0]["p"],
+                top_k=top,
+                source="api",
+                batch_id=request_id,
+                external_id=ref,
+                at=now,
+                base_model=adapter.base,
             )
-            rows.append({
-                "kind": PREDICTION, "at": now, "recipe": recipe,
-                "taxonomy_version": adapter.version.taxonomy_version,
-                "adapter_id": adapter.id, "base_model": adapter.base,
-                "text": None if self.config.redact_text else text,
-                "text_sha256": text_sha256(text), "text_chars": len(text),
-                "predicted_label": top[0]["label"], "confidence": top[0]["p"], "top_k": top,
-                "source": "api", "batch_id": request_id, "external_id": ref,
-            })  # fmt: skip
+            rows.append({"kind": PREDICTION, **record.to_json()})
         self.buffer.put(rows)
         self.metrics.texts.labels(recipe).inc(len(rows))
-        self._shadow(recipe, request, adapter, probs, request_id, now)
+        self._shadow(recipe, request, adapter, probs, request_id, now.isoformat())
         return {
             "recipe": recipe,
             "adapter_id": adapter.id,
@@ -229,26 +237,26 @@ class ServingService:
             "predictions": predictions,
         }
 
-    def _shadow(self, recipe, request, champion: LoadedAdapter, probs, request_id, now) -> None:
+    def _shadow(
+        self, recipe, request, champion: SharedBaseAdapter, probs, request_id, now
+    ) -> None:
         queued = self.batcher.submit_shadow(recipe, request.texts)
         if queued is None:
             return
         candidate, future = queued
-        best = probs.argmax(axis=1)
+        best = [top[0] for top in ranked(probs, champion.labels, 1)]
 
         def log(done) -> None:
             if done.cancelled() or done.exception() is not None:
                 return
-            cand = done.result()
-            cbest = cand.argmax(axis=1)
+            cand = [top[0] for top in ranked(done.result(), candidate.labels, 1)]
             self.buffer.put([
                 {"kind": SHADOW, "at": now, "recipe": recipe,
                  "candidate_adapter_id": candidate.id, "champion_adapter_id": champion.id,
                  "batch_id": request_id, "text_sha256": text_sha256(text),
-                 "candidate_label": candidate.labels[cb],
-                 "candidate_confidence": float(cand[i, cb]),
-                 "champion_label": champion.labels[b], "champion_confidence": float(probs[i, b])}
-                for i, (text, b, cb) in enumerate(zip(request.texts, best, cbest, strict=True))
+                 "candidate_label": c["label"], "candidate_confidence": c["p"],
+                 "champion_label": b["label"], "champion_confidence": b["p"]}
+                for text, b, c in zip(request.texts, best, cand, strict=True)
             ])  # fmt: skip
 
         future.add_done_callback(log)

@@ -113,7 +113,7 @@ def test_openapi_health_adapters_and_metrics(trained, server):
     text = httpx.get(f"{url}/metrics").text
     for name in ("modelops_requests_total", "modelops_request_seconds_bucket",
                  "modelops_batch_texts_bucket", "modelops_log_backlog_rows",
-                 "modelops_log_dropped_rows", "modelops_adapters_loaded 1.0"):  # fmt: skip
+                 "modelops_log_dropped_rows_total", "modelops_adapters_loaded 1.0"):  # fmt: skip
         assert name in text
 
 

@@ -55,7 +55,7 @@ def test_requests_succeed_while_the_database_is_down(pg_url, tiny_catalog, tmp_p
             assert len(list(service.buffer.directory.glob("*.jsonl"))) >= 1
             metrics = httpx.get(f"{url}/metrics").text
             assert "modelops_log_spooled_rows 10.0" in metrics
-            assert "modelops_log_dropped_rows 0.0" in metrics
+            assert "modelops_log_dropped_rows_total 0.0" in metrics
         assert service.buffer.flush(30)
         assert service.buffer.dropped == 0
         assert list(service.buffer.directory.glob("*.jsonl")) == []
