@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -18,7 +18,11 @@ class ServingMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
+        self._traffic(self.registry)
+        self._memory_and_log(self.registry)
+
+    def _traffic(self, r: CollectorRegistry) -> None:
+        """Requests, their latency, texts scored, batches, adapter swaps."""
         self.requests = Counter(
             "modelops_requests_total",
             "HTTP requests by route and status",
@@ -53,6 +57,9 @@ class ServingMetrics:
             ["recipe"],
             registry=r,
         )
+
+    def _memory_and_log(self, r: CollectorRegistry) -> None:
+        """What is loaded, the production log's backlog, and what was dropped."""
         self.adapters = Gauge("modelops_adapters_loaded", "Adapters in memory", registry=r)
         self.bases = Gauge("modelops_bases_loaded", "Base models in memory", registry=r)
         self.backlog = Gauge(
@@ -78,6 +85,10 @@ class ServingMetrics:
             "Shadow scorings skipped (queue full)",
             registry=r,
         )
+
+    def exposition(self) -> bytes:
+        """The metrics in Prometheus' text format (what ``/metrics`` answers)."""
+        return generate_latest(self.registry)
 
     def watch(self, **sources: Callable[[], float]) -> None:
         """Gauges read when scraped: ``adapters=lambda: ...`` and so on."""

@@ -11,9 +11,10 @@ they are.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from modelops.config.errors import InputError
+from modelops.config.errors import InputError, NotFoundError
 from modelops.config.recipe import load_recipes
 from modelops.lifecycle.platform import Platform
 from modelops.serving.batching import MicroBatcher
@@ -29,7 +30,7 @@ from modelops.serving.metrics import ServingMetrics
 from modelops.serving.model_pool import ModelPool, SharedBaseAdapter
 from modelops.serving.prediction_buffer import LogBuffer
 from modelops.serving.ranking import ranked
-from modelops.serving.schemas import Limits, PredictRequest
+from modelops.serving.schemas import Limits, PredictRequest, RequestError
 from modelops.stores.production_log import PredictionRecord, text_sha256
 from modelops.stores.registry_records import CANDIDATE, SERVING
 from modelops.stores.serving_log import (
@@ -147,6 +148,16 @@ class ServingService:
     def ready(self) -> bool:
         return not self.waiting
 
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Whether every served recipe has its adapter, and what ``/readyz`` says."""
+        if self.ready():
+            return True, {"status": "ready", "routes": dict(self.batcher.routes)}
+        return False, {
+            "status": "waiting",
+            "error": "not every served recipe has its adapter loaded",
+            "waiting": dict(self.waiting),
+        }
+
     def _watch(self) -> None:
         while not self._stop.is_set():
             self.sync()
@@ -191,6 +202,36 @@ class ServingService:
         raise RuntimeError(f"adapter {version.id} could not be routed")
 
     # ----------------------------------------------------------------- requests
+
+    def _served(self, recipe: str) -> str:
+        if recipe not in self.shadow:
+            raise RequestError(404, "recipe", f"recipe {recipe!r} is not served here")
+        return recipe
+
+    async def predict(
+        self, recipe: str, read: Callable[[], Awaitable[PredictRequest]], request_id: str
+    ) -> dict[str, Any]:
+        """Answer a predict request for ``recipe``: ``read()`` gives its checked body
+        (read while the batcher knows a request is on its way, so that it may wait for
+        it to share a batch); the texts are scored by the recipe's serving adapter of
+        that moment. A recipe not served here is a 404, one without an adapter a 503."""
+        self._served(recipe)
+        with self.batcher.incoming():
+            request = await read()
+            try:
+                adapter, future = self.batcher.submit(recipe, request.texts)
+            except NotFoundError as exc:
+                raise RequestError(503, "recipe", str(exc)) from None
+        probs = await asyncio.wrap_future(future)
+        answer = self.answer(recipe, request, adapter, probs, request_id)
+        logger.info(
+            "request %s: %s, %d texts, adapter %s",
+            request_id,
+            recipe,
+            len(request.texts),
+            adapter.id,
+        )
+        return answer
 
     def answer(
         self,
@@ -261,13 +302,19 @@ class ServingService:
 
         future.add_done_callback(log)
 
-    def feedback(self, recipe: str, items: list[dict[str, Any]]) -> int:
-        """Queue feedback rows for the log; how many were dropped (buffer full)."""
+    async def feedback(
+        self, recipe: str, read: Callable[[], Awaitable[list[dict[str, Any]]]], request_id: str
+    ) -> dict[str, Any]:
+        """Queue the feedback items ``read()`` gives for the log; the answer says how
+        many were accepted and how many dropped (buffer full)."""
+        self._served(recipe)
+        items = await read()
         now = datetime.now(UTC).isoformat()
-        return self.buffer.put(
+        dropped = self.buffer.put(
             [{"kind": FEEDBACK, "at": now, "recipe": recipe, "source": "api", **item}
              for item in items]
         )  # fmt: skip
+        return {"accepted": len(items) - dropped, "dropped": dropped, "request_id": request_id}
 
     def adapters(self) -> dict[str, Any]:
         serving = {v: k for k, v in self.batcher.routes.items()}
