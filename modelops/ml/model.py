@@ -46,15 +46,27 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
 
 
 class PooledClassifier(nn.Module):
-    """encoder -> pooling -> (L2 normalization) -> linear head."""
+    """encoder -> pooling -> (L2 normalization) -> linear head: the one forward pass of
+    training, evaluation and serving.
 
-    def __init__(self, encoder: nn.Module, num_labels: int, pooling: str, normalize: bool = True):
+    ``head``: a head already built (serving puts one classifier per adapter over the one
+    shared copy of its base, each with its own head); default a new linear head."""
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        num_labels: int,
+        pooling: str,
+        normalize: bool = True,
+        *,
+        head: nn.Linear | None = None,
+    ):
         super().__init__()
         self.encoder = encoder
         self.pooling = pooling
         self.normalize = normalize
         hidden = encoder.config.hidden_size
-        self.head = nn.Linear(hidden, num_labels)
+        self.head = head if head is not None else nn.Linear(hidden, num_labels)
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
@@ -116,11 +128,21 @@ def load_classifier(
     check_adapter_base(adapter_dir, base_path=base_path, base_sha256=base_sha256)
     tokenizer, encoder = load_base(base_path)
     encoder = PeftModel.from_pretrained(encoder, str(adapter_dir), is_trainable=trainable)
-    info = json.loads((adapter_dir / LABELS_FILE).read_text(encoding="utf-8"))
-    model = PooledClassifier(encoder, len(info["labels"]), info["pooling"], info["normalize"])
-    model.head.load_state_dict(load_file(str(adapter_dir / HEAD_FILE)))
+    head, info = load_head(adapter_dir, encoder.config.hidden_size)
+    model = PooledClassifier(
+        encoder, len(info["labels"]), info["pooling"], info["normalize"], head=head
+    )
     model.train(trainable)
     return tokenizer, model, list(info["labels"])
+
+
+def load_head(adapter_dir: Path, hidden_size: int) -> tuple[nn.Linear, dict]:
+    """The linear head of a saved adapter directory and its ``labels.json`` (labels,
+    pooling, normalize)."""
+    info = json.loads((Path(adapter_dir) / LABELS_FILE).read_text(encoding="utf-8"))
+    head = nn.Linear(hidden_size, len(info["labels"]))
+    head.load_state_dict(load_file(str(Path(adapter_dir) / HEAD_FILE)))
+    return head, info
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
@@ -166,7 +188,11 @@ def predict_proba(
     batch_size: int = 128,
 ) -> np.ndarray:
     """Class probabilities, shape (n, k), in the order of ``texts``."""
-    logits = _score(model, model, tokenizer, texts, max_length, batch_size)
+    return probabilities(_score(model, model, tokenizer, texts, max_length, batch_size))
+
+
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis of logits from :func:`run_batches`."""
     return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
 
 

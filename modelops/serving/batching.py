@@ -32,14 +32,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from modelops.config.errors import NotFoundError
-from modelops.serving.model_pool import LoadedAdapter, ModelPool
+from modelops.serving.model_pool import ModelPool, SharedBaseAdapter
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class _Job:
-    adapter: LoadedAdapter
+    adapter: SharedBaseAdapter
     texts: list[str]
     future: Future = field(default_factory=Future)
 
@@ -55,6 +55,7 @@ class MicroBatcher:
         max_wait_s: float = 0.002,
         max_shadow_jobs: int = 1000,
         on_batch: Callable[[int, int], None] | None = None,
+        on_shadow_drop: Callable[[], None] | None = None,
     ):
         self.pool = pool
         self.max_batch = max_batch
@@ -62,6 +63,8 @@ class MicroBatcher:
         self.max_shadow_jobs = max_shadow_jobs
         self.on_batch = on_batch
         """Called with (texts, jobs) of every scored group."""
+        self.on_shadow_drop = on_shadow_drop
+        """Called for every shadow job dropped (queue full)."""
         self.routes: dict[str, int] = {}
         """recipe -> the adapter id that answers it."""
         self.shadows: dict[str, int] = {}
@@ -79,7 +82,7 @@ class MicroBatcher:
 
     # ----------------------------------------------------------------- routes
 
-    def set_route(self, recipe: str, adapter: LoadedAdapter) -> bool:
+    def set_route(self, recipe: str, adapter: SharedBaseAdapter) -> bool:
         """From now on ``adapter`` answers ``recipe``; False (nothing changed) when the
         adapter was unloaded meanwhile: load it again, then retry."""
         with self._cond:
@@ -92,7 +95,7 @@ class MicroBatcher:
                 self._retire(old)
             return True
 
-    def set_shadow(self, recipe: str, adapter: LoadedAdapter | None) -> bool:
+    def set_shadow(self, recipe: str, adapter: SharedBaseAdapter | None) -> bool:
         """``adapter`` (None: nothing) scores ``recipe``'s traffic in shadow; False as
         :meth:`set_route`."""
         with self._cond:
@@ -106,7 +109,7 @@ class MicroBatcher:
                 self._retire(old)
             return True
 
-    def route(self, recipe: str) -> LoadedAdapter | None:
+    def route(self, recipe: str) -> SharedBaseAdapter | None:
         adapter_id = self.routes.get(recipe)
         return self.pool.get(adapter_id) if adapter_id is not None else None
 
@@ -130,7 +133,7 @@ class MicroBatcher:
                 self._arriving -= 1
                 self._cond.notify()
 
-    def submit(self, recipe: str, texts: Sequence[str]) -> tuple[LoadedAdapter, Future]:
+    def submit(self, recipe: str, texts: Sequence[str]) -> tuple[SharedBaseAdapter, Future]:
         """Queue ``texts`` (cleaned) for the adapter that serves ``recipe`` now; that
         adapter and a future of the probabilities, shape (len(texts), labels)."""
         with self._cond:
@@ -145,7 +148,7 @@ class MicroBatcher:
 
     def submit_shadow(
         self, recipe: str, texts: Sequence[str]
-    ) -> tuple[LoadedAdapter, Future] | None:
+    ) -> tuple[SharedBaseAdapter, Future] | None:
         """Queue ``texts`` for the recipe's shadow candidate; None when it has none or
         the shadow queue is full (counted in :attr:`shadow_dropped`)."""
         with self._cond:
@@ -155,6 +158,8 @@ class MicroBatcher:
                 return None
             if len(self._shadow) >= self.max_shadow_jobs:
                 self.shadow_dropped += 1
+                if self.on_shadow_drop is not None:
+                    self.on_shadow_drop()
                 return None
             job = _Job(adapter, list(texts))
             self._pending[adapter.id] += 1

@@ -1,10 +1,13 @@
-"""Prometheus metrics of the HTTP service, on a registry of its own (one per app)."""
+"""Prometheus metrics of the HTTP service, on a registry of its own (one per app).
+
+Counts that only grow are :class:`~prometheus_client.Counter` s named ``*_total`` (the
+name they are exported under); what goes up and down is a gauge."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -15,9 +18,13 @@ class ServingMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
+        self._traffic(self.registry)
+        self._memory_and_log(self.registry)
+
+    def _traffic(self, r: CollectorRegistry) -> None:
+        """Requests, their latency, texts scored, batches, adapter swaps."""
         self.requests = Counter(
-            "modelops_requests",
+            "modelops_requests_total",
             "HTTP requests by route and status",
             ["route", "status"],
             registry=r,
@@ -29,7 +36,9 @@ class ServingMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.texts = Counter("modelops_predicted_texts", "Texts scored", ["recipe"], registry=r)
+        self.texts = Counter(
+            "modelops_predicted_texts_total", "Texts scored", ["recipe"], registry=r
+        )
         self.batch_texts = Histogram(
             "modelops_batch_texts",
             "Texts per scored batch (one adapter, one pass)",
@@ -43,8 +52,14 @@ class ServingMetrics:
             registry=r,
         )
         self.swaps = Counter(
-            "modelops_adapter_swaps", "Serving adapter changes picked up", ["recipe"], registry=r
+            "modelops_adapter_swaps_total",
+            "Serving adapter changes picked up",
+            ["recipe"],
+            registry=r,
         )
+
+    def _memory_and_log(self, r: CollectorRegistry) -> None:
+        """What is loaded, the production log's backlog, and what was dropped."""
         self.adapters = Gauge("modelops_adapters_loaded", "Adapters in memory", registry=r)
         self.bases = Gauge("modelops_bases_loaded", "Base models in memory", registry=r)
         self.backlog = Gauge(
@@ -55,12 +70,25 @@ class ServingMetrics:
         self.spooled = Gauge(
             "modelops_log_spooled_rows", "Rows waiting in the on-disk buffer", registry=r
         )
-        self.dropped = Gauge(
-            "modelops_log_dropped_rows", "Rows dropped because the buffer was full", registry=r
+        self.dropped = Counter(
+            "modelops_log_dropped_rows_total",
+            "Rows dropped because the buffer was full",
+            registry=r,
         )
-        self.shadow_dropped = Gauge(
-            "modelops_shadow_dropped_jobs", "Shadow scorings skipped (queue full)", registry=r
+        self.invalid = Counter(
+            "modelops_log_invalid_rows_total",
+            "Rows the production log's writer dropped because they failed their checks",
+            registry=r,
         )
+        self.shadow_dropped = Counter(
+            "modelops_shadow_dropped_jobs_total",
+            "Shadow scorings skipped (queue full)",
+            registry=r,
+        )
+
+    def exposition(self) -> bytes:
+        """The metrics in Prometheus' text format (what ``/metrics`` answers)."""
+        return generate_latest(self.registry)
 
     def watch(self, **sources: Callable[[], float]) -> None:
         """Gauges read when scraped: ``adapters=lambda: ...`` and so on."""

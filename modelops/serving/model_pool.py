@@ -3,10 +3,11 @@
 Each base (identified by the sha256 the catalog records for it) is loaded once; the
 adapters trained on it are PEFT adapters of one :class:`peft.PeftModel`, each under its
 own name (``a<adapter id>``), with its own classification head, labels, pooling and
-``max_length``. Scoring an adapter selects it (``set_adapter``) and runs the shared
-encoder, so a base's forward passes run one at a time (a lock per base): the adapter
-chosen is the one used for the whole pass. Adding or removing an adapter takes the same
-lock, so it never changes a model in the middle of a pass.
+``max_length``. Scoring an adapter selects it (``set_adapter``) and runs its
+:class:`~modelops.ml.model.PooledClassifier` (the shared encoder and its own head: the
+forward pass of training), so a base's forward passes run one at a time (a lock per
+base): the adapter chosen is the one used for the whole pass. Adding or removing an
+adapter takes the same lock, so it never changes a model in the middle of a pass.
 
 The adapters are fetched out of the artifact store and verified (sha256) exactly as the
 :class:`~modelops.serving.predictor.Predictor` does it.
@@ -14,7 +15,6 @@ The adapters are fetched out of the artifact store and verified (sha256) exactly
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from modelops.config.errors import IntegrityError, NotFoundError
@@ -32,15 +31,22 @@ from modelops.domain.mapped_head import MappedHead
 from modelops.lifecycle.fetch import FetchedAdapter, read_mapped_head
 from modelops.lifecycle.platform import Platform
 from modelops.ml.base_inspect import check_adapter_base
-from modelops.ml.model import HEAD_FILE, LABELS_FILE, load_base, pool, run_batches, tokenize
+from modelops.ml.model import (
+    PooledClassifier,
+    load_base,
+    load_head,
+    probabilities,
+    run_batches,
+    tokenize,
+)
 from modelops.stores.registry_records import AdapterVersion
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class LoadedAdapter:
-    """An adapter ready to score on its shared base."""
+class SharedBaseAdapter:
+    """An adapter of the pool, ready to score on the shared copy of its base."""
 
     version: AdapterVersion
     name: str
@@ -49,9 +55,8 @@ class LoadedAdapter:
     """The catalog reference of its base (``minilm@v1``), as the response reports it."""
     base_sha256: str
     labels: list[str]
-    head: nn.Linear
-    pooling: str
-    normalize: bool
+    classifier: PooledClassifier
+    """The shared base's encoder (its PEFT model) with this adapter's own head."""
     max_length: int
     mapped: MappedHead | None = None
     """For a mapped candidate (a taxonomy change served by the previous champion), the
@@ -118,22 +123,29 @@ class SharedBase:
             self.model.unmerge_adapter()
             self.merged = False
 
-    def logits(self, adapter: LoadedAdapter, texts: Sequence[str], batch_size: int) -> np.ndarray:
+    def classifier(self, name: str, head: nn.Linear, info: dict) -> PooledClassifier:
+        """The classifier of adapter ``name`` (on the base already): this base's encoder
+        and the adapter's ``head``, with the pooling of its ``labels.json`` ``info``."""
+        with self.lock:
+            if name not in self.names:
+                raise NotFoundError(f"adapter {name} is not on base {self.ref}")
+            classifier = PooledClassifier(
+                self.model, len(info["labels"]), info["pooling"], info["normalize"], head=head
+            )
+            return classifier.eval()
+
+    def logits(
+        self, adapter: SharedBaseAdapter, texts: Sequence[str], batch_size: int
+    ) -> np.ndarray:
         encoded = tokenize(self.tokenizer, texts, adapter.max_length)
         with self.lock:
             if adapter.name not in self.names:
                 raise NotFoundError(f"adapter {adapter.id} is no longer loaded")
             if not self.merged:  # merged: it is the only adapter, already in the weights
                 self.model.set_adapter(adapter.name)
-
-            def forward(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-                hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
-                pooled = pool(hidden, mask, adapter.pooling)
-                if adapter.normalize:
-                    pooled = nn.functional.normalize(pooled, dim=-1)
-                return adapter.head(pooled)
-
-            return run_batches(forward, encoded, self.tokenizer.pad_token_id, batch_size)
+            return run_batches(
+                adapter.classifier, encoded, self.tokenizer.pad_token_id, batch_size
+            )
 
     def base_tensors(self) -> list[torch.Tensor]:
         """The base's own parameters (not the adapters' LoRA weights)."""
@@ -147,20 +159,20 @@ class ModelPool:
         self.platform = platform
         self.batch_size = batch_size
         self._bases: dict[str, SharedBase] = {}
-        self._adapters: dict[int, LoadedAdapter] = {}
+        self._adapters: dict[int, SharedBaseAdapter] = {}
         self._lock = threading.Lock()  # guards the two dicts
         self._load_lock = threading.Lock()  # one load at a time
 
-    def get(self, adapter_id: int) -> LoadedAdapter | None:
+    def get(self, adapter_id: int) -> SharedBaseAdapter | None:
         return self._adapters.get(adapter_id)
 
-    def loaded(self) -> list[LoadedAdapter]:
+    def loaded(self) -> list[SharedBaseAdapter]:
         return sorted(self._adapters.values(), key=lambda a: a.id)
 
     def bases(self) -> list[SharedBase]:
         return list(self._bases.values())
 
-    def load(self, version: AdapterVersion) -> LoadedAdapter:
+    def load(self, version: AdapterVersion) -> SharedBaseAdapter:
         """The adapter, loaded onto its base (the base too, the first time); idempotent.
 
         Loads run one at a time; fetching and reading do not block scoring (only the
@@ -180,10 +192,7 @@ class ModelPool:
                     with self._lock:
                         self._bases[sha] = base
                     logger.info("base %s loaded (sha256 %s)", base.ref, sha[:12])
-                info = json.loads((fetched.path / LABELS_FILE).read_text(encoding="utf-8"))
-                head = nn.Linear(base.encoder.config.hidden_size, len(info["labels"]))
-                head.load_state_dict(load_file(str(fetched.path / HEAD_FILE)))
-                head.eval()
+                head, info = load_head(fetched.path, base.encoder.config.hidden_size)
                 mapped = read_mapped_head(fetched.path)
                 if mapped is not None and list(mapped.source_labels) != list(info["labels"]):
                     raise IntegrityError(
@@ -193,16 +202,15 @@ class ModelPool:
                 name = f"a{version.id}"
                 check_adapter_base(fetched.path, base_sha256=sha, base_config=base.encoder.config)
                 base.add(name, str(fetched.path))
+                classifier = base.classifier(name, head, info)
             recipe = Recipe.model_validate(manifest["recipe_snapshot"]["recipe"])
-            adapter = LoadedAdapter(
+            adapter = SharedBaseAdapter(
                 version=version,
                 name=name,
                 base=version.base_model,
                 base_sha256=sha,
                 labels=list(mapped.target_labels if mapped else info["labels"]),
-                head=head,
-                pooling=info["pooling"],
-                normalize=bool(info["normalize"]),
+                classifier=classifier,
                 max_length=recipe.training.max_length,
                 mapped=mapped,
             )
@@ -228,14 +236,15 @@ class ModelPool:
                 del self._bases[adapter.base_sha256]
                 logger.info("base %s unloaded", base.ref)
 
-    def probabilities(self, adapter: LoadedAdapter, texts: Sequence[str]) -> np.ndarray:
+    def probabilities(self, adapter: SharedBaseAdapter, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities of cleaned ``texts`` under ``adapter``, shape (n, labels),
         in input order; scored sorted by length, in chunks of ``batch_size`` texts each
         padded to its own longest text."""
         if not texts:
             return np.zeros((0, len(adapter.labels)), dtype=np.float32)
-        logits = self._bases[adapter.base_sha256].logits(adapter, texts, self.batch_size)
-        probs = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+        probs = probabilities(
+            self._bases[adapter.base_sha256].logits(adapter, texts, self.batch_size)
+        )
         return adapter.mapped.apply(probs, texts) if adapter.mapped is not None else probs
 
     def base_parameter_count(self) -> int:
@@ -259,4 +268,6 @@ class ModelPool:
             for n, p in base.encoder.named_parameters()
             if "lora_" in n
         )
-        return lora + sum(sum(p.numel() for p in a.head.parameters()) for a in self.loaded())
+        return lora + sum(
+            sum(p.numel() for p in a.classifier.head.parameters()) for a in self.loaded()
+        )

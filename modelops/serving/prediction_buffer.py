@@ -13,8 +13,9 @@ to the spool, so memory does not fill up. A server that stops with
 rows in memory spools them; the next one (same directory) replays them.
 
 Bounds: at most ``max_memory_rows`` in memory and ``max_spool_rows`` on disk. A row
-that finds its bound full is dropped and counted (:attr:`LogBuffer.dropped`, exported
-as a metric): predictions keep being served, and what is already buffered is kept.
+that finds its bound full is dropped and counted (:attr:`LogBuffer.dropped`, and
+``on_drop``: the service's metric): predictions keep being served, and what is
+already buffered is kept.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class LogBuffer:
         flush_rows: int = 500,
         flush_s: float = 0.2,
         retry_s: float = 2.0,
+        on_drop: Callable[[int], None] | None = None,
     ):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -59,6 +61,8 @@ class LogBuffer:
         self.retry_s = retry_s
         self.dropped = 0
         """Rows lost because a bound was full."""
+        self._on_drop = on_drop
+        """Called with the number of rows each time some are dropped."""
         self.written = 0
         """Rows the database took."""
         self.database_down = False
@@ -85,11 +89,17 @@ class LogBuffer:
             self._memory.extend(kept)
             lost = len(rows) - len(kept)
             if lost:
-                self.dropped += lost
+                self._drop(lost)
                 logger.warning("log buffer: memory full, %d rows dropped", lost)
             if len(self._memory) >= self.flush_rows:
                 self._cond.notify()
         return lost
+
+    def _drop(self, rows: int) -> None:
+        """Count rows lost (under ``_cond``)."""
+        self.dropped += rows
+        if self._on_drop is not None:
+            self._on_drop(rows)
 
     @property
     def backlog(self) -> int:
@@ -197,7 +207,7 @@ class LogBuffer:
         kept, lost = rows[:room], len(rows) - min(room, len(rows))
         if lost:
             with self._cond:
-                self.dropped += lost
+                self._drop(lost)
             logger.warning(
                 "log buffer: spool full (%d rows), %d rows dropped", self.max_spool_rows, lost
             )

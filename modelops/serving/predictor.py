@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from modelops.config.errors import InputError, NotFoundError
@@ -27,6 +26,7 @@ from modelops.config.recipe import Recipe
 from modelops.domain.text import clean_text
 from modelops.lifecycle.fetch import FetchedAdapter, LoadedAdapter, load_adapter
 from modelops.lifecycle.platform import Platform
+from modelops.serving.ranking import ranked
 from modelops.stores.db.orm import MAX_EXTERNAL_ID_CHARS
 from modelops.stores.production_log import PredictionRecord, ProductionLog, external_id_text
 from modelops.stores.registry_records import SERVING, AdapterVersion
@@ -133,18 +133,16 @@ class Predictor:
         if not cleaned:
             return []
         probs = loaded.adapter.predict_proba(cleaned, loaded.max_length)
-        k = min(self.top_k, len(loaded.labels))
-        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
         return [
             Prediction(
-                label=loaded.labels[best[0]],
-                confidence=float(row[best[0]]),
-                top_k=[{"label": loaded.labels[i], "p": float(row[i])} for i in best],
+                label=top[0]["label"],
+                confidence=top[0]["p"],
+                top_k=top,
                 adapter_id=loaded.version.id,
                 taxonomy_version=loaded.version.taxonomy_version,
                 base_model=loaded.version.base_model,
             )
-            for row, best in zip(probs, order, strict=True)
+            for top in ranked(probs, loaded.labels, self.top_k)
         ]
 
     def records(

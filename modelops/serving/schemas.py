@@ -226,10 +226,66 @@ def _errors(*codes: int) -> dict:
     return {str(c): {"description": "error", **_json(_ERROR)} for c in codes}
 
 
+_RECIPE = {"name": "recipe", "in": "path", "required": True, "schema": {"type": "string"}}
+_PLAIN = {"200": {"description": "ok", **_json({"type": "object"})}}
+
+
+def _post(summary: str, request: str, ok: tuple[str, str, dict], *errors: int) -> dict:
+    """A POST operation on a recipe: its JSON body (a schema of ``components``), its
+    answer ``ok`` (status, description, schema) and its error statuses."""
+    status, description, schema = ok
+    return {
+        "post": {
+            "summary": summary,
+            "parameters": [_RECIPE],
+            "requestBody": {
+                "required": True,
+                **_json({"$ref": f"#/components/schemas/{request}"}),
+            },
+            "responses": {
+                status: {"description": description, **_json(schema)},
+                **_errors(*errors),
+            },
+        }
+    }
+
+
+def _get(summary: str, *, public: bool = False, responses: dict | None = None) -> dict:
+    """A GET operation; ``public``: open without the token."""
+    operation = {"summary": summary, **({"security": []} if public else {})}
+    return {"get": {**operation, "responses": _PLAIN if responses is None else responses}}
+
+
+def _paths() -> dict[str, Any]:
+    return {
+        "/v1/recipes/{recipe}/predict": _post(
+            "Label texts with the recipe's serving adapter",
+            "PredictRequest",
+            ("200", "one prediction per text", _PREDICT_RESPONSE),
+            400, 401, 404, 413, 422, 503,
+        ),  # fmt: skip
+        "/v1/recipes/{recipe}/feedback": _post(
+            "True labels, by prediction id or by your id",
+            "FeedbackRequest",
+            ("202", "queued for the production log", {"type": "object"}),
+            400, 401, 404, 413, 422,
+        ),  # fmt: skip
+        "/v1/adapters": _get("Loaded adapters and routes"),
+        "/healthz": _get("The process answers", public=True),
+        "/readyz": _get(
+            "Every served recipe has its adapter loaded",
+            public=True,
+            responses={**_PLAIN, **_errors(503)},
+        ),
+        "/metrics": _get(
+            "Prometheus metrics", responses={"200": {"description": "text format"}}
+        ),
+        "/openapi.json": _get("This document", public=True),
+    }
+
+
 def openapi_document(version: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the service."""
-    recipe = {"name": "recipe", "in": "path", "required": True, "schema": {"type": "string"}}
-    plain = {"200": {"description": "ok", **_json({"type": "object"})}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "modelops serving", "version": version},
@@ -242,60 +298,5 @@ def openapi_document(version: str) -> dict[str, Any]:
             },
         },
         "security": [{"bearer": []}],
-        "paths": {
-            "/v1/recipes/{recipe}/predict": {
-                "post": {
-                    "summary": "Label texts with the recipe's serving adapter",
-                    "parameters": [recipe],
-                    "requestBody": {
-                        "required": True,
-                        **_json({"$ref": "#/components/schemas/PredictRequest"}),
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "one prediction per text",
-                            **_json(_PREDICT_RESPONSE),
-                        },
-                        **_errors(400, 401, 404, 413, 422, 503),
-                    },
-                }
-            },
-            "/v1/recipes/{recipe}/feedback": {
-                "post": {
-                    "summary": "True labels, by prediction id or by your id",
-                    "parameters": [recipe],
-                    "requestBody": {
-                        "required": True,
-                        **_json({"$ref": "#/components/schemas/FeedbackRequest"}),
-                    },
-                    "responses": {
-                        "202": {
-                            "description": "queued for the production log",
-                            **_json({"type": "object"}),
-                        },
-                        **_errors(400, 401, 404, 413, 422),
-                    },
-                }
-            },
-            "/v1/adapters": {"get": {"summary": "Loaded adapters and routes", "responses": plain}},
-            "/healthz": {
-                "get": {"summary": "The process answers", "security": [], "responses": plain}
-            },
-            "/readyz": {
-                "get": {
-                    "summary": "Every served recipe has its adapter loaded",
-                    "security": [],
-                    "responses": {**plain, **_errors(503)},
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "summary": "Prometheus metrics",
-                    "responses": {"200": {"description": "text format"}},
-                }
-            },
-            "/openapi.json": {
-                "get": {"summary": "This document", "security": [], "responses": plain}
-            },
-        },
+        "paths": _paths(),
     }

@@ -11,9 +11,10 @@ they are.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,18 +22,20 @@ from typing import Any
 
 import numpy as np
 
-from modelops.config.errors import InputError
+from modelops.config.errors import InputError, NotFoundError
 from modelops.config.recipe import load_recipes
 from modelops.lifecycle.platform import Platform
 from modelops.serving.batching import MicroBatcher
 from modelops.serving.metrics import ServingMetrics
-from modelops.serving.model_pool import LoadedAdapter, ModelPool
+from modelops.serving.model_pool import ModelPool, SharedBaseAdapter
 from modelops.serving.prediction_buffer import LogBuffer
-from modelops.serving.schemas import Limits, PredictRequest
-from modelops.stores.production_log import text_sha256
+from modelops.serving.ranking import ranked
+from modelops.serving.schemas import Limits, PredictRequest, RequestError
+from modelops.stores.production_log import PredictionRecord, text_sha256
 from modelops.stores.registry_records import CANDIDATE, SERVING
 from modelops.stores.serving_log import (
     FEEDBACK,
+    INVALID,
     PREDICTION,
     SHADOW,
     ServingLog,
@@ -81,14 +84,16 @@ class ServingService:
             max_batch=config.max_batch,
             max_wait_s=config.max_wait_s,
             on_batch=self.metrics.observe_batch,
+            on_shadow_drop=self.metrics.shadow_dropped.inc,
         )
         self.log = ServingLog(platform.settings.database_url)
         self.buffer = LogBuffer(
             config.buffer_dir or platform.settings.home / "serve-buffer",
-            self.log.write,
+            self._write_log,
             max_memory_rows=config.max_memory_rows,
             max_spool_rows=config.max_spool_rows,
             retry_s=config.retry_s,
+            on_drop=self.metrics.dropped.inc,
         )
         self.waiting: dict[str, str] = {r: "not loaded yet" for r in self.shadow}
         """recipe -> why it has no adapter yet."""
@@ -97,8 +102,6 @@ class ServingService:
             bases=lambda: len(self.pool.bases()),
             backlog=lambda: self.buffer.backlog,
             spooled=lambda: self.buffer.spooled,
-            dropped=lambda: self.buffer.dropped,
-            shadow_dropped=lambda: self.batcher.shadow_dropped,
         )
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -134,8 +137,26 @@ class ServingService:
         self.log.close()
         self.platform.registry.close()
 
+    def _write_log(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """The log buffer's writer: one transaction; rows that fail their checks are
+        dropped there and counted here."""
+        counts = self.log.write(rows)
+        if counts[INVALID]:
+            self.metrics.invalid.inc(counts[INVALID])
+        return counts
+
     def ready(self) -> bool:
         return not self.waiting
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Whether every served recipe has its adapter, and what ``/readyz`` says."""
+        if self.ready():
+            return True, {"status": "ready", "routes": dict(self.batcher.routes)}
+        return False, {
+            "status": "waiting",
+            "error": "not every served recipe has its adapter loaded",
+            "waiting": dict(self.waiting),
+        }
 
     def _watch(self) -> None:
         while not self._stop.is_set():
@@ -182,44 +203,72 @@ class ServingService:
 
     # ----------------------------------------------------------------- requests
 
+    def _served(self, recipe: str) -> str:
+        if recipe not in self.shadow:
+            raise RequestError(404, "recipe", f"recipe {recipe!r} is not served here")
+        return recipe
+
+    async def predict(
+        self, recipe: str, read: Callable[[], Awaitable[PredictRequest]], request_id: str
+    ) -> dict[str, Any]:
+        """Answer a predict request for ``recipe``: ``read()`` gives its checked body
+        (read while the batcher knows a request is on its way, so that it may wait for
+        it to share a batch); the texts are scored by the recipe's serving adapter of
+        that moment. A recipe not served here is a 404, one without an adapter a 503."""
+        self._served(recipe)
+        with self.batcher.incoming():
+            request = await read()
+            try:
+                adapter, future = self.batcher.submit(recipe, request.texts)
+            except NotFoundError as exc:
+                raise RequestError(503, "recipe", str(exc)) from None
+        probs = await asyncio.wrap_future(future)
+        answer = self.answer(recipe, request, adapter, probs, request_id)
+        logger.info(
+            "request %s: %s, %d texts, adapter %s",
+            request_id,
+            recipe,
+            len(request.texts),
+            adapter.id,
+        )
+        return answer
+
     def answer(
         self,
         recipe: str,
         request: PredictRequest,
-        adapter: LoadedAdapter,
+        adapter: SharedBaseAdapter,
         probs: np.ndarray,
         request_id: str,
     ) -> dict[str, Any]:
         """The response body of a scored request; its rows go to the log buffer."""
-        now = datetime.now(UTC).isoformat()
-        k = min(request.top_k, len(adapter.labels))
-        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        now = datetime.now(UTC)
+        ids = request.ids if request.ids is not None else [None] * len(request.texts)
         predictions, rows = [], []
-        for i, (text, row, best) in enumerate(zip(request.texts, probs, order, strict=True)):
-            top = [{"label": adapter.labels[j], "p": float(row[j])} for j in best]
-            ref = request.ids[i] if request.ids is not None else None
-            pid = service_prediction_id(request_id, i)
-            predictions.append(
-                {
-                    "label": top[0]["label"],
-                    "confidence": top[0]["p"],
-                    "top_k": top,
-                    "prediction_id": pid,
-                    "id": ref,
-                }
+        ranking = ranked(probs, adapter.labels, request.top_k)
+        for i, (text, top, ref) in enumerate(zip(request.texts, ranking, ids, strict=True)):
+            predictions.append({"label": top[0]["label"], "confidence": top[0]["p"],
+                                "top_k": top, "prediction_id": service_prediction_id(request_id, i),
+                                "id": ref})  # fmt: skip
+            record = PredictionRecord.for_text(
+                text,
+                redact=self.config.redact_text,
+                recipe=recipe,
+                taxonomy_version=adapter.version.taxonomy_version,
+                adapter_id=adapter.id,
+                predicted_label=top[0]["label"],
+                confidence=top[0]["p"],
+                top_k=top,
+                source="api",
+                batch_id=request_id,
+                external_id=ref,
+                at=now,
+                base_model=adapter.base,
             )
-            rows.append({
-                "kind": PREDICTION, "at": now, "recipe": recipe,
-                "taxonomy_version": adapter.version.taxonomy_version,
-                "adapter_id": adapter.id, "base_model": adapter.base,
-                "text": None if self.config.redact_text else text,
-                "text_sha256": text_sha256(text), "text_chars": len(text),
-                "predicted_label": top[0]["label"], "confidence": top[0]["p"], "top_k": top,
-                "source": "api", "batch_id": request_id, "external_id": ref,
-            })  # fmt: skip
+            rows.append({"kind": PREDICTION, **record.to_json()})
         self.buffer.put(rows)
         self.metrics.texts.labels(recipe).inc(len(rows))
-        self._shadow(recipe, request, adapter, probs, request_id, now)
+        self._shadow(recipe, request, adapter, probs, request_id, now.isoformat())
         return {
             "recipe": recipe,
             "adapter_id": adapter.id,
@@ -229,37 +278,43 @@ class ServingService:
             "predictions": predictions,
         }
 
-    def _shadow(self, recipe, request, champion: LoadedAdapter, probs, request_id, now) -> None:
+    def _shadow(
+        self, recipe, request, champion: SharedBaseAdapter, probs, request_id, now
+    ) -> None:
         queued = self.batcher.submit_shadow(recipe, request.texts)
         if queued is None:
             return
         candidate, future = queued
-        best = probs.argmax(axis=1)
+        best = [top[0] for top in ranked(probs, champion.labels, 1)]
 
         def log(done) -> None:
             if done.cancelled() or done.exception() is not None:
                 return
-            cand = done.result()
-            cbest = cand.argmax(axis=1)
+            cand = [top[0] for top in ranked(done.result(), candidate.labels, 1)]
             self.buffer.put([
                 {"kind": SHADOW, "at": now, "recipe": recipe,
                  "candidate_adapter_id": candidate.id, "champion_adapter_id": champion.id,
                  "batch_id": request_id, "text_sha256": text_sha256(text),
-                 "candidate_label": candidate.labels[cb],
-                 "candidate_confidence": float(cand[i, cb]),
-                 "champion_label": champion.labels[b], "champion_confidence": float(probs[i, b])}
-                for i, (text, b, cb) in enumerate(zip(request.texts, best, cbest, strict=True))
+                 "candidate_label": c["label"], "candidate_confidence": c["p"],
+                 "champion_label": b["label"], "champion_confidence": b["p"]}
+                for text, b, c in zip(request.texts, best, cand, strict=True)
             ])  # fmt: skip
 
         future.add_done_callback(log)
 
-    def feedback(self, recipe: str, items: list[dict[str, Any]]) -> int:
-        """Queue feedback rows for the log; how many were dropped (buffer full)."""
+    async def feedback(
+        self, recipe: str, read: Callable[[], Awaitable[list[dict[str, Any]]]], request_id: str
+    ) -> dict[str, Any]:
+        """Queue the feedback items ``read()`` gives for the log; the answer says how
+        many were accepted and how many dropped (buffer full)."""
+        self._served(recipe)
+        items = await read()
         now = datetime.now(UTC).isoformat()
-        return self.buffer.put(
+        dropped = self.buffer.put(
             [{"kind": FEEDBACK, "at": now, "recipe": recipe, "source": "api", **item}
              for item in items]
         )  # fmt: skip
+        return {"accepted": len(items) - dropped, "dropped": dropped, "request_id": request_id}
 
     def adapters(self) -> dict[str, Any]:
         serving = {v: k for k, v in self.batcher.routes.items()}

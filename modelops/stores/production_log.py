@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -103,16 +103,52 @@ class PredictionRecord:
             **fields,
         )
 
+    def to_json(self) -> dict[str, Any]:
+        """Its fields as JSON-able values (``at`` in ISO form): how the HTTP service
+        buffers it on its way to the log; :meth:`from_json` reads it back."""
+        values = asdict(self)
+        values["at"] = self.at.isoformat() if self.at is not None else None
+        return values
 
-def _prediction_row(r: PredictionRecord, now: datetime) -> PredictionRow:
-    return PredictionRow(
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> PredictionRecord:
+        """A record back from :meth:`to_json` (other keys, such as the buffer's ``kind``,
+        are ignored). Raises :class:`InputError` (or ``KeyError``, ``TypeError``,
+        ``ValueError``) for a row that is not one."""
+        for name in _TEXT_FIELDS:
+            if not isinstance(row[name], str):
+                raise InputError(None, name, f"must be a string, got {type(row[name]).__name__}")
+        if row.get("text") is not None and not isinstance(row["text"], str):
+            raise InputError(None, "text", f"must be a string, got {type(row['text']).__name__}")
+        at = row.get("at")
+        if isinstance(at, str):
+            at = datetime.fromisoformat(at)
+            at = at if at.tzinfo else at.replace(tzinfo=UTC)
+        else:
+            at = None  # when it is logged
+        given = {f: row[f] for f in _FIELDS if f in row}
+        return cls(**{**given, "text": row.get("text"), "at": at})
+
+
+_FIELDS = tuple(f.name for f in fields(PredictionRecord))
+_TEXT_FIELDS = ("recipe", "taxonomy_version", "text_sha256", "predicted_label", "source")
+"""Fields a buffered row must give as strings."""
+
+
+def prediction_columns(r: PredictionRecord, now: datetime) -> dict[str, Any]:
+    """The ``predictions`` row of a record, checked: the one row builder of the
+    production log (:meth:`ProductionLog.log_predictions`) and of the HTTP service's
+    writer (:class:`~modelops.stores.serving_log.ServingLog`). ``now``: its time when
+    the record has none. Raises :class:`InputError` for a record that cannot be one
+    (``TypeError``/``ValueError``/``KeyError`` for numbers or ``top_k`` that are not)."""
+    return dict(
         at=r.at or now,
         recipe=_non_empty("recipe", r.recipe),
         taxonomy_version=r.taxonomy_version,
-        adapter_id=r.adapter_id,
+        adapter_id=int(r.adapter_id),
         text=r.text,
         text_sha256=r.text_sha256,
-        text_chars=r.text_chars,
+        text_chars=int(r.text_chars),
         predicted_label=r.predicted_label,
         confidence=float(r.confidence),
         top_k=[{"label": str(t["label"]), "p": float(t["p"])} for t in r.top_k],
@@ -159,7 +195,7 @@ class ProductionLog(Database):
         """Append predictions (and the feedback of those with a ``true_label``) in one
         transaction; their ids, in the order of ``records``."""
         now = datetime.now(UTC)
-        rows = [_prediction_row(r, now) for r in records]
+        rows = [PredictionRow(**prediction_columns(r, now)) for r in records]
         labels = [
             None if r.true_label is None else _non_empty("true_label", r.true_label)
             for r in records

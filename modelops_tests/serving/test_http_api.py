@@ -5,6 +5,7 @@ with hypothesis) and bearer-token auth."""
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import numpy as np
@@ -113,8 +114,24 @@ def test_openapi_health_adapters_and_metrics(trained, server):
     text = httpx.get(f"{url}/metrics").text
     for name in ("modelops_requests_total", "modelops_request_seconds_bucket",
                  "modelops_batch_texts_bucket", "modelops_log_backlog_rows",
-                 "modelops_log_dropped_rows", "modelops_adapters_loaded 1.0"):  # fmt: skip
+                 "modelops_log_dropped_rows_total", "modelops_adapters_loaded 1.0"):  # fmt: skip
         assert name in text
+
+
+def test_rows_that_fail_their_checks_are_counted_in_the_metrics(server):
+    service, url = server
+    invalid = lambda: service.metrics.registry.get_sample_value(  # noqa: E731
+        "modelops_log_invalid_rows_total"
+    )
+    before = invalid()
+    service.buffer.put([{"kind": "prediction", "recipe": "other"}])  # no fields
+    predict(url, {"texts": ["hello again"]})
+    deadline = time.monotonic() + 30  # the writer counts once it has taken the batch
+    while invalid() == before and time.monotonic() < deadline:
+        service.buffer.flush(1)
+    assert invalid() == before + 1
+    text = httpx.get(f"{url}/metrics").text
+    assert f"modelops_log_invalid_rows_total {before + 1:.1f}" in text
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,7 @@ def test_requests_succeed_while_the_database_is_down(pg_url, tiny_catalog, tmp_p
             assert len(list(service.buffer.directory.glob("*.jsonl"))) >= 1
             metrics = httpx.get(f"{url}/metrics").text
             assert "modelops_log_spooled_rows 10.0" in metrics
-            assert "modelops_log_dropped_rows 0.0" in metrics
+            assert "modelops_log_dropped_rows_total 0.0" in metrics
         assert service.buffer.flush(30)
         assert service.buffer.dropped == 0
         assert list(service.buffer.directory.glob("*.jsonl")) == []
@@ -107,3 +107,20 @@ def test_a_backlog_over_half_of_memory_goes_through_the_spool_in_order(tmp_path,
     log.close()
     assert logged["external_id"].tolist() == [f"text {i}" for i in range(10)]
     assert buffer.written == 10 and list((tmp_path / "spool").glob("*")) == []
+
+
+def test_a_bad_row_never_blocks_the_buffer(tmp_path):
+    """A row the writer refuses (it fails its checks) is dropped there and counted;
+    the batch is not retried, the rows after it are written."""
+    log = ServingLog(f"sqlite:///{tmp_path / 'log.db'}")
+    bad = [{**_row("no number"), "adapter_id": "one"}, {"kind": "guess"}, "not a row"]
+    buffer = LogBuffer(tmp_path / "spool", log.write, flush_rows=2, retry_s=0.05)
+    buffer.start()
+    buffer.put([_row("first"), bad[0], _row("second"), *bad[1:], _row("third")])
+    assert buffer.flush(30)
+    buffer.stop()
+    logged = log.predictions("demo")
+    log.close()
+    assert not buffer.database_down and list((tmp_path / "spool").glob("*")) == []
+    assert logged["external_id"].tolist() == ["first", "second", "third"]
+    assert buffer.written == 6 and buffer.dropped == 0
