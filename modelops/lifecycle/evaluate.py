@@ -271,3 +271,43 @@ def candidate_digest(outcome: EvaluationOutcome) -> str:
     # the side by side holds timings, which differ run to run: not part of the digest
     body = {k: v for k, v in outcome.to_dict().items() if k not in ("report_uri", "side_by_side")}
     return sha256_json(body)[:16]
+
+
+@dataclass
+class CandidateEvaluation:
+    """A trained candidate, evaluated for the evaluation asset: its gated outcome, the
+    comparison with the mapped candidate of its taxonomy version (``versus``, None
+    without one; ``lifecycle.taxonomy_change``) and its shadow scores on live traffic
+    (``shadow``, None when ``modelops serve`` logged none)."""
+
+    outcome: EvaluationOutcome
+    versus: dict | None
+    shadow: dict | None
+
+    @property
+    def winner_id(self) -> int | None:
+        """The adapter to promote: the winner against the mapped candidate (None when
+        neither passed), else the candidate itself."""
+        return self.versus["winner_id"] if self.versus else self.outcome.adapter_id
+
+
+def evaluate_candidate(
+    platform: Platform,
+    loaded: LoadedRecipe,
+    adapter_id: int,
+    mapped_id: int | None = None,
+    emit: Emit = log.info,
+) -> CandidateEvaluation:
+    """:func:`evaluate_adapter`, then the candidate against the mapped candidate
+    ``mapped_id`` on the same test rows (when there is one), and its shadow evidence."""
+    # Imported here: taxonomy_change imports this module.
+    from modelops.lifecycle.shadow import shadow_evidence
+    from modelops.lifecycle.taxonomy_change import compare_candidates
+
+    outcome = evaluate_adapter(platform, adapter_id, emit=emit, loaded=loaded)
+    versus = (
+        None
+        if mapped_id is None
+        else compare_candidates(platform, loaded, outcome, mapped_id, emit=emit)
+    )
+    return CandidateEvaluation(outcome, versus, shadow_evidence(platform, adapter_id))
