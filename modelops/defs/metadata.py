@@ -20,9 +20,9 @@ from modelops.domain.evaluation import markdown_table
 
 if TYPE_CHECKING:
     from modelops.domain.gates import GateCheck
+    from modelops.lifecycle.candidate_evaluation import CandidateEvaluation
     from modelops.lifecycle.dataset import DatasetRecord
     from modelops.lifecycle.drift_check import DriftResult
-    from modelops.lifecycle.evaluate import CandidateEvaluation
     from modelops.lifecycle.taxonomy_change import MappedOffer
     from modelops.stores.registry_records import AdapterVersion
 

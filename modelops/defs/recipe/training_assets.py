@@ -26,8 +26,8 @@ from modelops.defs.recipe.asset_args import training_args
 from modelops.defs.recipe.mapped_asset import build_mapped_asset
 from modelops.defs.resources import PlatformResource
 from modelops.domain.gates import active_gates
+from modelops.lifecycle.candidate_evaluation import evaluate_candidate
 from modelops.lifecycle.dataset import DatasetRecord, build_dataset
-from modelops.lifecycle.evaluate import evaluate_candidate
 from modelops.lifecycle.promote import promote_if_passed
 from modelops.lifecycle.taxonomy_change import should_train
 from modelops.lifecycle.train import train_adapter
