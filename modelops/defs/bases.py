@@ -29,7 +29,7 @@ from modelops.defs.partitions import (
     partition_key,
     partitions_name,
 )
-from modelops.defs.resources import RegistryResource
+from modelops.defs.resources import PlatformResource
 from modelops.ml.catalog import Catalog
 
 
@@ -133,10 +133,10 @@ def build_base_sensor(settings: Settings, recipes: list[LoadedRecipe]) -> dg.Sen
         "re-adapts the serving taxonomy version of every recipe whose base moved on the new "
         "revision (one run per recipe x version x base). Turn it off to hold base moves.",
     )
-    def base_models(context: dg.SensorEvaluationContext, registry: RegistryResource):
+    def base_models(context: dg.SensorEvaluationContext, platform: PlatformResource):
         on_disk = [r for r in load_recipes(settings.recipes_dir) if r.name in known]
         catalog = Catalog.load(settings.catalog_path)
-        moves = moved_bases(on_disk, catalog, registry.registry)
+        moves = moved_bases(on_disk, catalog, platform.registry.registry)
         by_name = {r.name: r for r in on_disk}
         todo = [m for m in moves if not already_evaluated(context.instance, m)]
         if not todo:

@@ -1,5 +1,9 @@
-"""Dagster resources: one per store, and one for the non-secret runtime settings.
+"""Dagster resources: one per store, one for the non-secret runtime settings, and the
+platform that nests them all.
 
+- ``platform``: :class:`PlatformResource`, what an asset, sensor or schedule takes: the
+  stores below as nested resources (Dagster's resources that depend on resources), and
+  ``.platform``, the :class:`~modelops.lifecycle.platform.Platform` a lifecycle step takes;
 - ``runtime``: :class:`RuntimeResource`, the home folder, torch threads, acting user;
 - ``registry``: :class:`RegistryResource`, the adapter registry (database URL);
 - ``production_log``: :class:`ProductionLogResource`, predictions and feedback (same URL);
@@ -17,8 +21,8 @@ refused (it would show in the UI). The code location, the headless demo and the 
 build their resources this way. S3 credentials are never configuration: boto3 reads them
 from its own environment variables or profile.
 
-The lifecycle steps take a :class:`~modelops.lifecycle.platform.Platform`;
-:func:`platform_from` assembles it from the resources an asset declares.
+The store resources are bound at the top level too, by the same objects the platform
+nests: Dagster shows each once, by its key, and the platform as using them.
 """
 
 from __future__ import annotations
@@ -96,6 +100,41 @@ class CatalogResource(dg.ConfigurableResource):
         return Catalog.load(self.catalog_path)
 
 
+class PlatformResource(dg.ConfigurableResource):
+    """Every store of the platform, nested: assets take this one resource and hand
+    :attr:`platform` to their lifecycle step; a sensor reads one nested store
+    (``platform.registry.registry``) without opening the others."""
+
+    runtime: RuntimeResource
+    registry: RegistryResource
+    production_log: ProductionLogResource
+    artifact_store: ArtifactStoreResource
+    catalog: CatalogResource
+
+    @cached_property
+    def platform(self) -> Platform:
+        """The Platform of a lifecycle step, over the stores the nested resources opened.
+        Settings no resource carries (recipes folder, Dagster home) are the environment's."""
+        home = Path(self.runtime.home)
+        settings = dataclasses.replace(
+            Settings.from_env(),
+            home=home,
+            cache_dir=home / "cache",
+            torch_threads=self.runtime.torch_threads,
+            user=self.runtime.user,
+            database_url=self.registry.database_url,
+            artifacts_uri=self.artifact_store.artifacts_uri,
+            s3_endpoint_url=self.artifact_store.s3_endpoint_url,
+            catalog_path=Path(self.catalog.catalog_path),
+        )
+        return Platform(
+            settings=settings,
+            registry=self.registry.registry,
+            store=self.artifact_store.store,
+            catalog=self.catalog.catalog,
+        )  # its production log opens on first use, on the registry's database
+
+
 def _reference(variable: str, value: str | None, environment_value: str | None):
     """``value`` as a ``dg.EnvVar`` reference when it is the environment variable's own
     value (Dagster resolves it inside the run, and the UI shows only the name); else the
@@ -121,7 +160,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         )
     registry = RegistryResource(database_url=database_url)
     s3_endpoint = _reference(S3_ENDPOINT_VAR, settings.s3_endpoint_url, environment.s3_endpoint_url)
-    return {
+    stores = {
         "runtime": RuntimeResource(
             home=str(settings.home), torch_threads=settings.torch_threads, user=settings.user
         ),
@@ -132,41 +171,16 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             s3_endpoint_url=s3_endpoint,
         ),
         "catalog": CatalogResource(catalog_path=str(settings.catalog_path)),
+    }
+    return {
+        # The same objects, nested: Dagster resolves them once, by their keys.
+        "platform": PlatformResource(**stores),
+        **stores,
         # What crosses steps goes beside the artifacts, never to a local disk.
         "io_manager": StepValueIOManager(
             artifacts_uri=settings.artifacts_uri, s3_endpoint_url=s3_endpoint
         ),
     }
-
-
-def platform_from(
-    runtime: RuntimeResource,
-    registry: RegistryResource,
-    artifact_store: ArtifactStoreResource,
-    catalog: CatalogResource,
-    production_log: ProductionLogResource | None = None,
-) -> Platform:
-    """The Platform of a lifecycle step, over the stores the resources opened. Settings
-    no resource carries (recipes folder, Dagster home) are the environment's."""
-    home = Path(runtime.home)
-    settings = dataclasses.replace(
-        Settings.from_env(),
-        home=home,
-        cache_dir=home / "cache",
-        torch_threads=runtime.torch_threads,
-        user=runtime.user,
-        database_url=registry.database_url,
-        artifacts_uri=artifact_store.artifacts_uri,
-        s3_endpoint_url=artifact_store.s3_endpoint_url,
-        catalog_path=Path(catalog.catalog_path),
-    )
-    return Platform(
-        settings=settings,
-        registry=registry.registry,
-        store=artifact_store.store,
-        catalog=catalog.catalog,
-        opened_production_log=production_log.log if production_log else None,
-    )
 
 
 @dg.definitions

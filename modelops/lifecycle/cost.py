@@ -4,7 +4,7 @@ latency per 32 texts, adapter and base size on disk.
 The training cost is measured around the training loop (:func:`measure`) and stored in
 the adapter's registry metrics (``cost_*``); the latency is measured at evaluation, for the
 candidate and the champion on the same test rows (:func:`timed_predict`), so the
-side-by-side of a base change (``modelops.domain.base_comparison``) compares like with like.
+side-by-side of a base change (``modelops.domain.side_by_side``) compares like with like.
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ class EvaluationOutcome:
     confusion_png: bytes
     report_uri: str
     side_by_side: dict | None = None
-    """The candidate beside the champion with their cost (``domain.base_comparison``)."""
+    """The candidate beside the champion with their cost (``domain.side_by_side``)."""
 
     def to_dict(self) -> dict:
         return {

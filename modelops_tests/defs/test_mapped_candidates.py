@@ -100,12 +100,16 @@ def test_mapped_first_serves_the_mapped_candidate_then_keeps_the_better(
     trained = platform.registry.get(evaluated["adapter_id"])
     assert not is_mapped(trained) and trained.dataset_fingerprint == mapped.dataset_fingerprint
     assert evaluated["mapped_candidate"] == mapped.id
-    assert evaluated["mapped_macro_f1"] == pytest.approx(mapped.metrics["test_macro_f1"])
-    assert evaluated["trained_macro_f1"] == pytest.approx(trained.metrics["test_macro_f1"])
-    assert evaluated["winner_margin"] == pytest.approx(
-        abs(evaluated["trained_macro_f1"] - evaluated["mapped_macro_f1"]))
+    versus = trained.metrics["taxonomy_change"]  # full values; the metadata rounds them
+    assert versus["mapped_macro_f1"] == pytest.approx(mapped.metrics["test_macro_f1"])
+    assert versus["trained_macro_f1"] == pytest.approx(trained.metrics["test_macro_f1"])
+    assert versus["margin"] == pytest.approx(
+        abs(versus["trained_macro_f1"] - versus["mapped_macro_f1"]))
+    for field in ("mapped_macro_f1", "trained_macro_f1"):
+        assert evaluated[field] == round(versus[field], 4)
+    assert evaluated["winner_margin"] == round(versus["margin"], 4)
     assert evaluated["mapped_seconds"] > 0 and evaluated["trained_seconds"] > 0
-    trained_better = evaluated["trained_macro_f1"] > evaluated["mapped_macro_f1"] + 1e-9
+    trained_better = versus["trained_macro_f1"] > versus["mapped_macro_f1"] + 1e-9
     winner = trained if trained_better else mapped
     assert evaluated["winner_id"] == winner.id
     assert platform.registry.alias("demo", "champion", taxonomy_version="v2").id == winner.id
@@ -113,7 +117,7 @@ def test_mapped_first_serves_the_mapped_candidate_then_keeps_the_better(
     for version in (trained, mapped):  # the registry says which won, by how much, at what cost
         stored = platform.registry.get(version.id).metrics["taxonomy_change"]
         assert stored["winner_id"] == winner.id
-        assert stored["margin"] == pytest.approx(evaluated["winner_margin"])
+        assert round(stored["margin"], 4) == evaluated["winner_margin"]
         assert stored["mapped_seconds"] == pytest.approx(mapped.metrics["build_seconds"])
 
 

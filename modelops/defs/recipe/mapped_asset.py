@@ -8,77 +8,61 @@ evaluation asset compares the trained adapter with it.
 
 import dagster as dg
 
+from modelops.config.progress import Emit
 from modelops.config.recipe import LoadedRecipe
 from modelops.defs.keys import RecipeKeys
-from modelops.defs.metadata import num
+from modelops.defs.metadata import mapped_metadata
 from modelops.defs.partitions import split_key
-from modelops.defs.resources import (
-    ArtifactStoreResource,
-    CatalogResource,
-    RegistryResource,
-    RuntimeResource,
-    platform_from,
-)
+from modelops.defs.recipe.asset_args import training_args
+from modelops.defs.resources import PlatformResource
 from modelops.lifecycle.dataset import DatasetRecord
+from modelops.lifecycle.platform import Platform
 from modelops.lifecycle.taxonomy_change import MappedOffer, offer_mapped_candidate
 
 
-def build_mapped_asset(
-    loaded: LoadedRecipe, group: str, tags: dict, partitioned: dict, op_tags: dict
-):
+def build_mapped_asset(loaded: LoadedRecipe) -> dg.AssetsDefinition:
     keys = RecipeKeys.of(loaded.name)
 
     @dg.asset(
         key=keys.mapped_candidate,
-        group_name=group,
-        **partitioned,
+        # it scores the new dataset with the base: a heavy step
+        **training_args(loaded, heavy=True),
         ins={"dataset": dg.AssetIn(key=keys.training_dataset)},
-        tags=tags,
-        op_tags=op_tags,  # it scores the new dataset with the base: a heavy step
         description="The previous taxonomy version's champion composed with the mapping, "
         "registered as a candidate (no new weights), gated, and under mapped_first served at "
         "once; 'none' with the reason when the mapping does not allow it.",
     )
     def mapped_candidate(
-        context: dg.AssetExecutionContext,
-        runtime: RuntimeResource,
-        registry: RegistryResource,
-        artifact_store: ArtifactStoreResource,
-        catalog: CatalogResource,
-        dataset: dict,
+        context: dg.AssetExecutionContext, platform: PlatformResource, dataset: dict
     ):
-        p = platform_from(runtime, registry, artifact_store, catalog)
-        base = split_key(context.partition_key)[1]
-        serving = p.registry.alias(loaded.name, "champion")
-        if serving is not None and serving.base_model != base:
-            # A mapped candidate reuses the serving champion's weights, on its base: it
-            # has no place in a partition of another base (a base change trains).
-            offer = MappedOffer(
-                loaded.recipe.taxonomy_changes.policy,
-                None,
-                f"the serving champion {serving.id} is on {serving.base_model}, this "
-                f"partition on {base}: no mapped candidate, the adapter trains",
-            )
-        else:
-            offer = offer_mapped_candidate(
-                p,
-                loaded,
-                DatasetRecord(**dataset),
-                who=f"dagster run {context.run.run_id[:8]} ({p.settings.user})",
-                emit=context.log.info,
-            )
-        return dg.Output(
-            offer.to_dict(),
-            metadata={
-                "policy": offer.policy,
-                "mapped_adapter_id": offer.adapter_id if offer.adapter_id else "none",
-                "mapped_from": offer.source_id if offer.source_id else "none",
-                "outcome": offer.reason,
-                "gates_passed": "n/a" if offer.passed is None else offer.passed,
-                "promoted": offer.promoted,
-                f"test_{loaded.recipe.taxonomy_changes.metric}": num(offer.metric),
-                "build_seconds": num(offer.build_seconds),
-            },
+        p = platform.platform
+        offer = offer_on_base(
+            p,
+            loaded,
+            DatasetRecord(**dataset),
+            base=split_key(context.partition_key)[1],
+            who=f"dagster run {context.run.run_id[:8]} ({p.settings.user})",
+            emit=context.log.info,
         )
+        metric = loaded.recipe.taxonomy_changes.metric
+        return dg.Output(offer.to_dict(), metadata=mapped_metadata(offer, metric))
 
     return mapped_candidate
+
+
+def offer_on_base(
+    platform: Platform, loaded: LoadedRecipe, dataset: DatasetRecord, base: str, who: str,
+    emit: Emit,
+) -> MappedOffer:
+    """:func:`offer_mapped_candidate` in a partition of revision ``base``; none when the
+    serving champion is on another base (a mapped candidate reuses its weights, on its
+    base: it has no place in a partition of another base, where the adapter trains)."""
+    serving = platform.registry.alias(loaded.name, "champion")
+    if serving is not None and serving.base_model != base:
+        return MappedOffer(
+            loaded.recipe.taxonomy_changes.policy,
+            None,
+            f"the serving champion {serving.id} is on {serving.base_model}, this "
+            f"partition on {base}: no mapped candidate, the adapter trains",
+        )
+    return offer_mapped_candidate(platform, loaded, dataset, who=who, emit=emit)
