@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from modelops.domain.side_by_side import side_by_side_markdown
 from modelops.domain.evaluation import markdown_table
+from modelops.domain.side_by_side import side_by_side_markdown
 
 if TYPE_CHECKING:
     from modelops.domain.gates import GateCheck
