@@ -32,7 +32,7 @@ from modelops.lifecycle.promote import promote_if_passed
 from modelops.lifecycle.taxonomy_change import should_train
 from modelops.lifecycle.train import train_adapter
 
-# One blocking check per gate of ``modelops.domain.gates.decide`` (a test keeps them equal).
+# One blocking check per gate of ``modelops.domain.gates.apply_gates`` (a test keeps them equal).
 # A gate the recipe switches off (``beat_baseline: false``) has no check: a check that did
 # not check must not show as a passed one.
 CHECK_DESCRIPTIONS = {
