@@ -143,9 +143,7 @@ class SharedBase:
                 raise NotFoundError(f"adapter {adapter.id} is no longer loaded")
             if not self.merged:  # merged: it is the only adapter, already in the weights
                 self.model.set_adapter(adapter.name)
-            return run_batches(
-                adapter.classifier, encoded, self.tokenizer.pad_token_id, batch_size
-            )
+            return run_batches(adapter.classifier, encoded, self.tokenizer.pad_token_id, batch_size)
 
     def base_tensors(self) -> list[torch.Tensor]:
         """The base's own parameters (not the adapters' LoRA weights)."""

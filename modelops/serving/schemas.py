@@ -230,7 +230,7 @@ _RECIPE = {"name": "recipe", "in": "path", "required": True, "schema": {"type": 
 _PLAIN = {"200": {"description": "ok", **_json({"type": "object"})}}
 
 
-def _post(summary: str, request: str, ok: tuple[str, str, dict], *errors: int) -> dict:
+def _post(summary: str, request: str, ok: tuple[str, str, dict], errors: tuple[int, ...]) -> dict:
     """A POST operation on a recipe: its JSON body (a schema of ``components``), its
     answer ``ok`` (status, description, schema) and its error statuses."""
     status, description, schema = ok
@@ -262,14 +262,14 @@ def _paths() -> dict[str, Any]:
             "Label texts with the recipe's serving adapter",
             "PredictRequest",
             ("200", "one prediction per text", _PREDICT_RESPONSE),
-            400, 401, 404, 413, 422, 503,
-        ),  # fmt: skip
+            (400, 401, 404, 413, 422, 503),
+        ),
         "/v1/recipes/{recipe}/feedback": _post(
             "True labels, by prediction id or by your id",
             "FeedbackRequest",
             ("202", "queued for the production log", {"type": "object"}),
-            400, 401, 404, 413, 422,
-        ),  # fmt: skip
+            (400, 401, 404, 413, 422),
+        ),
         "/v1/adapters": _get("Loaded adapters and routes"),
         "/healthz": _get("The process answers", public=True),
         "/readyz": _get(
@@ -277,9 +277,7 @@ def _paths() -> dict[str, Any]:
             public=True,
             responses={**_PLAIN, **_errors(503)},
         ),
-        "/metrics": _get(
-            "Prometheus metrics", responses={"200": {"description": "text format"}}
-        ),
+        "/metrics": _get("Prometheus metrics", responses={"200": {"description": "text format"}}),
         "/openapi.json": _get("This document", public=True),
     }
 

@@ -247,9 +247,15 @@ class ServingService:
         predictions, rows = [], []
         ranking = ranked(probs, adapter.labels, request.top_k)
         for i, (text, top, ref) in enumerate(zip(request.texts, ranking, ids, strict=True)):
-            predictions.append({"label": top[0]["label"], "confidence": top[0]["p"],
-                                "top_k": top, "prediction_id": service_prediction_id(request_id, i),
-                                "id": ref})  # fmt: skip
+            predictions.append(
+                {
+                    "label": top[0]["label"],
+                    "confidence": top[0]["p"],
+                    "top_k": top,
+                    "prediction_id": service_prediction_id(request_id, i),
+                    "id": ref,
+                }
+            )
             record = PredictionRecord.for_text(
                 text,
                 redact=self.config.redact_text,
@@ -278,9 +284,7 @@ class ServingService:
             "predictions": predictions,
         }
 
-    def _shadow(
-        self, recipe, request, champion: SharedBaseAdapter, probs, request_id, now
-    ) -> None:
+    def _shadow(self, recipe, request, champion: SharedBaseAdapter, probs, request_id, now) -> None:
         queued = self.batcher.submit_shadow(recipe, request.texts)
         if queued is None:
             return

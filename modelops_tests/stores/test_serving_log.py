@@ -43,9 +43,7 @@ def test_a_buffered_row_is_the_record_it_came_from():
     record = _record("  Card   lost  ", redact=True)
     row = _row("  Card   lost  ", redact=True)
     assert PredictionRecord.from_json(row) == record
-    assert prediction_columns(PredictionRecord.from_json(row), AT) == prediction_columns(
-        record, AT
-    )
+    assert prediction_columns(PredictionRecord.from_json(row), AT) == prediction_columns(record, AT)
     assert row["text"] is None and row["text_chars"] == len("Card lost")
     assert row["at"] == AT.isoformat()
 
@@ -99,4 +97,3 @@ def test_invalid_rows_are_dropped_and_counted_and_the_good_ones_written(log, cap
     assert logged["top_k"].tolist()[0] == good[0]["top_k"]
     assert log.feedback("demo")["prediction_id"].tolist() == [logged["id"].iloc[1]]
     assert log.shadow_summary("demo", 4)["rows"] == 1
-
