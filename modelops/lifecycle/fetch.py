@@ -118,8 +118,8 @@ def attached(trained: TrainedModel, fetched: FetchedAdapter,
     check_adapter_base(path, base_path=base.path, base_sha256=base.sha256)
     encoder = trained.model.encoder
     active = encoder.active_adapter
-    encoder.load_adapter(str(path), adapter_name=ATTACHED_ADAPTER)
     try:
+        encoder.load_adapter(str(path), adapter_name=ATTACHED_ADAPTER)
         encoder.set_adapter(ATTACHED_ADAPTER, inference_mode=True)
         info = json.loads((path / LABELS_FILE).read_text(encoding="utf-8"))
         model = PooledClassifier(encoder, len(info["labels"]), info["pooling"], info["normalize"])
@@ -127,8 +127,9 @@ def attached(trained: TrainedModel, fetched: FetchedAdapter,
         model.eval()
         yield _with_mapping(trained.tokenizer, model, list(info["labels"]), path)
     finally:
-        encoder.set_adapter(active, inference_mode=True)
-        encoder.delete_adapter(ATTACHED_ADAPTER)
+        if ATTACHED_ADAPTER in encoder.peft_config:
+            encoder.set_adapter(active, inference_mode=True)
+            encoder.delete_adapter(ATTACHED_ADAPTER)
 
 
 def _with_mapping(tokenizer, model, labels: list[str], directory: Path) -> LoadedAdapter:
