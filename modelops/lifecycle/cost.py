@@ -2,8 +2,9 @@
 latency per 32 texts, adapter and base size on disk.
 
 The training cost is measured around the training loop (:func:`measure`) and stored in
-the adapter's registry metrics (``cost_*``); the latency is measured at evaluation, for the
-candidate and the champion on the same test rows (:func:`timed_predict`), so the
+the adapter's registry metrics (``cost_*``); the latency is measured on scoring the test rows,
+for the candidate and the champion on the same rows (:func:`timed_scoring`: by the training
+step while the candidate is in memory, else at evaluation, :func:`timed_predict`), so the
 side-by-side of a base change (``modelops.domain.side_by_side``) compares like with like.
 """
 
@@ -102,7 +103,12 @@ def timed_predict(platform, fetched, texts: list[str], max_length: int):
     labels, seconds per 32 texts)``, the latency timed on scoring only (not loading)."""
     from modelops.lifecycle.fetch import load_adapter
 
-    loaded = load_adapter(platform, fetched)
+    return timed_scoring(load_adapter(platform, fetched), texts, max_length)
+
+
+def timed_scoring(loaded, texts: list[str], max_length: int):
+    """Score ``texts`` with an adapter already loaded (a ``LoadedAdapter``); returns
+    ``(probabilities, labels, seconds per 32 texts)``."""
     started = time.perf_counter()
     probs = loaded.predict_proba(texts, max_length)
     seconds = time.perf_counter() - started

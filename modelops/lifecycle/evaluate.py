@@ -15,6 +15,7 @@ from modelops.domain.dataset import encode_labels
 from modelops.domain.evaluation import Evaluation, confusion_matrix_png, evaluate
 from modelops.domain.gates import GateDecision, apply_gates
 from modelops.domain.taxonomy_mapping import load_chain
+from modelops.lifecycle.candidate_scores import StoredScores, find_champion, read_scores
 from modelops.lifecycle.cost import timed_predict
 from modelops.lifecycle.dataset import load_dataset
 from modelops.lifecycle.fetch import FetchedAdapter
@@ -89,6 +90,21 @@ class EvaluationOutcome:
         }
 
 
+@dataclass(frozen=True)
+class _Scored:
+    """The candidate on its test rows: its probabilities and scoring latency (from the
+    training step when it stored them, ``modelops.lifecycle.candidate_scores``), the probe
+    baseline, and the scores the training step stored (None: none, or of other rows)."""
+
+    recipe: Recipe
+    rows: TestRows
+    probs: np.ndarray
+    latency: float
+    baseline: Evaluation
+    baseline_rows: tuple | None
+    stored: StoredScores | None
+
+
 def evaluate_adapter(
     platform: Platform,
     adapter_id: int,
@@ -102,54 +118,82 @@ def evaluate_adapter(
     predictions mapped onto the new labels through the taxonomy mapping (``loaded``
     gives the taxonomy files); predictions the mapping cannot carry over (splits no rule
     decides, retired labels) count as errors.
+
+    Scores the training step stored with the adapter are read instead of loading the
+    models again (``modelops.lifecycle.candidate_scores``).
     """
     version = platform.registry.get(adapter_id)
+    scored = _score_candidate(platform, version)
+    y, labels = scored.rows.y, scored.rows.labels
+    candidate = evaluate(y, scored.probs, labels)
+    emit(
+        f"adapter {adapter_id}: accuracy {candidate.accuracy:.4f}, "
+        f"macro-F1 {candidate.macro_f1:.4f}"
+    )
+    comparison = _champion_evaluation(platform, version, scored.rows, loaded, emit,
+                                      scored.stored)
+    mask = comparison.rows
+    decision = apply_gates(
+        candidate, settings=scored.recipe.gates, champion=comparison.evaluation,
+        baseline=scored.baseline,
+        compared=None if mask is None else evaluate(y[mask], scored.probs[mask], labels),
+        champion_skipped=None if comparison.unavailable else comparison.note,
+        champion_unavailable=comparison.note if comparison.unavailable else None,
+        baseline_rows=scored.baseline_rows,
+    )
+    outcome = EvaluationOutcome(
+        adapter_id=adapter_id,
+        candidate=candidate,
+        champion=comparison.evaluation,
+        champion_id=comparison.champion_id,
+        baseline=scored.baseline,
+        champion_note=comparison.note,
+        decision=decision,
+        confusion_png=confusion_matrix_png(candidate,
+                                           title=f"{version.recipe} adapter {adapter_id}"),
+        report_uri="",
+    )
+    outcome.side_by_side = base_side_by_side(platform, version, outcome, len(y), scored.latency,
+                                             comparison)
+    _record(platform, version, outcome, scored.latency, emit)
+    return outcome
+
+
+def _score_candidate(platform: Platform, version) -> _Scored:
+    """The candidate's scores of its test split (stored by the training step, else scored
+    now on its base) and the probe baseline it recorded."""
     with FetchedAdapter(platform, version) as fetched:
         manifest = fetched.manifest
         recipe = Recipe.model_validate(manifest["recipe_snapshot"]["recipe"])
         dataset = load_dataset(platform, manifest["dataset"])
         test = dataset.split("test")
+        texts = test["text"].tolist()
         y = encode_labels(test, dataset.labels)
         max_length = recipe.training.max_length
-        probs, labels, latency = timed_predict(
-            platform, fetched, test["text"].tolist(), max_length
-        )
-        rows = TestRows(test["text"].tolist(), y, labels, max_length)
-        candidate = evaluate(y, probs, labels)
+        stored = read_scores(fetched.path, texts, max_length)
+        if stored is not None:
+            own = stored.candidate
+            probs, labels, latency = own.probs, own.labels, own.latency
+        else:
+            probs, labels, latency = timed_predict(platform, fetched, texts, max_length)
         baseline_doc = json.loads((fetched.path / BASELINE_FILE).read_text(encoding="utf-8"))
-        baseline = Evaluation.from_dict(baseline_doc["test"])
-        baseline_rows = _paired_rows(probs, baseline_doc["test"].get("predictions"), y)
-    emit(
-        f"adapter {adapter_id}: accuracy {candidate.accuracy:.4f}, "
-        f"macro-F1 {candidate.macro_f1:.4f}"
+    return _Scored(
+        recipe=recipe,
+        rows=TestRows(texts, y, labels, max_length),
+        probs=probs,
+        latency=latency,
+        baseline=Evaluation.from_dict(baseline_doc["test"]),
+        baseline_rows=_paired_rows(probs, baseline_doc["test"].get("predictions"), y),
+        stored=stored,
     )
-    comparison = _champion_evaluation(platform, version, rows, loaded, emit)
-    champion_eval, champion_id = comparison.evaluation, comparison.champion_id
-    mask = comparison.rows
-    compared = None if mask is None else evaluate(y[mask], probs[mask], labels)
-    decision = apply_gates(
-        candidate, settings=recipe.gates, champion=champion_eval, baseline=baseline,
-        compared=compared,
-        champion_skipped=None if comparison.unavailable else comparison.note,
-        champion_unavailable=comparison.note if comparison.unavailable else None,
-        baseline_rows=baseline_rows,
-    )
-    png = confusion_matrix_png(candidate, title=f"{version.recipe} adapter {adapter_id}")
-    outcome = EvaluationOutcome(
-        adapter_id=adapter_id,
-        candidate=candidate,
-        champion=champion_eval,
-        champion_id=champion_id,
-        baseline=baseline,
-        champion_note=comparison.note,
-        decision=decision,
-        confusion_png=png,
-        report_uri="",
-    )
-    outcome.side_by_side = base_side_by_side(platform, version, outcome, len(y), latency,
-                                             comparison)
-    prefix = f"evaluations/{version.recipe}/adapter-{adapter_id}/{candidate_digest(outcome)}"
-    platform.store.put_bytes(f"{prefix}/confusion_matrix.png", png)
+
+
+def _record(platform: Platform, version, outcome: EvaluationOutcome, latency: float,
+            emit: Emit) -> None:
+    """The report and confusion matrix stored, the evaluation recorded in the registry."""
+    candidate, champion = outcome.candidate, outcome.champion
+    prefix = f"evaluations/{version.recipe}/adapter-{version.id}/{candidate_digest(outcome)}"
+    platform.store.put_bytes(f"{prefix}/confusion_matrix.png", outcome.confusion_png)
     outcome.report_uri = platform.store.put_bytes(
         f"{prefix}/evaluation.json", json.dumps(outcome.to_dict(), indent=2).encode()
     ).uri
@@ -157,32 +201,26 @@ def evaluate_adapter(
         "test_accuracy": candidate.accuracy,
         "test_macro_f1": candidate.macro_f1,
         "test_ece": candidate.ece,
-        "champion_test_macro_f1": champion_eval.macro_f1 if champion_eval else None,
+        "champion_test_macro_f1": champion.macro_f1 if champion else None,
         "evaluation_uri": outcome.report_uri,
         "latency_seconds_per_32": latency,
         "side_by_side": outcome.side_by_side,
     }
     platform.registry.record_evaluation(
-        adapter_id, metrics=metrics, gate=decision.to_dict(), who=platform.settings.user
+        version.id, metrics=metrics, gate=outcome.decision.to_dict(), who=platform.settings.user
     )
-    for check in decision.checks:
+    for check in outcome.decision.checks:
         state = {"passed": "pass", "failed": "FAIL", "skipped": "SKIPPED"}[check.state]
         emit(f"gate {check.name}: {state}: {check.description}")
-    return outcome
 
 
 def _champion_evaluation(
-    platform: Platform, version, test: TestRows, loaded: LoadedRecipe | None, emit: Emit
+    platform: Platform, version, test: TestRows, loaded: LoadedRecipe | None, emit: Emit,
+    stored: StoredScores | None = None,
 ) -> ChampionComparison:
     """The champion of the candidate's version (else the serving one, mapped onto the
     candidate's labels) scored on the candidate's test rows."""
-    registry = platform.registry
-    y, labels = test.y, test.labels
-    champion = registry.alias(version.recipe, "champion", taxonomy_version=version.taxonomy_version)
-    mapped = False
-    if champion is None:
-        champion = registry.alias(version.recipe, "champion")  # the serving one
-        mapped = champion is not None and champion.taxonomy_version != version.taxonomy_version
+    champion, mapped = find_champion(platform.registry, version.recipe, version.taxonomy_version)
     if champion is None:
         return _not_compared("no champion yet")
     if champion.id == version.id:
@@ -194,27 +232,45 @@ def _champion_evaluation(
         )
         return _unavailable(note, champion.id)
     try:
-        with FetchedAdapter(platform, champion) as fetched:
-            c_probs, c_labels, c_latency = timed_predict(
-                platform, fetched, test.texts, test.max_length
-            )
+        c_probs, c_labels, c_latency = _champion_scores(platform, champion, test, stored)
     except Exception as exc:  # any failure to load or score it: the gates must say so
         note = f"champion {champion.id} could not be scored: {type(exc).__name__}: {exc}"
         emit(note)
         return _unavailable(note, champion.id)
-    if not mapped:
-        if c_labels != labels:
-            note = (
-                f"champion {champion.id} has another label set ({len(c_labels)} labels "
-                f"against the candidate's {len(labels)})"
-            )
-            return _unavailable(note, champion.id)
-        result = evaluate(y, c_probs, labels)
-        emit(f"champion {champion.id} on the same test split: macro-F1 {result.macro_f1:.4f}")
-        return ChampionComparison(
-            result, champion.id, f"champion {champion.id} ({champion.taxonomy_version})",
-            latency=c_latency,
+    if mapped:
+        return _mapped_comparison(champion, version, test, loaded, (c_probs, c_labels),
+                                  c_latency, emit)
+    if c_labels != test.labels:
+        note = (
+            f"champion {champion.id} has another label set ({len(c_labels)} labels "
+            f"against the candidate's {len(test.labels)})"
         )
+        return _unavailable(note, champion.id)
+    result = evaluate(test.y, c_probs, test.labels)
+    emit(f"champion {champion.id} on the same test split: macro-F1 {result.macro_f1:.4f}")
+    return ChampionComparison(
+        result, champion.id, f"champion {champion.id} ({champion.taxonomy_version})",
+        latency=c_latency,
+    )
+
+
+def _champion_scores(platform: Platform, champion, test: TestRows,
+                     stored: StoredScores | None):
+    """``(probabilities, labels, latency)`` of the champion on the test rows: those the
+    training step stored if they are of this very champion, else scored now."""
+    if stored is not None and stored.champion is not None and stored.champion.are_of(champion):
+        scored = stored.champion.scored
+        return scored.probs, scored.labels, scored.latency
+    with FetchedAdapter(platform, champion) as fetched:
+        return timed_predict(platform, fetched, test.texts, test.max_length)
+
+
+def _mapped_comparison(champion, version, test: TestRows, loaded: LoadedRecipe,
+                       champion_scores: tuple, latency: float, emit: Emit) -> ChampionComparison:
+    """A champion of another taxonomy version: its predictions carried onto the
+    candidate's labels through the taxonomy mapping."""
+    c_probs, c_labels = champion_scores
+    y, labels = test.y, test.labels
     mapping = load_chain(
         loaded.taxonomies_root,
         loaded.taxonomy.name,
@@ -243,7 +299,7 @@ def _champion_evaluation(
         )
     emit(f"{note}: macro-F1 {result.macro_f1:.4f}")
     return ChampionComparison(result, champion.id, note, None if rows.all() else rows,
-                              latency=c_latency)
+                              latency=latency)
 
 
 def _mapped_probs(mapping, probs, old_labels, test: TestRows):

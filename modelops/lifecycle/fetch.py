@@ -4,20 +4,23 @@
 adapter scores as it is; a *mapped* adapter (the weights of an earlier version's champion
 plus ``label_mapping.json``, see ``modelops.lifecycle.mapped``) sums the old model's
 probabilities over each new label's group (``modelops.domain.mapped_head``). The
-evaluation, the predictor and batch scoring all load through it.
+evaluation, the predictor and batch scoring all load through it; :func:`attached` scores
+an adapter on a base already in memory (the training step scores the champion so).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors.torch import load_file
 
 from modelops.config.errors import IntegrityError
 from modelops.domain.lineage import (
@@ -25,9 +28,21 @@ from modelops.domain.lineage import (
 )
 from modelops.domain.mapped_head import MAPPED_FILE, MappedHead
 from modelops.lifecycle.platform import Platform
-from modelops.ml.model import load_classifier, predict_proba
-from modelops.ml.training import weights_digest
+from modelops.ml.base_inspect import check_adapter_base
+from modelops.ml.catalog import ResolvedBase
+from modelops.ml.model import (
+    HEAD_FILE,
+    LABELS_FILE,
+    PooledClassifier,
+    check_adapter_files,
+    load_classifier,
+    predict_proba,
+)
+from modelops.ml.training import TrainedModel, weights_digest
 from modelops.stores.registry_records import AdapterVersion
+
+ATTACHED_ADAPTER = "attached"
+"""The PEFT name of an adapter :func:`attached` puts beside the trained one."""
 
 
 class FetchedAdapter:
@@ -88,12 +103,43 @@ def load_adapter(platform: Platform, fetched: FetchedAdapter) -> LoadedAdapter:
     base = platform.resolve_base_by_sha256(fetched.manifest["base_model"]["sha256"])
     tokenizer, model, labels = load_classifier(fetched.path, base.path, base_sha256=base.sha256)
     model.eval()
-    head = read_mapped_head(fetched.path)
+    return _with_mapping(tokenizer, model, labels, fetched.path)
+
+
+@contextlib.contextmanager
+def attached(trained: TrainedModel, fetched: FetchedAdapter,
+             base: ResolvedBase) -> Iterator[LoadedAdapter]:
+    """``fetched`` as a second adapter on the base already in memory under ``trained``
+    (PEFT holds several adapters on one base model): it scores as :func:`load_adapter`
+    would load it, without loading the base again. ``base`` is the one in memory; an
+    adapter of another base is refused. Removed again on exit."""
+    path = fetched.path
+    check_adapter_files(path)
+    check_adapter_base(path, base_path=base.path, base_sha256=base.sha256)
+    encoder = trained.model.encoder
+    active = encoder.active_adapter
+    try:
+        encoder.load_adapter(str(path), adapter_name=ATTACHED_ADAPTER)
+        encoder.set_adapter(ATTACHED_ADAPTER, inference_mode=True)
+        info = json.loads((path / LABELS_FILE).read_text(encoding="utf-8"))
+        model = PooledClassifier(encoder, len(info["labels"]), info["pooling"], info["normalize"])
+        model.head.load_state_dict(load_file(str(path / HEAD_FILE)))
+        model.eval()
+        yield _with_mapping(trained.tokenizer, model, list(info["labels"]), path)
+    finally:
+        if ATTACHED_ADAPTER in encoder.peft_config:
+            encoder.set_adapter(active, inference_mode=True)
+            encoder.delete_adapter(ATTACHED_ADAPTER)
+
+
+def _with_mapping(tokenizer, model, labels: list[str], directory: Path) -> LoadedAdapter:
+    """The scorer of a loaded adapter: as it is, or through the mapping it carries."""
+    head = read_mapped_head(directory)
     if head is None:
         return LoadedAdapter(tokenizer, model, labels)
     if head.source_labels != labels:
         raise IntegrityError(
-            f"{fetched.path / MAPPED_FILE}: source_labels differ from the weights' labels"
+            f"{directory / MAPPED_FILE}: source_labels differ from the weights' labels"
         )
     return LoadedAdapter(tokenizer, model, list(head.target_labels), head)
 

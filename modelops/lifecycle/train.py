@@ -25,6 +25,7 @@ from modelops.domain.lineage import (
     library_versions,
     now_iso,
 )
+from modelops.lifecycle.candidate_scores import find_champion, score_for_evaluation
 from modelops.lifecycle.cost import dir_bytes, measure
 from modelops.lifecycle.dataset import DatasetRecord, load_dataset
 from modelops.lifecycle.fetch import FetchedAdapter
@@ -57,6 +58,22 @@ class LineageRun:
     """BLAS threads of the probe fit (default ``threads``)."""
     checkpointer: Checkpointer | None = None
     """Where to checkpoint and resume the training loop; None: no checkpoints."""
+    keep_model: bool = False
+    """Keep the trained model in memory (``TrainingResult.trained``)."""
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One ``train_adapter`` call resolved: the base it trains on, the taxonomy version and
+    the warm start (None: a full training)."""
+
+    platform: Platform
+    loaded: LoadedRecipe
+    dataset: DatasetRecord
+    base: ResolvedBase
+    version: str
+    warm: AdapterVersion | None
+    emit: Emit
 
 
 def train_adapter(
@@ -79,44 +96,104 @@ def train_adapter(
 
     ``base_ref`` (``name@revision``, the partition's base) trains on that base instead of
     the one the recipe's ``base_model`` resolves to now.
+
+    The base is loaded once: the drift reference and the scores the evaluation reads
+    (``modelops.lifecycle.candidate_scores``) are taken from the model as trained.
     """
-    recipe = loaded.recipe
-    base = platform.resolve_base(base_ref or recipe.base_model)
+    request = _resolve(platform, loaded, dataset, emit, mode, base_ref)
+    existing = _find_existing(request)
+    if existing is not None:
+        emit(f"adapter {existing.id} already has this lineage; not training again")
+        return existing
+    lineage = _lineage(request)
+    # A killed run resumes from its checkpoint, kept under the cache and keyed by the
+    # lineage, so only the very same training can pick it up (docs/reliability.md).
+    checkpointer = Checkpointer(
+        platform.settings.cache_dir / "checkpoints" / sha256_json(lineage)[:32],
+        every_steps=platform.settings.checkpoint_steps,
+    )
+    with tempfile.TemporaryDirectory(prefix="adapter-") as tmp:
+        out = Path(tmp) / "adapter"
+        result, prepared, measured = _train(request, lineage, out, checkpointer)
+        same = _same_weights(request, result.weights_sha256)
+        if same is not None:
+            emit(f"identical weights already registered as adapter {same.id}; reusing")
+            checkpointer.clear()
+            return same
+        cost = training_cost(measured, out, request.base.path)
+        thresholds = build_bundle(recipe=loaded.recipe, base=request.base, dataset=prepared,
+                                  adapter_dir=out, emit=emit, trained=result.trained)
+        score_for_evaluation(platform, result.trained, out, base=request.base,
+                             champion=_champion(request),
+                             texts=prepared.split("test")["text"].tolist(),
+                             max_length=loaded.recipe.training.max_length, emit=emit)
+        manifest = _write_manifest(out, lineage, result, thresholds, cost)
+        key = f"adapters/{loaded.name}/{request.version}/{result.weights_sha256[:24]}"
+        ref = platform.store.put_dir(key, out)
+    registered = _register(request, manifest, result, cost, ref)
+    checkpointer.clear()
+    return registered
+
+
+def _resolve(platform: Platform, loaded: LoadedRecipe, dataset: DatasetRecord, emit: Emit,
+             mode: str, base_ref: str | None) -> _Request:
+    """The base to train on and, for an incremental run, the champion to start from."""
+    base = platform.resolve_base(base_ref or loaded.recipe.base_model)
     emit(f"base model {base.entry.ref} sha256 {base.sha256[:12]} at {base.path}")
-    recipe_fingerprint = loaded.fingerprint()
     version = dataset.taxonomy_version or loaded.data_version
     warm = None
     if mode == "incremental":
-        warm = platform.registry.alias(loaded.name, "champion", taxonomy_version=version)
-        if warm is None:
-            emit(f"no champion of {version} to warm-start from: training in full")
-        elif is_mapped(warm):
-            emit(f"champion {warm.id} of {version} is a mapped candidate (another label set): "
-                 "training in full")
-            warm = None
-        elif warm.base_model_sha256 != base.sha256:  # the base moved (docs/base-models.md)
-            emit(f"champion {warm.id} of {version} was trained on base {warm.base_model}, not "
-                 f"{base.entry.ref}: training in full on the new base")
-            warm = None
-    for existing in platform.registry.list(loaded.name):
+        warm = _warm_start(platform, loaded.name, version, base, emit)
+    return _Request(platform, loaded, dataset, base, version, warm, emit)
+
+
+def _warm_start(platform: Platform, recipe: str, version: str, base: ResolvedBase,
+                emit: Emit) -> AdapterVersion | None:
+    """The champion of ``version`` to warm-start from; None (a full training) without one,
+    when it is a mapped candidate or when it was trained on another base."""
+    warm = platform.registry.alias(recipe, "champion", taxonomy_version=version)
+    if warm is None:
+        emit(f"no champion of {version} to warm-start from: training in full")
+        return None
+    if is_mapped(warm):
+        emit(f"champion {warm.id} of {version} is a mapped candidate (another label set): "
+             "training in full")
+        return None
+    if warm.base_model_sha256 != base.sha256:  # the base moved (docs/base-models.md)
+        emit(f"champion {warm.id} of {version} was trained on base {warm.base_model}, not "
+             f"{base.entry.ref}: training in full on the new base")
+        return None
+    return warm
+
+
+def _find_existing(request: _Request) -> AdapterVersion | None:
+    """An adapter already registered with this lineage (recipe, dataset, base, warm start)."""
+    fingerprint = request.loaded.fingerprint()
+    warm_id = request.warm.id if request.warm else None
+    for existing in request.platform.registry.list(request.loaded.name):
         if (
             not is_mapped(existing)
-            and existing.recipe_fingerprint == recipe_fingerprint
-            and existing.dataset_fingerprint == dataset.fingerprint
-            and existing.base_model_sha256 == base.sha256
-            and (existing.lineage.get("warm_start") or {}).get("adapter_id")
-            == (warm.id if warm else None)
+            and existing.recipe_fingerprint == fingerprint
+            and existing.dataset_fingerprint == request.dataset.fingerprint
+            and existing.base_model_sha256 == request.base.sha256
+            and (existing.lineage.get("warm_start") or {}).get("adapter_id") == warm_id
         ):
-            emit(f"adapter {existing.id} already has this lineage; not training again")
             return existing
+    return None
+
+
+def _lineage(request: _Request) -> dict:
+    """What the training is: recipe, data, base, seed, threads and warm start."""
+    loaded, dataset, base, warm = request.loaded, request.dataset, request.base, request.warm
+    recipe = loaded.recipe
     record = dataset.to_dict()
-    threads = platform.settings.torch_threads
-    lineage = {
+    threads = request.platform.settings.torch_threads
+    return {
         "recipe": loaded.name,
-        "recipe_fingerprint": recipe_fingerprint,
+        "recipe_fingerprint": loaded.fingerprint(),
         "recipe_snapshot": loaded.snapshot(),
         "taxonomy": dataset.taxonomy,
-        "taxonomy_version": version,
+        "taxonomy_version": request.version,
         "data_taxonomy": loaded.taxonomy.ref,
         "mapping_fingerprint": dataset.mapping_fingerprint,
         "dataset": {k: record[k] for k in ("key", "sha256", "fingerprint", "labels", "uri")},
@@ -126,61 +203,77 @@ def train_adapter(
         "torch_threads": threads,
         "blas_threads": threads,
         "mode": "incremental" if warm else "full",
-        "warm_start": None,
+        "warm_start": None if warm is None else {
+            "adapter_id": warm.id,
+            "weights_sha256": warm.weights_sha256,
+            "replay_fraction": recipe.retraining.replay_fraction,
+            "epochs": recipe.retraining.epochs or recipe.training.epochs,
+        },
     }
-    with tempfile.TemporaryDirectory(prefix="adapter-") as tmp:
-        out = Path(tmp) / "adapter"
-        if warm is not None:
-            lineage["warm_start"] = {
-                "adapter_id": warm.id,
-                "weights_sha256": warm.weights_sha256,
-                "replay_fraction": recipe.retraining.replay_fraction,
-                "epochs": recipe.retraining.epochs or recipe.training.epochs,
-            }
-        # A killed run resumes from its checkpoint, kept under the cache and keyed by the
-        # lineage, so only the very same training can pick it up (docs/reliability.md).
-        checkpointer = Checkpointer(
-            platform.settings.cache_dir / "checkpoints" / sha256_json(lineage)[:32],
-            every_steps=platform.settings.checkpoint_steps,
-        )
-        run = LineageRun(recipe=recipe, base=base, dataset=record, lineage=lineage,
-                         out_dir=out, threads=threads, checkpointer=checkpointer)
-        with measure() as cost:
-            result, prepared = train_from_lineage(platform, run, emit)
-        for existing in platform.registry.find_by_weights(loaded.name, result.weights_sha256):
-            if existing.taxonomy_version == version and (
-                existing.lineage.get("dataset", {}).get("labels") == dataset.labels
-            ):
-                emit(f"identical weights already registered as adapter {existing.id}; reusing")
-                checkpointer.clear()
-                return existing
-        cost = training_cost(cost, out, base.path)
-        thresholds = build_bundle(
-            recipe=recipe, base=base, dataset=prepared, adapter_dir=out, emit=emit
-        )
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            **lineage,
-            "weights_sha256": result.weights_sha256,
-            "files": result.files,
-            "history": result.history,
-            "selected_epoch": result.selected_epoch,
-            "selection": result.selection,
-            "lora_nonzero": result.lora_nonzero,
-            "baseline": {k: v for k, v in result.baseline.items() if k != "test"},
-            "drift_thresholds": thresholds,
-            "drift_calibration": calibration_summary(out),
-            "code_version": code_version(),
-            "libraries": library_versions(),
-            "train_seconds": result.seconds,
-            "train_rows": result.train_rows,
-            "samples_per_second": result.samples_per_second,
-            "cost": cost,
-            "created_at": now_iso(),
-        }
-        (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        key = f"adapters/{loaded.name}/{version}/{result.weights_sha256[:24]}"
-        ref = platform.store.put_dir(key, out)
+
+
+def _train(request: _Request, lineage: dict, out: Path, checkpointer: Checkpointer
+           ) -> tuple[TrainingResult, PreparedDataset, dict]:
+    """Train into ``out``, keeping the model in memory; the result, the dataset and the
+    measured cost (``modelops.lifecycle.cost.measure``)."""
+    run = LineageRun(recipe=request.loaded.recipe, base=request.base,
+                     dataset=request.dataset.to_dict(), lineage=lineage, out_dir=out,
+                     threads=request.platform.settings.torch_threads,
+                     checkpointer=checkpointer, keep_model=True)
+    with measure() as measured:
+        result, prepared = train_from_lineage(request.platform, run, request.emit)
+    return result, prepared, measured
+
+
+def _same_weights(request: _Request, weights_sha256: str) -> AdapterVersion | None:
+    """An adapter of the same version and labels already registered with these weights."""
+    for existing in request.platform.registry.find_by_weights(request.loaded.name,
+                                                              weights_sha256):
+        if existing.taxonomy_version == request.version and (
+            existing.lineage.get("dataset", {}).get("labels") == request.dataset.labels
+        ):
+            return existing
+    return None
+
+
+def _champion(request: _Request) -> AdapterVersion | None:
+    """The champion the evaluation will compare the candidate with, if it is on the base
+    this training loaded (then it is scored beside the candidate)."""
+    champion, _ = find_champion(request.platform.registry, request.loaded.name, request.version)
+    if champion is None or champion.base_model_sha256 != request.base.sha256:
+        return None
+    return champion
+
+
+def _write_manifest(out: Path, lineage: dict, result: TrainingResult, thresholds: dict,
+                    cost: dict) -> dict:
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        **lineage,
+        "weights_sha256": result.weights_sha256,
+        "files": result.files,
+        "history": result.history,
+        "selected_epoch": result.selected_epoch,
+        "selection": result.selection,
+        "lora_nonzero": result.lora_nonzero,
+        "baseline": {k: v for k, v in result.baseline.items() if k != "test"},
+        "drift_thresholds": thresholds,
+        "drift_calibration": calibration_summary(out),
+        "code_version": code_version(),
+        "libraries": library_versions(),
+        "train_seconds": result.seconds,
+        "train_rows": result.train_rows,
+        "samples_per_second": result.samples_per_second,
+        "cost": cost,
+        "created_at": now_iso(),
+    }
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def _register(request: _Request, manifest: dict, result: TrainingResult, cost: dict,
+              ref) -> AdapterVersion:
+    """The stored adapter registered as a candidate, with its training metrics."""
     last = result.history[-1] if result.history else {}
     metrics = {
         "train_loss": last.get("train_loss"),
@@ -194,13 +287,14 @@ def train_adapter(
         "lora_nonzero": result.lora_nonzero,
         **{f"cost_{k}": v for k, v in cost.items()},
     }
+    platform, base = request.platform, request.base
     registered = platform.registry.register(
-        recipe=loaded.name,
-        taxonomy_version=version,
+        recipe=request.loaded.name,
+        taxonomy_version=request.version,
         base_model=base.entry.ref,
         base_model_sha256=base.sha256,
-        dataset_fingerprint=dataset.fingerprint,
-        recipe_fingerprint=lineage["recipe_fingerprint"],
+        dataset_fingerprint=request.dataset.fingerprint,
+        recipe_fingerprint=manifest["recipe_fingerprint"],
         artifact_uri=ref.uri,
         artifact_sha256=ref.sha256,
         weights_sha256=result.weights_sha256,
@@ -208,11 +302,10 @@ def train_adapter(
         metrics=metrics,
         who=platform.settings.user,
     )
-    checkpointer.clear()
     kept = f"kept epoch {result.selected_epoch}" + (
         "" if result.lora_nonzero else ", LoRA weights all zero (the probe head alone)"
     )
-    emit(f"registered adapter {registered.id} ({ref.uri}) as candidate; {kept}")
+    request.emit(f"registered adapter {registered.id} ({ref.uri}) as candidate; {kept}")
     return registered
 
 
@@ -229,6 +322,7 @@ def train_from_lineage(
         result = train_classifier(
             recipe=recipe, base=base, dataset=prepared, out_dir=out, threads=threads, emit=emit,
             checkpointer=run.checkpointer, blas_threads=run.blas_threads,
+            keep_model=run.keep_model,
         )
         return result, prepared
     champion = platform.registry.get(warm["adapter_id"])
@@ -257,6 +351,7 @@ def train_from_lineage(
             ),
             checkpointer=run.checkpointer,
             blas_threads=run.blas_threads,
+            keep_model=run.keep_model,
         )
     return result, prepared
 

@@ -35,6 +35,9 @@ PEFT_WEIGHTS_FILE = "adapter_model.safetensors"
 WEIGHT_FILES = (PEFT_WEIGHTS_FILE, HEAD_FILE)
 # Files torch or transformers would unpickle: never loaded (arbitrary code on load).
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+BASE_LOADS = {"count": 0}
+"""How many times :func:`load_base` loaded a base model in this process (a test counts
+the loads of a training run)."""
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -90,6 +93,7 @@ def load_base(path: Path) -> tuple[PreTrainedTokenizerBase, nn.Module]:
         )
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     encoder = AutoModel.from_pretrained(str(path), local_files_only=True, use_safetensors=True)
+    BASE_LOADS["count"] += 1
     return tokenizer, encoder
 
 

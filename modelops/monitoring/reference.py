@@ -42,6 +42,7 @@ from modelops.ml.model import (
     load_classifier,
     predict_proba,
 )
+from modelops.ml.training import HELD_OUT, TrainedModel
 from modelops.monitoring.calibration import Calibration, calibrate
 from modelops.monitoring.estimate import ConfidenceCalibrator
 from modelops.monitoring.signals import Projection, Window, fit_projection, fit_vocabulary
@@ -79,54 +80,109 @@ def build_bundle(
     adapter_dir: Path,
     emit: Emit = log.info,
     head: MappedHead | None = None,
+    trained: TrainedModel | None = None,
 ) -> dict:
     """Write ``adapter_dir/monitoring/``; returns the calibrated thresholds.
 
     ``head``: a mapped adapter's mapping; its predictions are then those of the new labels.
+    ``trained``: the adapter as just trained, still in memory, with the frozen base's
+    features of the held-out rows: neither the adapter nor the base is loaded again.
     """
     settings = recipe.monitoring
     held = dataset.frame[dataset.frame["split"] != "train"].reset_index(drop=True)
     if len(held) < 2 * settings.window_size:
-        emit(
-            f"only {len(held)} held-out rows, fewer than two windows of "
-            f"{settings.window_size}: no drift reference for this adapter (lower "
-            "monitoring.window_size or add data)"
-        )
-        return {}
+        return _no_reference(emit, f"only {len(held)} held-out rows, fewer than two windows "
+                                   f"of {settings.window_size}")
     max_length = recipe.training.max_length
-    tokenizer, model, labels = load_classifier(adapter_dir, base.path)
-    probs = predict_proba(tokenizer, model, held["text"].tolist(), max_length=max_length)
-    if head is not None:
-        probs, labels = head.apply(probs, held["text"].tolist()), head.target_labels
+    texts = held["text"].tolist()
+    probs, labels = _held_out_probabilities(base, adapter_dir, texts, max_length, head, trained)
     predicted = [labels[i] for i in probs.argmax(1)]
-    confidence = probs.max(1)
-    embeddings = base_embeddings(base, held["text"].tolist(), max_length)
-    # Reference and bootstrap holdout: the two halves of the held-out rows, by text hash.
-    first_half = np.array([int(h[-1], 16) % 2 == 0 for h in held["text_sha256"]])
     window = Window(
-        texts=held["text"].tolist(),
+        texts=texts,
         predicted=predicted,
-        confidence=confidence,
-        embeddings=embeddings,
+        confidence=probs.max(1),
+        embeddings=_held_out_embeddings(base, dataset, texts, max_length, trained),
         labels=held["label"].tolist(),
     )
+    # Reference and bootstrap holdout: the two halves of the held-out rows, by text hash.
+    first_half = np.array([int(h[-1], 16) % 2 == 0 for h in held["text_sha256"]])
     reference = window.take(np.flatnonzero(first_half))
     holdout = window.take(np.flatnonzero(~first_half))
     if len(holdout) < settings.window_size:  # the hash split is only about half and half
-        emit(
-            f"the bootstrap holdout has {len(holdout)} rows, fewer than a window of "
-            f"{settings.window_size}: no drift reference for this adapter (lower "
-            "monitoring.window_size or add data)"
-        )
-        return {}
+        return _no_reference(emit, f"the bootstrap holdout has {len(holdout)} rows, fewer "
+                                   f"than a window of {settings.window_size}")
     vocabulary = fit_vocabulary(dataset.split("train")["text"].tolist())
     projection = fit_projection(reference.embeddings, k=min(10, len(reference) - 1))
+    calibration = _calibrate(recipe, reference, holdout, vocabulary, projection, emit)
+    correct = np.array([p == t for p, t in zip(predicted, held["label"], strict=True)])
+    calibrator = ConfidenceCalibrator().fit(window.confidence, correct)
+    _write_bundle(adapter_dir / FOLDER, reference, {
+        "vocabulary": sorted(vocabulary),
+        "projection": projection.to_dict(),
+        "calibration": calibration.to_dict(),
+        "calibrator": calibrator.to_dict(),
+        "max_length": max_length,
+        "pooling": base.entry.pooling,
+    })
+    emit(
+        "drift thresholds: " + ", ".join(f"{k} {v:.3f}" for k, v in calibration.thresholds.items())
+    )
+    joint = calibration.joint()
+    emit(f"drift calibration: {joint.sentence()}" + "".join(f"; {n}" for n in joint.notes))
+    return calibration.thresholds
+
+
+def _no_reference(emit: Emit, why: str) -> dict:
+    emit(f"{why}: no drift reference for this adapter (lower monitoring.window_size or add "
+         "data)")
+    return {}
+
+
+def _held_out_probabilities(base: ResolvedBase, adapter_dir: Path, texts: list[str],
+                            max_length: int, head: MappedHead | None,
+                            trained: TrainedModel | None) -> tuple[np.ndarray, list[str]]:
+    """The adapter's probabilities of the held-out rows and the labels they are over."""
+    if trained is None:
+        tokenizer, model, labels = load_classifier(adapter_dir, base.path)
+    else:
+        tokenizer, model, labels = trained.tokenizer, trained.model, trained.labels
+    probs = predict_proba(tokenizer, model, texts, max_length=max_length)
+    if head is not None:
+        return head.apply(probs, texts), list(head.target_labels)
+    return probs, labels
+
+
+def _held_out_embeddings(base: ResolvedBase, dataset: PreparedDataset, texts: list[str],
+                         max_length: int, trained: TrainedModel | None) -> np.ndarray:
+    """The frozen base's embeddings of the held-out rows (``texts``, in the order of the
+    dataset's frame), pooled as the base was trained: the training's own features when it
+    pooled so, else the trained model with its adapter switched off; loaded only without a
+    trained model."""
+    if trained is None:
+        return base_embeddings(base, texts, max_length)
+    splits = dataset.frame.loc[dataset.frame["split"] != "train", "split"].to_numpy()
+    features = trained.base_features
+    if (trained.pooling == base.entry.pooling and trained.model.normalize
+            and set(splits) <= set(features)):
+        out = np.zeros((len(splits), features[HELD_OUT[0]].shape[1]), dtype=np.float32)
+        for split in HELD_OUT:
+            out[splits == split] = features[split]
+        return out
+    encoder = trained.model.encoder
+    frozen = PooledClassifier(encoder, 1, base.entry.pooling)
+    with encoder.disable_adapter():
+        return embed_texts(trained.tokenizer, frozen, texts, max_length=max_length)
+
+
+def _calibrate(recipe: Recipe, reference: Window, holdout: Window, vocabulary: set[str],
+               projection: Projection, emit: Emit) -> Calibration:
+    settings = recipe.monitoring
     emit(
         f"calibrating drift thresholds: {settings.n_bootstrap or 'enough'} null windows of "
         f"{settings.window_size} rows, false-alarm rate {settings.false_alarm_rate} of the "
         f"verdict at {settings.confidence:.0%} confidence"
     )
-    calibration = calibrate(
+    return calibrate(
         reference,
         holdout,
         window_size=settings.window_size,
@@ -139,9 +195,10 @@ def build_bundle(
         pca=projection,
         emit=emit,
     )
-    correct = np.array([p == t for p, t in zip(predicted, held["label"], strict=True)])
-    calibrator = ConfidenceCalibrator().fit(confidence, correct)
-    folder = adapter_dir / FOLDER
+
+
+def _write_bundle(folder: Path, reference: Window, doc: dict) -> None:
+    """The reference rows (Parquet), their embeddings (safetensors) and ``doc`` (JSON)."""
     folder.mkdir(exist_ok=True)
     pd.DataFrame(
         {
@@ -155,21 +212,7 @@ def build_bundle(
         {"embeddings": torch.from_numpy(np.ascontiguousarray(reference.embeddings, np.float32))},
         str(folder / EMBEDDINGS_FILE),
     )
-    doc = {
-        "vocabulary": sorted(vocabulary),
-        "projection": projection.to_dict(),
-        "calibration": calibration.to_dict(),
-        "calibrator": calibrator.to_dict(),
-        "max_length": max_length,
-        "pooling": base.entry.pooling,
-    }
     (folder / BUNDLE_FILE).write_text(json.dumps(doc) + "\n", encoding="utf-8")
-    emit(
-        "drift thresholds: " + ", ".join(f"{k} {v:.3f}" for k, v in calibration.thresholds.items())
-    )
-    joint = calibration.joint()
-    emit(f"drift calibration: {joint.sentence()}" + "".join(f"; {n}" for n in joint.notes))
-    return calibration.thresholds
 
 
 def calibration_summary(adapter_dir: Path) -> dict:
