@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "modelops"
 MAX_FUNCTION_LINES = 60
 """Counted from the ``def`` line to the function's last line (a nested function counts
 in the one that holds it, and on its own)."""
-ROOMS = ["defs"]
+ROOMS = ["defs", "lifecycle", "serving"]
 """The rooms held to it (packages under ``modelops/``)."""
 
 
