@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "modelops"
+PACKAGE = Path(__file__).resolve().parents[1] / "modelops"
 MAX_FUNCTION_LINES = 60
 """Counted from the ``def`` line to the function's last line (a nested function counts
 in the one that holds it, and on its own)."""
