@@ -184,7 +184,11 @@ def build_images() -> None:
     # The registries are reached through a proxy only the host trusts: the host's CA
     # bundle is mounted into the build (Debian's pip reads it), and so is the local
     # folder with the CPU torch wheel (PyPI's torch is the CUDA build).
-    mounts = ["-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro"]
+    # Downloads through that proxy stall now and then (measured: read timeouts and DNS
+    # failures inside the build): a pip.conf with a longer timeout and more retries.
+    pip_conf = WORK / "pip.conf"
+    pip_conf.write_text("[global]\ntimeout = 120\nretries = 10\n")
+    mounts = ["-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro", "-v", f"{pip_conf}:/etc/pip.conf:ro"]
     base = ["--build-arg", f"BASE_IMAGE={BASE_IMAGE}"]
     builds = [
         (DAGSTER_IMAGE, "docker/Dockerfile.dagster", []),
@@ -238,29 +242,39 @@ ENVFILE: dict = {}
 
 class Watcher(threading.Thread):
     """Runs the containers' health checks (podman runs them from systemd timers, and this
-    machine has no systemd) and notes every run container the launcher starts."""
+    machine has no systemd): every 5 s while a container is starting, every 30 s once it
+    is healthy. Also notes every run container the launcher starts (no compose label,
+    ``dagster api execute_run`` as its command)."""
 
     def __init__(self):
         super().__init__(daemon=True)
         self.stop = threading.Event()
         self.run_containers: dict[str, str] = {}
+        self.checked: dict[str, float] = {}
 
     def run(self):
         while not self.stop.is_set():
             try:
-                listing = json.loads(podman("ps", "-a", "--format", "json", check=False,
-                                            timeout=30).stdout or "[]")
-            except Exception:  # noqa: BLE001 - keep watching
-                listing = []
-            for c in listing:
-                name = (c.get("Names") or ["?"])[0]
-                command = " ".join(c.get("Command") or [])
-                labels = c.get("Labels") or {}
-                if "com.docker.compose.project" not in labels and "execute_run" in command:
-                    self.run_containers[name] = command
-                if c.get("State") == "running" and "health" in (c.get("Status") or "").lower():
-                    podman("healthcheck", "run", c["Id"], check=False, timeout=60)
+                self.tick()
+            except Exception as error:  # noqa: BLE001 - keep watching
+                log(f"watcher: {error}")
             self.stop.wait(3)
+
+    def tick(self):
+        listing = podman("ps", "-a", "--no-trunc", "--format",
+                         "{{.ID}}\t{{.Names}}\t{{.Status}}\t{{.Labels}}\t{{.Command}}",
+                         check=False, timeout=60).stdout
+        now = time.monotonic()
+        for line in listing.splitlines():
+            cid, name, status, labels, command = (line.split("\t") + [""] * 5)[:5]
+            if "com.docker.compose.project" not in labels and "execute_run" in command:
+                self.run_containers.setdefault(name, command[:200])
+            if not status.startswith("Up") or "(" not in status:
+                continue  # not running, or no health check
+            every = 30 if "(healthy)" in status else 5
+            if now - self.checked.get(cid, 0) >= every:
+                self.checked[cid] = now
+                podman("healthcheck", "run", cid, check=False, timeout=120)
 
 
 def service_states() -> dict[str, str]:
