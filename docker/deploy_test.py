@@ -144,6 +144,9 @@ def install_tools() -> None:
                 break
             time.sleep(0.2)
     assert podman_api("/_ping") == "OK", "podman's Docker API does not answer"
+    # Podman makes its socket 0600; Docker's is 0660 for the docker group. The daemon's
+    # non-root user gets the socket's group (DOCKER_GID), as with Docker.
+    SOCKET.chmod(0o660)
 
 
 def podman_api(path: str) -> str | None:
@@ -479,7 +482,7 @@ def check_no_duplicates_or_orphans() -> None:
 
 
 def main() -> int:
-    watcher = None
+    watcher = events_process = None
     stage = "tools"
     try:
         with timed("install tools"):
@@ -495,8 +498,9 @@ def main() -> int:
         stage = "clean"
         compose("down", "-v", "--remove-orphans", check=False, timeout=600)
         with open(WORK / "events.log", "w") as events:
-            subprocess.Popen(["podman", "events", "--format", "json"], env=ENV, stdout=events,
-                             stderr=subprocess.STDOUT, start_new_session=True)
+            events_process = subprocess.Popen(
+                ["podman", "events", "--format", "json"], env=ENV, stdout=events,
+                stderr=subprocess.STDOUT, start_new_session=True)
         watcher = Watcher()
         watcher.start()
         stage = "up"
@@ -553,6 +557,8 @@ def main() -> int:
     finally:
         if watcher:
             watcher.stop.set()
+        if events_process:
+            events_process.terminate()
         if ENV and not os.environ.get("DEPLOY_TEST_KEEP"):
             compose("down", "-v", "--remove-orphans", check=False, timeout=600)
         RESULT["seconds"] = round(time.monotonic() - START, 1)
