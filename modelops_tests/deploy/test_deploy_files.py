@@ -27,13 +27,36 @@ BUILT = {
 FOREIGN = re.compile(r"^(DAGSTER_|POSTGRES_|MINIO_|AWS_|HF_|TRANSFORMERS_|TOKENIZERS_)")
 
 
+class ComposeLoader(yaml.SafeLoader):
+    """YAML with compose's ``!reset`` / ``!override`` merge tags (docker-compose.debian.yml)."""
+
+
+for _tag in ("!reset", "!override"):
+    ComposeLoader.add_constructor(
+        _tag, lambda loader, node: loader.construct_sequence(node)
+        if isinstance(node, yaml.SequenceNode) else loader.construct_scalar(node)
+        if isinstance(node, yaml.ScalarNode) else loader.construct_mapping(node)
+    )
+
+
 def load(name: str):
-    return yaml.safe_load((DOCKER / name).read_text(encoding="utf-8"))
+    return yaml.load((DOCKER / name).read_text(encoding="utf-8"), Loader=ComposeLoader)
 
 
 def compose_variables(text: str) -> set[str]:
     """``${NAME}``, ``${NAME:-default}``, ``${NAME:?message}``; ``$$`` escapes skipped."""
     return set(re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)", text))
+
+
+# The variables compose refuses to start without (``${NAME:?message}``).
+REQUIRED = (
+    "POSTGRES_PASSWORD",
+    "MODELOPS_DB_PASSWORD",
+    "S3_ADMIN_PASSWORD",
+    "MODELOPS_S3_SECRET_ACCESS_KEY",
+    "MODELOPS_SERVE_TOKEN",
+    "DOCKER_GID",
+)
 
 
 def test_compose_services_files_and_variables():
@@ -42,7 +65,7 @@ def test_compose_services_files_and_variables():
     services = compose["services"]
     assert {
         "postgres",
-        "minio",
+        "s3",
         "modelops-code",
         "dagster-webserver",
         "dagster-daemon",
@@ -57,6 +80,8 @@ def test_compose_services_files_and_variables():
         assert image in BUILT or re.fullmatch(r"[a-z0-9./-]+:[A-Za-z0-9._-]+", image), image
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
+            if source.startswith("${DOCKER_SOCKET"):
+                continue  # the host's Docker socket (docker/env.example)
             if source.startswith("."):
                 assert (DOCKER / source).exists(), (name, source)
             elif not source.startswith("/"):
@@ -81,10 +106,12 @@ def test_compose_services_files_and_variables():
 
 
 def test_dockerfiles_copy_only_what_exists():
-    for dockerfile in DOCKER.glob("Dockerfile*"):
+    for dockerfile in [*DOCKER.glob("Dockerfile*"), *(DOCKER / "debian").glob("Dockerfile*")]:
         for line in dockerfile.read_text(encoding="utf-8").splitlines():
             if line.startswith("COPY "):
-                for source in line.split()[1:-1]:
+                for source in [s for s in line.split()[1:-1] if not s.startswith("--")]:
+                    if "--from=" in line:
+                        break  # from an earlier stage of the same file
                     assert (REPO / source).exists(), (dockerfile.name, source)
     text = (DOCKER / "Dockerfile").read_text(encoding="utf-8")
     assert "ARG BASE_IMAGE=" in text and "FROM ${BASE_IMAGE}" in text
@@ -96,6 +123,11 @@ def test_dagster_yaml_names_modules_variables_and_the_queue():
     deploy = (DOCKER / "requirements-deploy.txt").read_text(encoding="utf-8")
     compose = load("docker-compose.yml")
     env = compose["x-modelops-env"]
+    # A run container loads the same instance: the launcher passes it every variable the
+    # file reads (DAGSTER_COMPUTE_LOG_BUCKET was missing: every run failed at its start).
+    launcher_env = set(config["run_launcher"]["config"]["env_vars"])
+    read = set(re.findall(r"env: ([A-Z0-9_]+)", (DOCKER / "dagster.yaml").read_text()))
+    assert read <= launcher_env, read - launcher_env
     for section in ("scheduler", "run_coordinator", "run_launcher", "compute_logs"):
         module = config[section]["module"]
         package = module.split(".")[0]
@@ -147,19 +179,68 @@ def test_docker_compose_config_where_a_client_is_installed(tmp_path):
     ):
         pytest.skip("no Docker client with the compose plugin here; the YAML checks above ran")
     env = tmp_path / ".env"
-    env.write_text("POSTGRES_PASSWORD=x\nMINIO_ROOT_PASSWORD=y\nMODELOPS_SERVE_TOKEN=z\n")
-    result = subprocess.run(
-        [
-            docker,
-            "compose",
-            "-f",
-            str(DOCKER / "docker-compose.yml"),
-            "--env-file",
-            str(env),
-            "config",
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
+    env.write_text("".join(f"{name}=x\n" for name in REQUIRED))
+    for files in (["docker-compose.yml"], ["docker-compose.yml", "docker-compose.debian.yml"]):
+        command = [docker, "compose"]
+        for name in files:
+            command += ["-f", str(DOCKER / name)]
+        result = subprocess.run(
+            [*command, "--env-file", str(env), "config", "--quiet"],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
+
+
+def test_compose_hardening():
+    """Loopback ports, pinned pulled images, the Docker socket on the daemon only, the
+    platform on its own PostgreSQL and S3 users, and the required secrets."""
+    text = (DOCKER / "docker-compose.yml").read_text(encoding="utf-8")
+    compose = load("docker-compose.yml")
+    services = compose["services"]
+    assert set(re.findall(r"\$\{([A-Z0-9_]+):\?", text)) == set(REQUIRED)
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), (name, port)
+        if service["image"] not in BUILT:
+            assert not service["image"].endswith(":latest"), (name, service["image"])
+        sockets = [v for v in service.get("volumes", []) if "docker.sock" in v]
+        assert bool(sockets) == (name == "dagster-daemon"), name
+    env = compose["x-modelops-env"]
+    assert "POSTGRES" not in env["DAGSTER_PG_USER"] and "MODELOPS_DB_USER" in env["DAGSTER_PG_USER"]
+    assert "MODELOPS_DB_USER" in env["MODELOPS_DATABASE_URL"]
+    assert "MODELOPS_S3_ACCESS_KEY_ID" in env["AWS_ACCESS_KEY_ID"]
+    assert "ADMIN" not in env["AWS_SECRET_ACCESS_KEY"]
+    for service in ("modelops-code", "dagster-webserver", "dagster-daemon", "modelops-serve",
+                    "postgres", "s3"):
+        assert "healthcheck" in services[service], service
+    assert services["modelops-code"]["healthcheck"]["test"][1:4] == [
+        "dagster", "api", "grpc-health-check"]
+
+
+def test_images_run_as_a_user_and_install_the_lock():
+    for dockerfile in [*DOCKER.glob("Dockerfile*"), *(DOCKER / "debian").glob("Dockerfile*")]:
+        lines = dockerfile.read_text(encoding="utf-8").splitlines()
+        users = [line.split()[1] for line in lines if line.startswith("USER ")]
+        assert users and users[-1] not in ("root", "0"), dockerfile.name
+        assert any(line.startswith("ARG BASE_IMAGE=") for line in lines), dockerfile.name
+        for line in lines:
+            if line.startswith("ARG BASE_IMAGE="):
+                assert re.search(r":[^:]*\d", line), line  # a tag naming a version
+    for name in ("Dockerfile", "Dockerfile.dagster"):
+        text = (DOCKER / name).read_text(encoding="utf-8")
+        assert "--require-hashes" in text
+    lock = (DOCKER / "requirements.lock").read_text(encoding="utf-8")
+    pinned = set(re.findall(r"^([a-z0-9._-]+)==", lock, re.M))
+    assert {"dagster", "transformers", "peft", "evidently", "scipy", "dagster-docker"} <= pinned
+    assert not pinned & {"pytest", "hypothesis", "moto", "ruff", "torch"}
+    ignored = (REPO / ".dockerignore").read_text(encoding="utf-8").split()
+    assert {".git", ".venv", ".modelops", "data", "docker/.env"} <= set(ignored)
+
+
+def test_debian_override_replaces_only_the_pulled_servers():
+    override = load("docker-compose.debian.yml")["services"]
+    assert set(override) == {"postgres", "s3", "s3-init"}
+    for name in ("postgres", "s3"):
+        build = override[name]["build"]
+        assert (DOCKER / build["context"] / build["dockerfile"]).resolve().is_file()
