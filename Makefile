@@ -26,6 +26,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Dagster's own CLI checks the definitions as a deployment loads them: `dg check defs`
 # validates them, `dg list defs` lists every asset, check, job, sensor and resource. Both
@@ -39,6 +40,7 @@ check-defs: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(MAKE) --no-print-directory check-defs
 	$(BIN)/python -m pytest -q
 

@@ -58,10 +58,18 @@ def main(argv: list[str] | None = None) -> int:
     labels = json.loads((args.data / "categories.json").read_text(encoding="utf-8"))
     dataset = load_banking77(args.data, labels, args.limit, TRAINING["seed"], VALIDATION_FRACTION)
     recipe = Recipe(
-        name="checkpoint_benchmark", taxonomy="(benchmark)", base_model="minilm@stable",
-        data=DataSettings(sources=(DataSource(path=str(args.data / "train.csv")),),
-                          label_column="category", validation_fraction=VALIDATION_FRACTION),
-        adapter=ADAPTER, head=HEAD, training=TrainingSettings(**TRAINING, epochs=args.epochs))
+        name="checkpoint_benchmark",
+        taxonomy="(benchmark)",
+        base_model="minilm@stable",
+        data=DataSettings(
+            sources=(DataSource(path=str(args.data / "train.csv")),),
+            label_column="category",
+            validation_fraction=VALIDATION_FRACTION,
+        ),
+        adapter=ADAPTER,
+        head=HEAD,
+        training=TrainingSettings(**TRAINING, epochs=args.epochs),
+    )
     base = Catalog.load(None).resolve(recipe.base_model)
     stop_at = f"checkpoint saved: epoch 1 step {args.every * 2}/"
 
@@ -72,15 +80,23 @@ def main(argv: list[str] | None = None) -> int:
                 raise Interrupted(message)
 
         started = time.perf_counter()
-        result = train_classifier(recipe=recipe, base=base, dataset=dataset, out_dir=work / name,
-                                  threads=args.threads, emit=say, checkpointer=checkpointer)
+        result = train_classifier(
+            recipe=recipe,
+            base=base,
+            dataset=dataset,
+            out_dir=work / name,
+            threads=args.threads,
+            emit=say,
+            checkpointer=checkpointer,
+        )
         return result, time.perf_counter() - started
 
     with tempfile.TemporaryDirectory(prefix="checkpoint-bench-") as tmp:
         work = Path(tmp)
         plain, plain_s = train("plain", work)
         checkpointed, ckpt_s = train(
-            "checkpointed", work, Checkpointer(work / "ckpt-a", every_steps=args.every))
+            "checkpointed", work, Checkpointer(work / "ckpt-a", every_steps=args.every)
+        )
         resumable = Checkpointer(work / "ckpt-b", every_steps=args.every)
         try:
             train("interrupted", work, resumable, interrupt=True)
@@ -92,16 +108,20 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "checkpoint_banking77",
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "threads": args.threads, "every_steps": args.every, "data": dataset.stats,
+        "threads": args.threads,
+        "every_steps": args.every,
+        "data": dataset.stats,
         "seconds": {"plain": plain_s, "checkpointed": ckpt_s, "resumed_part": resumed_s},
         "wall_time_checkpointed_over_plain": ckpt_s / plain_s,
         "checkpointed_identical": checkpointed.weights_sha256 == plain.weights_sha256,
         "resumed_identical": resumed.weights_sha256 == plain.weights_sha256,
         "weights_sha256": plain.weights_sha256,
     }
-    emit(f"checkpointed/plain wall time {report['wall_time_checkpointed_over_plain']:.3f}; "
-         f"identical: checkpointed {report['checkpointed_identical']}, "
-         f"resumed {report['resumed_identical']}")
+    emit(
+        f"checkpointed/plain wall time {report['wall_time_checkpointed_over_plain']:.3f}; "
+        f"identical: checkpointed {report['checkpointed_identical']}, "
+        f"resumed {report['resumed_identical']}"
+    )
     print(json.dumps(report))
     return 0 if report["checkpointed_identical"] and report["resumed_identical"] else 1
 

@@ -38,6 +38,7 @@ CENTROIDS = np.random.default_rng(123).normal(size=(len(INTENTS), 16))
 def load_generator(path: Path | None):
     if path is None:
         from modelops.demo import generator
+
         return generator
     spec = importlib.util.spec_from_file_location("demo_generator_copy", path)
     module = importlib.util.module_from_spec(spec)
@@ -51,13 +52,18 @@ def window(gen, n: int, seed: int) -> Window:
     rng = np.random.default_rng(seed)
     labels = list(frame["label"])
     wrong = rng.random(len(labels)) < 0.15
-    predicted = [str(rng.choice(BASE_INTENTS)) if w else y
-                 for w, y in zip(wrong, labels, strict=True)]
+    predicted = [
+        str(rng.choice(BASE_INTENTS)) if w else y for w, y in zip(wrong, labels, strict=True)
+    ]
     embeddings = CENTROIDS[[INTENTS.index(y) for y in labels]]
     embeddings = embeddings + rng.normal(size=embeddings.shape)
-    return Window(texts=list(frame["text"]), predicted=predicted,
-                  confidence=rng.beta(8.0, 2.0, size=len(labels)), embeddings=embeddings,
-                  labels=labels)
+    return Window(
+        texts=list(frame["text"]),
+        predicted=predicted,
+        confidence=rng.beta(8.0, 2.0, size=len(labels)),
+        embeddings=embeddings,
+        labels=labels,
+    )
 
 
 def main() -> int:
@@ -76,28 +82,46 @@ def main() -> int:
     reference, holdout = window(gen, args.reference, 1), window(gen, args.holdout, 2)
     vocabulary = fit_vocabulary(list(gen.generate(gen.DemoKnobs(n=1000, seed=0))["text"]))
     pca = fit_projection(reference.embeddings, k=5)
-    calibration = calibrate(reference, holdout, window_size=args.window,
-                            n_bootstrap=args.n_bootstrap, false_alarm_rate=args.rate,
-                            vocabulary=vocabulary, pca=pca)
+    calibration = calibrate(
+        reference,
+        holdout,
+        window_size=args.window,
+        n_bootstrap=args.n_bootstrap,
+        false_alarm_rate=args.rate,
+        vocabulary=vocabulary,
+        pca=pca,
+    )
     fired: Counter[str] = Counter()
     alarms = 0
     for i in range(args.windows):
-        scores = signal_scores(reference, window(gen, args.window, 100 + i),
-                               vocabulary=vocabulary, pca=pca)
+        scores = signal_scores(
+            reference, window(gen, args.window, 100 + i), vocabulary=vocabulary, pca=pca
+        )
         result = verdict(scores, calibration)
         alarms += result.drifted
         fired.update(result.fired)
-    print(json.dumps({
-        "generator": str(args.generator or "modelops.demo.generator"),
-        "reference_rows": args.reference, "holdout_rows": args.holdout,
-        "n_bootstrap": args.n_bootstrap, "rate": args.rate, "window": args.window,
-        "guarantee_reachable": calibration.guarantee.get("reachable"),
-        "rate_bound": calibration.guarantee.get("rate_bound"),
-        "clean_windows": args.windows, "false_alarms": alarms, "fired": dict(fired),
-        "mean_length": {"reference": float(np.mean([len(t) for t in reference.texts])),
-                        "holdout": float(np.mean([len(t) for t in holdout.texts]))},
-        "seconds": round(time.perf_counter() - started, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "generator": str(args.generator or "modelops.demo.generator"),
+                "reference_rows": args.reference,
+                "holdout_rows": args.holdout,
+                "n_bootstrap": args.n_bootstrap,
+                "rate": args.rate,
+                "window": args.window,
+                "guarantee_reachable": calibration.guarantee.get("reachable"),
+                "rate_bound": calibration.guarantee.get("rate_bound"),
+                "clean_windows": args.windows,
+                "false_alarms": alarms,
+                "fired": dict(fired),
+                "mean_length": {
+                    "reference": float(np.mean([len(t) for t in reference.texts])),
+                    "holdout": float(np.mean([len(t) for t in holdout.texts])),
+                },
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+    )
     return 0
 
 

@@ -80,10 +80,20 @@ STARTED = time.perf_counter()
 # The settings train_banking77.py found best on a validation part of train.csv (RESULTS.md).
 ADAPTER = {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": ["query", "value"]}
 HEAD = {"pooling": "mean", "init": "probe", "probe_c": 10.0}
-TRAINING = {"learning_rate": 5e-4, "batch_size": 32, "max_length": 64, "seed": 13,
-            "warmup_ratio": 0.06}
-TARGETS = {"false_alarms": 0, "detection_delay_batches": 0, "check_time_ratio": 1.2,
-           "incremental_time_share": 0.35, "original_accuracy_drop_points": 1.0}
+TRAINING = {
+    "learning_rate": 5e-4,
+    "batch_size": 32,
+    "max_length": 64,
+    "seed": 13,
+    "warmup_ratio": 0.06,
+}
+TARGETS = {
+    "false_alarms": 0,
+    "detection_delay_batches": 0,
+    "check_time_ratio": 1.2,
+    "incremental_time_share": 0.35,
+    "original_accuracy_drop_points": 1.0,
+}
 
 
 def emit(message: str) -> None:
@@ -106,18 +116,25 @@ def write_workspace(root: Path, rows: pd.DataFrame, labels: list[str], args) -> 
     tax.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     recipe = {
         "name": RECIPE,
-        "data": {"sources": [{"path": "../data/known_intents.csv"}],
-                 "validation_fraction": args.held_fraction, "test_fraction": args.held_fraction},
+        "data": {
+            "sources": [{"path": "../data/known_intents.csv"}],
+            "validation_fraction": args.held_fraction,
+            "test_fraction": args.held_fraction,
+        },
         "taxonomy": "../taxonomies/banking77/v1.yaml",
         "base_model": "minilm@stable",
         "adapter": ADAPTER,
         "head": HEAD,
         "training": {**TRAINING, "epochs": args.epochs},
         "gates": {"min_macro_f1": args.min_macro_f1, "beat_baseline": False},
-        "monitoring": {"window_size": args.batch_size,
-                       **({"n_bootstrap": args.n_bootstrap} if args.n_bootstrap else {})},
-        "retraining": {"mode": "incremental", **({"replay_fraction": args.replay_fraction}
-                                                 if args.replay_fraction else {})},
+        "monitoring": {
+            "window_size": args.batch_size,
+            **({"n_bootstrap": args.n_bootstrap} if args.n_bootstrap else {}),
+        },
+        "retraining": {
+            "mode": "incremental",
+            **({"replay_fraction": args.replay_fraction} if args.replay_fraction else {}),
+        },
     }
     (root / "recipes").mkdir()
     (root / "recipes" / f"{RECIPE}.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
@@ -127,24 +144,35 @@ def write_workspace(root: Path, rows: pd.DataFrame, labels: list[str], args) -> 
 def workspace_settings(root: Path, args) -> Settings:
     """The Settings of a benchmark workspace (``--workspace`` reuses one)."""
     home = root / ".modelops"
-    return Settings(home=home, database_url=f"sqlite:///{home / 'modelops.db'}",
-                    artifacts_uri=str(home / "artifacts"), s3_endpoint_url=None,
-                    recipes_dir=root / "recipes", catalog_path=root / "no-catalog.yaml",
-                    cache_dir=home / "cache", torch_threads=args.threads, user="benchmark")
+    return Settings(
+        home=home,
+        database_url=f"sqlite:///{home / 'modelops.db'}",
+        artifacts_uri=str(home / "artifacts"),
+        s3_endpoint_url=None,
+        recipes_dir=root / "recipes",
+        catalog_path=root / "no-catalog.yaml",
+        cache_dir=home / "cache",
+        torch_threads=args.threads,
+        user="benchmark",
+    )
 
 
 def make_batches(known: pd.DataFrame, new: pd.DataFrame, args) -> list[tuple[str, pd.DataFrame]]:
     """Clean batches (known intents), then drifted ones (``--share`` of held-out intents)."""
-    batches = [("clean", known.sample(n=args.batch_size, random_state=args.seed + i))
-               for i in range(args.stream_clean)]
+    batches = [
+        ("clean", known.sample(n=args.batch_size, random_state=args.seed + i))
+        for i in range(args.stream_clean)
+    ]
     n_new = round(args.share * args.batch_size)
     if n_new * args.drifted > len(new):
-        raise SystemExit(f"{args.drifted} drifted batches need {n_new * args.drifted} held-out "
-                         f"test rows; test.csv has {len(new)}")
+        raise SystemExit(
+            f"{args.drifted} drifted batches need {n_new * args.drifted} held-out "
+            f"test rows; test.csv has {len(new)}"
+        )
     new = new.sample(frac=1.0, random_state=args.seed)
     for j in range(args.drifted):
         old = known.sample(n=args.batch_size - n_new, random_state=args.seed + 1000 + j)
-        mixed = pd.concat([old, new.iloc[j * n_new:(j + 1) * n_new]])
+        mixed = pd.concat([old, new.iloc[j * n_new : (j + 1) * n_new]])
         batches.append(("drifted", mixed.sample(frac=1.0, random_state=args.seed + 2000 + j)))
     return batches
 
@@ -166,17 +194,25 @@ def stream(plat: Platform, loaded, champion, batches) -> tuple:
         check = check_window(bundle, window, base=base, recipe=loaded.recipe)
         seconds = time.perf_counter() - started
         logged[batch_id] = scored
-        results.append({"batch": i, "kind": kind, "drifted": check.verdict.drifted,
-                        "fired": check.verdict.fired, "check_seconds": seconds,
-                        "scores": check.verdict.scores})
+        results.append(
+            {
+                "batch": i,
+                "kind": kind,
+                "drifted": check.verdict.drifted,
+                "fired": check.verdict.fired,
+                "check_seconds": seconds,
+                "scores": check.verdict.scores,
+            }
+        )
         emit(f"batch {i} ({kind}): {check.verdict.reason}")
     return results, logged, bundle, base
 
 
 def platform_check(bundle, current: Window):
     """The platform's scoring path of a check: Evidently scores per signal, then the verdict."""
-    scores = signal_scores(bundle.reference, current, vocabulary=bundle.vocabulary,
-                           pca=bundle.projection)
+    scores = signal_scores(
+        bundle.reference, current, vocabulary=bundle.vocabulary, pca=bundle.projection
+    )
     return verdict(scores, bundle.calibration)
 
 
@@ -188,10 +224,13 @@ def bare_evidently(ref_frame: pd.DataFrame, cur_frame: pd.DataFrame, kinds: dict
     definition = DataDefinition(
         text_columns=[c for c, k in kinds.items() if k == "text"],
         numerical_columns=[c for c, k in kinds.items() if k == "num"],
-        categorical_columns=[c for c, k in kinds.items() if k == "cat"])
+        categorical_columns=[c for c, k in kinds.items() if k == "cat"],
+    )
     metrics = [ValueDrift(column=c, method=METHODS[k]) for c, k in kinds.items()]
-    return Report(metrics).run(Dataset.from_pandas(cur_frame, data_definition=definition),
-                               Dataset.from_pandas(ref_frame, data_definition=definition))
+    return Report(metrics).run(
+        Dataset.from_pandas(cur_frame, data_definition=definition),
+        Dataset.from_pandas(ref_frame, data_definition=definition),
+    )
 
 
 def median_seconds(call, *args, runs: int) -> float:
@@ -208,9 +247,12 @@ def time_checks(bundle, base, drifted: pd.DataFrame, sizes: list[int], repeats: 
     same columns (built from the same windows outside the Evidently timing)."""
     emit(f"embedding {len(drifted)} drifted-batch rows for the timing windows")
     texts = drifted["text"].tolist()
-    pool = Window(texts=texts, predicted=drifted["predicted_label"].tolist(),
-                  confidence=drifted["confidence"].to_numpy(float),
-                  embeddings=base_embeddings(base, texts, bundle.max_length))
+    pool = Window(
+        texts=texts,
+        predicted=drifted["predicted_label"].tolist(),
+        confidence=drifted["confidence"].to_numpy(float),
+        embeddings=base_embeddings(base, texts, bundle.max_length),
+    )
     out = []
     for size in sizes:
         current = pool.take(np.resize(np.arange(len(pool)), size))
@@ -221,11 +263,19 @@ def time_checks(bundle, base, drifted: pd.DataFrame, sizes: list[int], repeats: 
         runs = repeats if size <= 10_000 else 1
         mine = median_seconds(platform_check, bundle, current, runs=runs)
         bare = median_seconds(bare_evidently, *frames, runs=runs)
-        row = {"rows": size, "reference_rows": len(bundle.reference), "columns": len(frames[2]),
-               "runs": runs, "platform_seconds": mine, "evidently_seconds": bare,
-               "ratio": mine / bare}
-        emit(f"check time at {size} rows: platform {mine:.2f}s, bare Evidently {bare:.2f}s, "
-             f"ratio {row['ratio']:.2f}")
+        row = {
+            "rows": size,
+            "reference_rows": len(bundle.reference),
+            "columns": len(frames[2]),
+            "runs": runs,
+            "platform_seconds": mine,
+            "evidently_seconds": bare,
+            "ratio": mine / bare,
+        }
+        emit(
+            f"check time at {size} rows: platform {mine:.2f}s, bare Evidently {bare:.2f}s, "
+            f"ratio {row['ratio']:.2f}"
+        )
         out.append(row)
     return out
 
@@ -253,28 +303,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=200, help="also the window size")
     parser.add_argument("--clean", type=int, default=100, help="clean windows (alarms)")
     parser.add_argument("--drifted", type=int, default=5, help="drifted windows per share")
-    parser.add_argument("--shares", type=lambda v: [float(x) for x in v.split(",")],
-                        default=[0.10, 0.05, 0.02], help="novel-intent shares (alarms)")
-    parser.add_argument("--held-fraction", type=float, default=0.1,
-                        help="validation and test fractions of the champion's dataset")
-    parser.add_argument("--n-bootstrap", type=int, default=None,
-                        help="monitoring.n_bootstrap (default: the recipe default, smoke runs)")
+    parser.add_argument(
+        "--shares",
+        type=lambda v: [float(x) for x in v.split(",")],
+        default=[0.10, 0.05, 0.02],
+        help="novel-intent shares (alarms)",
+    )
+    parser.add_argument(
+        "--held-fraction",
+        type=float,
+        default=0.1,
+        help="validation and test fractions of the champion's dataset",
+    )
+    parser.add_argument(
+        "--n-bootstrap",
+        type=int,
+        default=None,
+        help="monitoring.n_bootstrap (default: the recipe default, smoke runs)",
+    )
     parser.add_argument("--min-macro-f1", type=float, default=0.5, help="champion gate")
-    parser.add_argument("--workspace", type=Path, default=None, help="reuse the champion of "
-                        "an earlier run's workspace (alarm protocol only)")
-    parser.add_argument("--recalibrate", action="store_true", help="with --workspace: redo "
-                        "the champion's calibration with the current code")
-    parser.add_argument("--full", action="store_true", help="also the stream, check time "
-                        "and retraining parts of runs 1-5")
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        default=None,
+        help="reuse the champion of an earlier run's workspace (alarm protocol only)",
+    )
+    parser.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="with --workspace: redo the champion's calibration with the current code",
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="also the stream, check time and retraining parts of runs 1-5",
+    )
     parser.add_argument("--stream-clean", type=int, default=20, help="clean batches (--full)")
-    parser.add_argument("--share", type=float, default=0.2, help="held-out share of a drifted "
-                        "batch")
+    parser.add_argument(
+        "--share", type=float, default=0.2, help="held-out share of a drifted batch"
+    )
     parser.add_argument("--feedback-batches", type=int, default=3)
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--replay-fraction", type=float, default=None,
-                        help="retraining.replay_fraction (default: the recipe default, 0.2)")
+    parser.add_argument(
+        "--replay-fraction",
+        type=float,
+        default=None,
+        help="retraining.replay_fraction (default: the recipe default, 0.2)",
+    )
     args = parser.parse_args(argv)
     if args.full and args.workspace:
         raise SystemExit("--full trains its own champion; leave out --workspace")
@@ -282,8 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()
     train, test = (pd.read_csv(args.data / f"{s}.csv") for s in ("train", "test"))
     listed = args.data / "categories.json"  # or, without it, the categories of train.csv
-    categories = (json.loads(listed.read_text()) if listed.is_file()
-                  else sorted(train["category"].unique()))
+    categories = (
+        json.loads(listed.read_text()) if listed.is_file() else sorted(train["category"].unique())
+    )
     labels = [label_name(c) for c in categories]
     for frame in (train, test):
         frame["label"] = [label_name(c) for c in frame["category"]]
@@ -291,8 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     held_out = sorted(rng.choice(labels, size=args.held_out, replace=False).tolist())
     known_train = train[~train["label"].isin(held_out)]
     if args.limit:
-        known_train = known_train.sample(n=min(args.limit, len(known_train)),
-                                         random_state=args.seed)
+        known_train = known_train.sample(
+            n=min(args.limit, len(known_train)), random_state=args.seed
+        )
     emit(f"held-out intents: {', '.join(held_out)}; {len(known_train)} training rows")
     if args.workspace:  # the champion of an earlier run, same seed and data
         work = args.workspace
@@ -320,27 +399,49 @@ def main(argv: list[str] | None = None) -> int:
 
         frame = load_dataset(plat, champion.lineage["dataset"]).frame
     alarms = run_alarms(plat, loaded, champion, test, held_out, args, emit, frame)
-    head = {k: alarms[k] for k in ("clean_windows", "false_alarms", "retraining_runs_clean",
-                                   "retraining_runs_drifted", "detection_delay_windows",
-                                   "smallest_share_detected_within_3")}
+    head = {
+        k: alarms[k]
+        for k in (
+            "clean_windows",
+            "false_alarms",
+            "retraining_runs_clean",
+            "retraining_runs_drifted",
+            "detection_delay_windows",
+            "smallest_share_detected_within_3",
+        )
+    }
     if not args.full:
-        print(json.dumps({
-            **head,
-            "benchmark": "drift_banking77 (alarm protocol)",
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "command": ".venv/bin/python " + shlex.join(sys.argv),
-            "held_out_intents": held_out,
-            "rows": {"train_known": len(known_train),
-                     "champion_dataset": dataset.stats if dataset else None},
-            "champion": {"id": champion.id, "wall_seconds": champion_s,
-                         "train_rows": champion.metrics["train_rows"],
-                         "validation_accuracy": champion.metrics["validation_accuracy"]},
-            "alarms": alarms,
-            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "machine": {"cpus": os.cpu_count(), "loadavg_start": load_start,
-                        "loadavg_end": os.getloadavg()},
-            "total_seconds": time.perf_counter() - STARTED,
-        }))
+        print(
+            json.dumps(
+                {
+                    **head,
+                    "benchmark": "drift_banking77 (alarm protocol)",
+                    "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "command": ".venv/bin/python " + shlex.join(sys.argv),
+                    "held_out_intents": held_out,
+                    "rows": {
+                        "train_known": len(known_train),
+                        "champion_dataset": dataset.stats if dataset else None,
+                    },
+                    "champion": {
+                        "id": champion.id,
+                        "wall_seconds": champion_s,
+                        "train_rows": champion.metrics["train_rows"],
+                        "validation_accuracy": champion.metrics["validation_accuracy"],
+                    },
+                    "alarms": alarms,
+                    "settings": {
+                        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                    },
+                    "machine": {
+                        "cpus": os.cpu_count(),
+                        "loadavg_start": load_start,
+                        "loadavg_end": os.getloadavg(),
+                    },
+                    "total_seconds": time.perf_counter() - STARTED,
+                }
+            )
+        )
         return 0
 
     is_new = test["label"].isin(held_out)
@@ -355,39 +456,60 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     timing = time_checks(bundle, base, drift_rows, sizes, args.repeats)
 
-    fed = pd.concat([logged[f"drifted-{r['batch']}"] for r in drifted[:args.feedback_batches]])
+    fed = pd.concat([logged[f"drifted-{r['batch']}"] for r in drifted[: args.feedback_batches]])
     for pid, label in zip(fed["prediction_id"], fed["label"], strict=True):
-        plat.production_log.add_feedback(RECIPE, true_label=label, prediction_id=int(pid),
-                                         source="benchmark")
+        plat.production_log.add_feedback(
+            RECIPE, true_label=label, prediction_id=int(pid), source="benchmark"
+        )
     emit(f"{len(fed)} feedback rows from {args.feedback_batches} drifted batches")
     retrain_set = build_dataset(plat, loaded, emit=emit, include_feedback=True)
     incremental, incremental_s = timed_training(plat, loaded, retrain_set, "incremental")
     full, full_s = timed_training(plat, loaded, retrain_set, "full")
 
     unseen = test[~test["text"].isin(set(fed["text"]))]
-    evals = {"original": unseen[~unseen["label"].isin(held_out)],
-             "held_out": unseen[unseen["label"].isin(held_out)]}
-    acc = {name: {part: accuracy(plat, v, rows, max_length) for part, rows in evals.items()}
-           for name, v in (("champion", champion), ("incremental", incremental), ("full", full))}
+    evals = {
+        "original": unseen[~unseen["label"].isin(held_out)],
+        "held_out": unseen[unseen["label"].isin(held_out)],
+    }
+    acc = {
+        name: {part: accuracy(plat, v, rows, max_length) for part, rows in evals.items()}
+        for name, v in (("champion", champion), ("incremental", incremental), ("full", full))
+    }
     for name, parts in acc.items():
-        emit(f"{name}: accuracy {parts['original']:.4f} on original intents, "
-             f"{parts['held_out']:.4f} on held-out intents")
+        emit(
+            f"{name}: accuracy {parts['original']:.4f} on original intents, "
+            f"{parts['held_out']:.4f} on held-out intents"
+        )
 
     share = incremental_s / full_s
     drop = 100 * (acc["champion"]["original"] - acc["incremental"]["original"])
     worst_ratio = max(t["ratio"] for t in timing)
     targets = {
-        "false_alarms": {"value": sum(r["drifted"] for r in clean), "target": "0",
-                         "met": not any(r["drifted"] for r in clean)},
-        "detection_delay_batches": {"value": delay, "target": "0 (first drifted batch)",
-                                    "met": delay == 0},
-        "check_time_ratio": {"value": worst_ratio, "target": "<= 1.2 at every size",
-                             "met": worst_ratio <= TARGETS["check_time_ratio"]},
-        "incremental_time_share": {"value": share, "target": "<= 0.35",
-                                   "met": share <= TARGETS["incremental_time_share"]},
+        "false_alarms": {
+            "value": sum(r["drifted"] for r in clean),
+            "target": "0",
+            "met": not any(r["drifted"] for r in clean),
+        },
+        "detection_delay_batches": {
+            "value": delay,
+            "target": "0 (first drifted batch)",
+            "met": delay == 0,
+        },
+        "check_time_ratio": {
+            "value": worst_ratio,
+            "target": "<= 1.2 at every size",
+            "met": worst_ratio <= TARGETS["check_time_ratio"],
+        },
+        "incremental_time_share": {
+            "value": share,
+            "target": "<= 0.35",
+            "met": share <= TARGETS["incremental_time_share"],
+        },
         "original_accuracy_drop_points": {
-            "value": drop, "target": "<= 1.0 (incremental vs the champion)",
-            "met": drop <= TARGETS["original_accuracy_drop_points"]},
+            "value": drop,
+            "target": "<= 1.0 (incremental vs the champion)",
+            "met": drop <= TARGETS["original_accuracy_drop_points"],
+        },
     }
     summary = {
         **head,
@@ -396,29 +518,46 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": ".venv/bin/python " + shlex.join(sys.argv),
         "held_out_intents": held_out,
-        "rows": {"train_known": len(known_train), "champion_dataset": dataset.stats,
-                 "retraining_dataset": retrain_set.stats, "eval_original": len(evals["original"]),
-                 "eval_held_out": len(evals["held_out"]), "feedback": len(fed)},
-        "stream": {"source": "Predictor + ProductionLog, window read back by batch_id",
-                   "false_alarms": targets["false_alarms"]["value"],
-                   "clean_batches": len(clean), "drifted_batches": len(drifted),
-                   "drifted_detected": len(detected), "detection_delay_batches": delay,
-                   "thresholds": bundle.calibration.thresholds,
-                   "mean_check_window_seconds": statistics.mean(r["check_seconds"]
-                                                                for r in results),
-                   "batches": results},
+        "rows": {
+            "train_known": len(known_train),
+            "champion_dataset": dataset.stats,
+            "retraining_dataset": retrain_set.stats,
+            "eval_original": len(evals["original"]),
+            "eval_held_out": len(evals["held_out"]),
+            "feedback": len(fed),
+        },
+        "stream": {
+            "source": "Predictor + ProductionLog, window read back by batch_id",
+            "false_alarms": targets["false_alarms"]["value"],
+            "clean_batches": len(clean),
+            "drifted_batches": len(drifted),
+            "drifted_detected": len(detected),
+            "detection_delay_batches": delay,
+            "thresholds": bundle.calibration.thresholds,
+            "mean_check_window_seconds": statistics.mean(r["check_seconds"] for r in results),
+            "batches": results,
+        },
         "check_time": timing,
         "retraining": {
-            "champion": {"id": champion.id, "wall_seconds": champion_s,
-                         "train_seconds": champion.metrics["train_seconds"],
-                         "train_rows": champion.metrics["train_rows"]},
-            "incremental": {"id": incremental.id, "wall_seconds": incremental_s,
-                            "train_seconds": incremental.metrics["train_seconds"],
-                            "train_rows": incremental.metrics["train_rows"],
-                            "lineage_mode": incremental.lineage["mode"]},
-            "full": {"id": full.id, "wall_seconds": full_s,
-                     "train_seconds": full.metrics["train_seconds"],
-                     "train_rows": full.metrics["train_rows"]},
+            "champion": {
+                "id": champion.id,
+                "wall_seconds": champion_s,
+                "train_seconds": champion.metrics["train_seconds"],
+                "train_rows": champion.metrics["train_rows"],
+            },
+            "incremental": {
+                "id": incremental.id,
+                "wall_seconds": incremental_s,
+                "train_seconds": incremental.metrics["train_seconds"],
+                "train_rows": incremental.metrics["train_rows"],
+                "lineage_mode": incremental.lineage["mode"],
+            },
+            "full": {
+                "id": full.id,
+                "wall_seconds": full_s,
+                "train_seconds": full.metrics["train_seconds"],
+                "train_rows": full.metrics["train_rows"],
+            },
             "incremental_over_full_wall": share,
             "incremental_over_full_train": incremental.metrics["train_seconds"]
             / full.metrics["train_seconds"],
@@ -426,10 +565,16 @@ def main(argv: list[str] | None = None) -> int:
         },
         "targets": targets,
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "machine": {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
-                    "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
-        "libraries": {n: importlib.metadata.version(n)
-                      for n in ("torch", "transformers", "peft", "evidently", "scikit-learn")},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "cpu": platform.processor() or platform.machine(),
+            "loadavg_start": load_start,
+            "loadavg_end": os.getloadavg(),
+        },
+        "libraries": {
+            n: importlib.metadata.version(n)
+            for n in ("torch", "transformers", "peft", "evidently", "scikit-learn")
+        },
         "workspace": str(work),
         "total_seconds": time.perf_counter() - STARTED,
     }

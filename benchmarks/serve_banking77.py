@@ -429,10 +429,12 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         str(size): {
             "ratio_best": spread([r[str(size)]["ratio_best"] for r in measured]),
-            "ratio_by_clients": {p: spread([r[str(size)]["ratio"][p] for r in measured])
-                                 for p in phases[1:]},
-            "cpu_ratio_by_clients": {p: spread([r[str(size)]["cpu_ratio"][p] for r in measured])
-                                     for p in phases[1:]},  # fmt: skip
+            "ratio_by_clients": {
+                p: spread([r[str(size)]["ratio"][p] for r in measured]) for p in phases[1:]
+            },
+            "cpu_ratio_by_clients": {
+                p: spread([r[str(size)]["cpu_ratio"][p] for r in measured]) for p in phases[1:]
+            },  # fmt: skip
             "phases": {p: pooled([r[str(size)][p] for r in measured]) for p in phases},
         }
         for size in (1, 32)

@@ -69,8 +69,13 @@ STARTED = time.perf_counter()
 # The settings train_banking77.py found best on a validation part of train.csv (RESULTS.md).
 ADAPTER = {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": ["query", "value"]}
 HEAD = {"pooling": "mean", "init": "probe", "probe_c": 10.0}
-TRAINING = {"learning_rate": 5e-4, "batch_size": 32, "max_length": 64, "seed": 13,
-            "warmup_ratio": 0.06}
+TRAINING = {
+    "learning_rate": 5e-4,
+    "batch_size": 32,
+    "max_length": 64,
+    "seed": 13,
+    "warmup_ratio": 0.06,
+}
 
 # v1 families by intent name; per family, the v2 split rules in order (first match wins), one
 # regex per intent on normalized (case-folded) text; rows no rule matches go to review (None:
@@ -78,12 +83,13 @@ TRAINING = {"learning_rate": 5e-4, "batch_size": 32, "max_length": 64, "seed": 1
 # (one reordering after measuring precision on train+test); never tuned on test.csv alone.
 FAMILIES: dict[str, dict[str, str | None]] = {
     "card_delivery": {
-        "activate_my_card": r"\bactivat", "card_about_to_expire": r"expir",
+        "activate_my_card": r"\bactivat",
+        "card_about_to_expire": r"expir",
         "getting_spare_card": r"\b(spare|second|extra|additional|supplementary)\b",
         "get_physical_card": r"\bpin\b",
         "card_linking": r"\blink|\bfound\b|reactivat|\badd\b",
         "card_arrival": r"\btrack|hasn'?t (arrived|come)|not (arrived|received|come)|"
-                        r"haven'?t (received|got)|\bstatus\b",
+        r"haven'?t (received|got)|\bstatus\b",
         "card_delivery_estimate": r"how long|\bwhen\b|\bdate\b|\basap\b|deliver",
         "order_physical_card": r"\border|physical",
     },
@@ -97,9 +103,9 @@ FAMILIES: dict[str, dict[str, str | None]] = {
     },
     "virtual_card": {
         "disposable_card_limits": r"disposable.*(limit|restrict|how many|maximum|multiple|"
-                                  r"several|number)|(limit|restrict|how many|maximum).*disposable",
+        r"several|number)|(limit|restrict|how many|maximum).*disposable",
         "virtual_card_not_working": r"n'?t (work|function|go)|not (work|going)|declin|reject"
-                                    r"|unable|cannot",
+        r"|unable|cannot",
         "get_disposable_virtual_card": r"disposable",
         "getting_virtual_card": r"\b(get|order|have|want|obtain|apply|request)\b",
     },
@@ -110,17 +116,18 @@ FAMILIES: dict[str, dict[str, str | None]] = {
         "declined_card_payment": r"declin|reject|fail|n'?t work|not work",
         "card_payment_fee_charged": r"\bfees?\b|extra|additional",
         "card_payment_not_recognised": r"recogni[sz]|don'?t know|didn'?t (make|do|buy)|never"
-                                       r"|unauthori",
+        r"|unauthori",
     },
     "top_up": {
-        "automatic_top_up": r"\bauto", "verify_top_up": r"verif|\bcode\b",
+        "automatic_top_up": r"\bauto",
+        "verify_top_up": r"verif|\bcode\b",
         "top_up_by_cash_or_cheque": r"cheque|check|\bcash\b",
         "top_up_reverted": r"revert|cancel|disappear|crypto",
         "pending_top_up": r"pending|go(ne)? through|still",
         "top_up_failed": r"fail|declin|reject|denied|n'?t work|not work",
         "top_up_limits": r"limit|maximum|\bmax\b|how many|highest",
         "top_up_by_bank_transfer_charge": r"(transfer|sepa|swift).*(charg|fee|cost|free)|"
-                                          r"(charg|fee|cost|free).*(transfer|sepa|swift)",
+        r"(charg|fee|cost|free).*(transfer|sepa|swift)",
         "top_up_by_card_charge": r"charg|\bfees?\b|cost|free|how much",
         "topping_up_by_card": r"\bcard\b",
     },
@@ -128,10 +135,11 @@ FAMILIES: dict[str, dict[str, str | None]] = {
         "cancel_transfer": r"cancel|(wrong|incorrect) account|undo|revers",
         "beneficiary_not_allowed": r"beneficiar|payee|not allowed",
         "transfer_fee_charged": r"\bfees?\b|charg|less than",
-        "declined_transfer": r"declin|reject", "failed_transfer": r"fail",
+        "declined_transfer": r"declin|reject",
+        "failed_transfer": r"fail",
         "pending_transfer": r"pending",
         "transfer_not_received_by_recipient": r"(recipient|friend|receiver|payee).*"
-                                              r"(n'?t|not|never|yet)|not (been )?received",
+        r"(n'?t|not|never|yet)|not (been )?received",
         "transfer_timing": r"how long|how many days|\btime|\bdays?\b|quick|fast|urgent",
         "receiving_money": r"receiv|salary|\bpaid\b|\bpay\b|send me",
         "transfer_into_account": r"(in)?to my account|deposit|top ?up|add money",
@@ -140,21 +148,22 @@ FAMILIES: dict[str, dict[str, str | None]] = {
         "wrong_exchange_rate_for_cash_withdrawal": r"exchange|\brates?\b",
         "pending_cash_withdrawal": r"pending",
         "wrong_amount_of_cash_received": r"wrong amount|\bonly\b|less than|different amount"
-                                         r"|not (all|enough)",
+        r"|not (all|enough)",
         "declined_cash_withdrawal": r"declin|reject|not letting|won'?t let|refus",
         "cash_withdrawal_not_recognised": r"recogni[sz]|didn'?t make|not mine|isn'?t mine"
-                                          r"|stolen|unauthori|never made",
+        r"|stolen|unauthori|never made",
         "cash_withdrawal_charge": r"\bfees?\b|charg",
         "atm_support": r"\bwhere\b|nearest|closest|\bfind\b|near me|which atm|locat",
     },
     "exchange": {
         "exchange_charge": r"\bfees?\b|charg|cost|extra|discount",
-        "exchange_rate": r"\brates?\b", "exchange_via_app": r"exchang|convert|chang",
+        "exchange_rate": r"\brates?\b",
+        "exchange_via_app": r"exchang|convert|chang",
     },
     "identity": {
         "verify_source_of_funds": r"source|origin|funds",
         "unable_to_verify_identity": r"unable|can'?t|cannot|fail|problem|difficult|trouble"
-                                     r"|won'?t|issue|reject",
+        r"|won'?t|issue|reject",
         "why_verify_identity": r"\bwhy\b|used for|reason",
         "verify_my_identity": r"\bhow\b|\bwhere\b|steps|documents?",
     },
@@ -198,8 +207,11 @@ def spent(since: tuple[float, float]) -> dict:
     """Wall and CPU seconds (every thread of this process) since ``clock()``, and the load
     average then: the 2 cores are shared, so wall time alone says little."""
     wall, cpu = clock()
-    return {"wall_seconds": wall - since[0], "cpu_seconds": cpu - since[1],
-            "load_average_1m": os.getloadavg()[0]}
+    return {
+        "wall_seconds": wall - since[0],
+        "cpu_seconds": cpu - since[1],
+        "load_average_1m": os.getloadavg()[0],
+    }
 
 
 def emit(message: str) -> None:
@@ -235,32 +247,66 @@ def read_banking77(data: Path, limit: int | None, seed: int) -> pd.DataFrame:
 
 def write_workspace(root: Path, rows: pd.DataFrame, epochs: int, threads: int) -> Settings:
     """Data labelled in v1, taxonomy v1 and v2, one recipe, and Settings for temp stores."""
+
     def dump(path: Path, doc: dict) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
 
     (root / "data").mkdir(parents=True)
     rows.rename(columns={"family": "label"})[["text", "label"]].to_csv(
-        root / "data" / "banking.csv", index=False)
+        root / "data" / "banking.csv", index=False
+    )
     tax = root / "taxonomies" / "banking"
-    dump(tax / "v1.yaml", {"name": "banking", "version": "v1",
-                           "labels": [{"name": f} for f in FAMILIES]})
-    split = {family: {"into": list(rules), "rules": [
-        {"label": intent, "patterns": [pattern]} for intent, pattern in rules.items() if pattern
-    ]} for family, rules in FAMILIES.items()}
-    dump(tax / "v2.yaml", {"name": "banking", "version": "v2", "previous": "v1",
-                           "labels": [{"name": i} for i in FAMILY_OF], "mapping": {"split": split}})
-    dump(root / "recipes" / "banking.yaml", {
-        "name": "banking", "description": "Banking77 intents (benchmark)",
-        "data": {"sources": [{"path": "../data/banking.csv"}]},
-        "taxonomy": "../taxonomies/banking/v1.yaml", "base_model": "minilm@stable",
-        "adapter": ADAPTER, "head": HEAD, "training": {**TRAINING, "epochs": epochs}})
+    dump(
+        tax / "v1.yaml",
+        {"name": "banking", "version": "v1", "labels": [{"name": f} for f in FAMILIES]},
+    )
+    split = {
+        family: {
+            "into": list(rules),
+            "rules": [
+                {"label": intent, "patterns": [pattern]}
+                for intent, pattern in rules.items()
+                if pattern
+            ],
+        }
+        for family, rules in FAMILIES.items()
+    }
+    dump(
+        tax / "v2.yaml",
+        {
+            "name": "banking",
+            "version": "v2",
+            "previous": "v1",
+            "labels": [{"name": i} for i in FAMILY_OF],
+            "mapping": {"split": split},
+        },
+    )
+    dump(
+        root / "recipes" / "banking.yaml",
+        {
+            "name": "banking",
+            "description": "Banking77 intents (benchmark)",
+            "data": {"sources": [{"path": "../data/banking.csv"}]},
+            "taxonomy": "../taxonomies/banking/v1.yaml",
+            "base_model": "minilm@stable",
+            "adapter": ADAPTER,
+            "head": HEAD,
+            "training": {**TRAINING, "epochs": epochs},
+        },
+    )
     home = root / ".modelops"
-    return Settings(home=home, database_url=f"sqlite:///{home / 'modelops.db'}",
-                    artifacts_uri=str(home / "artifacts"), s3_endpoint_url=None,
-                    recipes_dir=root / "recipes", cache_dir=home / "cache",
-                    catalog_path=REPO / "catalog" / "base_models.yaml",
-                    torch_threads=threads, user="benchmark")
+    return Settings(
+        home=home,
+        database_url=f"sqlite:///{home / 'modelops.db'}",
+        artifacts_uri=str(home / "artifacts"),
+        s3_endpoint_url=None,
+        recipes_dir=root / "recipes",
+        cache_dir=home / "cache",
+        catalog_path=REPO / "catalog" / "base_models.yaml",
+        torch_threads=threads,
+        user="benchmark",
+    )
 
 
 def rule_coverage(rows: pd.DataFrame, taxonomies: Path) -> dict:
@@ -273,13 +319,22 @@ def rule_coverage(rows: pd.DataFrame, taxonomies: Path) -> dict:
     out = {}
     for family, part in frame.groupby("family", sort=False):
         n, ruled = len(part), int(part["decided"].notna().sum())
-        out[family] = {"rows": n, "decided": ruled, "coverage": ruled / n,
-                       "precision": float(part["right"].sum() / ruled) if ruled else None}
+        out[family] = {
+            "rows": n,
+            "decided": ruled,
+            "coverage": ruled / n,
+            "precision": float(part["right"].sum() / ruled) if ruled else None,
+        }
     ruled = frame["decided"].notna()
     test = ruled & (frame["source"] == "test")
-    return {"per_family": out, "review_rows": int((~ruled).sum()), "rows": len(frame),
-            "review_share": float((~ruled).mean()), "precision": float(frame.right[ruled].mean()),
-            "precision_test_csv": float(frame.right[test].mean()) if test.any() else None}
+    return {
+        "per_family": out,
+        "review_rows": int((~ruled).sum()),
+        "rows": len(frame),
+        "review_share": float((~ruled).mean()),
+        "precision": float(frame.right[ruled].mean()),
+        "precision_test_csv": float(frame.right[test].mean()) if test.any() else None,
+    }
 
 
 def backfill(settings: Settings, instance: dg.DagsterInstance, version: str) -> dict:
@@ -292,14 +347,18 @@ def backfill(settings: Settings, instance: dg.DagsterInstance, version: str) -> 
     base = current_base(loaded, Catalog.load(settings.catalog_path))
     if not instance.has_dynamic_partition(BASE_PARTITIONS, base):
         instance.add_dynamic_partitions(BASE_PARTITIONS, [base])
-    result = dg.materialize(list(build_definitions(settings).assets),
-                            partition_key=partition_key(version, base),
-                            selection=list(RecipeKeys.of("banking").training),
-                            instance=instance, raise_on_error=False,
-                            resources=build_resources(settings))
+    result = dg.materialize(
+        list(build_definitions(settings).assets),
+        partition_key=partition_key(version, base),
+        selection=list(RecipeKeys.of("banking").training),
+        instance=instance,
+        raise_on_error=False,
+        resources=build_resources(settings),
+    )
     took = spent(started)
-    gates_failed = sorted(e.check_name for e in result.get_asset_check_evaluations()
-                          if not e.passed)
+    gates_failed = sorted(
+        e.check_name for e in result.get_asset_check_evaluations() if not e.passed
+    )
     for failure in result.get_step_failure_events():  # a failed gate stops promotion only
         if failure.event_specific_data.error.cls_name != "DagsterAssetCheckFailedError":
             raise SystemExit(f"backfill {version} failed: {failure.event_specific_data.error}")
@@ -318,21 +377,50 @@ def backfill(settings: Settings, instance: dg.DagsterInstance, version: str) -> 
             spans[step].append(entry.timestamp)
 
     data, ev = meta("training_dataset"), meta("evaluation")
-    out = {**took, "adapter_id": int(ev["adapter_id"]), "run_id": result.run_id,
-           "mapped_candidate": meta("mapped_candidate"),
-           "versus_mapped": {k: ev.get(k) for k in (
-               "mapped_candidate", "winner", "winner_id", "winner_margin", "mapped_macro_f1",
-               "trained_macro_f1", "mapped_seconds", "trained_seconds")},
-           "accuracy": ev["accuracy"], "macro_f1": ev["macro_f1"],
-           "baseline_macro_f1": ev["baseline_macro_f1"], "gates_failed": gates_failed,
-           "champion_compared": ev["champion_compared"],
-           "champion_macro_f1": ev["champion_macro_f1"], "promoted": bool(meta("champion")),
-           "step_seconds": {k: max(t) - min(t) for k, t in spans.items()},
-           **{k: data[k] for k in ("train_rows", "validation_rows", "test_rows", "labels",
-                                   "review_rows", "retired_rows", "duplicates_dropped",
-                                   "conflicting_rows_dropped")}}
-    emit(f"backfill {version}: {took['wall_seconds']:.0f}s, test accuracy {out['accuracy']:.4f}, "
-         f"macro-F1 {out['macro_f1']:.4f}, {out['review_rows']} rows to review")
+    out = {
+        **took,
+        "adapter_id": int(ev["adapter_id"]),
+        "run_id": result.run_id,
+        "mapped_candidate": meta("mapped_candidate"),
+        "versus_mapped": {
+            k: ev.get(k)
+            for k in (
+                "mapped_candidate",
+                "winner",
+                "winner_id",
+                "winner_margin",
+                "mapped_macro_f1",
+                "trained_macro_f1",
+                "mapped_seconds",
+                "trained_seconds",
+            )
+        },
+        "accuracy": ev["accuracy"],
+        "macro_f1": ev["macro_f1"],
+        "baseline_macro_f1": ev["baseline_macro_f1"],
+        "gates_failed": gates_failed,
+        "champion_compared": ev["champion_compared"],
+        "champion_macro_f1": ev["champion_macro_f1"],
+        "promoted": bool(meta("champion")),
+        "step_seconds": {k: max(t) - min(t) for k, t in spans.items()},
+        **{
+            k: data[k]
+            for k in (
+                "train_rows",
+                "validation_rows",
+                "test_rows",
+                "labels",
+                "review_rows",
+                "retired_rows",
+                "duplicates_dropped",
+                "conflicting_rows_dropped",
+            )
+        },
+    }
+    emit(
+        f"backfill {version}: {took['wall_seconds']:.0f}s, test accuracy {out['accuracy']:.4f}, "
+        f"macro-F1 {out['macro_f1']:.4f}, {out['review_rows']} rows to review"
+    )
     return out
 
 
@@ -352,12 +440,21 @@ def one_by_one(p: Platform, adapter_id: int, work: Path, threads: int) -> dict:
     recipe = Recipe.model_validate(lineage["recipe_snapshot"]["recipe"])
     base = p.resolve_base(recipe.base_model)
     started = clock()
-    result = train_classifier(recipe=recipe, base=base, dataset=dataset, threads=threads,
-                              out_dir=work / f"adapter-{adapter_id}", emit=lambda m: emit(f"  {m}"))
+    result = train_classifier(
+        recipe=recipe,
+        base=base,
+        dataset=dataset,
+        threads=threads,
+        out_dir=work / f"adapter-{adapter_id}",
+        emit=lambda m: emit(f"  {m}"),
+    )
     took = spent(started)
     emit(f"one by one {version.taxonomy_version}: {took['wall_seconds']:.0f}s")
-    return {**took, "train_rows": result.train_rows,
-            "identical_weights": result.weights_sha256 == version.weights_sha256}
+    return {
+        **took,
+        "train_rows": result.train_rows,
+        "identical_weights": result.weights_sha256 == version.weights_sha256,
+    }
 
 
 def predict(p: Platform, adapter_id: int, texts: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -368,8 +465,9 @@ def predict(p: Platform, adapter_id: int, texts: list[str]) -> tuple[np.ndarray,
         return predict_proba(tokenizer, model, texts, max_length=TRAINING["max_length"]), labels
 
 
-def champion_through_rules(p: Platform, v1_id: int, v2_id: int, rows: pd.DataFrame,
-                           mapping: LabelMapping) -> dict:
+def champion_through_rules(
+    p: Platform, v1_id: int, v2_id: int, rows: pd.DataFrame, mapping: LabelMapping
+) -> dict:
     """What v2's gate compared it with (the v1 champion's families carried onto v2 labels by
     the split rules), scored here against the true intents of v2's test split; a prediction
     no rule decides counts as wrong, as in the platform's comparison."""
@@ -377,15 +475,19 @@ def champion_through_rules(p: Platform, v1_id: int, v2_id: int, rows: pd.DataFra
     in_test = rows["text_sha256"].isin(set(frame.loc[frame["split"] == "test", "text_sha256"]))
     part = rows[in_test & ~rows["text_sha256"].duplicated()]
     proba, labels = predict(p, v1_id, part["text"].tolist())
-    outcomes = (mapping.outcomes(labels[i], text)
-                for i, text in zip(proba.argmax(1), part["text"], strict=True))
+    outcomes = (
+        mapping.outcomes(labels[i], text)
+        for i, text in zip(proba.argmax(1), part["text"], strict=True)
+    )
     pred = [next(iter(o)) if len(o) == 1 else REVIEW for o in outcomes]
     truth = part["intent"].tolist()
     scored = sorted((set(truth) | set(pred)) - {REVIEW})
-    out = {"rows": len(part), "undecided_rows": pred.count(REVIEW),
-           "accuracy": float(np.mean([a == b for a, b in zip(pred, truth, strict=True)])),
-           "macro_f1": float(f1_score(truth, pred, labels=scored, average="macro",
-                                      zero_division=0))}
+    out = {
+        "rows": len(part),
+        "undecided_rows": pred.count(REVIEW),
+        "accuracy": float(np.mean([a == b for a, b in zip(pred, truth, strict=True)])),
+        "macro_f1": float(f1_score(truth, pred, labels=scored, average="macro", zero_division=0)),
+    }
     emit(f"v1 champion through the rules, true intents of v2's test split: {out}")
     return out
 
@@ -400,10 +502,12 @@ def score_true_labels(p: Platform, adapter_id: int, rows: pd.DataFrame, column: 
     place = rows["text_sha256"].map(dict(zip(frame.text_sha256, frame.split, strict=True)))
     place, first = place.fillna("left_out"), ~rows["text_sha256"].duplicated()
     test_csv = rows["source"] == "test"
-    subsets = {"platform_test_split": first & (place == "test"),
-               "left_out_of_dataset": first & (place == "left_out"),
-               "test_csv": test_csv, "test_csv_never_trained_on": test_csv & place.isin(
-                   ["test", "left_out"])}
+    subsets = {
+        "platform_test_split": first & (place == "test"),
+        "left_out_of_dataset": first & (place == "left_out"),
+        "test_csv": test_csv,
+        "test_csv_never_trained_on": test_csv & place.isin(["test", "left_out"]),
+    }
     needed = np.logical_or.reduce([m.to_numpy() for m in subsets.values()])
     todo = rows[needed]
     proba, labels = predict(p, adapter_id, todo["text"].tolist())
@@ -413,8 +517,11 @@ def score_true_labels(p: Platform, adapter_id: int, rows: pd.DataFrame, column: 
         keep = mask[needed].to_numpy()
         if keep.any():
             result = evaluate(y[keep], proba[keep], labels)
-            out[name] = {"rows": int(keep.sum()), "accuracy": result.accuracy,
-                         "macro_f1": result.macro_f1}
+            out[name] = {
+                "rows": int(keep.sum()),
+                "accuracy": result.accuracy,
+                "macro_f1": result.macro_f1,
+            }
     emit(f"true labels {version.taxonomy_version}: {out}")
     return out
 
@@ -423,23 +530,29 @@ def merge_workspace(root: Path, rows: pd.DataFrame, epochs: int, threads: int) -
     """Data labelled with the 77 intents (v1); ``merge_version`` writes v2 later."""
     settings = write_workspace(root, rows, epochs, threads)
     rows.rename(columns={"intent": "label"})[["text", "label"]].to_csv(
-        root / "data" / "banking.csv", index=False)
+        root / "data" / "banking.csv", index=False
+    )
     doc = {"name": "banking", "version": "v1", "labels": [{"name": i} for i in FAMILY_OF]}
     tax = root / "taxonomies" / "banking"
     (tax / "v2.yaml").unlink()
     (tax / "v1.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     recipe = yaml.safe_load((root / "recipes" / "banking.yaml").read_text(encoding="utf-8"))
     recipe["taxonomy_changes"] = {"policy": "mapped_first"}
-    (root / "recipes" / "banking.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False),
-                                                   encoding="utf-8")
+    (root / "recipes" / "banking.yaml").write_text(
+        yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8"
+    )
     return settings
 
 
 def merge_version(root: Path) -> None:
     """v2: each family is the merge of its intents."""
-    doc = {"name": "banking", "version": "v2", "previous": "v1",
-           "labels": [{"name": f} for f in FAMILIES],
-           "mapping": {"merge": {f: list(intents) for f, intents in FAMILIES.items()}}}
+    doc = {
+        "name": "banking",
+        "version": "v2",
+        "previous": "v1",
+        "labels": [{"name": f} for f in FAMILIES],
+        "mapping": {"merge": {f: list(intents) for f, intents in FAMILIES.items()}},
+    }
     path = root / "taxonomies" / "banking" / "v2.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
 
@@ -461,29 +574,42 @@ def merge_only(args: argparse.Namespace, rows: pd.DataFrame, root: Path) -> dict
     mapped_id = v2["mapped_candidate"].get("mapped_adapter_id")
     if not isinstance(mapped_id, int):
         raise SystemExit(f"no mapped candidate: {v2['mapped_candidate']}")
-    promotions = [e for e in p.registry.audit("banking", adapter_id=mapped_id)
-                  if e.action == "promote" and e.adapter_id == mapped_id]
+    promotions = [
+        e
+        for e in p.registry.audit("banking", adapter_id=mapped_id)
+        if e.action == "promote" and e.adapter_id == mapped_id
+    ]
     mapped, trained = p.registry.get(mapped_id), p.registry.get(v2["adapter_id"])
     serving = p.registry.alias("banking", "serving")
     out = {
-        "v1": v1, "v2": v2,
+        "v1": v1,
+        "v2": v2,
         "seconds_from_version_file_to_serving_champion": (
-            (promotions[-1].at - written).total_seconds() if promotions else None),
-        "mapped": {"adapter_id": mapped_id, "macro_f1": mapped.metrics.get("test_macro_f1"),
-                   "accuracy": mapped.metrics.get("test_accuracy"),
-                   "build_seconds": mapped.metrics.get("build_seconds"),
-                   "step_seconds": v2["step_seconds"].get("mapped_candidate")},
-        "retrained": {"adapter_id": trained.id, "macro_f1": trained.metrics.get("test_macro_f1"),
-                      "accuracy": trained.metrics.get("test_accuracy"),
-                      "train_seconds": trained.metrics.get("train_seconds"),
-                      "step_seconds": v2["step_seconds"].get("adapter")},
+            (promotions[-1].at - written).total_seconds() if promotions else None
+        ),
+        "mapped": {
+            "adapter_id": mapped_id,
+            "macro_f1": mapped.metrics.get("test_macro_f1"),
+            "accuracy": mapped.metrics.get("test_accuracy"),
+            "build_seconds": mapped.metrics.get("build_seconds"),
+            "step_seconds": v2["step_seconds"].get("mapped_candidate"),
+        },
+        "retrained": {
+            "adapter_id": trained.id,
+            "macro_f1": trained.metrics.get("test_macro_f1"),
+            "accuracy": trained.metrics.get("test_accuracy"),
+            "train_seconds": trained.metrics.get("train_seconds"),
+            "step_seconds": v2["step_seconds"].get("adapter"),
+        },
         "serving_after_backfill": serving.id,
         "winner": v2["versus_mapped"]["winner"],
     }
     out["ratio_mapped_over_retrained_seconds"] = (
-        out["mapped"]["build_seconds"] / out["retrained"]["train_seconds"])
+        out["mapped"]["build_seconds"] / out["retrained"]["train_seconds"]
+    )
     out["macro_f1_mapped_minus_retrained"] = (
-        out["mapped"]["macro_f1"] - out["retrained"]["macro_f1"])
+        out["mapped"]["macro_f1"] - out["retrained"]["macro_f1"]
+    )
     emit(f"merge-only: {json.dumps({k: v for k, v in out.items() if k not in ('v1', 'v2')})}")
     return out
 
@@ -493,12 +619,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Banking77 folder")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
-    parser.add_argument("--limit", type=int, default=None,
-                        help="subsample train.csv and test.csv to N rows each")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="subsample train.csv and test.csv to N rows each"
+    )
     parser.add_argument("--rules-only", action="store_true", help="rule coverage, no training")
-    parser.add_argument("--merge-only", action="store_true",
-                        help="v1 = the 77 intents, v2 merges them into families: the mapped "
-                        "v1 champion vs an adapter retrained for v2")
+    parser.add_argument(
+        "--merge-only",
+        action="store_true",
+        help="v1 = the 77 intents, v2 merges them into families: the mapped "
+        "v1 champion vs an adapter retrained for v2",
+    )
     args = parser.parse_args(argv)
     data = args.data.resolve()
     rows = read_banking77(data, args.limit, TRAINING["seed"])
@@ -508,11 +638,15 @@ def main(argv: list[str] | None = None) -> int:
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine()},
-        "threads": args.threads, "epochs": args.epochs, "limit": args.limit,
+        "threads": args.threads,
+        "epochs": args.epochs,
+        "limit": args.limit,
         "settings": {"adapter": ADAPTER, "head": HEAD, "training": TRAINING},
     }
-    with tempfile.TemporaryDirectory(prefix="taxonomy-banking77-") as tmp, \
-            contextlib.redirect_stdout(sys.stderr):  # Dagster and transformers print
+    with (
+        tempfile.TemporaryDirectory(prefix="taxonomy-banking77-") as tmp,
+        contextlib.redirect_stdout(sys.stderr),
+    ):  # Dagster and transformers print
         root = Path(tmp)
         if args.merge_only:
             report["merge_only"] = merge_only(args, rows, root)
@@ -521,8 +655,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         settings = write_workspace(root, rows, args.epochs, args.threads)
         report["rules"] = rules = rule_coverage(rows, root / "taxonomies")
-        emit(f"rules: {rules['review_rows']} of {rules['rows']} rows to review "
-             f"({rules['review_share']:.1%}), precision {rules['precision']:.3f}")
+        emit(
+            f"rules: {rules['review_rows']} of {rules['rows']} rows to review "
+            f"({rules['review_share']:.1%}), precision {rules['precision']:.3f}"
+        )
         if not args.rules_only:
             instance = dg.DagsterInstance.ephemeral()
             instance.add_dynamic_partitions("taxonomy_banking", ["v1", "v2"])
@@ -530,22 +666,28 @@ def main(argv: list[str] | None = None) -> int:
             backfills, direct = {}, {}
             for v in ("v1", "v2"):  # each pair back to back, so under about the same load
                 backfills[v] = backfill(settings, instance, v)
-                direct[v] = one_by_one(p, backfills[v]["adapter_id"], root / "direct",
-                                       args.threads)
+                direct[v] = one_by_one(p, backfills[v]["adapter_id"], root / "direct", args.threads)
                 history = p.registry.get(backfills[v]["adapter_id"]).lineage["history"]
                 backfills[v]["kept_epoch"] = kept_epoch(history)
                 backfills[v]["validation_macro_f1_by_epoch"] = [
-                    r.get("validation_macro_f1") for r in history]
+                    r.get("validation_macro_f1") for r in history
+                ]
             columns = {"v1": "family", "v2": "intent"}
             for v, b in backfills.items():
                 b["true_labels"] = score_true_labels(p, b["adapter_id"], rows, columns[v])
             backfills["v2"]["true_labels"]["v1_champion_through_rules"] = champion_through_rules(
-                p, backfills["v1"]["adapter_id"], backfills["v2"]["adapter_id"], rows,
-                load_chain(root / "taxonomies", "banking", "v1", "v2"))
+                p,
+                backfills["v1"]["adapter_id"],
+                backfills["v2"]["adapter_id"],
+                rows,
+                load_chain(root / "taxonomies", "banking", "v1", "v2"),
+            )
             report.update(versions=backfills, one_by_one=direct)
             for kind in ("wall_seconds", "cpu_seconds"):
-                total = {"backfill": sum(b[kind] for b in backfills.values()),
-                         "one_by_one": sum(d[kind] for d in direct.values())}
+                total = {
+                    "backfill": sum(b[kind] for b in backfills.values()),
+                    "one_by_one": sum(d[kind] for d in direct.values()),
+                }
                 total["ratio_backfill_over_one_by_one"] = total["backfill"] / total["one_by_one"]
                 report[kind] = total
                 emit(f"{kind}: {total}")

@@ -93,19 +93,26 @@ ALL_LINEAR = ("query", "key", "value", "dense")
 # Recipes compared on validation data (RESULTS.md); "default" is the one the benchmark
 # records, chosen by ``--screen`` runs only.
 VARIANTS: dict[str, tuple[LoraSettings, dict]] = {
-    "v0_qv_r8": (LoraSettings(r=8, alpha=16, dropout=0.1, target_modules=QV),
-                 dict(learning_rate=5e-4, warmup_ratio=0.06)),
-    "v1_all_r16_cos": (LoraSettings(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR),
-                       dict(learning_rate=1e-3, warmup_ratio=0.1, schedule="cosine")),
-    "v2_all_r16_cos_ls": (LoraSettings(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR),
-                          dict(learning_rate=1e-3, warmup_ratio=0.1, schedule="cosine",
-                               label_smoothing=0.1)),
-    "v3_all_r16_lr2e3_ls": (LoraSettings(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR),
-                            dict(learning_rate=2e-3, warmup_ratio=0.1, schedule="cosine",
-                                 label_smoothing=0.1)),
-    "v4_qv_r8_lr2e3_ls": (LoraSettings(r=8, alpha=16, dropout=0.1, target_modules=QV),
-                          dict(learning_rate=2e-3, warmup_ratio=0.1, schedule="cosine",
-                               label_smoothing=0.1)),
+    "v0_qv_r8": (
+        LoraSettings(r=8, alpha=16, dropout=0.1, target_modules=QV),
+        dict(learning_rate=5e-4, warmup_ratio=0.06),
+    ),
+    "v1_all_r16_cos": (
+        LoraSettings(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR),
+        dict(learning_rate=1e-3, warmup_ratio=0.1, schedule="cosine"),
+    ),
+    "v2_all_r16_cos_ls": (
+        LoraSettings(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR),
+        dict(learning_rate=1e-3, warmup_ratio=0.1, schedule="cosine", label_smoothing=0.1),
+    ),
+    "v3_all_r16_lr2e3_ls": (
+        LoraSettings(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR),
+        dict(learning_rate=2e-3, warmup_ratio=0.1, schedule="cosine", label_smoothing=0.1),
+    ),
+    "v4_qv_r8_lr2e3_ls": (
+        LoraSettings(r=8, alpha=16, dropout=0.1, target_modules=QV),
+        dict(learning_rate=2e-3, warmup_ratio=0.1, schedule="cosine", label_smoothing=0.1),
+    ),
 }
 DEFAULT_VARIANT = "v2_all_r16_cos_ls"
 
@@ -116,8 +123,15 @@ def emit(message: str) -> None:
 
 
 def load_banking77(
-    data: Path, labels: list[str], limit: int | None, seed: int, validation_fraction: float,
-    *, screen: bool = False, train_limit: int | None = None, test_limit: int | None = None,
+    data: Path,
+    labels: list[str],
+    limit: int | None,
+    seed: int,
+    validation_fraction: float,
+    *,
+    screen: bool = False,
+    train_limit: int | None = None,
+    test_limit: int | None = None,
 ) -> PreparedDataset:
     """test.csv -> split 'test'; train.csv -> 'train', less a 'validation' part chosen by the
     hash of the text (as the platform splits). Validated, not de-duplicated. ``limit``: a
@@ -127,8 +141,15 @@ def load_banking77(
     parts = []
     for split in ("train",) if screen else ("train", "test"):
         uri = str(data / f"{split}.csv")
-        rows = validate_rows(read_table(uri, "csv"), source=uri, fmt="csv", text_column="text",
-                             label_column="category", labels=labels, max_text_chars=2000)
+        rows = validate_rows(
+            read_table(uri, "csv"),
+            source=uri,
+            fmt="csv",
+            text_column="text",
+            label_column="category",
+            labels=labels,
+            max_text_chars=2000,
+        )
         n = test_limit if split == "test" and test_limit else limit
         if n:
             rows = rows.sample(n=min(n, len(rows)), random_state=seed)
@@ -152,8 +173,9 @@ def load_banking77(
     stats["test_texts_also_in_train_csv"] = len(
         set(frame.loc[is_test, "text_sha256"]) & set(frame.loc[~is_test, "text_sha256"])
     )
-    return PreparedDataset(frame=frame, labels=labels, fingerprint=fingerprint(frame, labels),
-                           stats=stats)
+    return PreparedDataset(
+        frame=frame, labels=labels, fingerprint=fingerprint(frame, labels), stats=stats
+    )
 
 
 def scores(y: np.ndarray, proba: np.ndarray, labels: list[str]) -> dict:
@@ -161,8 +183,9 @@ def scores(y: np.ndarray, proba: np.ndarray, labels: list[str]) -> dict:
     return {"accuracy": result.accuracy, "macro_f1": result.macro_f1, "ece": result.ece}
 
 
-def run_platform(recipe: Recipe, base: ResolvedBase, dataset: PreparedDataset, threads: int,
-                 work: Path) -> dict:
+def run_platform(
+    recipe: Recipe, base: ResolvedBase, dataset: PreparedDataset, threads: int, work: Path
+) -> dict:
     """The platform's training call, then its adapter on the test split. Each epoch's test
     accuracy is recorded (a diagnostic of the selection rule; training never sees it)."""
     seed = recipe.training.seed
@@ -178,19 +201,28 @@ def run_platform(recipe: Recipe, base: ResolvedBase, dataset: PreparedDataset, t
 
     tokenizer = load_base(base.path)[0]
     y = encode_labels(test, dataset.labels)
-    result = train_classifier(recipe=recipe, base=base, dataset=dataset,
-                              out_dir=work / f"platform-{seed}", threads=threads,
-                              emit=lambda m: emit(f"platform {seed}: {m}"), on_epoch=on_epoch)
+    result = train_classifier(
+        recipe=recipe,
+        base=base,
+        dataset=dataset,
+        out_dir=work / f"platform-{seed}",
+        threads=threads,
+        emit=lambda m: emit(f"platform {seed}: {m}"),
+        on_epoch=on_epoch,
+    )
     started = time.perf_counter()
     tokenizer, model, labels = load_classifier(result.directory, base.path)
-    proba = predict_proba(tokenizer, model, test["text"].tolist(),
-                          max_length=recipe.training.max_length)
+    proba = predict_proba(
+        tokenizer, model, test["text"].tolist(), max_length=recipe.training.max_length
+    )
     out = scores(y, proba, labels)
     probe = result.baseline["test"]
     probe_pred = np.asarray(probe["predictions"])
     test_accuracy_by_epoch[0] = float((probe_pred == y).mean())
-    emit(f"platform {seed}: test accuracy {out['accuracy']:.4f}, macro-F1 {out['macro_f1']:.4f}; "
-         f"probe {probe['accuracy']:.4f}; kept epoch {result.selected_epoch}")
+    emit(
+        f"platform {seed}: test accuracy {out['accuracy']:.4f}, macro-F1 {out['macro_f1']:.4f}; "
+        f"probe {probe['accuracy']:.4f}; kept epoch {result.selected_epoch}"
+    )
     return {
         **out,
         "seed": seed,
@@ -204,9 +236,12 @@ def run_platform(recipe: Recipe, base: ResolvedBase, dataset: PreparedDataset, t
         "selection": result.selection,
         "test_accuracy_by_epoch": {str(k): v for k, v in sorted(test_accuracy_by_epoch.items())},
         "weights_sha256": result.weights_sha256,
-        "probe_inside_training": {"accuracy": probe["accuracy"], "macro_f1": probe["macro_f1"],
-                                  "validation_accuracy": result.baseline["validation_accuracy"],
-                                  "fit_seconds": result.baseline["fit_seconds"]},
+        "probe_inside_training": {
+            "accuracy": probe["accuracy"],
+            "macro_f1": probe["macro_f1"],
+            "validation_accuracy": result.baseline["validation_accuracy"],
+            "fit_seconds": result.baseline["fit_seconds"],
+        },
     }
 
 
@@ -231,10 +266,13 @@ def summarize(runs: list[dict]) -> dict:
         "margin": boot.observed,
         "margin_ci_low": boot.low,
         "margin_ci_high": boot.high,
-        "margin_per_seed": [{"observed": b.observed, "ci_low": b.low, "ci_high": b.high}
-                            for b in per_seed],
-        "kept_epochs": [r["history"] and next((h["epoch"] for h in r["history"]
-                                               if h.get("selected")), 0) for r in runs],
+        "margin_per_seed": [
+            {"observed": b.observed, "ci_low": b.low, "ci_high": b.high} for b in per_seed
+        ],
+        "kept_epochs": [
+            r["history"] and next((h["epoch"] for h in r["history"] if h.get("selected")), 0)
+            for r in runs
+        ],
         "test_accuracy_by_epoch": [r["test_accuracy_by_epoch"] for r in runs],
         "selection_rules": [rules_compared(r) for r in runs],
         "train_wall_seconds": [r["wall_seconds"] for r in runs],
@@ -251,8 +289,13 @@ def rules_compared(run: dict) -> dict | None:
     candidates = {int(e): c for e, c in report["candidates"].items()}
     best = max(candidates, key=lambda e: (candidates[e]["validation_macro_f1"], -e))
     kept = report["kept_epoch"]
-    return {"rule": report["rule"], "kept": kept, "kept_test_accuracy": by_epoch.get(str(kept)),
-            "best_rule_epoch": best, "best_rule_test_accuracy": by_epoch.get(str(best))}
+    return {
+        "rule": report["rule"],
+        "kept": kept,
+        "kept_test_accuracy": by_epoch.get(str(kept)),
+        "best_rule_epoch": best,
+        "best_rule_test_accuracy": by_epoch.get(str(best)),
+    }
 
 
 def run_trainer(recipe: Recipe, base: ResolvedBase, dataset: PreparedDataset, work: Path) -> dict:
@@ -278,28 +321,52 @@ def run_trainer(recipe: Recipe, base: ResolvedBase, dataset: PreparedDataset, wo
     set_seed(settings.seed)  # the new classifier head is drawn before Trainer seeds anything
     tokenizer = AutoTokenizer.from_pretrained(str(base.path), local_files_only=True)
     model = AutoModelForSequenceClassification.from_pretrained(
-        str(base.path), num_labels=len(labels), local_files_only=True)
-    model = get_peft_model(model, LoraConfig(
-        task_type="SEQ_CLS", r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-        target_modules=list(lora.target_modules)))
+        str(base.path), num_labels=len(labels), local_files_only=True
+    )
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            task_type="SEQ_CLS",
+            r=lora.r,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            target_modules=list(lora.target_modules),
+        ),
+    )
 
     def rows(split: str) -> list[dict]:
         frame = dataset.split(split)
         enc = tokenizer(frame["text"].tolist(), truncation=True, max_length=settings.max_length)
-        return [{"input_ids": i, "attention_mask": m, "labels": int(y)} for i, m, y in
-                zip(enc["input_ids"], enc["attention_mask"], encode_labels(frame, labels),
-                    strict=True)]
+        return [
+            {"input_ids": i, "attention_mask": m, "labels": int(y)}
+            for i, m, y in zip(
+                enc["input_ids"], enc["attention_mask"], encode_labels(frame, labels), strict=True
+            )
+        ]
 
     train, test = rows("train"), rows("test")
     args = TrainingArguments(
-        output_dir=str(work / "trainer"), use_cpu=True, report_to=[], seed=settings.seed,
+        output_dir=str(work / "trainer"),
+        use_cpu=True,
+        report_to=[],
+        seed=settings.seed,
         per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.eval_batch_size,
-        learning_rate=settings.learning_rate, num_train_epochs=settings.epochs,
-        warmup_steps=settings.warmup_ratio, weight_decay=settings.weight_decay,
-        save_strategy="no", eval_strategy="no", logging_steps=50, disable_tqdm=True)
-    trainer = Trainer(model=model, args=args, train_dataset=train,
-                      data_collator=DataCollatorWithPadding(tokenizer))
+        learning_rate=settings.learning_rate,
+        num_train_epochs=settings.epochs,
+        warmup_steps=settings.warmup_ratio,
+        weight_decay=settings.weight_decay,
+        save_strategy="no",
+        eval_strategy="no",
+        logging_steps=50,
+        disable_tqdm=True,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        data_collator=DataCollatorWithPadding(tokenizer),
+    )
     trainer.remove_callback(PrinterCallback)  # it prints to stdout
     trainer.add_callback(ToStderr())
     emit(f"trainer: {len(train)} rows, {settings.epochs} epochs")
@@ -329,8 +396,9 @@ def run_probe(recipe: Recipe, base: ResolvedBase, dataset: PreparedDataset) -> d
     for split in ("train", "test"):
         frame = dataset.split(split)
         enc = tokenize(tokenizer, frame["text"].tolist(), settings.max_length)
-        feats[split] = run_batches(model.embed, enc, tokenizer.pad_token_id,
-                                   settings.eval_batch_size)
+        feats[split] = run_batches(
+            model.embed, enc, tokenizer.pad_token_id, settings.eval_batch_size
+        )
         ys[split] = encode_labels(frame, labels)
     embed_seconds = time.perf_counter() - started
     emit(f"probe: embedded in {embed_seconds:.1f}s, fitting C={recipe.head.probe_c}")
@@ -342,33 +410,55 @@ def run_probe(recipe: Recipe, base: ResolvedBase, dataset: PreparedDataset) -> d
     proba[:, probe.classes_] = probe.predict_proba(feats["test"])
     out = scores(ys["test"], proba, labels)
     emit(f"probe: test accuracy {out['accuracy']:.4f}, macro-F1 {out['macro_f1']:.4f}")
-    return {**out, "C": recipe.head.probe_c, "embed_seconds": embed_seconds,
-            "fit_seconds": fit_seconds, "wall_seconds": embed_seconds + fit_seconds}
+    return {
+        **out,
+        "C": recipe.head.probe_c,
+        "embed_seconds": embed_seconds,
+        "fit_seconds": fit_seconds,
+        "wall_seconds": embed_seconds + fit_seconds,
+    }
 
 
 def versions() -> dict:
     names = ("torch", "transformers", "peft", "scikit-learn", "numpy", "pandas")
-    return {"python": platform.python_version(),
-            **{n: importlib.metadata.version(n) for n in names}}
+    return {
+        "python": platform.python_version(),
+        **{n: importlib.metadata.version(n) for n in names},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Banking77 folder")
-    parser.add_argument("--epochs", type=int, default=2,
-                        help="the chosen recipe trains 2 (RESULTS.md)")
+    parser.add_argument(
+        "--epochs", type=int, default=2, help="the chosen recipe trains 2 (RESULTS.md)"
+    )
     parser.add_argument("--seeds", default=str(TRAINING["seed"]), help="comma-separated")
     parser.add_argument("--variant", default=DEFAULT_VARIANT, choices=sorted(VARIANTS))
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--limit", type=int, default=None, help="subsample train/test (smoke)")
-    parser.add_argument("--systems", default="platform", help="comma-separated subset of "
-                        + ",".join(SYSTEMS) + " (platform reports its own probe)")
-    parser.add_argument("--validation-fraction", type=float, default=VALIDATION_FRACTION,
-                        help="part of train.csv held out to watch training (never test.csv)")
-    parser.add_argument("--screen", action="store_true",
-                        help="never read test.csv: score the validation part in its place")
-    parser.add_argument("--train-limit", type=int, default=None,
-                        help="train on the first N rows of the train part (hash order)")
+    parser.add_argument(
+        "--systems",
+        default="platform",
+        help="comma-separated subset of " + ",".join(SYSTEMS) + " (platform reports its own probe)",
+    )
+    parser.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=VALIDATION_FRACTION,
+        help="part of train.csv held out to watch training (never test.csv)",
+    )
+    parser.add_argument(
+        "--screen",
+        action="store_true",
+        help="never read test.csv: score the validation part in its place",
+    )
+    parser.add_argument(
+        "--train-limit",
+        type=int,
+        default=None,
+        help="train on the first N rows of the train part (hash order)",
+    )
     args = parser.parse_args(argv)
     systems = [s for s in args.systems.split(",") if s]
     if unknown := set(systems) - set(SYSTEMS):
@@ -377,22 +467,35 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     data = args.data.resolve()
     labels = json.loads((data / "categories.json").read_text(encoding="utf-8"))
-    dataset = load_banking77(data, labels, args.limit, TRAINING["seed"], args.validation_fraction,
-                             screen=args.screen, train_limit=args.train_limit)
-    emit(f"data {data}: {dataset.stats}, fingerprint {dataset.fingerprint[:12]}"
-         + (" (screen: validation rows stand in for test.csv)" if args.screen else ""))
+    dataset = load_banking77(
+        data,
+        labels,
+        args.limit,
+        TRAINING["seed"],
+        args.validation_fraction,
+        screen=args.screen,
+        train_limit=args.train_limit,
+    )
+    emit(
+        f"data {data}: {dataset.stats}, fingerprint {dataset.fingerprint[:12]}"
+        + (" (screen: validation rows stand in for test.csv)" if args.screen else "")
+    )
     adapter, training = VARIANTS[args.variant]
 
     def recipe_for(seed: int) -> Recipe:
         return Recipe(
-            name="banking77_benchmark", taxonomy="(benchmark: categories.json)",
+            name="banking77_benchmark",
+            taxonomy="(benchmark: categories.json)",
             base_model="minilm@stable",
-            data=DataSettings(sources=(DataSource(path=str(data / "train.csv")),),
-                              label_column="category",
-                              validation_fraction=args.validation_fraction),
-            adapter=adapter, head=HEAD,
-            training=TrainingSettings(**{**TRAINING, **training, "seed": seed},
-                                      epochs=args.epochs))
+            data=DataSettings(
+                sources=(DataSource(path=str(data / "train.csv")),),
+                label_column="category",
+                validation_fraction=args.validation_fraction,
+            ),
+            adapter=adapter,
+            head=HEAD,
+            training=TrainingSettings(**{**TRAINING, **training, "seed": seed}, epochs=args.epochs),
+        )
 
     recipe = recipe_for(seeds[0])
     base = Catalog.load(None).resolve(recipe.base_model)
@@ -402,12 +505,15 @@ def main(argv: list[str] | None = None) -> int:
         for system in systems:
             if system == "platform":
                 for seed in seeds:
-                    runs.append(run_platform(recipe_for(seed), base, dataset, args.threads,
-                                             Path(tmp)))
+                    runs.append(
+                        run_platform(recipe_for(seed), base, dataset, args.threads, Path(tmp))
+                    )
                     emit(f"after seed {seed}: {os.getloadavg()} load average")
                     # a partial summary per seed: what a run cut short still shows
-                    print(json.dumps({"partial": True, "variant": args.variant,
-                                      **summarize(runs)}), flush=True)
+                    print(
+                        json.dumps({"partial": True, "variant": args.variant, **summarize(runs)}),
+                        flush=True,
+                    )
                 results[system] = runs[0] if len(runs) == 1 else {"runs": runs}
             elif system == "trainer":
                 results[system] = run_trainer(recipe, base, dataset, Path(tmp))
@@ -421,8 +527,11 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "banking77",
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
-                    "load_average_end": os.getloadavg()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "cpu": platform.processor() or platform.machine(),
+            "load_average_end": os.getloadavg(),
+        },
         "threads": args.threads,
         "variant": args.variant,
         "screen": args.screen,
@@ -443,11 +552,15 @@ def main(argv: list[str] | None = None) -> int:
     if runs:
         report.update(summary)
         accuracy = report["platform_accuracy_mean"]
-        report["targets"] = {"accuracy_mean_at_least_0.94": accuracy >= TARGET_ACCURACY,
-                             "margin_ci_low_above_0": report["margin_ci_low"] > 0}
-        emit(f"platform accuracy {report['platform_accuracy']} (mean {accuracy:.4f}), probe "
-             f"{report['probe_accuracy_mean']:.4f}, margin {report['margin']:+.4f} "
-             f"[{report['margin_ci_low']:+.4f}, {report['margin_ci_high']:+.4f}]")
+        report["targets"] = {
+            "accuracy_mean_at_least_0.94": accuracy >= TARGET_ACCURACY,
+            "margin_ci_low_above_0": report["margin_ci_low"] > 0,
+        }
+        emit(
+            f"platform accuracy {report['platform_accuracy']} (mean {accuracy:.4f}), probe "
+            f"{report['probe_accuracy_mean']:.4f}, margin {report['margin']:+.4f} "
+            f"[{report['margin_ci_low']:+.4f}, {report['margin_ci_high']:+.4f}]"
+        )
     print(json.dumps(report))
     return 0
 

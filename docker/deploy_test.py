@@ -52,8 +52,14 @@ RECIPE = "demo_intents"
 # The demo recipe's training partition (base revision x taxonomy version): the retraining
 # job is partitioned like the assets it materializes.
 BASE_REF, TAXONOMY_VERSION = "minilm@all-MiniLM-L6-v2", "v1"
-SERVICES = ["postgres", "s3", "modelops-code", "dagster-webserver", "dagster-daemon",
-            "modelops-serve"]
+SERVICES = [
+    "postgres",
+    "s3",
+    "modelops-code",
+    "dagster-webserver",
+    "dagster-daemon",
+    "modelops-serve",
+]
 SKIP = set(filter(None, os.environ.get("DEPLOY_TEST_SKIP", "").split(",")))
 NICE = ["nice", "-n", "15"]
 
@@ -79,12 +85,20 @@ def log(message: str) -> None:
     print(f"[deploy-test {time.monotonic() - START:7.1f}s] {message}", flush=True)
 
 
-def run(cmd: list[str], *, check: bool = True, capture: bool = False, env=None,
-        timeout: float | None = None, quiet: bool = False) -> subprocess.CompletedProcess:
+def run(
+    cmd: list[str],
+    *,
+    check: bool = True,
+    capture: bool = False,
+    env=None,
+    timeout: float | None = None,
+    quiet: bool = False,
+) -> subprocess.CompletedProcess:
     if not quiet:
         log("$ " + " ".join(cmd)[:300])
-    return subprocess.run(cmd, check=check, text=True, env=env, timeout=timeout,
-                          capture_output=capture)
+    return subprocess.run(
+        cmd, check=check, text=True, env=env, timeout=timeout, capture_output=capture
+    )
 
 
 def timed(name: str):
@@ -112,10 +126,16 @@ def podman_env() -> dict:
 ENV: dict = {}
 
 
-def podman(*args: str, check: bool = True, capture: bool = True, quiet: bool = True,
-           timeout: float | None = None) -> subprocess.CompletedProcess:
-    return run(["podman", *args], check=check, capture=capture, env=ENV, quiet=quiet,
-               timeout=timeout)
+def podman(
+    *args: str,
+    check: bool = True,
+    capture: bool = True,
+    quiet: bool = True,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess:
+    return run(
+        ["podman", *args], check=check, capture=capture, env=ENV, quiet=quiet, timeout=timeout
+    )
 
 
 def install_tools() -> None:
@@ -123,8 +143,10 @@ def install_tools() -> None:
     missing = [p for p in APT if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode]
     if missing:
         run(["apt-get", "update", "-q"])
-        run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        run(
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
     # Measured here: crun fails on this machine's hybrid cgroups and the default ulimits
     # fail with "setrlimit RLIMIT_NOFILE"; no systemd, so events go to a file.
     (WORK / "containers.conf").write_text(
@@ -139,9 +161,13 @@ def install_tools() -> None:
     if not SOCKET.exists() or podman_api("/_ping") != "OK":
         SOCKET.parent.mkdir(parents=True, exist_ok=True)
         with open(WORK / "podman-service.log", "a") as service_log:
-            subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{SOCKET}"],
-                             env=ENV, stdout=service_log, stderr=service_log,
-                             start_new_session=True)
+            subprocess.Popen(
+                ["podman", "system", "service", "--time=0", f"unix://{SOCKET}"],
+                env=ENV,
+                stdout=service_log,
+                stderr=service_log,
+                start_new_session=True,
+            )
         for _ in range(50):
             if SOCKET.exists() and podman_api("/_ping") == "OK":
                 break
@@ -155,16 +181,25 @@ def install_tools() -> None:
 def podman_api(path: str) -> str | None:
     result = subprocess.run(
         ["curl", "-s", "--max-time", "5", "--unix-socket", str(SOCKET), f"http://d{path}"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     return result.stdout if result.returncode == 0 else None
 
 
 def compose_cmd() -> list[str]:
     binary = next((WORK / "venv").glob("lib/python*/site-packages/compose/docker-compose"))
-    return [str(binary), "-f", str(REPO / "docker" / "docker-compose.yml"),
-            "-f", str(REPO / "docker" / "docker-compose.debian.yml"),
-            "--env-file", str(WORK / "env"), "-p", "modelops"]
+    return [
+        str(binary),
+        "-f",
+        str(REPO / "docker" / "docker-compose.yml"),
+        "-f",
+        str(REPO / "docker" / "docker-compose.debian.yml"),
+        "--env-file",
+        str(WORK / "env"),
+        "-p",
+        "modelops",
+    ]
 
 
 def compose(*args: str, check: bool = True, timeout: float | None = None):
@@ -179,9 +214,17 @@ def base_image() -> None:
         log(f"{BASE_IMAGE} exists")
         return
     tarball = WORK / "bookworm.tar"
-    run([*NICE, "mmdebstrap", "--variant=minbase",
-         "--include=python3,python3-venv,ca-certificates", "bookworm", str(tarball),
-         "http://deb.debian.org/debian"])
+    run(
+        [
+            *NICE,
+            "mmdebstrap",
+            "--variant=minbase",
+            "--include=python3,python3-venv,ca-certificates",
+            "bookworm",
+            str(tarball),
+            "http://deb.debian.org/debian",
+        ]
+    )
     podman("import", "--change", 'CMD ["/bin/bash"]', str(tarball), BASE_IMAGE)
     tarball.unlink()
 
@@ -198,15 +241,33 @@ def build_images() -> None:
     base = ["--build-arg", f"BASE_IMAGE={BASE_IMAGE}"]
     builds = [
         (DAGSTER_IMAGE, "docker/Dockerfile.dagster", []),
-        (CODE_IMAGE, "docker/Dockerfile",
-         ["-v", f"{WHEELS}:{WHEELS}:ro", "--build-arg", f"TORCH_FIND_LINKS={WHEELS}"]),
+        (
+            CODE_IMAGE,
+            "docker/Dockerfile",
+            ["-v", f"{WHEELS}:{WHEELS}:ro", "--build-arg", f"TORCH_FIND_LINKS={WHEELS}"],
+        ),
         (POSTGRES_IMAGE, "docker/debian/Dockerfile.postgres", []),
         (S3_IMAGE, "docker/debian/Dockerfile.seaweedfs", []),
     ]
     for image, dockerfile, extra in builds:
         with timed(f"build {image.split('/')[-1]}"):
-            run([*NICE, "podman", "build", "-q", "-f", dockerfile, "-t", image, *base,
-                 *mounts, *extra, str(REPO)], env=ENV)
+            run(
+                [
+                    *NICE,
+                    "podman",
+                    "build",
+                    "-q",
+                    "-f",
+                    dockerfile,
+                    "-t",
+                    image,
+                    *base,
+                    *mounts,
+                    *extra,
+                    str(REPO),
+                ],
+                env=ENV,
+            )
         size = int(podman("image", "inspect", image, "--format", "{{.Size}}").stdout)
         RESULT["image_sizes_mb"][image.split("/")[-1]] = round(size / 1e6)
 
@@ -267,9 +328,15 @@ class Watcher(threading.Thread):
             self.stop.wait(3)
 
     def tick(self):
-        listing = podman("ps", "-a", "--no-trunc", "--format",
-                         "{{.ID}}\t{{.Names}}\t{{.Status}}\t{{.Labels}}\t{{.Command}}",
-                         check=False, timeout=60).stdout
+        listing = podman(
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--format",
+            "{{.ID}}\t{{.Names}}\t{{.Status}}\t{{.Labels}}\t{{.Command}}",
+            check=False,
+            timeout=60,
+        ).stdout
         now = time.monotonic()
         for line in listing.splitlines():
             cid, name, status, labels, command = (line.split("\t") + [""] * 5)[:5]
@@ -284,8 +351,13 @@ class Watcher(threading.Thread):
 
 
 def service_states() -> dict[str, str]:
-    result = run([*compose_cmd(), "ps", "-a", "--format", "json"], capture=True, env=ENV,
-                 quiet=True, check=False)
+    result = run(
+        [*compose_cmd(), "ps", "-a", "--format", "json"],
+        capture=True,
+        env=ENV,
+        quiet=True,
+        check=False,
+    )
     states = {}
     for line in result.stdout.splitlines():
         line = line.strip()
@@ -320,13 +392,15 @@ def container(service: str) -> str:
 
 
 def psql(sql: str) -> str:
-    return podman("exec", container("postgres"), "psql", "-U", "postgres", "-d", "modelops",
-                  "-tAc", sql).stdout.strip()
+    return podman(
+        "exec", container("postgres"), "psql", "-U", "postgres", "-d", "modelops", "-tAc", sql
+    ).stdout.strip()
 
 
 def in_code(script: str, *args: str, timeout: float = 600) -> str:
-    return podman("exec", container("modelops-code"), "python", "-c", script, *args,
-                  timeout=timeout).stdout
+    return podman(
+        "exec", container("modelops-code"), "python", "-c", script, *args, timeout=timeout
+    ).stdout
 
 
 def champion() -> int | None:
@@ -338,13 +412,26 @@ def registry_state() -> dict:
     return {
         table: psql(f"SELECT count(*) FROM {table}")
         for table in ("adapter_versions", "aliases", "audit_log", "predictions")
-    } | {"aliases_rows": psql("SELECT recipe, taxonomy_version, name, adapter_id FROM aliases "
-                              "ORDER BY 1, 2, 3")}
+    } | {
+        "aliases_rows": psql(
+            "SELECT recipe, taxonomy_version, name, adapter_id FROM aliases ORDER BY 1, 2, 3"
+        )
+    }
 
 
 def train_through_webserver() -> None:
-    result = podman("exec", container("modelops-code"), "modelops", "backfill", "--taxonomy",
-                    f"{RECIPE}:v1", "--wait", "--json", check=False, timeout=3600)
+    result = podman(
+        "exec",
+        container("modelops-code"),
+        "modelops",
+        "backfill",
+        "--taxonomy",
+        f"{RECIPE}:v1",
+        "--wait",
+        "--json",
+        check=False,
+        timeout=3600,
+    )
     log(f"backfill exit {result.returncode}: {result.stdout[-1500:]} {result.stderr[-1500:]}")
     assert result.returncode == 0, "the training backfill did not succeed"
 
@@ -363,7 +450,8 @@ def serve_predicts() -> dict:
         time.sleep(5)
     body = json.dumps({"texts": ["I was charged twice for my card payment"], "top_k": 2})
     request = urllib.request.Request(
-        f"http://127.0.0.1:8080/v1/recipes/{RECIPE}/predict", data=body.encode(),
+        f"http://127.0.0.1:8080/v1/recipes/{RECIPE}/predict",
+        data=body.encode(),
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=60) as response:
@@ -403,8 +491,10 @@ def batch_scored() -> bool:
     before = int(psql("SELECT count(*) FROM predictions"))
     in_code(BATCH, RECIPE)
     deadline = time.monotonic() + 1200
-    processed = "import os, pathlib; p = pathlib.Path(os.environ['MODELOPS_HOME']) / " \
+    processed = (
+        "import os, pathlib; p = pathlib.Path(os.environ['MODELOPS_HOME']) / "
         f"'landing' / '{RECIPE}'; print(sorted(x.name for x in p.rglob('batch-deploy-test*')))"
+    )
     while time.monotonic() < deadline:
         count = int(psql("SELECT count(*) FROM predictions"))
         where = in_code(processed).strip()
@@ -443,8 +533,9 @@ print(answer["data"]["runOrError"]["status"])
 
 
 def run_status(run_id: str) -> str:
-    return podman("exec", container("modelops-code"), "python", "-c", RUN_STATUS, run_id,
-                  timeout=120).stdout.strip()
+    return podman(
+        "exec", container("modelops-code"), "python", "-c", RUN_STATUS, run_id, timeout=120
+    ).stdout.strip()
 
 
 def retrain_with_daemon_restart(watcher: Watcher) -> bool:
@@ -475,8 +566,10 @@ def retrain_with_daemon_restart(watcher: Watcher) -> bool:
 
 
 def check_no_duplicates_or_orphans() -> None:
-    champions = psql(f"SELECT count(*) FROM aliases WHERE recipe = '{RECIPE}' AND "
-                     "name = 'champion' GROUP BY taxonomy_version HAVING count(*) > 1")
+    champions = psql(
+        f"SELECT count(*) FROM aliases WHERE recipe = '{RECIPE}' AND "
+        "name = 'champion' GROUP BY taxonomy_version HAVING count(*) > 1"
+    )
     assert not champions, f"duplicate champion aliases: {champions}"
     uris = [u for u in psql("SELECT artifact_uri FROM adapter_versions").splitlines() if u]
     keys = set(bucket_keys())
@@ -505,8 +598,12 @@ def main() -> int:
         compose("down", "-v", "--remove-orphans", check=False, timeout=600)
         with open(WORK / "events.log", "w") as events:
             events_process = subprocess.Popen(
-                ["podman", "events", "--format", "json"], env=ENV, stdout=events,
-                stderr=subprocess.STDOUT, start_new_session=True)
+                ["podman", "events", "--format", "json"],
+                env=ENV,
+                stdout=events,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         watcher = Watcher()
         watcher.start()
         stage = "up"
@@ -518,9 +615,11 @@ def main() -> int:
         with timed("training through the webserver"):
             train_through_webserver()
         RESULT["timings"]["stack start to first champion"] = round(
-            time.monotonic() - stack_start, 1)
-        RESULT["run_container_seen"] = bool(watcher.run_containers) or "execute_run" in (
-            WORK / "events.log").read_text()
+            time.monotonic() - stack_start, 1
+        )
+        RESULT["run_container_seen"] = (
+            bool(watcher.run_containers) or "execute_run" in (WORK / "events.log").read_text()
+        )
         log(f"run containers: {watcher.run_containers}")
         stage = "champion"
         RESULT["champion_id"] = champion()
@@ -532,8 +631,10 @@ def main() -> int:
         stage = "step logs"
         keys = bucket_keys()
         RESULT["step_logs_in_s3"] = any(k.startswith("dagster-compute-logs/") for k in keys)
-        log(f"{len(keys)} objects in the bucket, "
-            f"{sum(k.startswith('dagster-compute-logs/') for k in keys)} step logs")
+        log(
+            f"{len(keys)} objects in the bucket, "
+            f"{sum(k.startswith('dagster-compute-logs/') for k in keys)} step logs"
+        )
         if "batch" not in SKIP:
             stage = "batch"
             with timed("batch file to predictions"):
@@ -556,8 +657,13 @@ def main() -> int:
         RESULT["failed"] = f"{stage}: {type(error).__name__}: {error}"[:2000]
         log(f"FAILED at {stage}: {error}")
         if ENV and SOCKET.exists():
-            logs = run([*compose_cmd(), "logs", "--no-color", "--tail", "80"], check=False,
-                       capture=True, env=ENV, quiet=True)
+            logs = run(
+                [*compose_cmd(), "logs", "--no-color", "--tail", "80"],
+                check=False,
+                capture=True,
+                env=ENV,
+                quiet=True,
+            )
             (WORK / "compose.log").write_text(logs.stdout + logs.stderr)
             log(f"service logs: {WORK / 'compose.log'}")
     finally:
@@ -570,8 +676,16 @@ def main() -> int:
         RESULT["seconds"] = round(time.monotonic() - START, 1)
         print(json.dumps(RESULT), flush=True)
     ok = RESULT["failed"] is None and all(
-        RESULT[k] for k in ("images_built", "services_healthy", "run_container_seen",
-                            "champion_id", "serve_answered", "step_logs_in_s3"))
+        RESULT[k]
+        for k in (
+            "images_built",
+            "services_healthy",
+            "run_container_seen",
+            "champion_id",
+            "serve_answered",
+            "step_logs_in_s3",
+        )
+    )
     return 0 if ok else 1
 
 

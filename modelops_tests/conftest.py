@@ -93,13 +93,13 @@ def pg_url():
         admin.dispose()
 
 
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
     """The database of one test: SQLite in a new folder, then PostgreSQL (``pg_url``)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'state' / 'modelops.db'}"
     return request.getfixturevalue("pg_url")
+
 
 os.environ.setdefault("MODELOPS_TORCH_THREADS", "1")
 

@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")),
-        REPO / "benchmarks" / "README.md"]
+DOCS = [
+    REPO / "README.md",
+    *sorted((REPO / "docs").rglob("*.md")),
+    REPO / "benchmarks" / "README.md",
+]
 DOTTED = re.compile(r"(?<![\w./-])modelops(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 # Paths into the package or the suite (not run tags such as ``modelops/reason``).
 PATH = re.compile(

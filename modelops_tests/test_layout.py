@@ -23,8 +23,17 @@ ALLOWED = {
     "serving": {"lifecycle", "monitoring", "stores", "ml", "domain", "config"},
     "defs": {"serving", "lifecycle", "monitoring", "stores", "ml", "domain", "config"},
     "demo": {"defs", "serving", "lifecycle", "monitoring", "stores", "ml", "domain", "config"},
-    "cli": {"demo", "defs", "serving", "lifecycle", "monitoring", "stores", "ml", "domain",
-            "config"},
+    "cli": {
+        "demo",
+        "defs",
+        "serving",
+        "lifecycle",
+        "monitoring",
+        "stores",
+        "ml",
+        "domain",
+        "config",
+    },
 }
 DAGSTER_ROOMS = {"defs", "demo", "cli"}
 S3_ROOM = "stores"
@@ -144,7 +153,7 @@ def test_no_import_circles_between_modules():
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+                cycles.append(" -> ".join(stack[stack.index(nxt) :] + [nxt]))
             elif nxt not in state:
                 visit(nxt)
         stack.pop()

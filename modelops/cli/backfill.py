@@ -21,10 +21,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "backfill", help="relabel, train, evaluate and gate every recipe of a taxonomy version"
     )
-    parser.add_argument("--taxonomy", required=True, metavar="NAME:VERSION",
-                        help="the taxonomy version to move to, e.g. demo_intents:v2")
-    parser.add_argument("--recipe", action="append", default=None,
-                        help="only this recipe (repeatable; default: every recipe of the taxonomy)")
+    parser.add_argument(
+        "--taxonomy",
+        required=True,
+        metavar="NAME:VERSION",
+        help="the taxonomy version to move to, e.g. demo_intents:v2",
+    )
+    parser.add_argument(
+        "--recipe",
+        action="append",
+        default=None,
+        help="only this recipe (repeatable; default: every recipe of the taxonomy)",
+    )
     add_launch_options(parser, "the backfill")
     parser.set_defaults(func=run)
 

@@ -21,8 +21,10 @@ from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("base", help="base-model catalog: list, register, alias, "
-                                   "adapt (domain-adaptive pretraining)")
+    parser = subparsers.add_parser(
+        "base",
+        help="base-model catalog: list, register, alias, adapt (domain-adaptive pretraining)",
+    )
     commands = parser.add_subparsers(dest="base_command", required=True)
 
     p = commands.add_parser("list", help="revisions, aliases and the recipes following them")
@@ -31,14 +33,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = commands.add_parser("register", help="measure a model and add it as a catalog revision")
     p.add_argument("ref", metavar="NAME@REVISION")
-    p.add_argument("location", nargs="?", metavar="PATH",
-                   help="a model directory or package:MODULE (or give --parts)")
-    p.add_argument("--parts", nargs="+", metavar="PART", default=[],
-                   help="the pieces of a split zip archive, in order: files, or "
-                   "dist:DISTRIBUTION:PATH-SUFFIX for a file an installed package ships")
-    p.add_argument("--alias", action="append", default=[], metavar="ALIAS",
-                   help="an alias of the new revision (repeatable); moving an existing alias "
-                   "is `base alias`")
+    p.add_argument(
+        "location",
+        nargs="?",
+        metavar="PATH",
+        help="a model directory or package:MODULE (or give --parts)",
+    )
+    p.add_argument(
+        "--parts",
+        nargs="+",
+        metavar="PART",
+        default=[],
+        help="the pieces of a split zip archive, in order: files, or "
+        "dist:DISTRIBUTION:PATH-SUFFIX for a file an installed package ships",
+    )
+    p.add_argument(
+        "--alias",
+        action="append",
+        default=[],
+        metavar="ALIAS",
+        help="an alias of the new revision (repeatable); moving an existing alias is `base alias`",
+    )
     p.add_argument("--pooling", choices=("mean", "cls"), default="mean")
     p.add_argument("--license", default="", help="the weights' licence, e.g. Apache-2.0")
     p.add_argument("--source", default="", help="where the weights came from")
@@ -52,8 +67,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=cmd_alias)
 
-    p = commands.add_parser("adapt", help="domain-adaptive pretraining (masked LM) of a base "
-                            "on a recipe's texts, registered as a new revision")
+    p = commands.add_parser(
+        "adapt",
+        help="domain-adaptive pretraining (masked LM) of a base "
+        "on a recipe's texts, registered as a new revision",
+    )
     p.add_argument("--recipe", required=True, metavar="RECIPE")
     p.add_argument("--base", metavar="NAME@REF", help="default: the recipe's base_model")
     p.add_argument("--steps", type=_positive, default=300)
@@ -61,8 +79,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--learning-rate", type=float, default=5e-5)
     p.add_argument("--max-length", type=_positive, default=64)
     p.add_argument("--seed", type=int, default=13)
-    p.add_argument("--production-texts", type=int, default=5000, metavar="N",
-                   help="at most the N newest production-log texts (0: none)")
+    p.add_argument(
+        "--production-texts",
+        type=int,
+        default=5000,
+        metavar="N",
+        help="at most the N newest production-log texts (0: none)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=cmd_adapt)
 
@@ -103,14 +126,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     lines = [f"catalog {doc['catalog']}"]
     for r in doc["revisions"]:
         aliases = ", ".join(f"@{a}" for a in r.get("aliases", [])) or "-"
-        shape = " ".join(f"{k}={r[k]}" for k in ("architecture", "hidden_size", "num_layers",
-                                                 "vocab_size", "parameters") if k in r)
-        lines.append(f"{r['ref']:<40} aliases {aliases:<16} sha256 "
-                     f"{str(r.get('sha256') or 'unrecorded')[:12]}  {shape}")
+        shape = " ".join(
+            f"{k}={r[k]}"
+            for k in ("architecture", "hidden_size", "num_layers", "vocab_size", "parameters")
+            if k in r
+        )
+        lines.append(
+            f"{r['ref']:<40} aliases {aliases:<16} sha256 "
+            f"{str(r.get('sha256') or 'unrecorded')[:12]}  {shape}"
+        )
         lines.extend(f"    followed by {f}" for f in r["recipes"])
     lines.append("recipes:")
-    lines.extend(f"  {f['recipe']}: {f['base_model']} -> {f['resolves_to'] or 'NOT IN CATALOG'}"
-                 for f in doc["recipes"])
+    lines.extend(
+        f"  {f['recipe']}: {f['base_model']} -> {f['resolves_to'] or 'NOT IN CATALOG'}"
+        for f in doc["recipes"]
+    )
     return _print(args, doc, lines)
 
 
@@ -122,15 +152,29 @@ def cmd_register(args: argparse.Namespace) -> int:
     name, sep, revision = args.ref.partition("@")
     if not sep:
         raise InputError(None, "NAME@REVISION", f"{args.ref!r} has no @")
-    new = NewRevision(name=name, revision=revision, location=args.location,
-                      parts=tuple(args.parts), aliases=tuple(args.alias), pooling=args.pooling,
-                      license=args.license, source=args.source, description=args.description)
+    new = NewRevision(
+        name=name,
+        revision=revision,
+        location=args.location,
+        parts=tuple(args.parts),
+        aliases=tuple(args.alias),
+        pooling=args.pooling,
+        license=args.license,
+        source=args.source,
+        description=args.description,
+    )
     entry = register_base(_platform(), new, emit=_emit)
     doc = entry_document(entry)
-    return _print(args, doc, [f"registered {entry.ref}: sha256 {entry.sha256}, "
-                              f"{entry.architecture} hidden {entry.hidden_size}, "
-                              f"{entry.num_layers} layers, vocab {entry.vocab_size}, "
-                              f"{entry.parameters} parameters"])
+    return _print(
+        args,
+        doc,
+        [
+            f"registered {entry.ref}: sha256 {entry.sha256}, "
+            f"{entry.architecture} hidden {entry.hidden_size}, "
+            f"{entry.num_layers} layers, vocab {entry.vocab_size}, "
+            f"{entry.parameters} parameters"
+        ],
+    )
 
 
 def cmd_alias(args: argparse.Namespace) -> int:
@@ -138,8 +182,11 @@ def cmd_alias(args: argparse.Namespace) -> int:
 
     doc = alias_base(_platform(), args.alias, args.revision)
     followers = ", ".join(doc["recipes"]) or "no recipe"
-    return _print(args, doc, [f"{doc['alias']}: {doc['from'] or '(new)'} -> {doc['to']} "
-                              f"(followed by {followers})"])
+    return _print(
+        args,
+        doc,
+        [f"{doc['alias']}: {doc['from'] or '(new)'} -> {doc['to']} (followed by {followers})"],
+    )
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
@@ -153,15 +200,31 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     platform = _platform()
     recipes = {r.name: r for r in load_recipes(platform.settings.recipes_dir)}
     if args.recipe not in recipes:
-        raise NotFoundError(f"recipe {args.recipe!r} not in {platform.settings.recipes_dir} "
-                            f"(known: {', '.join(sorted(recipes)) or 'none'})")
-    settings = MlmSettings(steps=args.steps, batch_size=args.batch_size,
-                           learning_rate=args.learning_rate, max_length=args.max_length,
-                           seed=args.seed)
-    out = adapt_base(platform, recipes[args.recipe], settings, base=args.base,
-                     max_production=args.production_texts, emit=_emit)
+        raise NotFoundError(
+            f"recipe {args.recipe!r} not in {platform.settings.recipes_dir} "
+            f"(known: {', '.join(sorted(recipes)) or 'none'})"
+        )
+    settings = MlmSettings(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        max_length=args.max_length,
+        seed=args.seed,
+    )
+    out = adapt_base(
+        platform,
+        recipes[args.recipe],
+        settings,
+        base=args.base,
+        max_production=args.production_texts,
+        emit=_emit,
+    )
     entry = out["entry"]
-    doc = {"entry": entry_document(entry), "ref": entry.ref, "created": out["created"],
-           "result": out["result"]}
+    doc = {
+        "entry": entry_document(entry),
+        "ref": entry.ref,
+        "created": out["created"],
+        "result": out["result"],
+    }
     verb = "registered" if out["created"] else "already registered:"
     return _print(args, doc, [f"{verb} {entry.ref} (sha256 {entry.sha256}) at {entry.location}"])

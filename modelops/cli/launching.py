@@ -9,11 +9,16 @@ import json
 
 def add_launch_options(parser: argparse.ArgumentParser, waited_for: str) -> None:
     """``--url``, ``--wait`` (for ``waited_for``, e.g. "the backfill") and ``--json``."""
-    parser.add_argument("--url", default=None,
-                        help="Dagster webserver (default MODELOPS_DAGSTER_URL or "
-                        "http://127.0.0.1:3000)")
-    parser.add_argument("--wait", action="store_true",
-                        help=f"wait for {waited_for} to finish; exit 1 unless it succeeded")
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="Dagster webserver (default MODELOPS_DAGSTER_URL or http://127.0.0.1:3000)",
+    )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help=f"wait for {waited_for} to finish; exit 1 unless it succeeded",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
 
 

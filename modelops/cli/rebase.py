@@ -20,12 +20,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "rebase", help="re-adapt the recipes following a base model on its current revision"
     )
-    parser.add_argument("--base", required=True, metavar="NAME@ALIAS",
-                        help="the catalog ref, e.g. minilm@stable (an alias or a revision)")
-    parser.add_argument("--recipe", action="append", default=None,
-                        help="only this recipe (repeatable; default: every recipe whose "
-                        "base_model resolves to the same revision); a named recipe is "
-                        "re-adapted on the revision even when it follows another base")
+    parser.add_argument(
+        "--base",
+        required=True,
+        metavar="NAME@ALIAS",
+        help="the catalog ref, e.g. minilm@stable (an alias or a revision)",
+    )
+    parser.add_argument(
+        "--recipe",
+        action="append",
+        default=None,
+        help="only this recipe (repeatable; default: every recipe whose "
+        "base_model resolves to the same revision); a named recipe is "
+        "re-adapted on the revision even when it follows another base",
+    )
     add_launch_options(parser, "the backfills")
     parser.set_defaults(func=run)
 

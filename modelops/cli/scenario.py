@@ -16,17 +16,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo", help="run the drift -> retraining -> promotion loop on the demo recipe"
     )
     parser.add_argument("--recipe", default="demo_intents")
-    parser.add_argument("--batch-size", type=_positive, default=None,
-                        help="rows per production batch (default: the recipe's window size)")
+    parser.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=None,
+        help="rows per production batch (default: the recipe's window size)",
+    )
     parser.add_argument("--clean-batches", type=_positive, default=5)
     parser.add_argument("--drifted-batches", type=_positive, default=3)
-    parser.add_argument("--feedback-share", type=float, default=0.6,
-                        help="share of drifted rows that come back with a true label")
+    parser.add_argument(
+        "--feedback-share",
+        type=float,
+        default=0.6,
+        help="share of drifted rows that come back with a true label",
+    )
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--stream", action="store_true",
-                        help="only drop batch files into the landing folder, on a timer")
-    parser.add_argument("--every", type=float, default=45.0,
-                        help="seconds between batches with --stream")
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="only drop batch files into the landing folder, on a timer",
+    )
+    parser.add_argument(
+        "--every", type=float, default=45.0, help="seconds between batches with --stream"
+    )
     parser.set_defaults(func=run)
 
 

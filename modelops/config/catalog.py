@@ -151,18 +151,19 @@ def append_revision(path: Path, entry: CatalogEntry) -> None:
 
 
 def _block(entry: CatalogEntry, indent: int) -> str:
-    block = yaml.safe_dump([entry_document(entry)], sort_keys=False, allow_unicode=True,
-                           width=100)
-    return "".join(" " * indent + line if line.strip() else line
-                   for line in block.splitlines(keepends=True))
+    block = yaml.safe_dump([entry_document(entry)], sort_keys=False, allow_unicode=True, width=100)
+    return "".join(
+        " " * indent + line if line.strip() else line for line in block.splitlines(keepends=True)
+    )
 
 
 def move_alias(path: Path, name: str, alias: str, revision: str) -> str | None:
     """Point ``name@alias`` at ``name@revision``; returns the revision it left (None: new)."""
     text = path.read_text(encoding="utf-8")
     parsed = validate_model(CatalogFile, read_yaml_mapping(path), path)
-    target = next((i for i, e in enumerate(parsed.models)
-                   if e.name == name and e.revision == revision), None)
+    target = next(
+        (i for i, e in enumerate(parsed.models) if e.name == name and e.revision == revision), None
+    )
     if target is None:
         known = ", ".join(e.ref for e in parsed.models if e.name == name) or "none"
         raise NotFoundError(
@@ -171,14 +172,14 @@ def move_alias(path: Path, name: str, alias: str, revision: str) -> str | None:
         )
     if alias == revision or any(e.name == name and e.revision == alias for e in parsed.models):
         raise InputError(path, f"{name}@{alias}", "an alias may not be named like a revision")
-    previous = next((i for i, e in enumerate(parsed.models)
-                     if e.name == name and alias in e.aliases), None)
+    previous = next(
+        (i for i, e in enumerate(parsed.models) if e.name == name and alias in e.aliases), None
+    )
     if previous == target:
         return revision
     nodes = _entry_nodes(text, path)
     edits: list[tuple[int, int, str]] = []
-    for index, aliases in ((target, [*parsed.models[target].aliases, alias]),
-                           (previous, None)):
+    for index, aliases in ((target, [*parsed.models[target].aliases, alias]), (previous, None)):
         if index is None:
             continue
         if aliases is None:

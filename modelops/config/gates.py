@@ -26,7 +26,9 @@ class GateSettings(BaseModel):
         "with baseline_confidence (paired bootstrap over the test rows)",
     )
     baseline_margin: float = Field(
-        default=0.0, ge=0.0, le=1.0,
+        default=0.0,
+        ge=0.0,
+        le=1.0,
         description="accuracy (fraction) the lower confidence bound of the margin over the "
         "probe must exceed",
     )

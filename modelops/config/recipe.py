@@ -90,8 +90,6 @@ class TrainingSettings(StrictSection):
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
 
 
-
-
 class ServingSettings(StrictSection):
     """How ``modelops serve`` treats the recipe (docs/serving.md)."""
 
@@ -175,8 +173,15 @@ class LoadedRecipe:
         records its warm start apart)."""
         body = self.recipe.model_dump(
             mode="json",
-            exclude={"description", "gates", "monitoring", "retraining", "compute",
-                     "taxonomy_changes", "serving"},
+            exclude={
+                "description",
+                "gates",
+                "monitoring",
+                "retraining",
+                "compute",
+                "taxonomy_changes",
+                "serving",
+            },
         )
         body["taxonomy"] = self.taxonomy.fingerprint()
         body["data"]["sources"] = self.source_uris()
@@ -226,7 +231,9 @@ def _check_relative_paths(recipe: Recipe, path: Path) -> None:
         resolved = Path(resolve_location(location, path.parent))
         if not resolved.is_relative_to(root):
             raise InputError(
-                path, where, f"{location!r} leads outside the workspace {root} (use an "
+                path,
+                where,
+                f"{location!r} leads outside the workspace {root} (use an "
                 "absolute path to read from elsewhere)",
             )
 

@@ -67,13 +67,23 @@ def moved_bases(recipes: list[LoadedRecipe], catalog: Catalog, registry) -> list
             continue
         new = current_base(loaded, catalog)
         if serving.base_model != new:
-            out.append(Rebase(loaded.name, loaded.taxonomy.name, serving.taxonomy_version,
-                              serving.base_model, new))
+            out.append(
+                Rebase(
+                    loaded.name,
+                    loaded.taxonomy.name,
+                    serving.taxonomy_version,
+                    serving.base_model,
+                    new,
+                )
+            )
     return out
 
 
 def rebase_targets(
-    recipes: list[LoadedRecipe], catalog: Catalog, registry, ref: str,
+    recipes: list[LoadedRecipe],
+    catalog: Catalog,
+    registry,
+    ref: str,
     only: list[str] | None = None,
 ) -> list[Rebase]:
     """``modelops rebase --base ref``: every recipe that follows ``ref`` (its
@@ -93,8 +103,15 @@ def rebase_targets(
     for loaded in chosen:
         serving = registry.alias(loaded.name, "champion")
         version = serving.taxonomy_version if serving else loaded.data_version
-        out.append(Rebase(loaded.name, loaded.taxonomy.name, version,
-                          serving.base_model if serving else None, new))
+        out.append(
+            Rebase(
+                loaded.name,
+                loaded.taxonomy.name,
+                version,
+                serving.base_model if serving else None,
+                new,
+            )
+        )
     return out
 
 

@@ -105,23 +105,25 @@ def dataset_metadata(record: DatasetRecord) -> dict:
     or left for review, and the rows per label."""
     stats = record.stats
     counts = [{"label": k, "rows": v} for k, v in stats["label_counts"].items()]
-    return readable({
-        "fingerprint": record.fingerprint,
-        "uri": dg.MetadataValue.path(record.uri),
-        "dagster/row_count": stats["rows"],
-        "train_rows": stats["train_rows"],
-        "validation_rows": stats["validation_rows"],
-        "test_rows": stats["test_rows"],
-        "duplicates_dropped": stats["duplicates_dropped"],
-        "conflicting_rows_dropped": stats["conflicting_rows_dropped"],
-        "labels": len(record.labels),
-        "taxonomy_version": record.taxonomy_version,
-        "review_rows": stats.get("review_rows", 0),
-        "retired_rows": stats.get("retired_rows", 0),
-        "review_queue": dg.MetadataValue.path(record.review_uri or "none"),
-        "feedback_rows": stats.get("feedback_rows", 0),
-        "label_counts": dg.MetadataValue.md(md_table(counts, ["label", "rows"])),
-    })
+    return readable(
+        {
+            "fingerprint": record.fingerprint,
+            "uri": dg.MetadataValue.path(record.uri),
+            "dagster/row_count": stats["rows"],
+            "train_rows": stats["train_rows"],
+            "validation_rows": stats["validation_rows"],
+            "test_rows": stats["test_rows"],
+            "duplicates_dropped": stats["duplicates_dropped"],
+            "conflicting_rows_dropped": stats["conflicting_rows_dropped"],
+            "labels": len(record.labels),
+            "taxonomy_version": record.taxonomy_version,
+            "review_rows": stats.get("review_rows", 0),
+            "retired_rows": stats.get("retired_rows", 0),
+            "review_queue": dg.MetadataValue.path(record.review_uri or "none"),
+            "feedback_rows": stats.get("feedback_rows", 0),
+            "label_counts": dg.MetadataValue.md(md_table(counts, ["label", "rows"])),
+        }
+    )
 
 
 def adapter_metadata(version: AdapterVersion) -> dict:
@@ -129,25 +131,27 @@ def adapter_metadata(version: AdapterVersion) -> dict:
     selected epoch), its training metrics and cost, and its drift calibration."""
     lineage, metrics = version.lineage, version.metrics
     history = lineage.get("history") or []
-    return readable({
-        "adapter_id": version.id,
-        "weights_sha256": version.weights_sha256,
-        "artifact_uri": dg.MetadataValue.path(version.artifact_uri),
-        "base_model": version.base_model,
-        "mode": lineage.get("mode", "full"),
-        "warm_start_adapter": (lineage.get("warm_start") or {}).get("adapter_id", "none"),
-        "selected_epoch": int(lineage.get("selected_epoch", len(history))),
-        "lora_weights_nonzero": bool(lineage.get("lora_nonzero", True)),
-        "train_rows": int(metrics.get("train_rows") or 0),
-        **drift_calibration_metadata(lineage.get("drift_calibration") or {}),
-        "train_loss": num(metrics.get("train_loss")),
-        "validation_accuracy": num(metrics.get("validation_accuracy")),
-        "validation_macro_f1": num(metrics.get("validation_macro_f1")),
-        "baseline_test_macro_f1": num(metrics.get("baseline_test_macro_f1")),
-        "samples_per_second": num(metrics.get("samples_per_second")),
-        **{f"cost_{k}": num(v) for k, v in (lineage.get("cost") or {}).items()},
-        "epochs": dg.MetadataValue.md(md_table(history, EPOCH_COLUMNS)) if history else "",
-    })
+    return readable(
+        {
+            "adapter_id": version.id,
+            "weights_sha256": version.weights_sha256,
+            "artifact_uri": dg.MetadataValue.path(version.artifact_uri),
+            "base_model": version.base_model,
+            "mode": lineage.get("mode", "full"),
+            "warm_start_adapter": (lineage.get("warm_start") or {}).get("adapter_id", "none"),
+            "selected_epoch": int(lineage.get("selected_epoch", len(history))),
+            "lora_weights_nonzero": bool(lineage.get("lora_nonzero", True)),
+            "train_rows": int(metrics.get("train_rows") or 0),
+            **drift_calibration_metadata(lineage.get("drift_calibration") or {}),
+            "train_loss": num(metrics.get("train_loss")),
+            "validation_accuracy": num(metrics.get("validation_accuracy")),
+            "validation_macro_f1": num(metrics.get("validation_macro_f1")),
+            "baseline_test_macro_f1": num(metrics.get("baseline_test_macro_f1")),
+            "samples_per_second": num(metrics.get("samples_per_second")),
+            **{f"cost_{k}": num(v) for k, v in (lineage.get("cost") or {}).items()},
+            "epochs": dg.MetadataValue.md(md_table(history, EPOCH_COLUMNS)) if history else "",
+        }
+    )
 
 
 def drift_calibration_metadata(summary: dict) -> dict:
@@ -162,25 +166,29 @@ def drift_calibration_metadata(summary: dict) -> dict:
         + ("" if reachable else f" (needs {summary['windows_needed']}): NOT reachable")
         + "".join(f"; {n}" for n in summary.get("notes", []))
     )
-    return readable({
-        "drift_rate_reachable": reachable,
-        "drift_rate_bound": float(summary["rate_bound"]),
-        "drift_calibration": note,
-    })
+    return readable(
+        {
+            "drift_rate_reachable": reachable,
+            "drift_rate_bound": float(summary["rate_bound"]),
+            "drift_calibration": note,
+        }
+    )
 
 
 def mapped_metadata(offer: MappedOffer, metric: str) -> dict:
     """What the mapped-candidate step did: the candidate (or "none") and why."""
-    return readable({
-        "policy": offer.policy,
-        "mapped_adapter_id": offer.adapter_id if offer.adapter_id else "none",
-        "mapped_from": offer.source_id if offer.source_id else "none",
-        "outcome": offer.reason,
-        "gates_passed": "n/a" if offer.passed is None else offer.passed,
-        "promoted": offer.promoted,
-        f"test_{metric}": num(offer.metric),
-        "build_seconds": num(offer.build_seconds),
-    })
+    return readable(
+        {
+            "policy": offer.policy,
+            "mapped_adapter_id": offer.adapter_id if offer.adapter_id else "none",
+            "mapped_from": offer.source_id if offer.source_id else "none",
+            "outcome": offer.reason,
+            "gates_passed": "n/a" if offer.passed is None else offer.passed,
+            "promoted": offer.promoted,
+            f"test_{metric}": num(offer.metric),
+            "build_seconds": num(offer.build_seconds),
+        }
+    )
 
 
 def evaluation_metadata(evaluated: CandidateEvaluation, adapter: dict) -> dict:
@@ -191,29 +199,31 @@ def evaluation_metadata(evaluated: CandidateEvaluation, adapter: dict) -> dict:
     outcome = evaluated.outcome
     cand, champ = outcome.candidate, outcome.champion
     png = base64.b64encode(outcome.confusion_png).decode()
-    return readable({
-        "adapter_id": outcome.adapter_id,
-        "accuracy": cand.accuracy,
-        "macro_f1": cand.macro_f1,
-        "ece": cand.ece,
-        "champion_id": outcome.champion_id if outcome.champion_id else "none",
-        "champion_compared": outcome.champion_note,
-        "review_rows": adapter.get("review_rows", 0),
-        "review_queue": dg.MetadataValue.path(adapter.get("review_uri") or "none"),
-        "champion_macro_f1": num(champ.macro_f1 if champ else None),
-        "baseline_macro_f1": num(outcome.baseline.macro_f1 if outcome.baseline else None),
-        "gates_passed": outcome.decision.passed,
-        "report": dg.MetadataValue.path(outcome.report_uri),
-        "per_label": dg.MetadataValue.md(
-            markdown_table(cand, champ, names=("candidate", "champion"))
-        ),
-        "confusion_matrix": dg.MetadataValue.md(
-            f"![confusion matrix](data:image/png;base64,{png})"
-        ),
-        **versus_metadata(evaluated.versus),
-        **side_by_side_metadata(outcome.side_by_side),
-        **shadow_metadata(evaluated.shadow),
-    })
+    return readable(
+        {
+            "adapter_id": outcome.adapter_id,
+            "accuracy": cand.accuracy,
+            "macro_f1": cand.macro_f1,
+            "ece": cand.ece,
+            "champion_id": outcome.champion_id if outcome.champion_id else "none",
+            "champion_compared": outcome.champion_note,
+            "review_rows": adapter.get("review_rows", 0),
+            "review_queue": dg.MetadataValue.path(adapter.get("review_uri") or "none"),
+            "champion_macro_f1": num(champ.macro_f1 if champ else None),
+            "baseline_macro_f1": num(outcome.baseline.macro_f1 if outcome.baseline else None),
+            "gates_passed": outcome.decision.passed,
+            "report": dg.MetadataValue.path(outcome.report_uri),
+            "per_label": dg.MetadataValue.md(
+                markdown_table(cand, champ, names=("candidate", "champion"))
+            ),
+            "confusion_matrix": dg.MetadataValue.md(
+                f"![confusion matrix](data:image/png;base64,{png})"
+            ),
+            **versus_metadata(evaluated.versus),
+            **side_by_side_metadata(outcome.side_by_side),
+            **shadow_metadata(evaluated.shadow),
+        }
+    )
 
 
 def champion_metadata(adapter_id: int, entry) -> dict:
@@ -228,16 +238,18 @@ def versus_metadata(versus: dict | None) -> dict:
     if not versus:
         return {"mapped_candidate": "none"}
     metric = versus["metric"]
-    return readable({
-        "mapped_candidate": versus["mapped_id"],
-        "winner": f"{versus['winner']} ({versus['why']})",
-        "winner_id": versus["winner_id"] if versus["winner_id"] else "none",
-        "winner_margin": versus["margin"],
-        f"mapped_{metric}": versus[f"mapped_{metric}"],
-        f"trained_{metric}": versus[f"trained_{metric}"],
-        "mapped_seconds": versus["mapped_seconds"],
-        "trained_seconds": versus["trained_seconds"],
-    })
+    return readable(
+        {
+            "mapped_candidate": versus["mapped_id"],
+            "winner": f"{versus['winner']} ({versus['why']})",
+            "winner_id": versus["winner_id"] if versus["winner_id"] else "none",
+            "winner_margin": versus["margin"],
+            f"mapped_{metric}": versus[f"mapped_{metric}"],
+            f"trained_{metric}": versus[f"trained_{metric}"],
+            "mapped_seconds": versus["mapped_seconds"],
+            "trained_seconds": versus["trained_seconds"],
+        }
+    )
 
 
 def side_by_side_metadata(doc: dict | None) -> dict:
@@ -265,14 +277,16 @@ def shadow_metadata(shadow: dict | None) -> dict:
     evidence); nothing when ``modelops serve`` logged none for it."""
     if shadow is None:
         return {}
-    return readable({
-        "shadow_rows": shadow["rows"],
-        "shadow_agreement": shadow["agreement"],
-        "shadow_candidate_confidence": shadow["candidate_confidence"],
-        "shadow_champion_confidence": shadow["champion_confidence"],
-        "shadow_champions": ", ".join(str(i) for i in shadow["champion_adapter_ids"]),
-        "shadow_window": f"{shadow['first_at']} .. {shadow['last_at']}",
-    })
+    return readable(
+        {
+            "shadow_rows": shadow["rows"],
+            "shadow_agreement": shadow["agreement"],
+            "shadow_candidate_confidence": shadow["candidate_confidence"],
+            "shadow_champion_confidence": shadow["champion_confidence"],
+            "shadow_champions": ", ".join(str(i) for i in shadow["champion_adapter_ids"]),
+            "shadow_window": f"{shadow['first_at']} .. {shadow['last_at']}",
+        }
+    )
 
 
 def drift_metadata(result: DriftResult, serve_url: str | None = None) -> dict:

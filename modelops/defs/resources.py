@@ -154,7 +154,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     plain = isinstance(database_url, str) and not isinstance(database_url, dg.EnvVar)
     if plain and masked_url(database_url) != database_url:
         raise InputError(
-            None, "database_url",
+            None,
+            "database_url",
             f"{masked_url(database_url)} carries a password: pass it in {DATABASE_URL_VAR}, "
             "so that Dagster shows the variable's name and never the value",
         )

@@ -168,23 +168,38 @@ def launch_taxonomy_backfill(
         raise InputError(settings.recipes_dir, None, f"no recipe uses taxonomy {taxonomy!r}")
     for loaded in chosen:
         if version not in loaded.taxonomy_versions():
-            raise InputError(loaded.taxonomy_path.parent / f"{version}.yaml", None,
-                             f"version {version} of taxonomy {taxonomy!r} not found for "
-                             f"recipe {loaded.name} (data labelled in {loaded.data_version})")
+            raise InputError(
+                loaded.taxonomy_path.parent / f"{version}.yaml",
+                None,
+                f"version {version} of taxonomy {taxonomy!r} not found for "
+                f"recipe {loaded.name} (data labelled in {loaded.data_version})",
+            )
         taxonomy_mapping(loaded, version)  # the mapping chain must validate first
     catalog = Catalog.load(settings.catalog_path)
     targets = [Target(r.name, taxonomy, version, current_base(r, catalog)) for r in chosen]
     report = launch_backfills(
-        settings, targets, url=url, wait=wait, emit=emit,
-        title=f"taxonomy {taxonomy}:{version}", description="modelops backfill",
+        settings,
+        targets,
+        url=url,
+        wait=wait,
+        emit=emit,
+        title=f"taxonomy {taxonomy}:{version}",
+        description="modelops backfill",
         tags={TAG_TAXONOMY: f"{taxonomy}.{version}", TAG_TRAINING: "backfill"},
     )
     return {"taxonomy": taxonomy, "version": version, **report}
 
 
 def launch_backfills(
-    settings: Settings, targets: list[Target], *, url: str | None, wait: bool, emit: Emit,
-    title: str, description: str, tags: dict[str, str],
+    settings: Settings,
+    targets: list[Target],
+    *,
+    url: str | None,
+    wait: bool,
+    emit: Emit,
+    title: str,
+    description: str,
+    tags: dict[str, str],
 ) -> dict:
     """Backfill each target's training assets for its partition key: one Dagster backfill
     per key (and taxonomy), so each shows, and can be re-run, in the UI. Targets whose
@@ -196,16 +211,19 @@ def launch_backfills(
     nodes = client.call(STATUS_QUERY, {"keys": keys})["assetNodes"]
     # Dagster answers with the nodes as a set, in no given order: match them by key.
     by_key = {tuple(n["assetKey"]["path"]): n for n in nodes}
-    missing = [t.recipe for t in targets
-               if tuple(RecipeKeys.of(t.recipe).evaluation.path) not in by_key]
+    missing = [
+        t.recipe for t in targets if tuple(RecipeKeys.of(t.recipe).evaluation.path) not in by_key
+    ]
     if missing:
         raise ModelopsError(
             f"the Dagster instance at {client.url} does not know the assets of recipe(s) "
             f"{', '.join(missing)} (reload the code location)"
         )
     node = by_key[tuple(RecipeKeys.of(targets[0].recipe).evaluation.path)]
-    selector = {"repositoryName": node["repository"]["name"],
-                "repositoryLocationName": node["repository"]["location"]["name"]}
+    selector = {
+        "repositoryName": node["repository"]["name"],
+        "repositoryLocationName": node["repository"]["location"]["name"],
+    }
     done, pending = [], []
     for target in targets:
         (done if _materialized(client, target) else pending).append(target)
@@ -214,9 +232,14 @@ def launch_backfills(
     with _launch_lock(settings):
         running = _running_backfills(client, pending)
         pending = [t for t in pending if t.recipe not in running]
-        report = {"already_done": [t.recipe for t in done], "already_running": running,
-                  "launched": [t.recipe for t in pending], "backfills": [],
-                  "backfill_id": None, "status": None}
+        report = {
+            "already_done": [t.recipe for t in done],
+            "already_running": running,
+            "launched": [t.recipe for t in pending],
+            "backfills": [],
+            "backfill_id": None,
+            "status": None,
+        }
         groups: dict[tuple[str, str], list[Target]] = {}
         for target in pending:
             groups.setdefault((target.taxonomy, target.key), []).append(target)
@@ -253,14 +276,20 @@ def launch_rebase(
     catalog = Catalog.load(settings.catalog_path)
     registry = Registry(settings.database_url)
     try:
-        moves = rebase_targets(load_recipes(settings.recipes_dir), catalog, registry, ref,
-                               only=recipes)
+        moves = rebase_targets(
+            load_recipes(settings.recipes_dir), catalog, registry, ref, only=recipes
+        )
     finally:
         registry.close()
     new = catalog.get(ref).ref
     targets = [Target(m.recipe, m.taxonomy, m.version, m.new_base) for m in moves]
     report = launch_backfills(
-        settings, targets, url=url, wait=wait, emit=emit, title=f"rebase onto {new}",
+        settings,
+        targets,
+        url=url,
+        wait=wait,
+        emit=emit,
+        title=f"rebase onto {new}",
         description=f"modelops rebase --base {ref}",
         tags={TAG_BASE: new, TAG_MODE: "full", TAG_TRAINING: "backfill"},
     )
@@ -313,10 +342,13 @@ def _running_backfills(client: GraphQL, pending: list[Target]) -> dict[str, str]
 def _launch(client, selector, taxonomy, key, group, title, description, tags) -> dict:
     """Register the key's taxonomy version and base, then launch one backfill of it."""
     target = group[0]
-    for name, value in ((partitions_name(taxonomy), target.version),
-                        (BASE_PARTITIONS, target.base)):
-        added = client.call(ADD_PARTITION, {"selector": selector, "name": name,
-                                            "key": value})["addDynamicPartition"]
+    for name, value in (
+        (partitions_name(taxonomy), target.version),
+        (BASE_PARTITIONS, target.base),
+    ):
+        added = client.call(ADD_PARTITION, {"selector": selector, "name": name, "key": value})[
+            "addDynamicPartition"
+        ]
         if "message" in added:
             raise ModelopsError(f"adding partition {value} to {name}: {added['message']}")
     params = {
@@ -331,8 +363,12 @@ def _launch(client, selector, taxonomy, key, group, title, description, tags) ->
     result = client.call(LAUNCH, {"params": params})["launchPartitionBackfill"]
     if "backfillId" not in result:
         raise ModelopsError(f"backfill refused: {result.get('message', result['__typename'])}")
-    return {"id": result["backfillId"], "url": f"{client.url}/runs/b/{result['backfillId']}",
-            "key": key, "recipes": [t.recipe for t in group]}
+    return {
+        "id": result["backfillId"],
+        "url": f"{client.url}/runs/b/{result['backfillId']}",
+        "key": key,
+        "recipes": [t.recipe for t in group],
+    }
 
 
 def wait_for_backfill(
@@ -352,13 +388,18 @@ def wait_for_backfill(
 def report_lines(report: dict) -> list[str]:
     """What a launch did, one line per recipe already done and per backfill launched."""
     target = report.get("target") or f"{report['taxonomy']}:{report['version']}"
-    lines = [f"{recipe}: {target} already evaluated; nothing to do"
-             for recipe in report["already_done"]]
-    lines += [f"{recipe}: {target} already being backfilled by {backfill}; not launched again"
-              for recipe, backfill in (report.get("already_running") or {}).items()]
+    lines = [
+        f"{recipe}: {target} already evaluated; nothing to do" for recipe in report["already_done"]
+    ]
+    lines += [
+        f"{recipe}: {target} already being backfilled by {backfill}; not launched again"
+        for recipe, backfill in (report.get("already_running") or {}).items()
+    ]
     for backfill in report.get("backfills") or []:
-        lines.append(f"launched backfill {backfill['id']} of {target} ({backfill['key']}) for "
-                     f"{', '.join(backfill['recipes'])}: {backfill['url']}")
+        lines.append(
+            f"launched backfill {backfill['id']} of {target} ({backfill['key']}) for "
+            f"{', '.join(backfill['recipes'])}: {backfill['url']}"
+        )
     if report["backfill_id"] and report["status"]:
         lines.append(f"finished: {report['status']}")
     return lines

@@ -328,8 +328,9 @@ def _run(loop: Loop, knobs: ScenarioKnobs, emit: Emit, started: float) -> dict:
     return summary
 
 
-def stream(settings: Settings, knobs: ScenarioKnobs, every_seconds: float,
-           emit: Emit = log.info) -> None:
+def stream(
+    settings: Settings, knobs: ScenarioKnobs, every_seconds: float, emit: Emit = log.info
+) -> None:
     """Feed a running Dagster (``make run``): launch the first training as a backfill of
     the data's taxonomy version when there is no champion yet, wait for it, then drop the
     scenario's batches into the landing folder on a timer. The daemon's sensors do the
@@ -341,7 +342,10 @@ def stream(settings: Settings, knobs: ScenarioKnobs, every_seconds: float,
         wait_for_webserver(settings.dagster_url)
         try:
             report = launch_taxonomy_backfill(
-                settings, loaded.taxonomy.name, loaded.data_version, recipes=[loaded.name],
+                settings,
+                loaded.taxonomy.name,
+                loaded.data_version,
+                recipes=[loaded.name],
                 emit=emit,
             )
             for line in report_lines(report):
@@ -356,9 +360,14 @@ def stream(settings: Settings, knobs: ScenarioKnobs, every_seconds: float,
             time.sleep(10)
     for index in range(knobs.clean_batches + knobs.drifted_batches):
         drifted = index >= knobs.clean_batches
-        path = drop_batch(landing, loaded.name, knobs.batch(index),
-                          f"stream-{int(time.time())}-{index:03d}.csv",
-                          knobs.feedback_share if drifted else 0.0, knobs.seed + index)
+        path = drop_batch(
+            landing,
+            loaded.name,
+            knobs.batch(index),
+            f"stream-{int(time.time())}-{index:03d}.csv",
+            knobs.feedback_share if drifted else 0.0,
+            knobs.seed + index,
+        )
         emit(f"dropped {'drifted' if drifted else 'clean'} batch {index}: {path}")
         time.sleep(every_seconds)
     emit("all batches dropped")

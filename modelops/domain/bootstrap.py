@@ -55,8 +55,9 @@ def paired_bootstrap(
     a = np.asarray(a_correct, dtype=np.float64)
     b = np.asarray(b_correct, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"paired bootstrap: A and B need one value per row (got {a.shape} "
-                         f"and {b.shape})")
+        raise ValueError(
+            f"paired bootstrap: A and B need one value per row (got {a.shape} and {b.shape})"
+        )
     if not len(a):
         raise ValueError("paired bootstrap: no rows")
     if not 0.5 <= confidence < 1:

@@ -146,11 +146,13 @@ def validate_rows(
         text = clean_text(raw_text) if isinstance(raw_text, str) else ""
         label = _label_text(raw_label)
         if not isinstance(raw_text, str) and not _is_missing(raw_text):
-            problems.append((i, where, f"column {text_column!r} is not text "
-                             f"({type(raw_text).__name__})"))
+            problems.append(
+                (i, where, f"column {text_column!r} is not text ({type(raw_text).__name__})")
+            )
         elif label is None:
-            problems.append((i, where, f"column {label_column!r} is not text "
-                             f"({type(raw_label).__name__})"))
+            problems.append(
+                (i, where, f"column {label_column!r} is not text ({type(raw_label).__name__})")
+            )
         elif "\0" in text or "\0" in label:
             problems.append((i, where, "a NUL character"))
         elif not text:
@@ -296,7 +298,8 @@ def dataset_from_rows(
     }
     if stats["train_rows"] == 0 or stats["test_rows"] == 0:
         raise InputError(
-            source or "(dataset)", "data",
+            source or "(dataset)",
+            "data",
             f"too few rows to split ({len(frame)} after de-duplication)",
         )
     return PreparedDataset(
@@ -344,8 +347,9 @@ def from_parquet_bytes(
     frame = frame[COLUMNS]
     found = fingerprint(frame, labels)
     if found != expected_fingerprint:
-        raise InputError(source, "dataset",
-                         f"fingerprint {found} != recorded {expected_fingerprint}")
+        raise InputError(
+            source, "dataset", f"fingerprint {found} != recorded {expected_fingerprint}"
+        )
     stats = {f"{s}_rows": int((frame["split"] == s).sum()) for s in SPLITS}
     return PreparedDataset(frame=frame, labels=list(labels), fingerprint=found, stats=stats)
 

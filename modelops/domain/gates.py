@@ -245,20 +245,33 @@ def _beats_baseline(
         )
     margin, confidence = settings.baseline_margin, settings.baseline_confidence
     metadata: dict[str, Any] = {
-        "value": candidate.macro_f1, "baseline": baseline.macro_f1, "baseline_n": baseline.n,
-        "accuracy": candidate.accuracy, "baseline_accuracy": baseline.accuracy,
-        "required_margin": margin, "confidence": confidence,
+        "value": candidate.macro_f1,
+        "baseline": baseline.macro_f1,
+        "baseline_n": baseline.n,
+        "accuracy": candidate.accuracy,
+        "baseline_accuracy": baseline.accuracy,
+        "required_margin": margin,
+        "confidence": confidence,
     }
     if rows is None:
         return GateCheck(
-            "beats_baseline", False,
+            "beats_baseline",
+            False,
             "the baseline's per-row test predictions were not recorded (an adapter trained "
-            "before modelops recorded them): the margin cannot be bounded; retrain", metadata)
+            "before modelops recorded them): the margin cannot be bounded; retrain",
+            metadata,
+        )
     boot = paired_bootstrap(rows[0], rows[1], confidence=confidence)
     passed = boot.lower_bound > margin + _EPS
-    metadata.update(margin=boot.observed, margin_lower_bound=boot.lower_bound,
-                    rows=boot.n, adapter_only_right=boot.a_only, probe_only_right=boot.b_only,
-                    resamples=boot.resamples, bootstrap_seed=boot.seed)
+    metadata.update(
+        margin=boot.observed,
+        margin_lower_bound=boot.lower_bound,
+        rows=boot.n,
+        adapter_only_right=boot.a_only,
+        probe_only_right=boot.b_only,
+        resamples=boot.resamples,
+        bootstrap_seed=boot.seed,
+    )
     sign = ">" if passed else "<="
     return GateCheck(
         name="beats_baseline",

@@ -99,8 +99,9 @@ class MappedHead:
     def from_dict(cls, doc: dict[str, Any], where: str | None = None) -> MappedHead:
         """Inverse of :meth:`to_dict`; InputError when the stored fingerprint differs."""
         if doc.get("format") != MAPPED_FORMAT:
-            raise InputError(where, "format", f"expected {MAPPED_FORMAT!r}, got "
-                             f"{doc.get('format')!r}")
+            raise InputError(
+                where, "format", f"expected {MAPPED_FORMAT!r}, got {doc.get('format')!r}"
+            )
         mapping = mapping_from_canonical(
             doc["mapping"], doc["mapping_source_labels"], doc["target_labels"]
         )

@@ -81,9 +81,8 @@ def _bytes(value) -> str:
 def side_by_side_markdown(doc: dict) -> str:
     """A markdown table: metrics, per-label F1 and cost, candidate beside champion."""
     cand, champ = doc["candidate"], doc.get("champion") or {}
-    head = (
-        f"| | candidate {cand['adapter_id']} ({cand['base_model']}) | "
-        + (f"champion {champ['adapter_id']} ({champ['base_model']}) |" if champ else "champion |")
+    head = f"| | candidate {cand['adapter_id']} ({cand['base_model']}) | " + (
+        f"champion {champ['adapter_id']} ({champ['base_model']}) |" if champ else "champion |"
     )
     lines = [head, "|---|---:|---:|"]
 
@@ -94,8 +93,11 @@ def side_by_side_markdown(doc: dict) -> str:
     for metric in ("accuracy", "macro_f1", "ece"):
         row(metric, _fmt(cand[metric]), _fmt(champ.get(metric)))
     for label in sorted(set(cand["per_label_f1"]) | set(champ.get("per_label_f1", {}))):
-        row(f"F1 {label}", _fmt(cand["per_label_f1"].get(label)),
-            _fmt(champ.get("per_label_f1", {}).get(label)))
+        row(
+            f"F1 {label}",
+            _fmt(cand["per_label_f1"].get(label)),
+            _fmt(champ.get("per_label_f1", {}).get(label)),
+        )
     for field in COST_FIELDS:
         a, b = cand["cost"].get(field), champ.get("cost", {}).get(field)
         if a is None and b is None:

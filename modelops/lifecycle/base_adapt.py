@@ -47,12 +47,18 @@ def domain_texts(
     stats = {"data_texts": len(texts), "data_test_excluded": int((frame["split"] == "test").sum())}
     production: list[str] = []
     if max_production > 0:
-        logged = platform.production_log.predictions(loaded.name, newest=True,
-                                                     limit=max_production)
+        logged = platform.production_log.predictions(loaded.name, newest=True, limit=max_production)
         production = [t for t in logged["text"].tolist() if isinstance(t, str) and t.strip()]
-    kept = [t for t in production if split_of(
-        sha256_bytes(normalize_text(t).encode("utf-8")),
-        data.validation_fraction, data.test_fraction) != "test"]
+    kept = [
+        t
+        for t in production
+        if split_of(
+            sha256_bytes(normalize_text(t).encode("utf-8")),
+            data.validation_fraction,
+            data.test_fraction,
+        )
+        != "test"
+    ]
     stats.update(production_texts=len(kept), production_test_excluded=len(production) - len(kept))
     return texts + kept, stats
 
@@ -79,8 +85,10 @@ def adapt_base(
     if entry is not None:
         emit(f"{ref} is already registered (the same parent, texts and settings)")
         return {"entry": entry, "created": False, "result": None}
-    emit(f"adapting {parent.entry.ref} to {len(texts)} texts of recipe {loaded.name} "
-         f"({stats}), {settings.steps} steps")
+    emit(
+        f"adapting {parent.entry.ref} to {len(texts)} texts of recipe {loaded.name} "
+        f"({stats}), {settings.steps} steps"
+    )
     threads = platform.settings.torch_threads
     with tempfile.TemporaryDirectory(prefix="dapt-") as tmp:
         out = Path(tmp) / "base"
@@ -105,10 +113,11 @@ def adapt_base(
     path = platform.settings.catalog_path
     append_revision(path, entry)
     platform.catalog = Catalog.load(path)
-    emit(f"registered {entry.ref} (sha256 {entry.sha256}, {stored.uri}); masked-LM loss "
-         f"{result.eval_loss_before:.4f} -> {result.eval_loss_after:.4f}")
-    return {"entry": entry, "created": True, "result": asdict(result) | {
-        "directory": None}}
+    emit(
+        f"registered {entry.ref} (sha256 {entry.sha256}, {stored.uri}); masked-LM loss "
+        f"{result.eval_loss_before:.4f} -> {result.eval_loss_after:.4f}"
+    )
+    return {"entry": entry, "created": True, "result": asdict(result) | {"directory": None}}
 
 
 def _revision(
@@ -117,8 +126,9 @@ def _revision(
     """The texts' fingerprint and the revision name ``<parent revision>-dapt-<recipe>-<8
     hex>``, the hex a hash of the parent's sha256, that fingerprint and the settings."""
     fingerprint = sha256_json(sorted({sha256_bytes(normalize_text(t).encode()) for t in texts}))
-    identity = sha256_json({"parent": parent.sha256, "texts": fingerprint,
-                            "settings": asdict(settings)})
+    identity = sha256_json(
+        {"parent": parent.sha256, "texts": fingerprint, "settings": asdict(settings)}
+    )
     revision = f"{parent.entry.revision}-dapt-{loaded.name.replace('_', '-')}-{identity[:8]}"
     return fingerprint, revision
 
@@ -134,8 +144,13 @@ def _training_record(result: MlmResult) -> dict[str, Any]:
 
 
 def _adapted_entry(
-    parent: ResolvedBase, revision: str, loaded: LoadedRecipe, settings: MlmSettings,
-    stored_uri: str, measured: dict[str, Any], lineage: dict[str, Any],
+    parent: ResolvedBase,
+    revision: str,
+    loaded: LoadedRecipe,
+    settings: MlmSettings,
+    stored_uri: str,
+    measured: dict[str, Any],
+    lineage: dict[str, Any],
 ) -> CatalogEntry:
     """The catalog entry of the adapted base: an ``artifact:`` location, the parent's
     pooling and licence, the measured fields, the lineage."""
@@ -147,7 +162,7 @@ def _adapted_entry(
         **measured,
         license=parent.entry.license,
         source=f"modelops base adapt: {parent.entry.ref} continued on recipe {loaded.name}'s "
-               "texts (masked LM)",
+        "texts (masked LM)",
         description=f"{parent.entry.ref} adapted to {loaded.name} ({settings.steps} MLM steps)",
         lineage=lineage,
         registered_at=now_iso(),

@@ -63,9 +63,11 @@ class ChampionScores:
 
     def are_of(self, version: AdapterVersion) -> bool:
         """Whether these are the scores of ``version`` (same id, weights and artifact)."""
-        return (self.adapter_id == version.id
-                and self.weights_sha256 == version.weights_sha256
-                and self.artifact_sha256 == version.artifact_sha256)
+        return (
+            self.adapter_id == version.id
+            and self.weights_sha256 == version.weights_sha256
+            and self.artifact_sha256 == version.artifact_sha256
+        )
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,9 @@ def rows_digest(texts: list[str]) -> str:
     return sha256_json(list(texts))
 
 
-def find_champion(registry, recipe: str,
-                  taxonomy_version: str) -> tuple[AdapterVersion | None, bool]:
+def find_champion(
+    registry, recipe: str, taxonomy_version: str
+) -> tuple[AdapterVersion | None, bool]:
     """The champion a candidate of ``taxonomy_version`` is compared with: that version's,
     else the serving one; and whether it is of another taxonomy version (its predictions
     are then mapped onto the candidate's labels)."""
@@ -93,9 +96,17 @@ def find_champion(registry, recipe: str,
     return champion, champion is not None and champion.taxonomy_version != taxonomy_version
 
 
-def score_for_evaluation(platform: Platform, trained: TrainedModel, out: Path, *,
-                         base: ResolvedBase, champion: AdapterVersion | None, texts: list[str],
-                         max_length: int, emit: Emit) -> None:
+def score_for_evaluation(
+    platform: Platform,
+    trained: TrainedModel,
+    out: Path,
+    *,
+    base: ResolvedBase,
+    champion: AdapterVersion | None,
+    texts: list[str],
+    max_length: int,
+    emit: Emit,
+) -> None:
     """While the model is in memory: its scores of the test rows ``texts`` and those of
     ``champion`` (an adapter on the same ``base``, the one in memory, put beside the trained
     one), stored in the adapter directory ``out``. A champion that cannot be scored here is
@@ -106,21 +117,29 @@ def score_for_evaluation(platform: Platform, trained: TrainedModel, out: Path, *
     scored = Scored(*timed_scoring(candidate, texts, max_length))
     champion_scores = None
     if champion is not None:
-        champion_scores = _champion_scores(platform, trained, base, champion, texts,
-                                           max_length, emit)
+        champion_scores = _champion_scores(
+            platform, trained, base, champion, texts, max_length, emit
+        )
     write_scores(out, StoredScores(rows_digest(texts), max_length, scored, champion_scores))
 
 
-def _champion_scores(platform: Platform, trained: TrainedModel, base: ResolvedBase,
-                     champion: AdapterVersion, texts: list[str], max_length: int,
-                     emit: Emit) -> ChampionScores | None:
+def _champion_scores(
+    platform: Platform,
+    trained: TrainedModel,
+    base: ResolvedBase,
+    champion: AdapterVersion,
+    texts: list[str],
+    max_length: int,
+    emit: Emit,
+) -> ChampionScores | None:
     try:
-        with (FetchedAdapter(platform, champion) as fetched,
-              attached(trained, fetched, base) as adapter):
+        with (
+            FetchedAdapter(platform, champion) as fetched,
+            attached(trained, fetched, base) as adapter,
+        ):
             scored = Scored(*timed_scoring(adapter, texts, max_length))
     except Exception as exc:  # any failure: the evaluation tries on its own
-        emit(f"champion {champion.id} not scored beside the candidate: "
-             f"{type(exc).__name__}: {exc}")
+        emit(f"champion {champion.id} not scored beside the candidate: {type(exc).__name__}: {exc}")
         return None
     emit(f"champion {champion.id} scored beside the candidate on the base in memory")
     return ChampionScores(champion.id, champion.weights_sha256, champion.artifact_sha256, scored)
@@ -140,10 +159,12 @@ def write_scores(adapter_dir: Path, stored: StoredScores) -> None:
     if stored.champion is not None:
         champion = stored.champion
         tensors["champion"] = _tensor(champion.scored.probs)
-        doc["champion"] = {"adapter_id": champion.adapter_id,
-                           "weights_sha256": champion.weights_sha256,
-                           "artifact_sha256": champion.artifact_sha256,
-                           **_describe(champion.scored)}
+        doc["champion"] = {
+            "adapter_id": champion.adapter_id,
+            "weights_sha256": champion.weights_sha256,
+            "artifact_sha256": champion.artifact_sha256,
+            **_describe(champion.scored),
+        }
     save_file(tensors, str(folder / PROBABILITIES_FILE))
     (folder / SCORES_FILE).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
 
@@ -155,17 +176,28 @@ def read_scores(adapter_dir: Path, texts: list[str], max_length: int) -> StoredS
     if not (folder / SCORES_FILE).is_file():
         return None
     doc = json.loads((folder / SCORES_FILE).read_text(encoding="utf-8"))
-    if (doc.get("format") != FORMAT or doc["rows_sha256"] != rows_digest(texts)
-            or doc["max_length"] != max_length):
+    if (
+        doc.get("format") != FORMAT
+        or doc["rows_sha256"] != rows_digest(texts)
+        or doc["max_length"] != max_length
+    ):
         return None
     tensors = load_file(str(folder / PROBABILITIES_FILE))
     champion = None
     if doc["champion"] is not None:
         info = doc["champion"]
-        champion = ChampionScores(int(info["adapter_id"]), info["weights_sha256"],
-                                  info["artifact_sha256"], _scored(tensors["champion"], info))
-    return StoredScores(doc["rows_sha256"], doc["max_length"],
-                        _scored(tensors["candidate"], doc["candidate"]), champion)
+        champion = ChampionScores(
+            int(info["adapter_id"]),
+            info["weights_sha256"],
+            info["artifact_sha256"],
+            _scored(tensors["champion"], info),
+        )
+    return StoredScores(
+        doc["rows_sha256"],
+        doc["max_length"],
+        _scored(tensors["candidate"], doc["candidate"]),
+        champion,
+    )
 
 
 def _tensor(probs: np.ndarray) -> torch.Tensor:

@@ -58,22 +58,30 @@ def register_base(platform: Platform, new: NewRevision, emit: Emit = log.info) -
         if taken in existing:
             raise InputError(path, "models", f"{taken} is already in the catalog")
     if new.location and new.location.startswith(("s3://", "artifact:")):
-        raise InputError(None, "location", "an s3:// or artifact: model is fetched by its "
-                         "hash: register a local copy, or write its entry with its sha256")
+        raise InputError(
+            None,
+            "location",
+            "an s3:// or artifact: model is fetched by its "
+            "hash: register a local copy, or write its entry with its sha256",
+        )
     fields: dict[str, Any] = {"location": new.location}
     if new.parts:
         files = [locate_part(p, i, Path.cwd()) for i, p in enumerate(new.parts)]
         emit(f"hashing {len(files)} parts of {ref}")
         whole, each = join_digest(files)
-        sources = [p if p.startswith("dist:") else str(Path(p).expanduser().absolute())
-                   for p in new.parts]
-        fields = {"location": PARTS_LOCATION, "archive_sha256": whole,
-                  "parts": tuple(ArchivePart(source=s, sha256=h)
-                                 for s, h in zip(sources, each, strict=True))}
+        sources = [
+            p if p.startswith("dist:") else str(Path(p).expanduser().absolute()) for p in new.parts
+        ]
+        fields = {
+            "location": PARTS_LOCATION,
+            "archive_sha256": whole,
+            "parts": tuple(
+                ArchivePart(source=s, sha256=h) for s, h in zip(sources, each, strict=True)
+            ),
+        }
     elif not (new.location.startswith(("package:", "s3://", "artifact:"))):
         fields["location"] = str(Path(new.location).expanduser().absolute())
-    provisional = CatalogEntry(name=new.name, revision=new.revision, pooling=new.pooling,
-                               **fields)
+    provisional = CatalogEntry(name=new.name, revision=new.revision, pooling=new.pooling, **fields)
     resolved = Catalog([provisional], source=str(path)).resolve(
         provisional.ref, **platform.base_sources()
     )
@@ -81,8 +89,12 @@ def register_base(platform: Platform, new: NewRevision, emit: Emit = log.info) -
     measured = inspect_base(resolved.path)
     entry = CatalogEntry(
         **{**provisional.model_dump(exclude_defaults=True), **measured},
-        aliases=tuple(new.aliases), license=new.license, source=new.source,
-        description=new.description, lineage=new.lineage, registered_at=now_iso(),
+        aliases=tuple(new.aliases),
+        license=new.license,
+        source=new.source,
+        description=new.description,
+        lineage=new.lineage,
+        registered_at=now_iso(),
     )
     append_revision(path, entry)
     platform.catalog = Catalog.load(path)
@@ -103,8 +115,12 @@ def alias_base(platform: Platform, target: str, revision: str) -> dict[str, Any]
     previous = move_alias(path, name, alias, revision)
     platform.catalog = Catalog.load(path)
     followers = platform.catalog.followers(_recipes(platform), target)
-    return {"alias": target, "from": None if previous is None else f"{name}@{previous}",
-            "to": f"{name}@{revision}", "recipes": [r["recipe"] for r in followers]}
+    return {
+        "alias": target,
+        "from": None if previous is None else f"{name}@{previous}",
+        "to": f"{name}@{revision}",
+        "recipes": [r["recipe"] for r in followers],
+    }
 
 
 def list_bases(platform: Platform) -> dict[str, Any]:
@@ -115,8 +131,9 @@ def list_bases(platform: Platform) -> dict[str, Any]:
     for entry in catalog.entries:
         doc = entry_document(entry)
         doc["ref"] = entry.ref
-        doc["recipes"] = [f"{r['recipe']} ({r['base_model']})" for r in followers
-                          if r["resolves_to"] == entry.ref]
+        doc["recipes"] = [
+            f"{r['recipe']} ({r['base_model']})" for r in followers if r["resolves_to"] == entry.ref
+        ]
         revisions.append(doc)
     return {"catalog": catalog.source, "revisions": revisions, "recipes": followers}
 

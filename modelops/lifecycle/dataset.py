@@ -141,6 +141,8 @@ def load_dataset(platform: Platform, manifest_dataset: dict) -> PreparedDataset:
         manifest_dataset["key"], expected_sha256=manifest_dataset["sha256"]
     )
     return from_parquet_bytes(
-        data, manifest_dataset["labels"], manifest_dataset["fingerprint"],
+        data,
+        manifest_dataset["labels"],
+        manifest_dataset["fingerprint"],
         source=platform.store.uri_for(manifest_dataset["key"]),
     )

@@ -130,11 +130,12 @@ def evaluate_adapter(
         f"adapter {adapter_id}: accuracy {candidate.accuracy:.4f}, "
         f"macro-F1 {candidate.macro_f1:.4f}"
     )
-    comparison = _champion_evaluation(platform, version, scored.rows, loaded, emit,
-                                      scored.stored)
+    comparison = _champion_evaluation(platform, version, scored.rows, loaded, emit, scored.stored)
     mask = comparison.rows
     decision = apply_gates(
-        candidate, settings=scored.recipe.gates, champion=comparison.evaluation,
+        candidate,
+        settings=scored.recipe.gates,
+        champion=comparison.evaluation,
         baseline=scored.baseline,
         compared=None if mask is None else evaluate(y[mask], scored.probs[mask], labels),
         champion_skipped=None if comparison.unavailable else comparison.note,
@@ -149,12 +150,14 @@ def evaluate_adapter(
         baseline=scored.baseline,
         champion_note=comparison.note,
         decision=decision,
-        confusion_png=confusion_matrix_png(candidate,
-                                           title=f"{version.recipe} adapter {adapter_id}"),
+        confusion_png=confusion_matrix_png(
+            candidate, title=f"{version.recipe} adapter {adapter_id}"
+        ),
         report_uri="",
     )
-    outcome.side_by_side = base_side_by_side(platform, version, outcome, len(y), scored.latency,
-                                             comparison)
+    outcome.side_by_side = base_side_by_side(
+        platform, version, outcome, len(y), scored.latency, comparison
+    )
     _record(platform, version, outcome, scored.latency, emit)
     return outcome
 
@@ -188,8 +191,9 @@ def _score_candidate(platform: Platform, version) -> _Scored:
     )
 
 
-def _record(platform: Platform, version, outcome: EvaluationOutcome, latency: float,
-            emit: Emit) -> None:
+def _record(
+    platform: Platform, version, outcome: EvaluationOutcome, latency: float, emit: Emit
+) -> None:
     """The report and confusion matrix stored, the evaluation recorded in the registry."""
     candidate, champion = outcome.candidate, outcome.champion
     prefix = f"evaluations/{version.recipe}/adapter-{version.id}/{candidate_digest(outcome)}"
@@ -215,7 +219,11 @@ def _record(platform: Platform, version, outcome: EvaluationOutcome, latency: fl
 
 
 def _champion_evaluation(
-    platform: Platform, version, test: TestRows, loaded: LoadedRecipe | None, emit: Emit,
+    platform: Platform,
+    version,
+    test: TestRows,
+    loaded: LoadedRecipe | None,
+    emit: Emit,
     stored: StoredScores | None = None,
 ) -> ChampionComparison:
     """The champion of the candidate's version (else the serving one, mapped onto the
@@ -238,8 +246,9 @@ def _champion_evaluation(
         emit(note)
         return _unavailable(note, champion.id)
     if mapped:
-        return _mapped_comparison(champion, version, test, loaded, (c_probs, c_labels),
-                                  c_latency, emit)
+        return _mapped_comparison(
+            champion, version, test, loaded, (c_probs, c_labels), c_latency, emit
+        )
     if c_labels != test.labels:
         note = (
             f"champion {champion.id} has another label set ({len(c_labels)} labels "
@@ -249,13 +258,14 @@ def _champion_evaluation(
     result = evaluate(test.y, c_probs, test.labels)
     emit(f"champion {champion.id} on the same test split: macro-F1 {result.macro_f1:.4f}")
     return ChampionComparison(
-        result, champion.id, f"champion {champion.id} ({champion.taxonomy_version})",
+        result,
+        champion.id,
+        f"champion {champion.id} ({champion.taxonomy_version})",
         latency=c_latency,
     )
 
 
-def _champion_scores(platform: Platform, champion, test: TestRows,
-                     stored: StoredScores | None):
+def _champion_scores(platform: Platform, champion, test: TestRows, stored: StoredScores | None):
     """``(probabilities, labels, latency)`` of the champion on the test rows: those the
     training step stored if they are of this very champion, else scored now."""
     if stored is not None and stored.champion is not None and stored.champion.are_of(champion):
@@ -265,8 +275,15 @@ def _champion_scores(platform: Platform, champion, test: TestRows,
         return timed_predict(platform, fetched, test.texts, test.max_length)
 
 
-def _mapped_comparison(champion, version, test: TestRows, loaded: LoadedRecipe,
-                       champion_scores: tuple, latency: float, emit: Emit) -> ChampionComparison:
+def _mapped_comparison(
+    champion,
+    version,
+    test: TestRows,
+    loaded: LoadedRecipe,
+    champion_scores: tuple,
+    latency: float,
+    emit: Emit,
+) -> ChampionComparison:
     """A champion of another taxonomy version: its predictions carried onto the
     candidate's labels through the taxonomy mapping."""
     c_probs, c_labels = champion_scores
@@ -298,8 +315,9 @@ def _mapped_comparison(champion, version, test: TestRows, loaded: LoadedRecipe,
             f"derives ({len(derived)} labels left out)"
         )
     emit(f"{note}: macro-F1 {result.macro_f1:.4f}")
-    return ChampionComparison(result, champion.id, note, None if rows.all() else rows,
-                              latency=latency)
+    return ChampionComparison(
+        result, champion.id, note, None if rows.all() else rows, latency=latency
+    )
 
 
 def _mapped_probs(mapping, probs, old_labels, test: TestRows):

@@ -107,8 +107,9 @@ def load_adapter(platform: Platform, fetched: FetchedAdapter) -> LoadedAdapter:
 
 
 @contextlib.contextmanager
-def attached(trained: TrainedModel, fetched: FetchedAdapter,
-             base: ResolvedBase) -> Iterator[LoadedAdapter]:
+def attached(
+    trained: TrainedModel, fetched: FetchedAdapter, base: ResolvedBase
+) -> Iterator[LoadedAdapter]:
     """``fetched`` as a second adapter on the base already in memory under ``trained``
     (PEFT holds several adapters on one base model): it scores as :func:`load_adapter`
     would load it, without loading the base again. ``base`` is the one in memory; an

@@ -141,8 +141,9 @@ def build_mapped_candidate(
             out.mkdir()
             for name in CARRIED:
                 shutil.copy2(fetched.path / name, out / name)
-            return _register(platform, loaded, dataset, source, fetched.manifest, head, out,
-                             started, emit)
+            return _register(
+                platform, loaded, dataset, source, fetched.manifest, head, out, started, emit
+            )
 
 
 def _register(platform, loaded, dataset, source, source_manifest, head, out, started, emit):
@@ -250,8 +251,12 @@ def _store_and_register(platform, loaded, dataset, source, head, out, manifest, 
         dataset_fingerprint=dataset.fingerprint,
         # Its own: a training with the same recipe and data must not take it for itself.
         recipe_fingerprint=sha256_json(
-            {"kind": KIND, "recipe": loaded.fingerprint(),
-             "mapping": head.mapping.fingerprint(), "weights": digest}
+            {
+                "kind": KIND,
+                "recipe": loaded.fingerprint(),
+                "mapping": head.mapping.fingerprint(),
+                "weights": digest,
+            }
         ),
         artifact_uri=ref.uri,
         artifact_sha256=ref.sha256,

@@ -58,8 +58,7 @@ class Platform:
         directory, the S3 download (on the settings' endpoint) and the artifact store."""
         return {
             "cache_dir": self.settings.cache_dir,
-            "s3_download": partial(download_base_model,
-                                   endpoint_url=self.settings.s3_endpoint_url),
+            "s3_download": partial(download_base_model, endpoint_url=self.settings.s3_endpoint_url),
             "store": self.store,
         }
 

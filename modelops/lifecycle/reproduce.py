@@ -34,12 +34,20 @@ def reproduce(platform: Platform, adapter_id: int, emit: Emit = log.info) -> dic
     threads = int(lineage.get("torch_threads") or platform.settings.torch_threads)
     # Lineages recorded before the BLAS threads were pinned ran the probe with torch's count.
     blas_threads = int(lineage.get("blas_threads") or threads)
-    emit(f"re-training adapter {adapter_id} from its lineage ({threads} torch threads, "
-         f"{blas_threads} BLAS threads)")
+    emit(
+        f"re-training adapter {adapter_id} from its lineage ({threads} torch threads, "
+        f"{blas_threads} BLAS threads)"
+    )
     with tempfile.TemporaryDirectory(prefix="reproduce-") as tmp:
-        run = LineageRun(recipe=recipe, base=base, dataset=lineage["dataset"], lineage=lineage,
-                         out_dir=Path(tmp) / "adapter", threads=threads,
-                         blas_threads=blas_threads)
+        run = LineageRun(
+            recipe=recipe,
+            base=base,
+            dataset=lineage["dataset"],
+            lineage=lineage,
+            out_dir=Path(tmp) / "adapter",
+            threads=threads,
+            blas_threads=blas_threads,
+        )
         result, _ = train_from_lineage(platform, run, emit)
     return {
         "adapter_id": adapter_id,

@@ -29,8 +29,11 @@ def base_side_by_side(platform: Platform, version, outcome, rows: int, latency, 
         held = platform.registry.get(outcome.champion_id)
         compared = rows if comparison.rows is None else int(comparison.rows.sum())
         champion = model_side(
-            held.id, held.base_model, outcome.champion,
-            _cost(held.metrics, comparison.latency), compared,
+            held.id,
+            held.base_model,
+            outcome.champion,
+            _cost(held.metrics, comparison.latency),
+            compared,
         )
     doc = side_by_side(candidate, champion, note=outcome.champion_note)
     failed = [c.name for c in outcome.decision.checks if c.state == "failed"]

@@ -51,7 +51,11 @@ class MappedOffer:
 
 
 def offer_mapped_candidate(
-    platform: Platform, loaded: LoadedRecipe, dataset: DatasetRecord, *, who: str,
+    platform: Platform,
+    loaded: LoadedRecipe,
+    dataset: DatasetRecord,
+    *,
+    who: str,
     emit: Emit = log.info,
 ) -> MappedOffer:
     """Build, evaluate and (policy permitting) promote the mapped candidate of the
@@ -77,20 +81,32 @@ def offer_mapped_candidate(
     promoted = False
     if passed and platform.registry.alias(loaded.name, CHAMPION, taxonomy_version=version) is None:
         promote_if_passed(
-            platform, mapped.id, who=who,
+            platform,
+            mapped.id,
+            who=who,
             why=f"mapped candidate passed every gate (taxonomy_changes.policy {policy})",
         )
         promoted = True
     current = platform.registry.alias(loaded.name, CHAMPION, taxonomy_version=version)
     reason = (
-        "promoted: serving at once" if promoted
-        else "champion already" if current is not None and current.id == mapped.id
-        else "passed its gates" if passed else "failed its gates"
+        "promoted: serving at once"
+        if promoted
+        else "champion already"
+        if current is not None and current.id == mapped.id
+        else "passed its gates"
+        if passed
+        else "failed its gates"
     )
     emit(f"mapped candidate {mapped.id}: {reason}")
     return MappedOffer(
-        policy, mapped.id, reason, source_id, passed, promoted,
-        _metric(mapped, settings.metric), mapped.metrics.get("build_seconds"),
+        policy,
+        mapped.id,
+        reason,
+        source_id,
+        passed,
+        promoted,
+        _metric(mapped, settings.metric),
+        mapped.metrics.get("build_seconds"),
     )
 
 
@@ -111,8 +127,12 @@ def _metric(version: AdapterVersion, metric: str) -> float | None:
 
 
 def compare_candidates(
-    platform: Platform, loaded: LoadedRecipe, outcome: EvaluationOutcome, mapped_id: int,
-    *, emit: Emit = log.info,
+    platform: Platform,
+    loaded: LoadedRecipe,
+    outcome: EvaluationOutcome,
+    mapped_id: int,
+    *,
+    emit: Emit = log.info,
 ) -> dict:
     """The trained adapter of ``outcome`` against the mapped candidate on the same test
     rows; returns the comparison and records it with both adapters."""
@@ -162,7 +182,9 @@ def compare_candidates(
     for version in (trained, mapped):
         if version.gate is not None:
             platform.registry.record_evaluation(
-                version.id, metrics={"taxonomy_change": comparison}, gate=version.gate,
+                version.id,
+                metrics={"taxonomy_change": comparison},
+                gate=version.gate,
                 who=platform.settings.user,
             )
     return comparison

@@ -121,12 +121,24 @@ def train_adapter(
             checkpointer.clear()
             return same
         cost = training_cost(measured, out, request.base.path)
-        thresholds = build_bundle(recipe=loaded.recipe, base=request.base, dataset=prepared,
-                                  adapter_dir=out, emit=emit, trained=result.trained)
-        score_for_evaluation(platform, result.trained, out, base=request.base,
-                             champion=_champion(request),
-                             texts=prepared.split("test")["text"].tolist(),
-                             max_length=loaded.recipe.training.max_length, emit=emit)
+        thresholds = build_bundle(
+            recipe=loaded.recipe,
+            base=request.base,
+            dataset=prepared,
+            adapter_dir=out,
+            emit=emit,
+            trained=result.trained,
+        )
+        score_for_evaluation(
+            platform,
+            result.trained,
+            out,
+            base=request.base,
+            champion=_champion(request),
+            texts=prepared.split("test")["text"].tolist(),
+            max_length=loaded.recipe.training.max_length,
+            emit=emit,
+        )
         manifest = _write_manifest(out, lineage, result, thresholds, cost)
         key = f"adapters/{loaded.name}/{request.version}/{result.weights_sha256[:24]}"
         ref = platform.store.put_dir(key, out)
@@ -135,8 +147,14 @@ def train_adapter(
     return registered
 
 
-def _resolve(platform: Platform, loaded: LoadedRecipe, dataset: DatasetRecord, emit: Emit,
-             mode: str, base_ref: str | None) -> _Request:
+def _resolve(
+    platform: Platform,
+    loaded: LoadedRecipe,
+    dataset: DatasetRecord,
+    emit: Emit,
+    mode: str,
+    base_ref: str | None,
+) -> _Request:
     """The base to train on and, for an incremental run, the champion to start from."""
     base = platform.resolve_base(base_ref or loaded.recipe.base_model)
     emit(f"base model {base.entry.ref} sha256 {base.sha256[:12]} at {base.path}")
@@ -147,8 +165,9 @@ def _resolve(platform: Platform, loaded: LoadedRecipe, dataset: DatasetRecord, e
     return _Request(platform, loaded, dataset, base, version, warm, emit)
 
 
-def _warm_start(platform: Platform, recipe: str, version: str, base: ResolvedBase,
-                emit: Emit) -> AdapterVersion | None:
+def _warm_start(
+    platform: Platform, recipe: str, version: str, base: ResolvedBase, emit: Emit
+) -> AdapterVersion | None:
     """The champion of ``version`` to warm-start from; None (a full training) without one,
     when it is a mapped candidate or when it was trained on another base."""
     warm = platform.registry.alias(recipe, "champion", taxonomy_version=version)
@@ -156,12 +175,16 @@ def _warm_start(platform: Platform, recipe: str, version: str, base: ResolvedBas
         emit(f"no champion of {version} to warm-start from: training in full")
         return None
     if is_mapped(warm):
-        emit(f"champion {warm.id} of {version} is a mapped candidate (another label set): "
-             "training in full")
+        emit(
+            f"champion {warm.id} of {version} is a mapped candidate (another label set): "
+            "training in full"
+        )
         return None
     if warm.base_model_sha256 != base.sha256:  # the base moved (docs/base-models.md)
-        emit(f"champion {warm.id} of {version} was trained on base {warm.base_model}, not "
-             f"{base.entry.ref}: training in full on the new base")
+        emit(
+            f"champion {warm.id} of {version} was trained on base {warm.base_model}, not "
+            f"{base.entry.ref}: training in full on the new base"
+        )
         return None
     return warm
 
@@ -197,13 +220,16 @@ def _lineage(request: _Request) -> dict:
         "data_taxonomy": loaded.taxonomy.ref,
         "mapping_fingerprint": dataset.mapping_fingerprint,
         "dataset": {k: record[k] for k in ("key", "sha256", "fingerprint", "labels", "uri")},
-        "base_model": base_lineage(base.entry.ref, base.sha256, base.path,
-                                   recipe.head.pooling or base.entry.pooling),
+        "base_model": base_lineage(
+            base.entry.ref, base.sha256, base.path, recipe.head.pooling or base.entry.pooling
+        ),
         "seed": recipe.training.seed,
         "torch_threads": threads,
         "blas_threads": threads,
         "mode": "incremental" if warm else "full",
-        "warm_start": None if warm is None else {
+        "warm_start": None
+        if warm is None
+        else {
             "adapter_id": warm.id,
             "weights_sha256": warm.weights_sha256,
             "replay_fraction": recipe.retraining.replay_fraction,
@@ -212,14 +238,21 @@ def _lineage(request: _Request) -> dict:
     }
 
 
-def _train(request: _Request, lineage: dict, out: Path, checkpointer: Checkpointer
-           ) -> tuple[TrainingResult, PreparedDataset, dict]:
+def _train(
+    request: _Request, lineage: dict, out: Path, checkpointer: Checkpointer
+) -> tuple[TrainingResult, PreparedDataset, dict]:
     """Train into ``out``, keeping the model in memory; the result, the dataset and the
     measured cost (``modelops.lifecycle.cost.measure``)."""
-    run = LineageRun(recipe=request.loaded.recipe, base=request.base,
-                     dataset=request.dataset.to_dict(), lineage=lineage, out_dir=out,
-                     threads=request.platform.settings.torch_threads,
-                     checkpointer=checkpointer, keep_model=True)
+    run = LineageRun(
+        recipe=request.loaded.recipe,
+        base=request.base,
+        dataset=request.dataset.to_dict(),
+        lineage=lineage,
+        out_dir=out,
+        threads=request.platform.settings.torch_threads,
+        checkpointer=checkpointer,
+        keep_model=True,
+    )
     with measure() as measured:
         result, prepared = train_from_lineage(request.platform, run, request.emit)
     return result, prepared, measured
@@ -227,8 +260,7 @@ def _train(request: _Request, lineage: dict, out: Path, checkpointer: Checkpoint
 
 def _same_weights(request: _Request, weights_sha256: str) -> AdapterVersion | None:
     """An adapter of the same version and labels already registered with these weights."""
-    for existing in request.platform.registry.find_by_weights(request.loaded.name,
-                                                              weights_sha256):
+    for existing in request.platform.registry.find_by_weights(request.loaded.name, weights_sha256):
         if existing.taxonomy_version == request.version and (
             existing.lineage.get("dataset", {}).get("labels") == request.dataset.labels
         ):
@@ -245,8 +277,9 @@ def _champion(request: _Request) -> AdapterVersion | None:
     return champion
 
 
-def _write_manifest(out: Path, lineage: dict, result: TrainingResult, thresholds: dict,
-                    cost: dict) -> dict:
+def _write_manifest(
+    out: Path, lineage: dict, result: TrainingResult, thresholds: dict, cost: dict
+) -> dict:
     manifest = {
         "format": MANIFEST_FORMAT,
         **lineage,
@@ -271,8 +304,9 @@ def _write_manifest(out: Path, lineage: dict, result: TrainingResult, thresholds
     return manifest
 
 
-def _register(request: _Request, manifest: dict, result: TrainingResult, cost: dict,
-              ref) -> AdapterVersion:
+def _register(
+    request: _Request, manifest: dict, result: TrainingResult, cost: dict, ref
+) -> AdapterVersion:
     """The stored adapter registered as a candidate, with its training metrics."""
     last = result.history[-1] if result.history else {}
     metrics = {
@@ -320,8 +354,14 @@ def train_from_lineage(
     warm = run.lineage.get("warm_start")
     if not warm:
         result = train_classifier(
-            recipe=recipe, base=base, dataset=prepared, out_dir=out, threads=threads, emit=emit,
-            checkpointer=run.checkpointer, blas_threads=run.blas_threads,
+            recipe=recipe,
+            base=base,
+            dataset=prepared,
+            out_dir=out,
+            threads=threads,
+            emit=emit,
+            checkpointer=run.checkpointer,
+            blas_threads=run.blas_threads,
             keep_model=run.keep_model,
         )
         return result, prepared
@@ -361,8 +401,14 @@ def training_cost(measured: dict, adapter_dir: Path, base_dir: Path) -> dict:
     return {
         "train_wall_seconds": round(measured["wall_seconds"], 3),
         "train_cpu_seconds": round(measured["cpu_seconds"], 3),
-        **({"train_gpu_seconds": round(measured["gpu_seconds"], 3),
-            "peak_gpu_bytes": measured["peak_gpu_bytes"]} if "gpu_seconds" in measured else {}),
+        **(
+            {
+                "train_gpu_seconds": round(measured["gpu_seconds"], 3),
+                "peak_gpu_bytes": measured["peak_gpu_bytes"],
+            }
+            if "gpu_seconds" in measured
+            else {}
+        ),
         "peak_rss_bytes": measured["peak_rss_bytes"],
         "adapter_bytes": dir_bytes(adapter_dir),
         "base_bytes": dir_bytes(base_dir),

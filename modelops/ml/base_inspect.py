@@ -87,8 +87,7 @@ def inspect_base(path: Path) -> dict[str, Any]:
     if not (path / "config.json").is_file():
         raise InputError(path, None, "holds no config.json (not a model directory)")
     if not any(path.glob("*.safetensors")):
-        raise InputError(path, None, "holds no safetensors weights (pickled weights are "
-                         "refused)")
+        raise InputError(path, None, "holds no safetensors weights (pickled weights are refused)")
     shape = read_shape(path)
     return {
         "sha256": sha256_dir(path),
@@ -101,10 +100,13 @@ def inspect_base(path: Path) -> dict[str, Any]:
 def cached_sha256(path: Path) -> str:
     """``sha256_dir(path)``, remembered while no file's size or mtime changes."""
     path = Path(path)
-    stamp = tuple(sorted(
-        (str(p.relative_to(path)), st.st_size, st.st_mtime_ns)
-        for p in path.rglob("*") if p.is_file() and (st := os.stat(p))
-    ))
+    stamp = tuple(
+        sorted(
+            (str(p.relative_to(path)), st.st_size, st.st_mtime_ns)
+            for p in path.rglob("*")
+            if p.is_file() and (st := os.stat(p))
+        )
+    )
     key = (str(path.resolve()), stamp)
     if key not in _SHA_CACHE:
         _SHA_CACHE[key] = sha256_dir(path)
@@ -114,8 +116,13 @@ def cached_sha256(path: Path) -> str:
 def base_lineage(ref: str, sha256: str, path: Path, pooling: str) -> dict[str, Any]:
     """What an adapter's lineage records about its base (``manifest.json``'s
     ``base_model``): reference, content hash, architecture, shapes, tokenizer hash."""
-    return {"ref": ref, "sha256": sha256, **read_shape(path),
-            "tokenizer_sha256": tokenizer_sha256(path), "pooling": pooling}
+    return {
+        "ref": ref,
+        "sha256": sha256,
+        **read_shape(path),
+        "tokenizer_sha256": tokenizer_sha256(path),
+        "pooling": pooling,
+    }
 
 
 def describe(record: dict[str, Any]) -> str:
@@ -146,9 +153,11 @@ def check_adapter_base(
     if base_sha256 is None and base_path is not None and expected.get("sha256"):
         base_sha256 = cached_sha256(base_path)  # hashed only when there is one to compare
     actual["sha256"] = base_sha256
-    differ = [k for k in ("sha256", *SHAPE_FIELDS)
-              if expected.get(k) is not None and actual.get(k) is not None
-              and expected[k] != actual[k]]
+    differ = [
+        k
+        for k in ("sha256", *SHAPE_FIELDS)
+        if expected.get(k) is not None and actual.get(k) is not None and expected[k] != actual[k]
+    ]
     if differ:
         where = base_path if base_path is not None else "the loaded base"
         raise IntegrityError(

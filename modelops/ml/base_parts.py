@@ -130,8 +130,12 @@ def _unzip(ref: str, archive: Path, out: Path) -> None:
             for info in zf.infolist():
                 name = info.filename
                 parts = name.rstrip("/").split("/")
-                if (name.startswith("/") or "\\" in name or "\0" in name
-                        or any(p in ("", ".", "..") for p in parts)):
+                if (
+                    name.startswith("/")
+                    or "\\" in name
+                    or "\0" in name
+                    or any(p in ("", ".", "..") for p in parts)
+                ):
                     raise IntegrityError(
                         f"base model {ref}: archive member {name!r} is not a safe relative "
                         "path; refusing it"

@@ -136,13 +136,17 @@ class Catalog:
             entry = self._by_ref.get(written)
             if wanted is not None and (entry is None or entry.ref != wanted):
                 continue
-            rows.append({
-                "recipe": loaded.name,
-                "base_model": written,
-                "follows": "revision" if entry is not None and entry.ref == written else "alias",
-                "resolves_to": entry.ref if entry is not None else None,
-                "sha256": entry.sha256 if entry is not None else None,
-            })
+            rows.append(
+                {
+                    "recipe": loaded.name,
+                    "base_model": written,
+                    "follows": "revision"
+                    if entry is not None and entry.ref == written
+                    else "alias",
+                    "resolves_to": entry.ref if entry is not None else None,
+                    "sha256": entry.sha256 if entry is not None else None,
+                }
+            )
         return rows
 
     def resolve(
@@ -172,13 +176,21 @@ class Catalog:
         self._resolved[entry.ref] = resolved
         return resolved
 
-    def _local_path(self, entry: CatalogEntry, cache_dir: Path | None,
-                    s3_download: S3Download | None, store: Any) -> Path:
+    def _local_path(
+        self,
+        entry: CatalogEntry,
+        cache_dir: Path | None,
+        s3_download: S3Download | None,
+        store: Any,
+    ) -> Path:
         location = entry.location
         if location == PARTS_LOCATION or location.startswith(ARTIFACT_PREFIX):
             if cache_dir is None:
-                raise InputError(self.source, entry.ref,
-                                 f"a {location.split(':')[0]} base model needs a cache directory")
+                raise InputError(
+                    self.source,
+                    entry.ref,
+                    f"a {location.split(':')[0]} base model needs a cache directory",
+                )
             key = entry.archive_sha256 or entry.sha256
             dest = cache_dir / "base_models" / str(key)
         if location == PARTS_LOCATION:
@@ -189,8 +201,11 @@ class Catalog:
             return assemble(entry.ref, entry.parts, entry.archive_sha256, dest, base_dir)
         if location.startswith(ARTIFACT_PREFIX):
             if store is None:
-                raise InputError(self.source, entry.ref,
-                                 "an artifact: base model needs the platform's artifact store")
+                raise InputError(
+                    self.source,
+                    entry.ref,
+                    "an artifact: base model needs the platform's artifact store",
+                )
             if (dest / "config.json").is_file():
                 return dest
             uri = location.removeprefix(ARTIFACT_PREFIX)
@@ -199,8 +214,9 @@ class Catalog:
             if cache_dir is None:
                 raise InputError(None, entry.ref, "an s3:// base model needs a cache directory")
             if s3_download is None:
-                raise InputError(self.source, entry.ref,
-                                 "an s3:// base model needs the platform's S3 access")
+                raise InputError(
+                    self.source, entry.ref, "an s3:// base model needs the platform's S3 access"
+                )
             assert entry.sha256 is not None  # the schema requires it for s3:// entries
             return s3_download(location, cache_dir / "base_models" / entry.sha256, entry.sha256)
         if location.startswith("package:"):

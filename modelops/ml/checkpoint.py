@@ -63,8 +63,10 @@ class Checkpointer:
         tmp = self.directory.with_name(f".{self.directory.name}.tmp-{uuid.uuid4().hex}")
         tmp.mkdir()
         try:
-            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
-                      str(tmp / TENSORS_FILE))
+            save_file(
+                {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+                str(tmp / TENSORS_FILE),
+            )
             (tmp / INFO_FILE).write_text(json.dumps({"format": FORMAT, **info}), encoding="utf-8")
             old = None
             if self.directory.exists():

@@ -40,8 +40,12 @@ class FitJob:
     start_logits: np.ndarray | None
 
 
-def fit(job: FitJob, emit: Emit, checkpointer: Checkpointer | None = None,
-        on_epoch: OnEpoch | None = None) -> tuple[list[dict], dict | None]:
+def fit(
+    job: FitJob,
+    emit: Emit,
+    checkpointer: Checkpointer | None = None,
+    on_epoch: OnEpoch | None = None,
+) -> tuple[list[dict], dict | None]:
     """Train ``job.model`` in place; the history of its epochs and the selection report
     (None without selection; see ``modelops.ml.selection``).
 
@@ -79,8 +83,10 @@ class _Loop:
         self.lengths = [len(e) for e in job.train_ids]
         self.rng = np.random.default_rng(settings.seed)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        emit(f"training {trainable} parameters on {len(job.train_ids)} rows, "
-             f"{settings.epochs} epochs")
+        emit(
+            f"training {trainable} parameters on {len(job.train_ids)} rows, "
+            f"{settings.epochs} epochs"
+        )
         self.history: list[dict] = []
         self.names = [n for n, p in model.named_parameters() if p.requires_grad]
         self.selector: Selector | None = None
@@ -89,8 +95,12 @@ class _Loop:
     def validation_predictions(self, logits: np.ndarray | None = None) -> np.ndarray:
         if logits is None:
             self.job.model.eval()
-            logits = run_batches(self.job.model, self.job.validation_ids, self.job.pad,
-                                 self.job.settings.eval_batch_size)
+            logits = run_batches(
+                self.job.model,
+                self.job.validation_ids,
+                self.job.pad,
+                self.job.settings.eval_batch_size,
+            )
         return logits.argmax(1)
 
     def snapshot(self) -> dict[str, torch.Tensor]:
@@ -103,12 +113,12 @@ class _Loop:
         job, settings = self.job, self.job.settings
         if not (len(job.validation_ids) and settings.select_best):
             return
-        self.selector = Selector(job.validation_labels, settings.selection,
-                                 settings.selection_confidence)
+        self.selector = Selector(
+            job.validation_labels, settings.selection, settings.selection_confidence
+        )
         self.selector.add(0, self.validation_predictions(job.start_logits), self.snapshot())
         accuracy, macro_f1 = self.selector.scores(0)
-        self.emit(f"epoch 0 (starting point): val accuracy {accuracy:.4f}, "
-                  f"macro-F1 {macro_f1:.4f}")
+        self.emit(f"epoch 0 (starting point): val accuracy {accuracy:.4f}, macro-F1 {macro_f1:.4f}")
 
     def save(self, epoch: int, step: int, epoch_rng: dict, loss_sum: float, seen: int) -> None:
         if self.checkpointer is None:
@@ -119,11 +129,20 @@ class _Loop:
         tensors["torch_rng"] = torch.get_rng_state()
         if self.selector is not None:
             tensors.update(self.selector.state_tensors())
-        self.checkpointer.save(tensors, {
-            **self.shape, "epoch": epoch, "step": step, "epoch_rng": epoch_rng,
-            "loss_sum": loss_sum, "seen": seen, "history": self.history,
-            "param_groups": groups, "scheduler": self.scheduler.state_dict(),
-        })
+        self.checkpointer.save(
+            tensors,
+            {
+                **self.shape,
+                "epoch": epoch,
+                "step": step,
+                "epoch_rng": epoch_rng,
+                "loss_sum": loss_sum,
+                "seen": seen,
+                "history": self.history,
+                "param_groups": groups,
+                "scheduler": self.scheduler.state_dict(),
+            },
+        )
 
     def resume(self) -> tuple[int, int, tuple[float, int]]:
         """Where the loop starts: (epoch, step, (loss sum, rows seen) of that epoch); from
@@ -133,8 +152,7 @@ class _Loop:
         if state is None:
             return 1, 0, (0.0, 0)
         tensors, info = state
-        self.job.model.load_state_dict({n: tensors[f"model/{n}"] for n in self.names},
-                                       strict=False)
+        self.job.model.load_state_dict({n: tensors[f"model/{n}"] for n in self.names}, strict=False)
         restore_optimizer(self.optimizer, tensors, info["param_groups"])
         self.scheduler.load_state_dict(info["scheduler"])
         torch.set_rng_state(tensors["torch_rng"])
@@ -142,8 +160,10 @@ class _Loop:
         self.history = info["history"]
         if self.selector is not None:
             self.selector.restore(tensors, self.names)
-        self.emit(f"resuming from checkpoint {checkpointer.directory}: epoch {info['epoch']}, "
-                  f"step {info['step']}/{self.steps_per_epoch}")
+        self.emit(
+            f"resuming from checkpoint {checkpointer.directory}: epoch {info['epoch']}, "
+            f"step {info['step']}/{self.steps_per_epoch}"
+        )
         return info["epoch"], info["step"], (info["loss_sum"], info["seen"])
 
     def run_epoch(self, epoch: int, skip: int, resumed_loss: tuple[float, int]) -> dict:
@@ -160,10 +180,14 @@ class _Loop:
                 continue
             loss_sum, seen = self._step(batch, loss_sum, seen)
             if step % 50 == 0:
-                self.emit(f"epoch {epoch} step {step}/{self.steps_per_epoch} "
-                          f"loss {loss_sum / seen:.4f}")
-            if self.checkpointer is not None and step % self.checkpointer.every_steps == 0 \
-                    and step < self.steps_per_epoch:
+                self.emit(
+                    f"epoch {epoch} step {step}/{self.steps_per_epoch} loss {loss_sum / seen:.4f}"
+                )
+            if (
+                self.checkpointer is not None
+                and step % self.checkpointer.every_steps == 0
+                and step < self.steps_per_epoch
+            ):
                 self.save(epoch, step, epoch_rng, loss_sum, seen)
                 self.emit(f"checkpoint saved: epoch {epoch} step {step}/{self.steps_per_epoch}")
         seconds = time.perf_counter() - started
@@ -177,7 +201,8 @@ class _Loop:
             pred = self.validation_predictions()
             record["validation_accuracy"] = float(accuracy_score(job.validation_labels, pred))
             record["validation_macro_f1"] = float(
-                f1_score(job.validation_labels, pred, average="macro", zero_division=0))
+                f1_score(job.validation_labels, pred, average="macro", zero_division=0)
+            )
             if self.selector is not None:
                 self.selector.add(epoch, pred, self.snapshot())
         self.history.append(record)
@@ -188,8 +213,10 @@ class _Loop:
         job = self.job
         ids, mask = collate([job.train_ids[i] for i in batch], job.pad)
         loss = torch.nn.functional.cross_entropy(
-            job.model(ids, mask), job.train_labels[batch],
-            label_smoothing=job.settings.label_smoothing)
+            job.model(ids, mask),
+            job.train_labels[batch],
+            label_smoothing=job.settings.label_smoothing,
+        )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

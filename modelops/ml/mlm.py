@@ -95,33 +95,50 @@ def continue_mlm(
     hf_logging.disable_progress_bar()
     texts = sorted({t.strip() for t in texts if isinstance(t, str) and t.strip()})
     if len(texts) < MIN_TEXTS:
-        raise InputError(None, "texts", f"{len(texts)} distinct non-empty texts; domain "
-                         f"adaptation needs at least {MIN_TEXTS}")
+        raise InputError(
+            None,
+            "texts",
+            f"{len(texts)} distinct non-empty texts; domain adaptation needs at least {MIN_TEXTS}",
+        )
     if not any(Path(base_path).glob("*.safetensors")):
         raise InputError(base_path, None, "no safetensors weights (pickled weights refused)")
     started = time.perf_counter()
     with deterministic(settings.seed, threads):
         tokenizer = AutoTokenizer.from_pretrained(str(base_path), local_files_only=True)
         if tokenizer.mask_token is None:
-            raise InputError(base_path, "tokenizer", "has no mask token: masked-LM training "
-                             "is not possible with it")
+            raise InputError(
+                base_path,
+                "tokenizer",
+                "has no mask token: masked-LM training is not possible with it",
+            )
         model, info = AutoModelForMaskedLM.from_pretrained(
-            str(base_path), local_files_only=True, use_safetensors=True,
+            str(base_path),
+            local_files_only=True,
+            use_safetensors=True,
             output_loading_info=True,
         )
         fresh = sorted(info.get("missing_keys", []))
         head = "fresh" if fresh else "pretrained"
         _start_fresh_head(model, set(fresh))
-        emit(f"masked-LM model of {type(model).__name__}: head {head}"
-             + (f" ({len(fresh)} weights initialised here, decoder tied to the embeddings)"
-                if fresh else ""))
+        emit(
+            f"masked-LM model of {type(model).__name__}: head {head}"
+            + (
+                f" ({len(fresh)} weights initialised here, decoder tied to the embeddings)"
+                if fresh
+                else ""
+            )
+        )
         rng = np.random.default_rng(settings.seed)
         order = rng.permutation(len(texts))
         n_eval = max(1, min(256, int(len(texts) * settings.eval_fraction)))
         eval_texts = [texts[i] for i in order[:n_eval]]
         train_texts = [texts[i] for i in order[n_eval:]]
-        encode = tokenizer(train_texts, truncation=True, max_length=settings.max_length,
-                           return_special_tokens_mask=True)
+        encode = tokenizer(
+            train_texts,
+            truncation=True,
+            max_length=settings.max_length,
+            return_special_tokens_mask=True,
+        )
         train = [{k: encode[k][i] for k in encode} for i in range(len(train_texts))]
         collator = DataCollatorForLanguageModeling(
             tokenizer, mlm=True, mlm_probability=settings.mlm_probability, return_tensors="pt"
@@ -129,8 +146,9 @@ def continue_mlm(
         eval_batches = _eval_batches(tokenizer, collator, eval_texts, settings)
         before = _eval_loss(model, eval_batches)
         emit(f"masked-LM loss on {n_eval} held-out texts before: {before:.4f}")
-        optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate,
-                                      weight_decay=0.01)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=settings.learning_rate, weight_decay=0.01
+        )
         scheduler = get_linear_schedule_with_warmup(
             optimizer, int(settings.steps * settings.warmup_ratio), settings.steps
         )
@@ -148,26 +166,39 @@ def continue_mlm(
             now = time.perf_counter()
             if now - last >= progress_seconds or step == settings.steps:
                 eta = (settings.steps - step) * (now - loop_started) / step
-                emit(f"masked-LM step {step}/{settings.steps}, loss {loss_sum / step:.4f}, "
-                     f"ETA {eta:.0f} s")
+                emit(
+                    f"masked-LM step {step}/{settings.steps}, loss {loss_sum / step:.4f}, "
+                    f"ETA {eta:.0f} s"
+                )
                 last = now
         after = _eval_loss(model, eval_batches)
         emit(f"masked-LM loss on {n_eval} held-out texts after {settings.steps} steps: {after:.4f}")
-        encoder = AutoModel.from_pretrained(str(base_path), local_files_only=True,
-                                            use_safetensors=True)
+        encoder = AutoModel.from_pretrained(
+            str(base_path), local_files_only=True, use_safetensors=True
+        )
         adapted = model.base_model.state_dict()
         unexpected = encoder.load_state_dict(adapted, strict=False).unexpected_keys
         if unexpected:  # pragma: no cover - a model class whose encoder differs
-            raise InputError(base_path, None, f"masked-LM encoder weights do not fit the base: "
-                             f"{unexpected[:5]}")
+            raise InputError(
+                base_path, None, f"masked-LM encoder weights do not fit the base: {unexpected[:5]}"
+            )
         out_dir.mkdir(parents=True, exist_ok=True)
         encoder.save_pretrained(str(out_dir))
         tokenizer.save_pretrained(str(out_dir))
     for stray in out_dir.iterdir():  # safetensors only
         if stray.suffix in PICKLE_SUFFIXES:
             stray.unlink()
-    return MlmResult(out_dir, settings.steps, len(train_texts), n_eval, before, after,
-                     time.perf_counter() - started, head, fresh)
+    return MlmResult(
+        out_dir,
+        settings.steps,
+        len(train_texts),
+        n_eval,
+        before,
+        after,
+        time.perf_counter() - started,
+        head,
+        fresh,
+    )
 
 
 @torch.no_grad()
@@ -188,18 +219,21 @@ def _batch_indices(rng: np.random.Generator, n: int, size: int):
     while True:
         perm = rng.permutation(n)
         for start in range(0, n, size):
-            yield perm[start:start + size].tolist()
+            yield perm[start : start + size].tolist()
 
 
 def _eval_batches(tokenizer, collator, texts: list[str], settings: MlmSettings) -> list[dict]:
     """Masked batches of the held-out texts, masked once (the same masks before/after)."""
-    encode = tokenizer(texts, truncation=True, max_length=settings.max_length,
-                       return_special_tokens_mask=True)
+    encode = tokenizer(
+        texts, truncation=True, max_length=settings.max_length, return_special_tokens_mask=True
+    )
     rows = [{k: encode[k][i] for k in encode} for i in range(len(texts))]
     state = torch.get_rng_state()
     torch.manual_seed(settings.seed + 1)
-    batches = [collator(rows[i:i + settings.batch_size])
-               for i in range(0, len(rows), settings.batch_size)]
+    batches = [
+        collator(rows[i : i + settings.batch_size])
+        for i in range(0, len(rows), settings.batch_size)
+    ]
     torch.set_rng_state(state)
     return batches
 

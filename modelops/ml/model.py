@@ -88,8 +88,11 @@ def load_base(path: Path) -> tuple[PreTrainedTokenizerBase, nn.Module]:
         pickled = sorted(p.name for p in Path(path).iterdir() if p.suffix in PICKLE_SUFFIXES)
         raise IntegrityError(
             f"base model {path}: no safetensors weights"
-            + (f" (found {', '.join(pickled)}, which would need unpickling; refused)"
-               if pickled else "")
+            + (
+                f" (found {', '.join(pickled)}, which would need unpickling; refused)"
+                if pickled
+                else ""
+            )
         )
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     encoder = AutoModel.from_pretrained(str(path), local_files_only=True, use_safetensors=True)

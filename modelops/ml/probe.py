@@ -74,8 +74,11 @@ def extend_head(
     new = sorted(set(y_train.tolist()) - seen)
     if not new:
         return
-    emit(f"fitting head rows of {len(new)} labels the warm start never saw: "
-         + ", ".join(labels[i] for i in new[:10]) + (" ..." if len(new) > 10 else ""))
+    emit(
+        f"fitting head rows of {len(new)} labels the warm start never saw: "
+        + ", ".join(labels[i] for i in new[:10])
+        + (" ..." if len(new) > 10 else "")
+    )
     feats = torch.from_numpy(train_feats).double()
     c = recipe.head.probe_c
     weight = torch.ones(len(y_train), dtype=torch.float64)

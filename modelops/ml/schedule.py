@@ -8,8 +8,9 @@ import torch
 from modelops.config.recipe import TrainingSettings
 
 
-def grouped_batches(lengths: list[int], batch_size: int,
-                    rng: np.random.Generator) -> list[np.ndarray]:
+def grouped_batches(
+    lengths: list[int], batch_size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
     """Shuffle, sort by length within chunks of 50 batches, shuffle the batches."""
     perm = rng.permutation(len(lengths))
     chunk = batch_size * 50
@@ -37,6 +38,9 @@ def optimizer_and_schedule(model: torch.nn.Module, settings: TrainingSettings, t
         ],
         weight_decay=settings.weight_decay,
     )
-    schedule = (get_cosine_schedule_with_warmup if settings.schedule == "cosine"
-                else get_linear_schedule_with_warmup)
+    schedule = (
+        get_cosine_schedule_with_warmup
+        if settings.schedule == "cosine"
+        else get_linear_schedule_with_warmup
+    )
     return optimizer, schedule(optimizer, int(total_steps * settings.warmup_ratio), total_steps)

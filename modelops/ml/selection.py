@@ -41,8 +41,10 @@ class Selector:
 
     def scores(self, epoch: int) -> tuple[float, float]:
         pred = self.predictions[epoch]
-        return (float(accuracy_score(self.y, pred)),
-                float(f1_score(self.y, pred, average="macro", zero_division=0)))
+        return (
+            float(accuracy_score(self.y, pred)),
+            float(f1_score(self.y, pred, average="macro", zero_division=0)),
+        )
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Everything needed to resume: per epoch, predictions and weights."""
@@ -55,38 +57,61 @@ class Selector:
     def restore(self, tensors: dict[str, torch.Tensor], names: list[str]) -> None:
         epochs = sorted({int(k.split("/")[1]) for k in tensors if k.startswith("selection/")})
         for epoch in epochs:
-            self.add(epoch, tensors[f"selection/{epoch}/predictions"].numpy(),
-                     {n: tensors[f"selection/{epoch}/w/{n}"] for n in names})
+            self.add(
+                epoch,
+                tensors[f"selection/{epoch}/predictions"].numpy(),
+                {n: tensors[f"selection/{epoch}/w/{n}"] for n in names},
+            )
 
     def choose(self) -> tuple[int, dict]:
         """The kept epoch and the report of the choice."""
         epochs = sorted(self.predictions)
-        candidates = {e: dict(zip(("validation_accuracy", "validation_macro_f1"),
-                                  self.scores(e), strict=True)) for e in epochs}
+        candidates = {
+            e: dict(
+                zip(("validation_accuracy", "validation_macro_f1"), self.scores(e), strict=True)
+            )
+            for e in epochs
+        }
         last = epochs[-1]
         if self.rule == "best":
             kept = max(epochs, key=lambda e: (candidates[e]["validation_macro_f1"], -e))
-            reason = (f"highest validation macro-F1 ({candidates[kept]['validation_macro_f1']:.4f})"
-                      f" of {len(epochs)} candidates")
+            reason = (
+                f"highest validation macro-F1 ({candidates[kept]['validation_macro_f1']:.4f})"
+                f" of {len(epochs)} candidates"
+            )
         else:
             last_correct = self.predictions[last] == self.y
             kept, gain = last, 0.0
             for e in epochs[:-1]:
-                boot = paired_bootstrap(self.predictions[e] == self.y, last_correct,
-                                        confidence=self.confidence, seed=SELECTION_SEED)
-                candidates[e].update(gain_over_last=boot.observed,
-                                     gain_lower_bound=boot.lower_bound)
+                boot = paired_bootstrap(
+                    self.predictions[e] == self.y,
+                    last_correct,
+                    confidence=self.confidence,
+                    seed=SELECTION_SEED,
+                )
+                candidates[e].update(
+                    gain_over_last=boot.observed, gain_lower_bound=boot.lower_bound
+                )
                 if boot.lower_bound > 0 and boot.observed > gain:
                     kept, gain = e, boot.observed
             if kept == last:
-                reason = (f"the last epoch ({last}): no earlier candidate beat it on validation "
-                          f"accuracy with {self.confidence:.0%} confidence "
-                          f"({len(self.y)} validation rows, paired bootstrap)")
+                reason = (
+                    f"the last epoch ({last}): no earlier candidate beat it on validation "
+                    f"accuracy with {self.confidence:.0%} confidence "
+                    f"({len(self.y)} validation rows, paired bootstrap)"
+                )
             else:
-                reason = (f"epoch {kept} beat the last epoch ({last}) on validation accuracy by "
-                          f"{gain:+.4f} with {self.confidence:.0%} confidence "
-                          f"(lower bound {candidates[kept]['gain_lower_bound']:+.4f})")
-        report = {"rule": self.rule, "confidence": self.confidence, "kept_epoch": kept,
-                  "reason": reason, "validation_rows": len(self.y),
-                  "candidates": {str(e): v for e, v in candidates.items()}}
+                reason = (
+                    f"epoch {kept} beat the last epoch ({last}) on validation accuracy by "
+                    f"{gain:+.4f} with {self.confidence:.0%} confidence "
+                    f"(lower bound {candidates[kept]['gain_lower_bound']:+.4f})"
+                )
+        report = {
+            "rule": self.rule,
+            "confidence": self.confidence,
+            "kept_epoch": kept,
+            "reason": reason,
+            "validation_rows": len(self.y),
+            "candidates": {str(e): v for e, v in candidates.items()},
+        }
         return kept, report

@@ -125,8 +125,9 @@ def weights_digest(directory: Path) -> tuple[str, dict[str, str]]:
     return sha256_manifest(weights), files
 
 
-def _frozen_features(model: PooledClassifier, enc: dict, pad: int,
-                     batch: int) -> dict[str, np.ndarray]:
+def _frozen_features(
+    model: PooledClassifier, enc: dict, pad: int, batch: int
+) -> dict[str, np.ndarray]:
     """Every split embedded by the base alone (the warm adapter's LoRA switched off): what
     the baseline probe is fitted on with a warm start too, so ``beats_baseline`` always asks
     whether adaptation beats the base. PEFT's ``disable_adapter`` spares a second load."""
@@ -187,39 +188,57 @@ def train_classifier(
     blas_threads = blas_threads or threads
     with deterministic(settings.seed, threads, blas_threads):
         start = _starting_point(recipe, base, labels, warm_start)
-        enc = {name: tokenize(start.tokenizer, frame["text"].tolist(), settings.max_length)
-               for name, frame in splits.items()}
+        enc = {
+            name: tokenize(start.tokenizer, frame["text"].tolist(), settings.max_length)
+            for name, frame in splits.items()
+        }
         pad = start.tokenizer.pad_token_id
         probed = _probe_baseline(start, recipe, dataset, enc, emit)
         model = _initial_head(start, recipe, labels, probed, y_train, emit)
-        job = FitJob(model=model, train_ids=enc["train"], train_labels=y_train,
-                     validation_ids=enc["validation"],
-                     validation_labels=encode_labels(splits["validation"], labels), pad=pad,
-                     settings=settings, start_logits=_start_logits(model, probed.features))
+        job = FitJob(
+            model=model,
+            train_ids=enc["train"],
+            train_labels=y_train,
+            validation_ids=enc["validation"],
+            validation_labels=encode_labels(splits["validation"], labels),
+            pad=pad,
+            settings=settings,
+            start_logits=_start_logits(model, probed.features),
+        )
         history, selection = fit(job, emit, checkpointer, on_epoch)
-        lora_nonzero = any(bool(p.detach().abs().max() > 0)
-                           for n, p in model.named_parameters() if "lora_B" in n)
+        lora_nonzero = any(
+            bool(p.detach().abs().max() > 0) for n, p in model.named_parameters() if "lora_B" in n
+        )
         model.encoder.save_pretrained(str(out_dir))
         save_head(model, labels, out_dir)
     seconds = time.perf_counter() - started
-    (out_dir / BASELINE_FILE).write_text(json.dumps(probed.baseline, indent=2) + "\n",
-                                         encoding="utf-8")
+    (out_dir / BASELINE_FILE).write_text(
+        json.dumps(probed.baseline, indent=2) + "\n", encoding="utf-8"
+    )
     (out_dir / HISTORY_FILE).write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
     digest, files = weights_digest(out_dir)
     train_seconds = sum(h["seconds"] for h in history)
     return TrainingResult(
-        directory=out_dir, weights_sha256=digest, files=files, history=history,
-        baseline=probed.baseline, seconds=seconds,
+        directory=out_dir,
+        weights_sha256=digest,
+        files=files,
+        history=history,
+        baseline=probed.baseline,
+        seconds=seconds,
         samples_per_second=len(splits["train"]) * settings.epochs / max(train_seconds, 1e-9),
-        torch_threads=threads, train_rows=len(splits["train"]),
-        selected_epoch=selected_epoch(history), lora_nonzero=lora_nonzero,
-        blas_threads=blas_threads, selection=selection,
+        torch_threads=threads,
+        train_rows=len(splits["train"]),
+        selected_epoch=selected_epoch(history),
+        lora_nonzero=lora_nonzero,
+        blas_threads=blas_threads,
+        selection=selection,
         trained=_kept(start, model, labels, probed) if keep_model else None,
     )
 
 
-def _starting_point(recipe: Recipe, base: ResolvedBase, labels: list[str],
-                    warm_start: WarmStart | Path | None) -> _Start:
+def _starting_point(
+    recipe: Recipe, base: ResolvedBase, labels: list[str], warm_start: WarmStart | Path | None
+) -> _Start:
     """The base (one load) with a fresh head, or the warm start's adapter on it."""
     if warm_start is None:
         tokenizer, encoder = load_base(base.path)
@@ -234,8 +253,9 @@ def _starting_point(recipe: Recipe, base: ResolvedBase, labels: list[str],
     return _Start(tokenizer, model, warm_start, "the warm start's frozen encoder")
 
 
-def _probe_baseline(start: _Start, recipe: Recipe, dataset: PreparedDataset, enc: dict,
-                    emit: Emit) -> _Probe:
+def _probe_baseline(
+    start: _Start, recipe: Recipe, dataset: PreparedDataset, enc: dict, emit: Emit
+) -> _Probe:
     """One pass over every split gives the probe baseline, the head start and the starting
     point's validation score. After a warm start the baseline stays the probe on the frozen
     base (``_frozen_features``); the warm encoder's probe is kept as
@@ -259,14 +279,27 @@ def _probe_baseline(start: _Start, recipe: Recipe, dataset: PreparedDataset, enc
     return _Probe(feats, frozen, probe, baseline)
 
 
-def _initial_head(start: _Start, recipe: Recipe, labels: list[str], probed: _Probe,
-                  y_train: torch.Tensor, emit: Emit) -> PooledClassifier:
+def _initial_head(
+    start: _Start,
+    recipe: Recipe,
+    labels: list[str],
+    probed: _Probe,
+    y_train: torch.Tensor,
+    emit: Emit,
+) -> PooledClassifier:
     """The model training starts from: the warm start with head rows fitted for labels it
     never saw, or LoRA on the base with the head started from the probe."""
     model = start.model
     if start.warm is not None:
-        extend_head(model, train_feats=probed.features["train"], y_train=y_train,
-                    warm=start.warm, labels=labels, recipe=recipe, emit=emit)
+        extend_head(
+            model,
+            train_feats=probed.features["train"],
+            y_train=y_train,
+            warm=start.warm,
+            labels=labels,
+            recipe=recipe,
+            emit=emit,
+        )
         return model
     model = _with_lora(model, recipe)
     if recipe.head.init == "probe":
@@ -282,8 +315,9 @@ def _start_logits(model: PooledClassifier, feats: dict[str, np.ndarray]) -> np.n
         return model.head(torch.from_numpy(feats["validation"])).numpy()
 
 
-def _kept(start: _Start, model: PooledClassifier, labels: list[str],
-          probed: _Probe) -> TrainedModel:
+def _kept(
+    start: _Start, model: PooledClassifier, labels: list[str], probed: _Probe
+) -> TrainedModel:
     model.eval()
     held = {k: probed.frozen[k] for k in HELD_OUT}
     return TrainedModel(start.tokenizer, model, list(labels), held, model.pooling)

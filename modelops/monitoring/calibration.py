@@ -89,9 +89,7 @@ class Calibration:
                 reference_rows=int(d.get("reference_rows", 0)),
                 holdout_rows=int(d.get("holdout_rows", 0)),
                 confidence=float(d.get("confidence", _DEFAULT_CONFIDENCE)),
-                signals=(
-                    None if d.get("signals") is None else [str(s) for s in d["signals"]]
-                ),
+                signals=(None if d.get("signals") is None else [str(s) for s in d["signals"]]),
                 guarantee=dict(d.get("guarantee", {})),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -197,9 +195,7 @@ def calibrate(
                 kept = set(keep.tolist())
                 labels = [label if i in kept else None for i, label in enumerate(window.labels)]
                 window = replace(window, labels=labels)
-            scores = signal_scores(
-                reference, window, vocabulary=vocabulary, pca=pca, engine=engine
-            )
+            scores = signal_scores(reference, window, vocabulary=vocabulary, pca=pca, engine=engine)
         for signal, score in scores.items():
             null.setdefault(signal, []).append(score)
         now = time.monotonic()

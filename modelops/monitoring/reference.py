@@ -91,8 +91,10 @@ def build_bundle(
     settings = recipe.monitoring
     held = dataset.frame[dataset.frame["split"] != "train"].reset_index(drop=True)
     if len(held) < 2 * settings.window_size:
-        return _no_reference(emit, f"only {len(held)} held-out rows, fewer than two windows "
-                                   f"of {settings.window_size}")
+        return _no_reference(
+            emit,
+            f"only {len(held)} held-out rows, fewer than two windows of {settings.window_size}",
+        )
     max_length = recipe.training.max_length
     texts = held["text"].tolist()
     probs, labels = _held_out_probabilities(base, adapter_dir, texts, max_length, head, trained)
@@ -109,21 +111,28 @@ def build_bundle(
     reference = window.take(np.flatnonzero(first_half))
     holdout = window.take(np.flatnonzero(~first_half))
     if len(holdout) < settings.window_size:  # the hash split is only about half and half
-        return _no_reference(emit, f"the bootstrap holdout has {len(holdout)} rows, fewer "
-                                   f"than a window of {settings.window_size}")
+        return _no_reference(
+            emit,
+            f"the bootstrap holdout has {len(holdout)} rows, fewer "
+            f"than a window of {settings.window_size}",
+        )
     vocabulary = fit_vocabulary(dataset.split("train")["text"].tolist())
     projection = fit_projection(reference.embeddings, k=min(10, len(reference) - 1))
     calibration = _calibrate(recipe, reference, holdout, vocabulary, projection, emit)
     correct = np.array([p == t for p, t in zip(predicted, held["label"], strict=True)])
     calibrator = ConfidenceCalibrator().fit(window.confidence, correct)
-    _write_bundle(adapter_dir / FOLDER, reference, {
-        "vocabulary": sorted(vocabulary),
-        "projection": projection.to_dict(),
-        "calibration": calibration.to_dict(),
-        "calibrator": calibrator.to_dict(),
-        "max_length": max_length,
-        "pooling": base.entry.pooling,
-    })
+    _write_bundle(
+        adapter_dir / FOLDER,
+        reference,
+        {
+            "vocabulary": sorted(vocabulary),
+            "projection": projection.to_dict(),
+            "calibration": calibration.to_dict(),
+            "calibrator": calibrator.to_dict(),
+            "max_length": max_length,
+            "pooling": base.entry.pooling,
+        },
+    )
     emit(
         "drift thresholds: " + ", ".join(f"{k} {v:.3f}" for k, v in calibration.thresholds.items())
     )
@@ -133,14 +142,18 @@ def build_bundle(
 
 
 def _no_reference(emit: Emit, why: str) -> dict:
-    emit(f"{why}: no drift reference for this adapter (lower monitoring.window_size or add "
-         "data)")
+    emit(f"{why}: no drift reference for this adapter (lower monitoring.window_size or add data)")
     return {}
 
 
-def _held_out_probabilities(base: ResolvedBase, adapter_dir: Path, texts: list[str],
-                            max_length: int, head: MappedHead | None,
-                            trained: TrainedModel | None) -> tuple[np.ndarray, list[str]]:
+def _held_out_probabilities(
+    base: ResolvedBase,
+    adapter_dir: Path,
+    texts: list[str],
+    max_length: int,
+    head: MappedHead | None,
+    trained: TrainedModel | None,
+) -> tuple[np.ndarray, list[str]]:
     """The adapter's probabilities of the held-out rows and the labels they are over."""
     if trained is None:
         tokenizer, model, labels = load_classifier(adapter_dir, base.path)
@@ -152,8 +165,13 @@ def _held_out_probabilities(base: ResolvedBase, adapter_dir: Path, texts: list[s
     return probs, labels
 
 
-def _held_out_embeddings(base: ResolvedBase, dataset: PreparedDataset, texts: list[str],
-                         max_length: int, trained: TrainedModel | None) -> np.ndarray:
+def _held_out_embeddings(
+    base: ResolvedBase,
+    dataset: PreparedDataset,
+    texts: list[str],
+    max_length: int,
+    trained: TrainedModel | None,
+) -> np.ndarray:
     """The frozen base's embeddings of the held-out rows (``texts``, in the order of the
     dataset's frame), pooled as the base was trained: the training's own features when it
     pooled so, else the trained model with its adapter switched off; loaded only without a
@@ -162,8 +180,11 @@ def _held_out_embeddings(base: ResolvedBase, dataset: PreparedDataset, texts: li
         return base_embeddings(base, texts, max_length)
     splits = dataset.frame.loc[dataset.frame["split"] != "train", "split"].to_numpy()
     features = trained.base_features
-    if (trained.pooling == base.entry.pooling and trained.model.normalize
-            and set(splits) <= set(features)):
+    if (
+        trained.pooling == base.entry.pooling
+        and trained.model.normalize
+        and set(splits) <= set(features)
+    ):
         out = np.zeros((len(splits), features[HELD_OUT[0]].shape[1]), dtype=np.float32)
         for split in HELD_OUT:
             out[splits == split] = features[split]
@@ -174,8 +195,14 @@ def _held_out_embeddings(base: ResolvedBase, dataset: PreparedDataset, texts: li
         return embed_texts(trained.tokenizer, frozen, texts, max_length=max_length)
 
 
-def _calibrate(recipe: Recipe, reference: Window, holdout: Window, vocabulary: set[str],
-               projection: Projection, emit: Emit) -> Calibration:
+def _calibrate(
+    recipe: Recipe,
+    reference: Window,
+    holdout: Window,
+    vocabulary: set[str],
+    projection: Projection,
+    emit: Emit,
+) -> Calibration:
     settings = recipe.monitoring
     emit(
         f"calibrating drift thresholds: {settings.n_bootstrap or 'enough'} null windows of "

@@ -62,7 +62,6 @@ _COLUMNS = {
 _PC_PREFIX = "embedding_pc"
 
 
-
 def words(text: str) -> list[str]:
     """The lower-cased words of ``text`` (runs of letters with inner apostrophes)."""
     return _WORD.findall(text.lower())

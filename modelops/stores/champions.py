@@ -105,8 +105,15 @@ def promote(
             previous_serving_adapter_id=serving_id,
         )
         return add_audit(
-            session, at=now, who=who, action="promote", recipe=recipe, adapter_id=row.id,
-            previous_adapter_id=previous_id, why=why, evidence=evidence,
+            session,
+            at=now,
+            who=who,
+            action="promote",
+            recipe=recipe,
+            adapter_id=row.id,
+            previous_adapter_id=previous_id,
+            why=why,
+            evidence=evidence,
         )
 
 
@@ -173,8 +180,15 @@ def rollback(
             previous_serving_adapter_id=serving_id,
         )
         return add_audit(
-            session, at=now, who=who, action="rollback", recipe=recipe, adapter_id=target_id,
-            previous_adapter_id=rolled_back, why=why, evidence=evidence,
+            session,
+            at=now,
+            who=who,
+            action="rollback",
+            recipe=recipe,
+            adapter_id=target_id,
+            previous_adapter_id=rolled_back,
+            why=why,
+            evidence=evidence,
         )
 
 

@@ -31,8 +31,11 @@ def s3_client(
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"mode": "standard", "max_attempts": max_attempts},
-                    connect_timeout=10, read_timeout=120)
+    config = Config(
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=10,
+        read_timeout=120,
+    )
     return boto3.client("s3", endpoint_url=endpoint_url, region_name=region_name, config=config)
 
 
@@ -83,8 +86,11 @@ def download_base_model(
     if dest.is_dir():
         if sha256_dir(dest) == expected_sha256:
             return dest
-        log.warning("cached base model %s does not match sha256 %s; fetching it again",
-                    dest, expected_sha256)
+        log.warning(
+            "cached base model %s does not match sha256 %s; fetching it again",
+            dest,
+            expected_sha256,
+        )
         shutil.rmtree(dest)
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -130,8 +136,13 @@ def _download_prefix(uri: str, directory: Path, client: Any) -> None:
 def _safe_relative(uri: str, rel: str) -> str:
     """``rel`` (an S3 key below the model's prefix) when it is a safe relative path."""
     parts = rel.split("/")
-    if (not rel or rel.startswith("/") or "\\" in rel or "\0" in rel
-            or any(p in ("", ".", "..") for p in parts)):
+    if (
+        not rel
+        or rel.startswith("/")
+        or "\\" in rel
+        or "\0" in rel
+        or any(p in ("", ".", "..") for p in parts)
+    ):
         raise IntegrityError(
             f"base model {uri}: key {rel!r} is not a safe relative path; refusing it"
         )

@@ -37,10 +37,22 @@ def webserver(tiny_catalog, tmp_path, monkeypatch):
     env = _env(settings, home)
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(port),
-         "-m", "modelops.definitions"],
-        cwd=tmp_path, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "dagster_webserver",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-m",
+            "modelops.definitions",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -74,15 +86,23 @@ def test_backfill_launches_through_dagster_and_skips_finished_work(webserver, tm
         assert backfill.backfill_id == report["backfill_id"]
         subset = backfill.asset_backfill_data.target_subset
         assert {k.to_user_string() for k in subset.asset_keys} == {
-            "demo/training_dataset", "demo/mapped_candidate", "demo/adapter",
-            "demo/evaluation", "demo/champion"}
+            "demo/training_dataset",
+            "demo/mapped_candidate",
+            "demo/adapter",
+            "demo/evaluation",
+            "demo/champion",
+        }
         assert set(instance.get_dynamic_partitions("taxonomy_demo")) == {"v2"}
         assert set(instance.get_dynamic_partitions("base_models")) == {"tiny@r1"}
         assert backfill.title.startswith("taxonomy demo:v2")
         # What the daemon would run for that partition, done here in process.
         defs = build_definitions(settings)
-        result = dg.materialize(list(defs.assets), partition_key="tiny@r1|v2", instance=instance,
-                                resources=build_resources(settings))
+        result = dg.materialize(
+            list(defs.assets),
+            partition_key="tiny@r1|v2",
+            instance=instance,
+            resources=build_resources(settings),
+        )
         assert result.success
 
     assert main(["backfill", "--taxonomy", "demo:v2", "--url", url]) == 0

@@ -35,8 +35,18 @@ def run(capsys, *argv):
 
 
 def test_register_alias_list(env, bases, capsys):
-    code, out, _ = run(capsys, "base", "register", "tiny@b", str(bases["bert_b"].path),
-                       "--license", "Apache-2.0", "--source", "tests", "--json")
+    code, out, _ = run(
+        capsys,
+        "base",
+        "register",
+        "tiny@b",
+        str(bases["bert_b"].path),
+        "--license",
+        "Apache-2.0",
+        "--source",
+        "tests",
+        "--json",
+    )
     assert code == 0
     entry = json.loads(out)
     assert entry["sha256"] == sha256_dir(bases["bert_b"].path)
@@ -47,13 +57,23 @@ def test_register_alias_list(env, bases, capsys):
     code, out, _ = run(capsys, "base", "list", "--json")
     listed = json.loads(out)
     assert [r["ref"] for r in listed["revisions"]] == ["tiny@a", "tiny@b"]
-    assert listed["recipes"] == [{"recipe": "demo", "base_model": "tiny@stable",
-                                  "follows": "alias", "resolves_to": "tiny@a",
-                                  "sha256": None}]
+    assert listed["recipes"] == [
+        {
+            "recipe": "demo",
+            "base_model": "tiny@stable",
+            "follows": "alias",
+            "resolves_to": "tiny@a",
+            "sha256": None,
+        }
+    ]
     code, out, _ = run(capsys, "base", "alias", "tiny@stable", "tiny@b", "--json")
     assert code == 0
-    assert json.loads(out) == {"alias": "tiny@stable", "from": "tiny@a", "to": "tiny@b",
-                               "recipes": ["demo"]}
+    assert json.loads(out) == {
+        "alias": "tiny@stable",
+        "from": "tiny@a",
+        "to": "tiny@b",
+        "recipes": ["demo"],
+    }
     code, out, _ = run(capsys, "base", "list")
     assert code == 0 and "demo: tiny@stable -> tiny@b" in out
 

@@ -40,8 +40,12 @@ def test_alias_move_changes_only_alias_lines(tmp_path):
     assert move_alias(path, "minilm", "new", "r2") is None
     assert aliases(path) == {"r1": ["prod", "beta"], "r2": ["new"], "r3": ["stable"]}
     text = path.read_text()
-    for kept in ("# Reviewed catalog: keep this comment.", "# the first one",
-                 "# a comment between entries", "location: /models/r3"):
+    for kept in (
+        "# Reviewed catalog: keep this comment.",
+        "# the first one",
+        "# a comment between entries",
+        "location: /models/r3",
+    ):
         assert kept in text
     changed = [line for line in text.splitlines() if line not in CATALOG.splitlines()]
     assert all("aliases" in line or line.strip().startswith("[") for line in changed)
@@ -50,8 +54,11 @@ def test_alias_move_changes_only_alias_lines(tmp_path):
 def test_alias_to_unknown_revision_is_refused_naming_both(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(CATALOG)
-    with pytest.raises(NotFoundError, match=r"minilm@stable to minilm@r9: no such revision "
-                       r"\(revisions of minilm: minilm@r1, minilm@r2, minilm@r3\)"):
+    with pytest.raises(
+        NotFoundError,
+        match=r"minilm@stable to minilm@r9: no such revision "
+        r"\(revisions of minilm: minilm@r1, minilm@r2, minilm@r3\)",
+    ):
         move_alias(path, "minilm", "stable", "r9")
     with pytest.raises(InputError, match="may not be named like a revision"):
         move_alias(path, "minilm", "r2", "r1")
@@ -61,13 +68,23 @@ def test_alias_to_unknown_revision_is_refused_naming_both(tmp_path):
 def test_append_keeps_the_file_and_refuses_duplicates(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(CATALOG)
-    append_revision(path, CatalogEntry(name="minilm", revision="r4", location="/models/r4",
-                                       hidden_size=384, license="Apache-2.0", aliases=("x",)))
+    append_revision(
+        path,
+        CatalogEntry(
+            name="minilm",
+            revision="r4",
+            location="/models/r4",
+            hidden_size=384,
+            license="Apache-2.0",
+            aliases=("x",),
+        ),
+    )
     assert path.read_text().startswith(CATALOG)
     assert aliases(path)["r4"] == ["x"]
     with pytest.raises(InputError, match="minilm@x would be defined twice"):
-        append_revision(path, CatalogEntry(name="minilm", revision="r5", location="/m",
-                                           aliases=("x",)))
+        append_revision(
+            path, CatalogEntry(name="minilm", revision="r5", location="/m", aliases=("x",))
+        )
     flat = tmp_path / "flat.yaml"  # list items at column 0, another key after the list
     flat.write_text("models:\n- name: a\n  revision: r1\n  location: /a\nother: 1\n")
     with pytest.raises(InputError, match="other"):  # the schema has no other key

@@ -17,16 +17,25 @@ from modelops.demo.files import taxonomy_document
 from modelops.ml.catalog import Catalog
 from modelops_tests.fixtures.workspace import BASE_RECIPE, write_recipe
 
-FUZZ = settings(max_examples=60, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 SCALAR = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True),
-    st.text(max_size=20), st.sampled_from(["\0", "../../../etc/passwd", "x" * 5000, "é\u2028"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    st.sampled_from(["\0", "../../../etc/passwd", "x" * 5000, "é\u2028"]),
 )
-VALUE = st.recursive(SCALAR, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
-    max_leaves=6)
+VALUE = st.recursive(
+    SCALAR,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 
 
 def paths(doc, prefix=()):
@@ -119,9 +128,24 @@ def test_fuzz_taxonomies(workspace, data):
 
 
 @FUZZ
-@given(entry=st.dictionaries(
-    st.sampled_from(["name", "revision", "aliases", "location", "architecture", "pooling",
-                     "sha256", "extra"]), VALUE, max_size=6))
+@given(
+    entry=st.dictionaries(
+        st.sampled_from(
+            [
+                "name",
+                "revision",
+                "aliases",
+                "location",
+                "architecture",
+                "pooling",
+                "sha256",
+                "extra",
+            ]
+        ),
+        VALUE,
+        max_size=6,
+    )
+)
 def test_fuzz_catalog_entries(tmp_path, entry):
     file = tmp_path / "catalog.yaml"
     try:

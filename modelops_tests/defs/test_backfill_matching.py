@@ -19,8 +19,7 @@ def node(recipe: str, materialized: list[str]) -> dict:
     return {
         "assetKey": {"path": list(RecipeKeys.of(recipe).evaluation.path)},
         "repository": {"name": "__repository__", "location": {"name": "modelops"}},
-        "assetPartitionStatuses": {"materializedPartitions": materialized,
-                                   "failedPartitions": []},
+        "assetPartitionStatuses": {"materializedPartitions": materialized, "failedPartitions": []},
     }
 
 
@@ -47,8 +46,12 @@ def test_three_recipes_each_get_their_own_status(tiny_catalog, tmp_path, monkeyp
         if query is webserver.ADD_PARTITION:
             return {"addDynamicPartition": {"__typename": "AddDynamicPartitionSuccess"}}
         if query is webserver.LAUNCH:
-            return {"launchPartitionBackfill": {"__typename": "LaunchBackfillSuccess",
-                                                "backfillId": "b1"}}
+            return {
+                "launchPartitionBackfill": {
+                    "__typename": "LaunchBackfillSuccess",
+                    "backfillId": "b1",
+                }
+            }
         raise AssertionError(query)
 
     monkeypatch.setattr(webserver.GraphQL, "call", call)
@@ -98,11 +101,18 @@ class FakeDagster:
             threading.Event().wait(0.2)  # a slow server widens the race window
             with self.lock:
                 self.launches += 1
-                backfill = {"id": f"b{self.launches}", "partitionNames": params["partitionNames"],
-                            "assetSelection": params["assetSelection"]}
+                backfill = {
+                    "id": f"b{self.launches}",
+                    "partitionNames": params["partitionNames"],
+                    "assetSelection": params["assetSelection"],
+                }
                 self.backfills.append(backfill)
-            return {"launchPartitionBackfill": {"__typename": "LaunchBackfillSuccess",
-                                                "backfillId": backfill["id"]}}
+            return {
+                "launchPartitionBackfill": {
+                    "__typename": "LaunchBackfillSuccess",
+                    "backfillId": backfill["id"],
+                }
+            }
         raise AssertionError(query)
 
 
@@ -126,5 +136,6 @@ def test_two_backfills_racing_on_one_version_launch_once(tiny_catalog, tmp_path,
     skipped = [r for r in reports if not r["backfill_id"]]
     assert len(launched) == len(skipped) == 1
     assert skipped[0]["already_running"] == {"demo": "b1"} and skipped[0]["launched"] == []
-    assert any("already being backfilled by b1" in line
-               for line in webserver.report_lines(skipped[0]))
+    assert any(
+        "already being backfilled by b1" in line for line in webserver.report_lines(skipped[0])
+    )

@@ -25,8 +25,9 @@ def instance():
 
 
 def test_alias_move_and_recipe_line_request_one_run_each(bases, tmp_path, instance):
-    catalog = write_bases_catalog(tmp_path / "base_models.yaml", bases,
-                                  aliases={"tiny@stable": "bert_a"})
+    catalog = write_bases_catalog(
+        tmp_path / "base_models.yaml", bases, aliases={"tiny@stable": "bert_a"}
+    )
     settings = make_workspace(tmp_path, catalog)
     write_recipe(tmp_path, {"name": "other"})  # a second recipe following tiny@stable
     serve(settings, "demo", "tiny@a")
@@ -53,15 +54,17 @@ def test_alias_move_and_recipe_line_request_one_run_each(bases, tmp_path, instan
     assert {r.run_key for r in again.run_requests} == set(requests)
 
     # Once a partition's evaluation exists (passed or not), it is not requested again.
-    instance.report_runless_asset_event(dg.AssetMaterialization(
-        asset_key=RecipeKeys.of("other").evaluation, partition="tiny@w|v1"))
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key=RecipeKeys.of("other").evaluation, partition="tiny@w|v1")
+    )
     later = tick_bases(settings, instance)
     assert {r.run_key for r in later.run_requests} == {"demo-rebase-v1-tiny@w"}
 
 
 def test_recipe_base_line_change_is_a_move(bases, tmp_path, instance):
-    catalog = write_bases_catalog(tmp_path / "base_models.yaml", bases,
-                                  aliases={"tiny@stable": "bert_a"})
+    catalog = write_bases_catalog(
+        tmp_path / "base_models.yaml", bases, aliases={"tiny@stable": "bert_a"}
+    )
     settings = make_workspace(tmp_path, catalog)
     serve(settings, "demo", "tiny@a")
     assert not tick_bases(settings, instance).run_requests
@@ -75,8 +78,9 @@ def test_recipe_base_line_change_is_a_move(bases, tmp_path, instance):
 
 
 def test_no_champion_no_request_and_an_unknown_base_is_named(bases, tmp_path, instance):
-    catalog = write_bases_catalog(tmp_path / "base_models.yaml", bases,
-                                  aliases={"tiny@stable": "bert_w"})
+    catalog = write_bases_catalog(
+        tmp_path / "base_models.yaml", bases, aliases={"tiny@stable": "bert_w"}
+    )
     settings = make_workspace(tmp_path, catalog)
     # Nothing serves yet: the first training is a taxonomy backfill, not a rebase.
     assert not tick_bases(settings, instance).run_requests

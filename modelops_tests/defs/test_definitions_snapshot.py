@@ -67,8 +67,9 @@ def _partitions(partitions_def) -> str | None:
     if partitions_def is None:
         return None
     if isinstance(partitions_def, dg.MultiPartitionsDefinition):
-        dims = ", ".join(f"{d.name}={_partitions(d.partitions_def)}"
-                         for d in partitions_def.partitions_defs)
+        dims = ", ".join(
+            f"{d.name}={_partitions(d.partitions_def)}" for d in partitions_def.partitions_defs
+        )
         return f"MultiPartitionsDefinition:[{dims}]"
     name = getattr(partitions_def, "name", None)
     return f"{type(partitions_def).__name__}:{name}"
@@ -186,8 +187,10 @@ def test_no_resource_shows_the_database_url_or_s3_endpoint(workspace_env):
         snapshot = serialize_value(RepositorySnap.from_def(defs.get_repository_def()))
         assert PASSWORD not in snapshot and DATABASE_URL not in snapshot
         assert S3_ENDPOINT not in snapshot
-        shown = {r.name: r.configured_values for r in RepositorySnap.from_def(
-            defs.get_repository_def()).resources}
+        shown = {
+            r.name: r.configured_values
+            for r in RepositorySnap.from_def(defs.get_repository_def()).resources
+        }
         # What the UI shows instead: the variables' names.
         assert shown["registry"]["database_url"].name == "MODELOPS_DATABASE_URL"
         assert shown["artifact_store"]["s3_endpoint_url"].name == "MODELOPS_S3_ENDPOINT_URL"

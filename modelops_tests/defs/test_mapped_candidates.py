@@ -41,8 +41,14 @@ V1_GONE = {"card_lost", "billing_double_charge", "payment_failed", "invoice_copy
 
 
 def recipe(policy: str) -> dict:
-    return merge(LENIENT, {"monitoring": MONITORING, "taxonomy_changes": {"policy": policy},
-                           "training": {"epochs": 1}})
+    return merge(
+        LENIENT,
+        {
+            "monitoring": MONITORING,
+            "taxonomy_changes": {"policy": policy},
+            "training": {"epochs": 1},
+        },
+    )
 
 
 def write_version(root, *, split_every_row: bool) -> None:
@@ -104,7 +110,8 @@ def test_mapped_first_serves_the_mapped_candidate_then_keeps_the_better(
     assert versus["mapped_macro_f1"] == pytest.approx(mapped.metrics["test_macro_f1"])
     assert versus["trained_macro_f1"] == pytest.approx(trained.metrics["test_macro_f1"])
     assert versus["margin"] == pytest.approx(
-        abs(versus["trained_macro_f1"] - versus["mapped_macro_f1"]))
+        abs(versus["trained_macro_f1"] - versus["mapped_macro_f1"])
+    )
     for field in ("mapped_macro_f1", "trained_macro_f1"):
         assert evaluated[field] == round(versus[field], 4)
     assert evaluated["winner_margin"] == round(versus["margin"], 4)
@@ -188,13 +195,19 @@ def test_the_better_candidate_wins_and_a_tie_goes_to_the_cheaper():
     costs = {"trained": 120.0, "mapped": 3.0}
     ok = {"trained": True, "mapped": True}
     assert choose_winner({"trained": 0.91, "mapped": 0.90}, ok, costs, "macro_f1") == (
-        "trained", "better macro_f1")
+        "trained",
+        "better macro_f1",
+    )
     assert choose_winner({"trained": 0.89, "mapped": 0.90}, ok, costs, "macro_f1")[0] == "mapped"
     assert choose_winner({"trained": 0.9, "mapped": 0.9}, ok, costs, "macro_f1") == (
-        "mapped", "tie on macro_f1: the cheaper wins")
+        "mapped",
+        "tie on macro_f1: the cheaper wins",
+    )
     failed = {"trained": True, "mapped": False}
     assert choose_winner({"trained": 0.5, "mapped": 0.9}, failed, costs, "macro_f1") == (
-        "trained", "the other failed its gates")
+        "trained",
+        "the other failed its gates",
+    )
     none = {"trained": False, "mapped": False}
     assert choose_winner({"trained": 0.5, "mapped": 0.9}, none, costs, "macro_f1")[0] == "none"
 

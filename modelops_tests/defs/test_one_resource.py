@@ -31,14 +31,18 @@ def _required(defs: dg.Definitions) -> dict[str, set[str]]:
 
 def test_each_definition_takes_at_most_one_modelops_resource(tiny_catalog, tmp_path):
     # a scheduled recipe, so that the schedule is looked at too
-    settings = make_workspace(tmp_path, tiny_catalog,
-                              recipe={"retraining": {"schedule": "0 3 * * 1"}})
+    settings = make_workspace(
+        tmp_path, tiny_catalog, recipe={"retraining": {"schedule": "0 3 * * 1"}}
+    )
     modelops_keys = set(build_resources(settings)) - DAGSTER_KEYS
     required = _required(build_definitions(settings))
     assert any(name.startswith("schedule") for name in required)
     assert any(name.startswith("sensor") for name in required)
-    too_many = {name: sorted(keys & modelops_keys) for name, keys in required.items()
-                if len(keys & modelops_keys) > 1}
+    too_many = {
+        name: sorted(keys & modelops_keys)
+        for name, keys in required.items()
+        if len(keys & modelops_keys) > 1
+    }
     assert too_many == {}
     # and each of them that needs one takes the platform, not the stores one by one
     assert {k for keys in required.values() for k in keys & modelops_keys} == {"platform"}

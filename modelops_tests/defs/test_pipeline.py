@@ -27,8 +27,9 @@ from modelops_tests.fixtures.workspace import make_workspace, write_recipe
 
 def materialize(settings, instance, version="v1"):
     """What a backfill of one taxonomy-version partition runs, in process."""
-    sync_partitions(instance, load_recipes(settings.recipes_dir),
-                        Catalog.load(settings.catalog_path))
+    sync_partitions(
+        instance, load_recipes(settings.recipes_dir), Catalog.load(settings.catalog_path)
+    )
     return run_partition(settings, instance, version)
 
 
@@ -43,8 +44,13 @@ def test_asset_graph_shape(tiny_catalog, tmp_path):
     defs = build_definitions(make_workspace(tmp_path, tiny_catalog))
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    training = {"demo/training_dataset", "demo/mapped_candidate", "demo/adapter",
-                "demo/evaluation", "demo/champion"}
+    training = {
+        "demo/training_dataset",
+        "demo/mapped_candidate",
+        "demo/adapter",
+        "demo/evaluation",
+        "demo/champion",
+    }
     assert keys == training | {"demo/batch_scoring", "demo/drift_report"}
     parents = {
         k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
@@ -66,8 +72,9 @@ def test_asset_graph_shape(tiny_catalog, tmp_path):
     assert checks == {("demo/evaluation", name) for name in gates} | {
         ("demo/drift_report", "no_drift")
     }
-    on = build_definitions(make_workspace(tmp_path / "on", tiny_catalog,
-                                          recipe={"gates": {"beat_baseline": True}}))
+    on = build_definitions(
+        make_workspace(tmp_path / "on", tiny_catalog, recipe={"gates": {"beat_baseline": True}})
+    )
     assert ("demo/evaluation", "beats_baseline") in {
         (c.asset_key.to_user_string(), c.name) for c in on.resolve_asset_graph().asset_check_keys
     }
@@ -77,10 +84,14 @@ def test_asset_graph_shape(tiny_catalog, tmp_path):
         if k.to_user_string() in training
     }
     # taxonomy version x base revision (docs/concepts.md)
-    assert partitions == {dg.MultiPartitionsDefinition({
-        "taxonomy": dg.DynamicPartitionsDefinition(name="taxonomy_demo"),
-        "base": dg.DynamicPartitionsDefinition(name="base_models"),
-    })}
+    assert partitions == {
+        dg.MultiPartitionsDefinition(
+            {
+                "taxonomy": dg.DynamicPartitionsDefinition(name="taxonomy_demo"),
+                "base": dg.DynamicPartitionsDefinition(name="base_models"),
+            }
+        )
+    }
     assert graph.get(dg.AssetKey(["demo", "drift_report"])).partitions_def is None
     assert sorted(s.name for s in defs.sensors) == [
         "base_models",
@@ -149,8 +160,11 @@ def test_materialize_trains_registers_promotes_and_reproduces(
     assert ds_event.tags["dagster/data_version"] == adapter.dataset_fingerprint
     # No champion yet: the regression gates compared nothing. They are not shown as
     # passed but as skipped (failed with severity WARN, which does not block).
-    gates = {e.check_name: e for e in result.get_asset_check_evaluations()
-             if e.check_name in CHECK_DESCRIPTIONS}
+    gates = {
+        e.check_name: e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name in CHECK_DESCRIPTIONS
+    }
     assert set(gates) == {"min_macro_f1", "no_regression", "no_label_regression"}
     assert gates["min_macro_f1"].passed
     for name in ("no_regression", "no_label_regression"):

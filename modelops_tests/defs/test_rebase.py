@@ -21,9 +21,11 @@ from modelops_tests.fixtures.partitions import run_partition
 from modelops_tests.fixtures.tiny_bases import write_bases_catalog, write_tiny_bases
 from modelops_tests.fixtures.workspace import make_workspace, write_recipe
 
-LENIENT = {"gates": {"min_macro_f1": 0.0, "max_macro_f1_drop": 1.0, "max_label_f1_drop": 1.0},
-           "training": {"epochs": 1},
-           "monitoring": {"window_size": 30, "n_bootstrap": 20, "false_alarm_rate": 0.05}}
+LENIENT = {
+    "gates": {"min_macro_f1": 0.0, "max_macro_f1_drop": 1.0, "max_label_f1_drop": 1.0},
+    "training": {"epochs": 1},
+    "monitoring": {"window_size": 30, "n_bootstrap": 20, "false_alarm_rate": 0.05},
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +38,9 @@ def moved(bases, tmp_path_factory):
     """Both recipes served on tiny@a, then the alias moved and the sensor's runs done;
     ``strict`` is reviewed along with the move to demand a macro-F1 no tiny model reaches."""
     root = tmp_path_factory.mktemp("rebase")
-    catalog = write_bases_catalog(root / "base_models.yaml", bases,
-                                  aliases={"tiny@stable": "bert_a"})
+    catalog = write_bases_catalog(
+        root / "base_models.yaml", bases, aliases={"tiny@stable": "bert_a"}
+    )
     settings = make_workspace(root, catalog, rows=300, recipe={"name": "easy", **LENIENT})
     write_recipe(root, {"name": "strict", **LENIENT})
     (root / "recipes" / "demo.yaml").unlink(missing_ok=True)
@@ -55,15 +58,18 @@ def moved(bases, tmp_path_factory):
 
 def evaluation_meta(instance, recipe: str, key: str) -> dict:
     (record,) = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=RecipeKeys.of(recipe).evaluation,
-                              asset_partitions=[key]), limit=1).records
+        dg.AssetRecordsFilter(asset_key=RecipeKeys.of(recipe).evaluation, asset_partitions=[key]),
+        limit=1,
+    ).records
     return {k: v.value for k, v in record.asset_materialization.metadata.items()}
 
 
 def test_two_recipes_are_re_adapted_once_each_side_by_side(moved):
     settings, instance, platform, before, done, again = moved
-    assert sorted(r.run_key for r, _ in done) == ["easy-rebase-v1-tiny@w",
-                                                  "strict-rebase-v1-tiny@w"]
+    assert sorted(r.run_key for r, _ in done) == [
+        "easy-rebase-v1-tiny@w",
+        "strict-rebase-v1-tiny@w",
+    ]
     assert again == []  # seen twice: evaluated already, nothing launched again
     for recipe in ("easy", "strict"):
         assert before[recipe].base_model == "tiny@a"
@@ -79,8 +85,14 @@ def test_two_recipes_are_re_adapted_once_each_side_by_side(moved):
         assert champ["adapter_id"] == before[recipe].id and cand["rows"] == champ["rows"] > 0
         assert set(cand["per_label_f1"]) == set(champ["per_label_f1"])
         for side in (cand, champ):  # both trained with the cost recorded
-            for field in ("train_wall_seconds", "train_cpu_seconds", "peak_rss_bytes",
-                          "latency_seconds_per_32", "adapter_bytes", "base_bytes"):
+            for field in (
+                "train_wall_seconds",
+                "train_cpu_seconds",
+                "peak_rss_bytes",
+                "latency_seconds_per_32",
+                "adapter_bytes",
+                "base_bytes",
+            ):
                 assert side["cost"][field] > 0, (recipe, field)
         assert cand["cost"]["base_bytes"] != champ["cost"]["base_bytes"]  # other shapes
         meta = evaluation_meta(instance, recipe, "tiny@w|v1")
@@ -88,8 +100,11 @@ def test_two_recipes_are_re_adapted_once_each_side_by_side(moved):
         assert f"champion {before[recipe].id} (tiny@a)" in meta["side_by_side"]
         assert "latency_seconds_per_32" in meta["side_by_side"]
         (adapter_event,) = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=RecipeKeys.of(recipe).adapter,
-                                  asset_partitions=["tiny@w|v1"]), limit=1).records
+            dg.AssetRecordsFilter(
+                asset_key=RecipeKeys.of(recipe).adapter, asset_partitions=["tiny@w|v1"]
+            ),
+            limit=1,
+        ).records
         adapter_meta = adapter_event.asset_materialization.metadata
         assert adapter_meta["base_model"].value == "tiny@w"
         assert adapter_meta["cost_train_cpu_seconds"].value > 0
@@ -107,8 +122,12 @@ def test_the_gates_decide_and_monitoring_follows_the_new_champion(moved):
         assert new.manifest["drift_thresholds"] != old.manifest["drift_thresholds"]
     # the batch path logs which base answered
     predictor = Predictor(platform, "easy", log=platform.production_log)
-    score_batch(predictor, "b.csv", b"text\nmy card is lost\nreset my password\n",
-                log=platform.production_log)
+    score_batch(
+        predictor,
+        "b.csv",
+        b"text\nmy card is lost\nreset my password\n",
+        log=platform.production_log,
+    )
     with ServingLog(settings.database_url) as log:
         assert set(log.base_models("easy").values()) == {"tiny@w"}
 
@@ -120,7 +139,7 @@ def test_the_gates_decide_and_monitoring_follows_the_new_champion(moved):
     verdict = rejected.metrics["side_by_side"]["verdict"]
     assert "failed gate(s) min_macro_f1" in verdict
     assert f"champion {strict.id} on tiny@a keeps serving" in verdict
-    (_, result), = [(r, x) for r, x in done if r.run_key.startswith("strict-")]
+    ((_, result),) = [(r, x) for r, x in done if r.run_key.startswith("strict-")]
     assert not result.success or not result.asset_materializations_for_node("strict__champion")
     meta = evaluation_meta(instance, "strict", "tiny@w|v1")
     assert "keeps serving" in meta["verdict"]

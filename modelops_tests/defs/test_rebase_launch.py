@@ -29,9 +29,12 @@ class FakeDagster:
     def call(self, query, variables):
         self.calls.append((query, variables))
         if query is webserver.STATUS_QUERY:
-            return {"assetNodes": [
-                {"assetKey": k, "repository": {"name": "r", "location": {"name": "l"}}}
-                for k in variables["keys"]]}
+            return {
+                "assetNodes": [
+                    {"assetKey": k, "repository": {"name": "r", "location": {"name": "l"}}}
+                    for k in variables["keys"]
+                ]
+            }
         if query is webserver.MATERIALIZED:
             hit = (variables["key"]["path"][0], variables["partitions"][0]) in self.done
             return {"assetOrError": {"assetMaterializations": [{}] if hit else []}}
@@ -41,19 +44,22 @@ class FakeDagster:
             return {"addDynamicPartition": {"__typename": "AddDynamicPartitionSuccess"}}
         if query is webserver.LAUNCH:
             n = sum(q is webserver.LAUNCH for q, _ in self.calls)
-            return {"launchPartitionBackfill": {"__typename": "LaunchBackfillSuccess",
-                                                "backfillId": f"b{n}"}}
+            return {
+                "launchPartitionBackfill": {
+                    "__typename": "LaunchBackfillSuccess",
+                    "backfillId": f"b{n}",
+                }
+            }
         raise AssertionError(query)
 
     def of(self, query) -> list[dict]:
         return [v for q, v in self.calls if q is query]
 
 
-def test_rebase_launches_the_followers_on_the_new_revision(
-    bases, tmp_path, monkeypatch, capsys
-):
-    catalog = write_bases_catalog(tmp_path / "base_models.yaml", bases,
-                                  aliases={"tiny@stable": "bert_a"})
+def test_rebase_launches_the_followers_on_the_new_revision(bases, tmp_path, monkeypatch, capsys):
+    catalog = write_bases_catalog(
+        tmp_path / "base_models.yaml", bases, aliases={"tiny@stable": "bert_a"}
+    )
     settings = make_workspace(tmp_path, catalog)
     write_recipe(tmp_path, {"name": "other"})
     write_recipe(tmp_path, {"name": "pinned", "base_model": "tiny@a"})  # follows a revision

@@ -21,10 +21,18 @@ def test_two_drift_ticks_on_one_report_request_one_run(tiny_catalog, tmp_path):
     settings = make_workspace(tmp_path, tiny_catalog)
     platform = Platform.from_settings(settings)
     serving = platform.registry.register(
-        recipe="demo", taxonomy_version="v1", base_model="tiny@r1",
-        base_model_sha256="a" * 64, dataset_fingerprint="d", recipe_fingerprint="r",
-        artifact_uri="/artifacts/1", artifact_sha256="b" * 64, weights_sha256="c" * 64,
-        lineage={}, metrics={}, who="tester",
+        recipe="demo",
+        taxonomy_version="v1",
+        base_model="tiny@r1",
+        base_model_sha256="a" * 64,
+        dataset_fingerprint="d",
+        recipe_fingerprint="r",
+        artifact_uri="/artifacts/1",
+        artifact_sha256="b" * 64,
+        weights_sha256="c" * 64,
+        lineage={},
+        metrics={},
+        who="tester",
     )
     platform.registry.promote(serving.id, who="tester", why="test", evidence={}, force=True)
     platform.registry.close()
@@ -32,18 +40,22 @@ def test_two_drift_ticks_on_one_report_request_one_run(tiny_catalog, tmp_path):
     sensor = defs.resolve_sensor_def("demo__drift")
     resources = build_resources(settings)
     with dg.instance_for_test() as instance:
-        sync_partitions(instance, load_recipes(settings.recipes_dir),
-                        Catalog.load(settings.catalog_path))
-        instance.report_runless_asset_event(dg.AssetMaterialization(
-            asset_key=RecipeKeys.of("demo").drift_report,
-            metadata={"drifted": True, "fired": "prediction_drift", "report": "r.html"},
-        ))
+        sync_partitions(
+            instance, load_recipes(settings.recipes_dir), Catalog.load(settings.catalog_path)
+        )
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key=RecipeKeys.of("demo").drift_report,
+                metadata={"drifted": True, "fired": "prediction_drift", "report": "r.html"},
+            )
+        )
         barrier, ticks = threading.Barrier(2), []
 
         def tick(cursor=None):
             with (
-                dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources,
-                                        definitions=defs) as context,
+                dg.build_sensor_context(
+                    instance=instance, cursor=cursor, resources=resources, definitions=defs
+                ) as context,
                 dg.partition_loading_context(dynamic_partitions_store=instance),
             ):
                 return sensor.evaluate_tick(context)
@@ -60,8 +72,11 @@ def test_two_drift_ticks_on_one_report_request_one_run(tiny_catalog, tmp_path):
         requests = [r for data in ticks for r in data.run_requests or []]
         assert len(requests) == 2
         (key,) = {r.run_key for r in requests}  # one key: Dagster launches one run for it
-        storage_id = instance.fetch_materializations(
-            RecipeKeys.of("demo").drift_report, limit=1).records[0].storage_id
+        storage_id = (
+            instance.fetch_materializations(RecipeKeys.of("demo").drift_report, limit=1)
+            .records[0]
+            .storage_id
+        )
         assert key == f"demo-drift-{storage_id}"
         assert {r.partition_key for r in requests} == {"tiny@r1|v1"}  # the champion's
         later = tick(ticks[0].cursor)

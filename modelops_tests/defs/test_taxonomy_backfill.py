@@ -66,12 +66,14 @@ def test_backfill_of_a_new_version_keeps_the_old_one(tiny_catalog, tmp_path, ins
     mapped_meta = result.asset_materializations_for_node("demo__mapped_candidate")[0].metadata
     assert mapped_meta["mapped_adapter_id"].value == "none"
     assert "left" in mapped_meta["outcome"].value and "rows to review" in (
-        mapped_meta["outcome"].value)
+        mapped_meta["outcome"].value
+    )
     eval_meta = result.asset_materializations_for_node("demo__evaluation")[0].metadata
     assert "mapped onto v2 labels" in eval_meta["champion_compared"].value
     # card_stolen / card_missing come from the split rules: left out of the comparison
     assert "whose labels no split rule derives (2 labels left out)" in (
-        eval_meta["champion_compared"].value)
+        eval_meta["champion_compared"].value
+    )
     assert eval_meta["champion_id"].value == v1_champion.id
     assert eval_meta["review_rows"].value == ds_meta["review_rows"].value
 

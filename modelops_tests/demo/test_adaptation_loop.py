@@ -17,8 +17,15 @@ RECIPE = {
     "retraining": {"mode": "incremental", "replay_fraction": 0.5, "cooldown_minutes": 60},
     "gates": {"max_macro_f1_drop": 1.0, "max_label_f1_drop": 1.0, "beat_baseline": False},
 }
-KNOBS = ScenarioKnobs(recipe="demo", batch_size=60, clean_batches=2, drifted_batches=2,
-                      new_intent_share=0.4, vocabulary_shift=0.8, eval_rows=120)
+KNOBS = ScenarioKnobs(
+    recipe="demo",
+    batch_size=60,
+    clean_batches=2,
+    drifted_batches=2,
+    new_intent_share=0.4,
+    vocabulary_shift=0.8,
+    eval_rows=120,
+)
 
 
 @pytest.fixture
@@ -46,13 +53,20 @@ def test_scenario_flags_drift_and_retrains_incrementally(tiny_catalog, tmp_path,
     newest = platform.registry.get(run["newest_adapter"])
     assert newest.lineage["mode"] == "incremental"
     assert newest.lineage["warm_start"]["adapter_id"] == summary["initial_champion"]["adapter_id"]
-    assert newest.metrics["train_rows"] < platform.registry.get(
-        summary["initial_champion"]["adapter_id"]).metrics["train_rows"] + 200
+    assert (
+        newest.metrics["train_rows"]
+        < platform.registry.get(summary["initial_champion"]["adapter_id"]).metrics["train_rows"]
+        + 200
+    )
     assert summary["new_champion"]["changed"] is True
     assert summary["new_champion"]["adapter_id"] == newest.id
     # Labelled feedback from the drifted batches joined the retraining data.
-    ds = [e for e in instance.get_latest_materialization_event(
-        dg.AssetKey(["demo", "training_dataset"])).asset_materialization.metadata.items()]
+    ds = [
+        e
+        for e in instance.get_latest_materialization_event(
+            dg.AssetKey(["demo", "training_dataset"])
+        ).asset_materialization.metadata.items()
+    ]
     assert dict(ds)["feedback_rows"].value > 0
     # Production was logged; the incremental adapter reproduces from its lineage.
     assert platform.production_log.count_since("demo", 0) == 4 * 60

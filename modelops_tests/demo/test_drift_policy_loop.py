@@ -19,12 +19,18 @@ from modelops_tests.fixtures.workspace import make_workspace
 RECIPE = {
     "monitoring": {"window_size": 60, "n_bootstrap": 30, "false_alarm_rate": 0.01},
     # Only an impossible estimated drop would retrain: drift can at most warn.
-    "retraining": {"min_estimated_drop": 1.0, "min_measured_drop": None,
-                   "on_new_labels": False},
+    "retraining": {"min_estimated_drop": 1.0, "min_measured_drop": None, "on_new_labels": False},
     "gates": {"max_macro_f1_drop": 1.0, "max_label_f1_drop": 1.0, "beat_baseline": False},
 }
-KNOBS = ScenarioKnobs(recipe="demo", batch_size=60, clean_batches=2, drifted_batches=2,
-                      new_intent_share=0.4, vocabulary_shift=0.8, eval_rows=120)
+KNOBS = ScenarioKnobs(
+    recipe="demo",
+    batch_size=60,
+    clean_batches=2,
+    drifted_batches=2,
+    new_intent_share=0.4,
+    vocabulary_shift=0.8,
+    eval_rows=120,
+)
 
 
 @pytest.fixture
@@ -44,7 +50,8 @@ def test_drift_without_impact_warns_and_links_its_report(
     loop = Loop(settings, instance, "demo", emit=lambda _m: None)
     assert loop.train("v1").success
     adapter = instance.get_latest_materialization_event(
-        dg.AssetKey(["demo", "adapter"])).asset_materialization.metadata
+        dg.AssetKey(["demo", "adapter"])
+    ).asset_materialization.metadata
     assert adapter["drift_rate_reachable"].value is False  # 30 windows cannot show 1%
     assert "NOT reachable" in adapter["drift_calibration"].value
     landing = loop.loaded.landing_root(settings.home)
@@ -53,7 +60,8 @@ def test_drift_without_impact_warns_and_links_its_report(
     ((_request, result),) = loop.tick("demo__production_window")
     assert result.success
     md = instance.get_latest_materialization_event(
-        dg.AssetKey(["demo", "drift_report"])).asset_materialization.metadata
+        dg.AssetKey(["demo", "drift_report"])
+    ).asset_materialization.metadata
     assert md["drifted"].value is True and md["retrain"].value is False
     assert md["action"].value == "warn" and md["policy"].value.startswith("Warn")
     low, high = md["estimated_accuracy_low"].value, md["estimated_accuracy_high"].value

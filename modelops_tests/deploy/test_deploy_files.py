@@ -33,9 +33,14 @@ class ComposeLoader(yaml.SafeLoader):
 
 for _tag in ("!reset", "!override"):
     ComposeLoader.add_constructor(
-        _tag, lambda loader, node: loader.construct_sequence(node)
-        if isinstance(node, yaml.SequenceNode) else loader.construct_scalar(node)
-        if isinstance(node, yaml.ScalarNode) else loader.construct_mapping(node)
+        _tag,
+        lambda loader, node: (
+            loader.construct_sequence(node)
+            if isinstance(node, yaml.SequenceNode)
+            else loader.construct_scalar(node)
+            if isinstance(node, yaml.ScalarNode)
+            else loader.construct_mapping(node)
+        ),
     )
 
 
@@ -211,11 +216,20 @@ def test_compose_hardening():
     assert "MODELOPS_DB_USER" in env["MODELOPS_DATABASE_URL"]
     assert "MODELOPS_S3_ACCESS_KEY_ID" in env["AWS_ACCESS_KEY_ID"]
     assert "ADMIN" not in env["AWS_SECRET_ACCESS_KEY"]
-    for service in ("modelops-code", "dagster-webserver", "dagster-daemon", "modelops-serve",
-                    "postgres", "s3"):
+    for service in (
+        "modelops-code",
+        "dagster-webserver",
+        "dagster-daemon",
+        "modelops-serve",
+        "postgres",
+        "s3",
+    ):
         assert "healthcheck" in services[service], service
     assert services["modelops-code"]["healthcheck"]["test"][1:4] == [
-        "dagster", "api", "grpc-health-check"]
+        "dagster",
+        "api",
+        "grpc-health-check",
+    ]
 
 
 def test_images_run_as_a_user_and_install_the_lock():

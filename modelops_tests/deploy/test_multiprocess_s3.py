@@ -38,13 +38,15 @@ def test_each_step_in_its_own_process_and_disk(
         monkeypatch.setenv(name, value)
 
     with dg.instance_for_test() as instance:
-        sync_partitions(instance, load_recipes(settings.recipes_dir),
-                        Catalog.load(settings.catalog_path))
+        sync_partitions(
+            instance, load_recipes(settings.recipes_dir), Catalog.load(settings.catalog_path)
+        )
         result = dg.execute_job(
             dg.reconstructable(isolated_training_job),
             instance=instance,
-            tags=recipe_partitions(load_recipes(settings.recipes_dir)[0])
-            .get_tags_for_partition_key(partition_key("v1", "tiny@r1")),
+            tags=recipe_partitions(
+                load_recipes(settings.recipes_dir)[0]
+            ).get_tags_for_partition_key(partition_key("v1", "tiny@r1")),
         )
         assert result.success
         steps = {

@@ -75,8 +75,7 @@ def test_every_imported_distribution_is_declared_and_in_requirements_txt():
 def _closure(requirements: list[Requirement], extras: tuple[str, ...]) -> dict[str, object]:
     """Distributions of this environment that ``requirements`` pull in, transitively."""
     installed = {
-        canonicalize_name(d.metadata["Name"]): d
-        for d in metadata.distributions(path=[str(SITE)])
+        canonicalize_name(d.metadata["Name"]): d for d in metadata.distributions(path=[str(SITE)])
     }
     chosen: dict[str, object] = {}
     expanded: set[tuple[str, frozenset[str]]] = set()
@@ -135,22 +134,45 @@ def installed_venv(tmp_path_factory):
     for name in ("pyproject.toml", "README.md"):
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, source / name)
-    shutil.copytree(REPO / "modelops", source / "modelops",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "modelops", source / "modelops", ignore=shutil.ignore_patterns("__pycache__")
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "-q", "-w", str(tmp / "dist"), str(source)],
-        check=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp / "dist"),
+            str(source),
+        ],
+        check=True,
+        env=env,
     )
     (wheel,) = (tmp / "dist").glob("modelops-*.whl")
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-         "--no-index", "-q", str(wheel)],
-        check=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "-q",
+            str(wheel),
+        ],
+        check=True,
+        env=env,
     )
     site = next(venv.glob("lib/python*/site-packages"))
     (wheel_dist,) = metadata.distributions(path=[str(site)])
@@ -207,7 +229,11 @@ def test_definitions_load_from_the_installed_wheel(installed_venv, tmp_path):
     )
     result = subprocess.run(
         [str(venv / "bin" / "python"), "-c", LOAD],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])

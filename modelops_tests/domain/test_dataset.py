@@ -191,6 +191,9 @@ def test_reads_csv_from_s3(s3_bucket):
     assert table.shape == (20, 2)
     with pytest.raises(InputError, match=r"s3://.*/in/none\.csv: file not found"):
         read_table(f"s3://{bucket}/in/none.csv", "csv", read=read)
-    with pytest.raises(InputError, match=r"s3://.*/in/data\.csv: an s3:// source is read "
-                       "through the platform's S3 access"):
+    with pytest.raises(
+        InputError,
+        match=r"s3://.*/in/data\.csv: an s3:// source is read "
+        "through the platform's S3 access",
+    ):
         read_table(f"s3://{bucket}/in/data.csv", "csv")  # this room builds no S3 client

@@ -53,8 +53,12 @@ def check(decision: GateDecision, name: str) -> GateCheck:
 
 def test_without_champion_the_regression_checks_are_skipped_not_passed(good: Evaluation) -> None:
     baseline = with_macro_f1(good, 0.5)
-    decision = apply_gates(good, settings=GateSettings(), baseline=baseline,
-                      baseline_rows=rows(right=28, probe_right=15))
+    decision = apply_gates(
+        good,
+        settings=GateSettings(),
+        baseline=baseline,
+        baseline_rows=rows(right=28, probe_right=15),
+    )
     assert decision.passed
     assert [c.name for c in decision.checks] == [
         "min_macro_f1",
@@ -69,8 +73,12 @@ def test_without_champion_the_regression_checks_are_skipped_not_passed(good: Eva
     assert [c.name for c in decision.skipped()] == ["no_regression", "no_label_regression"]
     assert decision.failed() == []
     # the reason given by the caller is the one shown
-    why = apply_gates(good, settings=gates(), baseline=baseline,
-                 champion_skipped="every test label comes from a split rule")
+    why = apply_gates(
+        good,
+        settings=gates(),
+        baseline=baseline,
+        champion_skipped="every test label comes from a split rule",
+    )
     assert check(why, "no_regression").description.endswith("comes from a split rule")
 
 
@@ -78,8 +86,9 @@ def test_a_champion_that_cannot_be_compared_fails_the_regression_checks(
     good: Evaluation,
 ) -> None:
     reason = "champion 3 could not be scored: NotFoundError: base model gone"
-    decision = apply_gates(good, settings=gates(), baseline=with_macro_f1(good, 0.5),
-                      champion_unavailable=reason)
+    decision = apply_gates(
+        good, settings=gates(), baseline=with_macro_f1(good, 0.5), champion_unavailable=reason
+    )
     assert not decision.passed
     assert [c.name for c in decision.failed()] == ["no_regression", "no_label_regression"]
     for name in ("no_regression", "no_label_regression"):
@@ -229,8 +238,15 @@ def test_beats_baseline_needs_a_margin_beyond_the_noise(good: Evaluation) -> Non
     settings = GateSettings()
 
     def gate(candidate_rows, **changes) -> GateCheck:
-        return check(apply_gates(good, settings=settings.model_copy(update=changes),
-                            baseline=baseline, baseline_rows=candidate_rows), "beats_baseline")
+        return check(
+            apply_gates(
+                good,
+                settings=settings.model_copy(update=changes),
+                baseline=baseline,
+                baseline_rows=candidate_rows,
+            ),
+            "beats_baseline",
+        )
 
     # identical predictions: a tie fails, however good the macro-F1s look
     tie = gate(rows(28, 28))
@@ -261,7 +277,8 @@ def test_beats_baseline_without_per_row_predictions_fails_and_off_is_no_check(
     baseline = with_macro_f1(good, 0.95)
     missing = check(apply_gates(good, settings=GateSettings(), baseline=baseline), "beats_baseline")
     assert not missing.passed and "per-row test predictions were not recorded" in (
-        missing.description)
+        missing.description
+    )
     # switched off, the gate is no check at all: not a passed one
     disabled = apply_gates(good, settings=gates(beat_baseline=False), baseline=baseline)
     assert disabled.passed
@@ -291,8 +308,12 @@ def test_regression_checks_use_the_rows_the_champion_was_scored_on(
     part = [0] * 10 + [1] * 10  # labels a and b only
     champion = evaluated(part, [0] * 9 + [1] * 11, LABELS)
     on_part = evaluated(part, part, LABELS)
-    decision = apply_gates(with_macro_f1(good, 0.5), settings=gates(min_macro_f1=0.6),
-                      champion=champion, compared=on_part)
+    decision = apply_gates(
+        with_macro_f1(good, 0.5),
+        settings=gates(min_macro_f1=0.6),
+        champion=champion,
+        compared=on_part,
+    )
     assert not check(decision, "min_macro_f1").passed  # the whole split's 0.5
     assert check(decision, "no_regression").passed
     assert check(decision, "no_regression").metadata["value"] == on_part.macro_f1

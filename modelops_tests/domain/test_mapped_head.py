@@ -35,8 +35,9 @@ def random_probs(n: int, k: int, seed: int = 0) -> np.ndarray:
 
 def test_rename_merge_keep_and_retire_sum_each_group():
     # a kept, b renamed to bee, c+d merged into cd, e retired
-    mapping = step(["a", "bee", "cd"], {"rename": {"b": "bee"}, "merge": {"cd": ["c", "d"]},
-                                        "retire": ["e"]})
+    mapping = step(
+        ["a", "bee", "cd"], {"rename": {"b": "bee"}, "merge": {"cd": ["c", "d"]}, "retire": ["e"]}
+    )
     head = MappedHead(mapping, OLD)
     probs = random_probs(6, 5)
     out = head.apply(probs, ["x"] * 6)
@@ -69,10 +70,15 @@ def test_model_label_order_is_its_own():
 
 
 def test_a_split_follows_its_rules_and_shares_what_they_leave():
-    split = {"a": {"into": ["a_stolen", "a_missing"], "rules": [
-        {"label": "a_stolen", "keywords": ["stolen"]},
-        {"label": "a_missing", "patterns": ["miss(ing)?"]},
-    ]}}
+    split = {
+        "a": {
+            "into": ["a_stolen", "a_missing"],
+            "rules": [
+                {"label": "a_stolen", "keywords": ["stolen"]},
+                {"label": "a_missing", "patterns": ["miss(ing)?"]},
+            ],
+        }
+    }
     mapping = step(["a_stolen", "a_missing", "b", "c", "d", "e"], {"split": split})
     head = MappedHead(mapping, OLD)
     probs = np.array([[0.6, 0.1, 0.1, 0.1, 0.1]] * 3)
@@ -95,10 +101,18 @@ def test_an_added_label_blocks_a_mapped_candidate():
 
 
 def test_stored_form_round_trips_with_the_same_fingerprint():
-    split = {"a": {"into": ["a1", "a2"], "rules": [{"label": "a1", "keywords": ["One Word"]},
-                                                  {"label": "a2", "patterns": ["two"]}]}}
-    mapping = step(["a1", "a2", "bc", "d"],
-                   {"split": split, "merge": {"bc": ["b", "c"]}, "retire": ["e"]})
+    split = {
+        "a": {
+            "into": ["a1", "a2"],
+            "rules": [
+                {"label": "a1", "keywords": ["One Word"]},
+                {"label": "a2", "patterns": ["two"]},
+            ],
+        }
+    }
+    mapping = step(
+        ["a1", "a2", "bc", "d"], {"split": split, "merge": {"bc": ["b", "c"]}, "retire": ["e"]}
+    )
     head = MappedHead(mapping, OLD)
     doc = head.to_dict()
     again = MappedHead.from_dict(doc)

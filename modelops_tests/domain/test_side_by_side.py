@@ -23,10 +23,20 @@ def scored(predicted: list[int]):
 
 
 def test_both_columns_on_the_same_rows_with_cost():
-    new = model_side(7, "tiny@w", scored([0, 1, 2, 0, 1, 1]),
-                     {"train_wall_seconds": 2.5, "adapter_bytes": 3 * 2**20, "other": 1}, 6)
-    old = model_side(3, "tiny@a", scored([0, 1, 2, 0, 1, 2]),
-                     {"train_wall_seconds": 1.5, "latency_seconds_per_32": 0.01}, 6)
+    new = model_side(
+        7,
+        "tiny@w",
+        scored([0, 1, 2, 0, 1, 1]),
+        {"train_wall_seconds": 2.5, "adapter_bytes": 3 * 2**20, "other": 1},
+        6,
+    )
+    old = model_side(
+        3,
+        "tiny@a",
+        scored([0, 1, 2, 0, 1, 2]),
+        {"train_wall_seconds": 1.5, "latency_seconds_per_32": 0.01},
+        6,
+    )
     doc = side_by_side(new, old, note="champion 3 (v1)")
     assert doc["base_changed"] and doc["same_rows"]
     assert new["cost"] == {"train_wall_seconds": 2.5, "adapter_bytes": 3 * 2**20}  # known only
@@ -39,8 +49,9 @@ def test_both_columns_on_the_same_rows_with_cost():
     assert "peak_gpu_bytes" not in table  # neither side has it
     assert table.endswith("champion 3 (v1)")
     failed = verdict_sentence(doc, False, ["min_macro_f1"])
-    assert failed == ("adapter 7 on tiny@w failed gate(s) min_macro_f1; champion 3 on tiny@a "
-                      "keeps serving")
+    assert failed == (
+        "adapter 7 on tiny@w failed gate(s) min_macro_f1; champion 3 on tiny@a keeps serving"
+    )
     assert "passed every gate" in verdict_sentence(doc, True, [])
 
 

@@ -18,11 +18,18 @@ from modelops_tests.fixtures.workspace import make_workspace, write_recipe
 
 QUIET = lambda _m: None  # noqa: E731
 # Every gate lenient: a test turns exactly one strict.
-LENIENT = {"min_macro_f1": 0.0, "max_macro_f1_drop": 1.0, "max_label_f1_drop": 1.0,
-           "min_label_support": 1, "beat_baseline": False}
+LENIENT = {
+    "min_macro_f1": 0.0,
+    "max_macro_f1_drop": 1.0,
+    "max_label_f1_drop": 1.0,
+    "min_label_support": 1,
+    "beat_baseline": False,
+}
 # A head that starts random and barely trains: clearly worse than the probe-started one.
-WORSE = {"head": {"init": "random"}, "training": {"epochs": 1, "learning_rate": 1e-6,
-                                                   "select_best": False}}
+WORSE = {
+    "head": {"init": "random"},
+    "training": {"epochs": 1, "learning_rate": 1e-6, "select_best": False},
+}
 
 
 def train_and_evaluate(root, platform, settings, overrides):
@@ -57,8 +64,11 @@ def workspace(tiny_catalog, tmp_path_factory):
 )
 def test_each_gate_alone_blocks_a_worse_candidate(workspace, gate, strict, seed):
     root, settings, platform, champion = workspace
-    overrides = {**WORSE, "training": {**WORSE["training"], "seed": seed},
-                 "gates": {**LENIENT, **strict}}
+    overrides = {
+        **WORSE,
+        "training": {**WORSE["training"], "seed": seed},
+        "gates": {**LENIENT, **strict},
+    }
     candidate, outcome = train_and_evaluate(root, platform, settings, overrides)
     cand, champ = outcome.candidate, outcome.champion
     # the facts each gate judges, measured, not assumed
@@ -95,8 +105,9 @@ def test_a_champion_that_cannot_be_loaded_fails_the_regression_gates(workspace):
     failed = {c.name: c for c in outcome.decision.failed()}
     assert set(failed) == {"no_regression", "no_label_regression"}
     for check in failed.values():
-        assert check.description.startswith(f"champion not compared: champion {champion.id} "
-                                             "could not be scored")
+        assert check.description.startswith(
+            f"champion not compared: champion {champion.id} could not be scored"
+        )
         assert "no champion" not in check.description
     assert platform.registry.get(candidate.id).status == "rejected"
     assert platform.registry.alias("demo", "champion").id == champion.id

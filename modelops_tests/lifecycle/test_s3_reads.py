@@ -34,10 +34,15 @@ def test_the_dataset_step_reads_an_s3_source_on_the_settings_endpoint(s3_platfor
     platform, _, bucket = s3_platform
     loaded = load_recipe(platform.settings.recipes_dir / "demo.yaml")
     record = build_dataset(platform, loaded, emit=lambda _m: None)
-    local = load_recipe(write_recipe(tmp_path / "local", {
-        "data": {"sources": [{"path": str(tmp_path / "data" / "requests.csv")}]},
-        "taxonomy": str(tmp_path / "taxonomies" / "demo" / "v1.yaml"),
-    }))
+    local = load_recipe(
+        write_recipe(
+            tmp_path / "local",
+            {
+                "data": {"sources": [{"path": str(tmp_path / "data" / "requests.csv")}]},
+                "taxonomy": str(tmp_path / "taxonomies" / "demo" / "v1.yaml"),
+            },
+        )
+    )
     assert record.fingerprint == prepare_dataset(local).fingerprint  # same bytes, same data
     assert record.stats["rows_read"] == 120
     with pytest.raises(InputError, match=r"s3://.*requests\.csv: an s3:// source is read"):
@@ -50,9 +55,20 @@ def test_the_platform_resolves_an_s3_base_model(s3_platform, tiny_base_dir, tmp_
         client.upload_file(str(file), bucket, f"models/tiny/{file.name}")
     digest = sha256_dir(tiny_base_dir)
     path = tmp_path / "s3-catalog.yaml"
-    path.write_text(yaml.safe_dump({"models": [
-        {"name": "tiny", "revision": "r1", "location": f"s3://{bucket}/models/tiny",
-         "sha256": digest}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "models": [
+                    {
+                        "name": "tiny",
+                        "revision": "r1",
+                        "location": f"s3://{bucket}/models/tiny",
+                        "sha256": digest,
+                    }
+                ]
+            }
+        )
+    )
     platform.catalog = Catalog.load(path)
     resolved = platform.resolve_base("tiny@r1")
     assert resolved.sha256 == digest

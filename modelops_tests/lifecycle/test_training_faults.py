@@ -22,7 +22,7 @@ RECIPE = {"adapter": {"dropout": 0.1}, "training": {"epochs": 2, "batch_size": 1
 def train_here(settings, messages: list[str] | None = None):
     platform = Platform.from_settings(settings)
     loaded = load_recipe(settings.recipes_dir / "demo.yaml")
-    emit = (messages.append if messages is not None else (lambda _m: None))
+    emit = messages.append if messages is not None else (lambda _m: None)
     try:
         dataset = build_dataset(platform, loaded, emit=emit)
         return train_adapter(platform, loaded, dataset, emit=emit)
@@ -31,15 +31,20 @@ def train_here(settings, messages: list[str] | None = None):
 
 
 def test_sigkill_mid_epoch_resumes_to_the_same_weights(tiny_catalog, tmp_path):
-    uninterrupted = train_here(make_workspace(tmp_path / "a", tiny_catalog, rows=240,
-                                              recipe=RECIPE))
+    uninterrupted = train_here(
+        make_workspace(tmp_path / "a", tiny_catalog, rows=240, recipe=RECIPE)
+    )
 
     settings = dataclasses.replace(
         make_workspace(tmp_path / "b", tiny_catalog, rows=240, recipe=RECIPE), checkpoint_steps=2
     )
     process = subprocess.Popen(
-        [python(), "-c", TRAIN_SCRIPT], cwd=REPO, text=True, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, env=settings_env(settings, MODELOPS_CHECKPOINT_STEPS="2"),
+        [python(), "-c", TRAIN_SCRIPT],
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=settings_env(settings, MODELOPS_CHECKPOINT_STEPS="2"),
     )
     seen = []
     for line in process.stdout:
@@ -61,22 +66,31 @@ def test_sigkill_mid_epoch_resumes_to_the_same_weights(tiny_catalog, tmp_path):
 
     messages: list[str] = []
     resumed = train_here(settings, messages)
-    assert any(m.startswith("resuming from checkpoint") and "epoch 1, step" in m
-               for m in messages), messages
+    assert any(
+        m.startswith("resuming from checkpoint") and "epoch 1, step" in m for m in messages
+    ), messages
     assert resumed.weights_sha256 == uninterrupted.weights_sha256
     assert not (settings.cache_dir / "checkpoints" / checkpoints[0].name).exists()
 
 
 def test_reproduce_in_a_fresh_process_uses_the_lineage_thread_counts(tiny_catalog, tmp_path):
-    settings = make_workspace(tmp_path, tiny_catalog, rows=240,
-                              recipe={"training": {"epochs": 1}})
+    settings = make_workspace(tmp_path, tiny_catalog, rows=240, recipe={"training": {"epochs": 1}})
     adapter = train_here(settings)
     assert adapter.lineage["torch_threads"] == 1 and adapter.lineage["blas_threads"] == 1
     # The operator's machine defaults to another thread count: the lineage's one wins.
     done = subprocess.run(
-        [python(), "-c", "import sys; from modelops.cli import main; sys.exit(main(sys.argv[1:]))",
-         "reproduce", str(adapter.id), "--json"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        [
+            python(),
+            "-c",
+            "import sys; from modelops.cli import main; sys.exit(main(sys.argv[1:]))",
+            "reproduce",
+            str(adapter.id),
+            "--json",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env=settings_env(settings, MODELOPS_TORCH_THREADS="2"),
     )
     assert done.returncode == 0, done.stderr[-2000:]

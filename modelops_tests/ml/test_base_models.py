@@ -50,14 +50,20 @@ def _split(model_dir, out, pieces=3):
     parts = []
     for i in range(pieces):
         part = out / f"model.zip.{i + 1:03d}"
-        part.write_bytes(data[i * size:(i + 1) * size])
+        part.write_bytes(data[i * size : (i + 1) * size])
         parts.append(part)
     return sha256_file(archive), parts
 
 
 def _parts_catalog(path, parts, archive_sha, **extra):
-    entry = {"name": "split", "revision": "r1", "location": "parts", "archive_sha256": archive_sha,
-             "parts": [{"source": str(p), "sha256": sha256_file(p)} for p in parts], **extra}
+    entry = {
+        "name": "split",
+        "revision": "r1",
+        "location": "parts",
+        "archive_sha256": archive_sha,
+        "parts": [{"source": str(p), "sha256": sha256_file(p)} for p in parts],
+        **extra,
+    }
     path.write_text(yaml.safe_dump({"models": [entry]}), encoding="utf-8")
     return path
 
@@ -113,13 +119,23 @@ def test_parts_shipped_by_installed_distributions(bases, tmp_path, monkeypatch):
         shutil.copy(part, folder / part.name)
         info = site / f"tiny_split_part_{i:03d}-0.0.1.dist-info"
         info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: tiny-split-part-{i:03d}\n"
-                                       "Version: 0.0.1\n")
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: tiny-split-part-{i:03d}\nVersion: 0.0.1\n"
+        )
         (info / "RECORD").write_text(f"tiny-split-part_{i:03d}/input/{part.name},,\n")
         sources.append(f"dist:tiny-split-part-{i:03d}:input/{part.name}")
     monkeypatch.syspath_prepend(str(site))
-    doc = {"models": [{"name": "split", "revision": "r1", "location": "parts",
-                       "archive_sha256": archive_sha, "parts": [{"source": s} for s in sources]}]}
+    doc = {
+        "models": [
+            {
+                "name": "split",
+                "revision": "r1",
+                "location": "parts",
+                "archive_sha256": archive_sha,
+                "parts": [{"source": s} for s in sources],
+            }
+        ]
+    }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(doc))
     resolved = Catalog.load(tmp_path / "c.yaml").resolve("split@r1", cache_dir=tmp_path / "cache")
     assert resolved.sha256 == sha256_dir(bases["bert_b"].path)
@@ -150,11 +166,15 @@ def test_adapter_is_refused_on_another_base(bases, tmp_path):
     adapter = make_adapter(bases["bert_a"], tmp_path / "adapter")
     load_classifier(adapter, bases["bert_a"].path)  # its own base loads
     a_sha = sha256_dir(bases["bert_a"].path)[:12]
-    with pytest.raises(IntegrityError, match=rf"trained on base tiny@a \(sha256 {a_sha}.*"
-                       r"refusing to load it onto .*bert_b.*: sha256 differ$"):
+    with pytest.raises(
+        IntegrityError,
+        match=rf"trained on base tiny@a \(sha256 {a_sha}.*"
+        r"refusing to load it onto .*bert_b.*: sha256 differ$",
+    ):
         load_classifier(adapter, bases["bert_b"].path)  # same shape, other content
-    with pytest.raises(IntegrityError, match="architecture, hidden size, num layers, vocab "
-                       "size differ"):
+    with pytest.raises(
+        IntegrityError, match="architecture, hidden size, num layers, vocab size differ"
+    ):
         load_classifier(adapter, bases["mpnet"].path)
     bare = make_adapter(bases["bert_a"], tmp_path / "bare", manifest=False)
     with pytest.raises(IntegrityError, match="hidden size differ"):  # the head's width

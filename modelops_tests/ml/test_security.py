@@ -25,9 +25,20 @@ def from_s3(endpoint):
 
 def s3_catalog(tmp_path, bucket, prefix, digest):
     path = tmp_path / "catalog.yaml"
-    path.write_text(yaml.safe_dump({"models": [
-        {"name": "tiny", "revision": "r1", "location": f"s3://{bucket}/{prefix}",
-         "sha256": digest}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "models": [
+                    {
+                        "name": "tiny",
+                        "revision": "r1",
+                        "location": f"s3://{bucket}/{prefix}",
+                        "sha256": digest,
+                    }
+                ]
+            }
+        )
+    )
     return path
 
 
@@ -65,18 +76,21 @@ def test_a_download_failing_its_hash_is_not_cached_and_a_fixed_one_installs(
     cache = tmp_path / "cache"
     with pytest.raises(IntegrityError, match="nothing was cached"):
         Catalog.load(s3_catalog(tmp_path, bucket, "models/tiny", digest)).resolve(
-            "tiny@r1", cache_dir=cache, s3_download=from_s3(endpoint))
+            "tiny@r1", cache_dir=cache, s3_download=from_s3(endpoint)
+        )
     assert leftovers(cache) == []  # no partial or unverified copy blocks the next try
 
     upload(client, bucket, "models/tiny", tiny_base_dir)  # the bucket is repaired
     resolved = Catalog.load(s3_catalog(tmp_path, bucket, "models/tiny", digest)).resolve(
-        "tiny@r1", cache_dir=cache, s3_download=from_s3(endpoint))
+        "tiny@r1", cache_dir=cache, s3_download=from_s3(endpoint)
+    )
     assert resolved.sha256 == digest and leftovers(cache) == [digest]
 
     # A cached copy altered on disk is fetched again, not trusted.
     (resolved.path / "config.json").write_text("{}")
     again = Catalog.load(s3_catalog(tmp_path, bucket, "models/tiny", digest)).resolve(
-        "tiny@r1", cache_dir=cache, s3_download=from_s3(endpoint))
+        "tiny@r1", cache_dir=cache, s3_download=from_s3(endpoint)
+    )
     assert sha256_dir(again.path) == digest
 
 
@@ -99,6 +113,9 @@ def test_an_adapter_holding_a_pickle_is_refused(tiny_base_dir, tmp_path):
     with pytest.raises(IntegrityError, match=r"adapter_model\.bin would need unpickling"):
         load_classifier(adapter, tiny_base_dir)
     (adapter / "adapter_model.bin").unlink()
-    with pytest.raises(IntegrityError, match=r"adapter_model\.safetensors, head\.safetensors "
-                                             "missing"):
+    with pytest.raises(
+        IntegrityError,
+        match=r"adapter_model\.safetensors, head\.safetensors "
+        "missing",
+    ):
         load_classifier(adapter, tiny_base_dir)

@@ -132,27 +132,39 @@ def test_recipe_without_validation_split_trains(setup, tmp_path):
     from modelops.domain.dataset import dataset_from_rows
 
     root, loaded, base, dataset = setup
-    no_val = dataset_from_rows(dataset.frame[["text", "label"]], labels=dataset.labels,
-                               validation_fraction=0.0, test_fraction=0.2)
+    no_val = dataset_from_rows(
+        dataset.frame[["text", "label"]],
+        labels=dataset.labels,
+        validation_fraction=0.0,
+        test_fraction=0.2,
+    )
     assert no_val.stats["validation_rows"] == 0
-    result = train_classifier(recipe=loaded.recipe, base=base, dataset=no_val,
-                              out_dir=tmp_path / "a", threads=1, emit=lambda _m: None)
+    result = train_classifier(
+        recipe=loaded.recipe,
+        base=base,
+        dataset=no_val,
+        out_dir=tmp_path / "a",
+        threads=1,
+        emit=lambda _m: None,
+    )
     assert len(result.history) == 2 and "validation_accuracy" not in result.history[0]
 
 
 def test_the_best_validation_epoch_is_kept(setup, tmp_path):
     """Model selection by the ``best`` rule: the starting point (probe head, LoRA at zero)
     competes with every epoch, and the kept weights are the ones of the selected epoch."""
-    result = train(setup, tmp_path / "a", training={"epochs": 3, "learning_rate": 0.05,
-                                                     "selection": "best"})
+    result = train(
+        setup, tmp_path / "a", training={"epochs": 3, "learning_rate": 0.05, "selection": "best"}
+    )
     selected = [h["epoch"] for h in result.history if h["selected"]]
     scores = [h["validation_macro_f1"] for h in result.history]
     assert len(selected) <= 1
     if selected:
         assert scores[selected[0] - 1] == max(scores)
     no_selection = train(
-        setup, tmp_path / "b", training={"epochs": 3, "learning_rate": 0.05, "select_best": False,
-                                         "selection": "best"}
+        setup,
+        tmp_path / "b",
+        training={"epochs": 3, "learning_rate": 0.05, "select_best": False, "selection": "best"},
     )
     last_is_best = bool(selected) and selected[0] == 3
     assert (result.weights_sha256 == no_selection.weights_sha256) == last_is_best
@@ -174,19 +186,42 @@ def test_warm_start_fits_head_rows_for_labels_it_never_saw(setup, tmp_path):
     _, loaded, base, dataset = setup
     frame = dataset.frame
     new_label = dataset.split("train")["label"].value_counts().index[0]
-    without = replace(dataset, frame=frame[~((frame["split"] == "train")
-                                             & (frame["label"] == new_label))])
-    train_classifier(recipe=loaded.recipe, base=base, dataset=without,
-                     out_dir=tmp_path / "c", threads=1, emit=lambda _m: None)
+    without = replace(
+        dataset, frame=frame[~((frame["split"] == "train") & (frame["label"] == new_label))]
+    )
+    train_classifier(
+        recipe=loaded.recipe,
+        base=base,
+        dataset=without,
+        out_dir=tmp_path / "c",
+        threads=1,
+        emit=lambda _m: None,
+    )
     seen = frozenset(without.split("train")["label"])
     assert new_label not in seen
-    quiet = loaded.recipe.model_copy(update={"training": loaded.recipe.training.model_copy(
-        update={"select_best": False, "epochs": 1, "learning_rate": 1e-9,
-                "head_learning_rate": 1e-9})})
+    quiet = loaded.recipe.model_copy(
+        update={
+            "training": loaded.recipe.training.model_copy(
+                update={
+                    "select_best": False,
+                    "epochs": 1,
+                    "learning_rate": 1e-9,
+                    "head_learning_rate": 1e-9,
+                }
+            )
+        }
+    )
 
     def warm(out, warm_start):
-        return train_classifier(recipe=quiet, base=base, dataset=dataset, out_dir=tmp_path / out,
-                                threads=1, emit=lambda _m: None, warm_start=warm_start)
+        return train_classifier(
+            recipe=quiet,
+            base=base,
+            dataset=dataset,
+            out_dir=tmp_path / out,
+            threads=1,
+            emit=lambda _m: None,
+            warm_start=warm_start,
+        )
 
     extended = warm("e", WarmStart(tmp_path / "c", seen))
     kept = warm("k", tmp_path / "c")  # a bare path: every label counts as seen
@@ -207,6 +242,5 @@ def test_warm_start_fits_head_rows_for_labels_it_never_saw(setup, tmp_path):
     after = load_file(str(tmp_path / "e" / "head.safetensors"))
     others = [i for i in range(len(dataset.labels)) if i != k]
     assert float(before["bias"][k]) <= -10.0 and float(after["bias"][k]) > -10.0
-    torch.testing.assert_close(after["weight"][others], before["weight"][others],
-                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(after["weight"][others], before["weight"][others], atol=1e-6, rtol=0)
     assert extended.weights_sha256 != kept.weights_sha256

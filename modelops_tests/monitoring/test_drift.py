@@ -99,8 +99,9 @@ def reachable(setup) -> Calibration:
     that it holds only about 11 %, so clean windows may fire there, and with the demo's
     two-request messages (longer, more varied texts) some of these seeds did."""
     holdout = _window(DemoKnobs(n=5 * WINDOW, seed=3), seed=3)
-    calibration = calibrate(setup["reference"], holdout, window_size=WINDOW, n_bootstrap=230,
-                            **setup["kw"])
+    calibration = calibrate(
+        setup["reference"], holdout, window_size=WINDOW, n_bootstrap=230, **setup["kw"]
+    )
     assert calibration.guarantee["reachable"] is True
     return calibration
 
@@ -219,8 +220,13 @@ def test_verdict_signals_and_estimated_accuracy(setup):
     loud = {s: calibration.thresholds[s] * 2 for s in calibration.thresholds}
     harmless = verdict(loud, calibration, signals=[], estimated_accuracy=0.9, min_accuracy=0.8)
     assert not harmless.drifted and harmless.fired == [] and harmless.thresholds == {}
-    silent = verdict(dict.fromkeys(SIGNALS, 0.0), calibration, signals=[],
-                     estimated_accuracy=0.7, min_accuracy=0.8)
+    silent = verdict(
+        dict.fromkeys(SIGNALS, 0.0),
+        calibration,
+        signals=[],
+        estimated_accuracy=0.7,
+        min_accuracy=0.8,
+    )
     assert silent.drifted and silent.fired == ["estimated_accuracy"]
 
 
@@ -287,6 +293,12 @@ def test_thresholds_are_joint_for_the_signals_checked(setup):
     assert 0 < sum(fired) < 0.2 * 20  # some null windows lie above it, fewer than the rate
     assert all(loose.thresholds[s] < calibration.thresholds[s] for s in loose.thresholds)
     assert "at most 0.2 with 90% confidence" in verdict(scores, loose).reason
-    none = calibrate(setup["reference"], setup["holdout"], window_size=WINDOW, n_bootstrap=3,
-                     signals=[], **setup["kw"])
+    none = calibrate(
+        setup["reference"],
+        setup["holdout"],
+        window_size=WINDOW,
+        n_bootstrap=3,
+        signals=[],
+        **setup["kw"],
+    )
     assert none.thresholds == {} and none.joint().thresholds == {}

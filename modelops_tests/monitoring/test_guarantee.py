@@ -38,8 +38,9 @@ def test_verdict_rate_holds_with_the_stated_confidence(rho):
     rng = np.random.default_rng(7)
     rates = []
     for _ in range(150):  # 150 calibrations, each with its own null windows
-        joint = joint_thresholds(_null(rng, n, rho), ["a", "b", "c"], rate=RATE,
-                                 confidence=CONFIDENCE)
+        joint = joint_thresholds(
+            _null(rng, n, rho), ["a", "b", "c"], rate=RATE, confidence=CONFIDENCE
+        )
         assert joint.reachable and joint.rate_bound <= RATE
         rates.append(_true_rate(joint.thresholds, rho))
     rates = np.array(rates)

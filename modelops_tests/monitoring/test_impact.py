@@ -20,14 +20,23 @@ def _verdict(drifted: bool, fired=("confidence",)) -> Verdict:
 
 
 def _impact(est_drop=0.0, measured_drop=None, labelled=0, low=None, new=()) -> Impact:
-    impact = Impact(0.9, 0.9 - est_drop, (0.85, 0.95), 0.9, est_drop,
-                    (est_drop - 0.03, est_drop + 0.03), new_labels=list(new))
+    impact = Impact(
+        0.9,
+        0.9 - est_drop,
+        (0.85, 0.95),
+        0.9,
+        est_drop,
+        (est_drop - 0.03, est_drop + 0.03),
+        new_labels=list(new),
+    )
     if measured_drop is not None:
         impact.labelled_rows = labelled
         impact.measured_accuracy = 0.9 - measured_drop
         impact.measured_drop = measured_drop
-        impact.measured_drop_interval = (measured_drop - 0.05 if low is None else low,
-                                         measured_drop + 0.05)
+        impact.measured_drop_interval = (
+            measured_drop - 0.05 if low is None else low,
+            measured_drop + 0.05,
+        )
     return impact
 
 
@@ -82,8 +91,14 @@ def test_assess_estimates_and_measures_with_intervals():
     right = rng.random(400) < window_conf
     predicted = ["a" if r else "b" for r in right]
     labels = [t if i % 2 == 0 else None for i, t in enumerate(truth)]  # feedback on half
-    impact = assess(calibrator, window_conf, predicted=predicted, labels=labels,
-                    known_labels={"a", "b"}, confidence=0.9)
+    impact = assess(
+        calibrator,
+        window_conf,
+        predicted=predicted,
+        labels=labels,
+        known_labels={"a", "b"},
+        confidence=0.9,
+    )
     low, high = impact.estimated_interval
     assert low < impact.estimated_accuracy < high
     assert low <= 0.45 + 0.06 and high >= 0.45 - 0.06  # the true mean accuracy is 0.45
@@ -97,8 +112,13 @@ def test_assess_estimates_and_measures_with_intervals():
     assert lo < measured < hi
     assert impact.measured_drop_interval[0] > 0 and impact.new_labels == []
     assert json.loads(json.dumps(impact.to_dict()))["labelled_rows"] == 200
-    fresh = assess(calibrator, window_conf, predicted=predicted, labels=["new"] + [None] * 399,
-                   known_labels={"a", "b"})
+    fresh = assess(
+        calibrator,
+        window_conf,
+        predicted=predicted,
+        labels=["new"] + [None] * 399,
+        known_labels={"a", "b"},
+    )
     assert fresh.new_labels == ["new"] and fresh.labelled_rows == 1
     blind = assess(calibrator, window_conf, predicted=predicted, labels=None, known_labels=set())
     assert blind.measured_accuracy is None and blind.labelled_rows == 0
@@ -125,14 +145,29 @@ def test_rows_unlike_the_reference_lower_the_estimate():
     assert flags[160:].all() and flags[:160].mean() < 0.05
     calibrator = ConfidenceCalibrator().fit(np.linspace(0, 1, 200), np.arange(200) >= 20)
     confident = np.full(200, 0.95)  # confidently wrong on the new rows: the plain estimate
-    impact = assess(calibrator, confident, predicted=["a"] * 200, labels=None,
-                    known_labels=set(), novel=flags, novel_by_chance=by_chance)
+    impact = assess(
+        calibrator,
+        confident,
+        predicted=["a"] * 200,
+        labels=None,
+        known_labels=set(),
+        novel=flags,
+        novel_by_chance=by_chance,
+    )
     plain = impact.unadjusted_accuracy
     excess = flags.mean() - by_chance
     assert impact.novel_share == pytest.approx(flags.mean())
     assert impact.estimated_accuracy == pytest.approx(plain - excess * plain)
-    assert impact.estimated_drop == pytest.approx(calibrator.fitted_accuracy
-                                                  - impact.estimated_accuracy)
-    unflagged = assess(calibrator, confident, predicted=["a"] * 200, labels=None,
-                       known_labels=set(), novel=np.zeros(200, bool), novel_by_chance=0.02)
+    assert impact.estimated_drop == pytest.approx(
+        calibrator.fitted_accuracy - impact.estimated_accuracy
+    )
+    unflagged = assess(
+        calibrator,
+        confident,
+        predicted=["a"] * 200,
+        labels=None,
+        known_labels=set(),
+        novel=np.zeros(200, bool),
+        novel_by_chance=0.02,
+    )
     assert unflagged.estimated_accuracy == unflagged.unadjusted_accuracy == plain

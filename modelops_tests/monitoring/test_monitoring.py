@@ -70,21 +70,34 @@ def test_clean_window_raises_no_alarm(champion, seed):
     with FetchedAdapter(platform, version) as fetched:
         bundle = load_bundle(fetched.path)
     base = platform.resolve_base_by_sha256(version.base_model_sha256)
-    check = check_window(bundle, window_of(platform, version, frame), base=base,
-                         recipe=loaded.recipe)
+    check = check_window(
+        bundle, window_of(platform, version, frame), base=base, recipe=loaded.recipe
+    )
     assert check.verdict.drifted is False, check.verdict.reason
     assert check.rows == 60 and check.last_id == 60
 
 
 def test_new_intents_and_vocabulary_are_flagged(champion, tmp_path):
     platform, loaded, version = champion
-    frame = generate(DemoKnobs(n=60, seed=303, new_intents=("crypto_transfer", "gift_card"),
-                               new_intent_share=0.4, vocabulary_shift=0.8))
+    frame = generate(
+        DemoKnobs(
+            n=60,
+            seed=303,
+            new_intents=("crypto_transfer", "gift_card"),
+            new_intent_share=0.4,
+            vocabulary_shift=0.8,
+        )
+    )
     with FetchedAdapter(platform, version) as fetched:
         bundle = load_bundle(fetched.path)
     base = platform.resolve_base_by_sha256(version.base_model_sha256)
-    check = check_window(bundle, window_of(platform, version, frame), base=base,
-                         recipe=loaded.recipe, report_path=tmp_path / "report.html")
+    check = check_window(
+        bundle,
+        window_of(platform, version, frame),
+        base=base,
+        recipe=loaded.recipe,
+        report_path=tmp_path / "report.html",
+    )
     assert check.verdict.drifted is True
     assert {"text_domain_auc", "oov_rate"} & set(check.verdict.fired)
     for signal in check.verdict.fired:

@@ -14,13 +14,16 @@ from hypothesis import strategies as st
 from modelops.config.errors import InputError
 from modelops.serving.batch_scoring import read_batch
 
-FUZZ = settings(max_examples=60, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
-TEXT = st.text(alphabet=st.sampled_from(list("ab é,\"\n\0") + ["\ufeff"]), max_size=20)
-CELL = st.one_of(TEXT, st.integers(-5, 5), st.floats(allow_nan=True), st.none(),
-                 st.binary(max_size=3))
-COLUMNS = st.lists(st.sampled_from(["text", "label", "id", "other", "text"]), min_size=1,
-                   max_size=4)
+FUZZ = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+TEXT = st.text(alphabet=st.sampled_from(list('ab é,"\n\0') + ["\ufeff"]), max_size=20)
+CELL = st.one_of(
+    TEXT, st.integers(-5, 5), st.floats(allow_nan=True), st.none(), st.binary(max_size=3)
+)
+COLUMNS = st.lists(
+    st.sampled_from(["text", "label", "id", "other", "text"]), min_size=1, max_size=4
+)
 
 
 def check(name: str, data: bytes):
@@ -52,9 +55,12 @@ def test_fuzz_batch_csv(columns, rows):
 
 
 @FUZZ
-@given(columns=st.lists(st.sampled_from(["text", "label", "id", "other"]), min_size=1,
-                        max_size=3, unique=True),
-       cells=st.lists(st.tuples(CELL, CELL, CELL), max_size=8))
+@given(
+    columns=st.lists(
+        st.sampled_from(["text", "label", "id", "other"]), min_size=1, max_size=3, unique=True
+    ),
+    cells=st.lists(st.tuples(CELL, CELL, CELL), max_size=8),
+)
 def test_fuzz_batch_parquet(columns, cells):
     frame = pd.DataFrame({c: [row[i] for row in cells] for i, c in enumerate(columns)})
     buffer = io.BytesIO()

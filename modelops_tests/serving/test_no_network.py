@@ -31,13 +31,15 @@ def test_train_evaluate_promote_predict_never_leave_the_machine(
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # no offline switch to hide behind
         monkeypatch.delenv(name, raising=False)
     attempts = guard_network(monkeypatch)
-    settings = make_workspace(tmp_path, tiny_catalog, rows=240,
-                              recipe=merge(LENIENT, {"training": {"epochs": 1}}))
+    settings = make_workspace(
+        tmp_path, tiny_catalog, rows=240, recipe=merge(LENIENT, {"training": {"epochs": 1}})
+    )
     platform = Platform.from_settings(settings)
     quiet = lambda _m: None  # noqa: E731
     loaded = load_recipe(settings.recipes_dir / "demo.yaml")
-    adapter = train_adapter(platform, loaded, build_dataset(platform, loaded, emit=quiet),
-                            emit=quiet)
+    adapter = train_adapter(
+        platform, loaded, build_dataset(platform, loaded, emit=quiet), emit=quiet
+    )
     assert evaluate_adapter(platform, adapter.id, emit=quiet, loaded=loaded).decision.passed
     promote_if_passed(platform, adapter.id, who="tester", why="test")
     predictor = Predictor(platform, "demo", log=platform.production_log)

@@ -28,10 +28,17 @@ def store(tmp_path):
 
 def test_report_urls_follow_the_stored_keys():
     assert report_path(KEY) == "/reports/demo/adapter-3/window-1-200"
-    assert report_url("http://host:8080/", KEY) == "http://host:8080/reports/demo/adapter-3/window-1-200"
+    assert (
+        report_url("http://host:8080/", KEY)
+        == "http://host:8080/reports/demo/adapter-3/window-1-200"
+    )
     assert report_key("demo", "adapter-3", "window-1-200") == KEY
-    for bad in (("..", "adapter-3", "window-1-2"), ("demo", "adapter-x", "window-1-2"),
-                ("demo", "adapter-3", "window-1-2.html"), ("a/b", "adapter-3", "window-1-2")):
+    for bad in (
+        ("..", "adapter-3", "window-1-2"),
+        ("demo", "adapter-x", "window-1-2"),
+        ("demo", "adapter-3", "window-1-2.html"),
+        ("a/b", "adapter-3", "window-1-2"),
+    ):
         assert report_key(*bad) is None
     assert report_path("adapters/demo/v1/secret.html") is None
     assert report_path("drift/../x/adapter-1/window-1-2.html") is None
@@ -45,10 +52,12 @@ def test_a_stored_report_answers_over_http(store):
         assert response.text == HTML
         missing = client.get("/reports/demo/adapter-3/window-1-400")
         assert missing.status_code == 404 and "no such report" in missing.text
-        for path in ("/reports/demo/adapter-3/..%2F..%2Fadapters",
-                     "/reports/..%2Fadapters/demo/v1",
-                     "/reports/demo/adapter-3/window-1-200.html",
-                     "/reports/demo/v1/secret"):
+        for path in (
+            "/reports/demo/adapter-3/..%2F..%2Fadapters",
+            "/reports/..%2Fadapters/demo/v1",
+            "/reports/demo/adapter-3/window-1-200.html",
+            "/reports/demo/v1/secret",
+        ):
             response = client.get(path)
             assert response.status_code == 404, path
             assert "SECRET-CONTENT" not in response.text

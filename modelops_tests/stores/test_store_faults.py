@@ -31,9 +31,11 @@ def test_s3_endpoint_vanishing_mid_upload(tmp_path, s3_endpoint):
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
     boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
-        Bucket="faults")
-    store = S3ArtifactStore("faults", "root",
-                            client=s3_client(endpoint, "us-east-1", max_attempts=2))
+        Bucket="faults"
+    )
+    store = S3ArtifactStore(
+        "faults", "root", client=s3_client(endpoint, "us-east-1", max_attempts=2)
+    )
     uploads = []
     real_upload = store.client.upload_file
 
@@ -73,10 +75,20 @@ def test_database_lost_during_a_registry_write(pg_url):
             killed.append(pid)
 
     sa.event.listen(registry._engine, "commit", kill_before_commit)
-    fields = dict(recipe="demo", taxonomy_version="v1", base_model="tiny@r1",
-                  base_model_sha256="a" * 64, dataset_fingerprint="d", recipe_fingerprint="r",
-                  artifact_uri="/artifacts/1", artifact_sha256="b" * 64,
-                  weights_sha256="c" * 64, lineage={}, metrics={}, who="tester")
+    fields = dict(
+        recipe="demo",
+        taxonomy_version="v1",
+        base_model="tiny@r1",
+        base_model_sha256="a" * 64,
+        dataset_fingerprint="d",
+        recipe_fingerprint="r",
+        artifact_uri="/artifacts/1",
+        artifact_sha256="b" * 64,
+        weights_sha256="c" * 64,
+        lineage={},
+        metrics={},
+        who="tester",
+    )
     try:
         with pytest.raises(ModelopsError, match=r"registry postgresql\+psycopg2://.*rolled back"):
             registry.register(**fields)

@@ -51,7 +51,11 @@ def build_mapped_asset(loaded: LoadedRecipe) -> dg.AssetsDefinition:
 
 
 def offer_on_base(
-    platform: Platform, loaded: LoadedRecipe, dataset: DatasetRecord, base: str, who: str,
+    platform: Platform,
+    loaded: LoadedRecipe,
+    dataset: DatasetRecord,
+    base: str,
+    who: str,
     emit: Emit,
 ) -> MappedOffer:
     """:func:`offer_mapped_candidate` in a partition of revision ``base``; none when the

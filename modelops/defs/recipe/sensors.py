@@ -168,7 +168,10 @@ def not_retraining(metadata, state: dict, loaded: LoadedRecipe, now: float) -> s
 
 
 def drift_request(
-    instance: dg.DagsterInstance, loaded: LoadedRecipe, event, serving: AdapterVersion,
+    instance: dg.DagsterInstance,
+    loaded: LoadedRecipe,
+    event,
+    serving: AdapterVersion,
     catalog: Catalog,
 ) -> dg.RunRequest:
     """The retraining run of a drift report ``event``: the serving champion's taxonomy

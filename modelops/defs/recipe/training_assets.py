@@ -145,9 +145,7 @@ def build_evaluation_asset(loaded: LoadedRecipe) -> dg.AssetsDefinition:
         description="Test-split metrics of the candidate, side by side with the champion; "
         "the recipe's gates are its blocking checks.",
     )
-    def evaluation(
-        context: dg.AssetExecutionContext, platform: PlatformResource, adapter: dict
-    ):
+    def evaluation(context: dg.AssetExecutionContext, platform: PlatformResource, adapter: dict):
         evaluated = evaluate_candidate(
             platform.platform,
             loaded,
@@ -179,9 +177,7 @@ def build_champion_asset(loaded: LoadedRecipe) -> dg.AssetsDefinition:
         description="Moves the registry's champion alias to a candidate that passed every "
         "gate, with an audit entry.",
     )
-    def champion(
-        context: dg.AssetExecutionContext, platform: PlatformResource, evaluation: dict
-    ):
+    def champion(context: dg.AssetExecutionContext, platform: PlatformResource, evaluation: dict):
         p = platform.platform
         adapter_id = evaluation.get("winner_id") or evaluation["adapter_id"]
         versus = evaluation.get("taxonomy_change")
