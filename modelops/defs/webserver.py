@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -25,6 +22,17 @@ from modelops.config.errors import InputError, ModelopsError
 from modelops.config.progress import Emit
 from modelops.config.recipe import load_recipes
 from modelops.config.settings import Settings
+from modelops.defs.graphql_api import (
+    ADD_PARTITION,
+    BACKFILL_STATUS,
+    LAUNCH,
+    MATERIALIZED,
+    RUNNING_BACKFILLS,
+    STATUS_QUERY,
+    SUCCEEDED,
+    TERMINAL,
+    GraphQL,
+)
 from modelops.defs.keys import TAG_BASE, TAG_MODE, TAG_TAXONOMY, TAG_TRAINING, RecipeKeys
 from modelops.defs.partitions import (
     BASE_PARTITIONS,
@@ -36,90 +44,6 @@ from modelops.lifecycle.dataset import taxonomy_mapping
 from modelops.ml.catalog import Catalog
 
 log = logging.getLogger(__name__)
-
-TERMINAL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
-SUCCEEDED = ("COMPLETED", "COMPLETED_SUCCESS")
-
-STATUS_QUERY = """
-query Status($keys: [AssetKeyInput!]) {
-  assetNodes(assetKeys: $keys) {
-    assetKey { path }
-    repository { name location { name } }
-  }
-}"""
-
-MATERIALIZED = """
-query Done($key: AssetKeyInput!, $partitions: [String!]) {
-  assetOrError(assetKey: $key) {
-    __typename
-    ... on Asset { assetMaterializations(partitions: $partitions, limit: 1) { partition } }
-  }
-}"""
-
-ADD_PARTITION = """
-mutation Add($selector: RepositorySelector!, $name: String!, $key: String!) {
-  addDynamicPartition(repositorySelector: $selector, partitionsDefName: $name,
-                      partitionKey: $key) {
-    __typename
-    ... on PythonError { message }
-    ... on UnauthorizedError { message }
-  }
-}"""
-
-LAUNCH = """
-mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-    ... on PartitionKeysNotFoundError { message }
-    ... on PartitionSetNotFoundError { message }
-    ... on UnauthorizedError { message }
-    ... on InvalidSubsetError { message }
-  }
-}"""
-
-RUNNING_BACKFILLS = """
-query Running {
-  partitionBackfillsOrError(status: REQUESTED) {
-    __typename
-    ... on PartitionBackfills { results { id partitionNames assetSelection { path } } }
-    ... on PythonError { message }
-  }
-}"""
-
-BACKFILL_STATUS = """
-query Backfill($id: String!) {
-  partitionBackfillOrError(backfillId: $id) {
-    __typename
-    ... on PartitionBackfill { status }
-    ... on PythonError { message }
-  }
-}"""
-
-
-class GraphQL:
-    """A minimal client for the Dagster webserver's GraphQL endpoint."""
-
-    def __init__(self, url: str, timeout: float = 30.0):
-        self.url = url.rstrip("/")
-        self.timeout = timeout
-
-    def call(self, query: str, variables: dict) -> dict:
-        body = json.dumps({"query": query, "variables": variables}).encode()
-        request = urllib.request.Request(
-            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                document = json.loads(response.read())
-        except (urllib.error.URLError, OSError) as exc:
-            raise ModelopsError(
-                f"no Dagster webserver answers at {self.url} ({exc}); start it with `make run`"
-            ) from None
-        if document.get("errors"):
-            raise ModelopsError(f"Dagster GraphQL error: {document['errors'][0].get('message')}")
-        return document["data"]
 
 
 @dataclass(frozen=True)
@@ -207,23 +131,7 @@ def launch_backfills(
     out. Returns ``already_done``, ``already_running``, ``launched``, ``backfills``,
     ``backfill_id``/``url`` (the first one) and ``status`` (with ``wait``: the worst)."""
     client = GraphQL(url or settings.dagster_url)
-    keys = [{"path": list(RecipeKeys.of(t.recipe).evaluation.path)} for t in targets]
-    nodes = client.call(STATUS_QUERY, {"keys": keys})["assetNodes"]
-    # Dagster answers with the nodes as a set, in no given order: match them by key.
-    by_key = {tuple(n["assetKey"]["path"]): n for n in nodes}
-    missing = [
-        t.recipe for t in targets if tuple(RecipeKeys.of(t.recipe).evaluation.path) not in by_key
-    ]
-    if missing:
-        raise ModelopsError(
-            f"the Dagster instance at {client.url} does not know the assets of recipe(s) "
-            f"{', '.join(missing)} (reload the code location)"
-        )
-    node = by_key[tuple(RecipeKeys.of(targets[0].recipe).evaluation.path)]
-    selector = {
-        "repositoryName": node["repository"]["name"],
-        "repositoryLocationName": node["repository"]["location"]["name"],
-    }
+    selector = _repository_selector(client, targets)
     done, pending = [], []
     for target in targets:
         (done if _materialized(client, target) else pending).append(target)
@@ -294,6 +202,27 @@ def launch_rebase(
         tags={TAG_BASE: new, TAG_MODE: "full", TAG_TRAINING: "backfill"},
     )
     return {"base": new, "target": f"{ref} ({new})", **report}
+
+
+def _repository_selector(client: GraphQL, targets: list[Target]) -> dict:
+    """The code location that holds the targets' assets; refuses recipes it does not know."""
+    keys = [{"path": list(RecipeKeys.of(t.recipe).evaluation.path)} for t in targets]
+    nodes = client.call(STATUS_QUERY, {"keys": keys})["assetNodes"]
+    # Dagster answers with the nodes as a set, in no given order: match them by key.
+    by_key = {tuple(n["assetKey"]["path"]): n for n in nodes}
+    missing = [
+        t.recipe for t in targets if tuple(RecipeKeys.of(t.recipe).evaluation.path) not in by_key
+    ]
+    if missing:
+        raise ModelopsError(
+            f"the Dagster instance at {client.url} does not know the assets of recipe(s) "
+            f"{', '.join(missing)} (reload the code location)"
+        )
+    node = by_key[tuple(RecipeKeys.of(targets[0].recipe).evaluation.path)]
+    return {
+        "repositoryName": node["repository"]["name"],
+        "repositoryLocationName": node["repository"]["location"]["name"],
+    }
 
 
 def _materialized(client: GraphQL, target: Target) -> bool:

@@ -13,9 +13,9 @@ from modelops.domain.lineage import (
     code_version,
     library_versions,
 )
+from modelops.lifecycle.lineage_run import LineageRun, train_from_lineage
 from modelops.lifecycle.mapped import is_mapped, reproduce_mapped
 from modelops.lifecycle.platform import Platform
-from modelops.lifecycle.train import LineageRun, train_from_lineage
 
 log = logging.getLogger(__name__)
 

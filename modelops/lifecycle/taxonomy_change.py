@@ -179,7 +179,13 @@ def compare_candidates(
         f"trained {trained.id} {metric} {trained_value:.4f} ({costs['trained']:.1f} s) vs "
         f"mapped {mapped.id} {mapped_value:.4f} ({costs['mapped']:.1f} s): {winner} wins ({why})"
     )
-    for version in (trained, mapped):
+    _record_comparison(platform, (trained, mapped), comparison)
+    return comparison
+
+
+def _record_comparison(platform: Platform, versions, comparison: dict) -> None:
+    """The comparison recorded with each evaluated adapter (its gate kept as it is)."""
+    for version in versions:
         if version.gate is not None:
             platform.registry.record_evaluation(
                 version.id,
@@ -187,7 +193,6 @@ def compare_candidates(
                 gate=version.gate,
                 who=platform.settings.user,
             )
-    return comparison
 
 
 def choose_winner(

@@ -9,14 +9,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from modelops.config.fingerprint import sha256_json
 from modelops.config.progress import Emit
-from modelops.config.recipe import LoadedRecipe, Recipe
+from modelops.config.recipe import LoadedRecipe
 from modelops.domain.dataset import (
     PreparedDataset,
-    incremental_split,
 )
 from modelops.domain.lineage import (
     MANIFEST_FILE,
@@ -27,39 +24,18 @@ from modelops.domain.lineage import (
 )
 from modelops.lifecycle.candidate_scores import find_champion, score_for_evaluation
 from modelops.lifecycle.cost import dir_bytes, measure
-from modelops.lifecycle.dataset import DatasetRecord, load_dataset
-from modelops.lifecycle.fetch import FetchedAdapter
+from modelops.lifecycle.dataset import DatasetRecord
+from modelops.lifecycle.lineage_run import LineageRun, train_from_lineage
 from modelops.lifecycle.mapped import is_mapped
 from modelops.lifecycle.platform import Platform
 from modelops.ml.base_inspect import base_lineage
 from modelops.ml.catalog import ResolvedBase
 from modelops.ml.checkpoint import Checkpointer
-from modelops.ml.training import TrainingResult, train_classifier
-from modelops.ml.warm_start import WarmStart
+from modelops.ml.training import TrainingResult
 from modelops.monitoring.reference import build_bundle, calibration_summary
 from modelops.stores.registry_records import AdapterVersion
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LineageRun:
-    """What ``train_from_lineage`` trains: a recipe on a base model and a stored dataset (its
-    record: key, sha256, fingerprint, labels), as the lineage says (full, or incremental from
-    its warm start), into ``out_dir`` on ``threads`` torch threads."""
-
-    recipe: Recipe
-    base: ResolvedBase
-    dataset: dict
-    lineage: dict
-    out_dir: Path
-    threads: int
-    blas_threads: int | None = None
-    """BLAS threads of the probe fit (default ``threads``)."""
-    checkpointer: Checkpointer | None = None
-    """Where to checkpoint and resume the training loop; None: no checkpoints."""
-    keep_model: bool = False
-    """Keep the trained model in memory (``TrainingResult.trained``)."""
 
 
 @dataclass(frozen=True)
@@ -121,24 +97,7 @@ def train_adapter(
             checkpointer.clear()
             return same
         cost = training_cost(measured, out, request.base.path)
-        thresholds = build_bundle(
-            recipe=loaded.recipe,
-            base=request.base,
-            dataset=prepared,
-            adapter_dir=out,
-            emit=emit,
-            trained=result.trained,
-        )
-        score_for_evaluation(
-            platform,
-            result.trained,
-            out,
-            base=request.base,
-            champion=_champion(request),
-            texts=prepared.split("test")["text"].tolist(),
-            max_length=loaded.recipe.training.max_length,
-            emit=emit,
-        )
+        thresholds = _reference_and_scores(request, result, prepared, out)
         manifest = _write_manifest(out, lineage, result, thresholds, cost)
         key = f"adapters/{loaded.name}/{request.version}/{result.weights_sha256[:24]}"
         ref = platform.store.put_dir(key, out)
@@ -258,6 +217,34 @@ def _train(
     return result, prepared, measured
 
 
+def _reference_and_scores(
+    request: _Request, result: TrainingResult, prepared: PreparedDataset, out: Path
+) -> dict:
+    """From the model as trained (no second load of the base): the drift reference in
+    ``out`` (its calibrated thresholds returned) and the test-split scores the evaluation
+    reads (``modelops.lifecycle.candidate_scores``)."""
+    recipe = request.loaded.recipe
+    thresholds = build_bundle(
+        recipe=recipe,
+        base=request.base,
+        dataset=prepared,
+        adapter_dir=out,
+        emit=request.emit,
+        trained=result.trained,
+    )
+    score_for_evaluation(
+        request.platform,
+        result.trained,
+        out,
+        base=request.base,
+        champion=_champion(request),
+        texts=prepared.split("test")["text"].tolist(),
+        max_length=recipe.training.max_length,
+        emit=request.emit,
+    )
+    return thresholds
+
+
 def _same_weights(request: _Request, weights_sha256: str) -> AdapterVersion | None:
     """An adapter of the same version and labels already registered with these weights."""
     for existing in request.platform.registry.find_by_weights(request.loaded.name, weights_sha256):
@@ -341,59 +328,6 @@ def _register(
     )
     request.emit(f"registered adapter {registered.id} ({ref.uri}) as candidate; {kept}")
     return registered
-
-
-def train_from_lineage(
-    platform: Platform, run: LineageRun, emit: Emit
-) -> tuple[TrainingResult, PreparedDataset]:
-    """Train from a lineage (full, or incremental from its warm start); the training
-    runs of ``train_adapter`` and ``reproduce`` are this one function. Returns the result
-    and the dataset loaded from the record."""
-    recipe, base, out, threads = run.recipe, run.base, run.out_dir, run.threads
-    prepared = load_dataset(platform, run.dataset)
-    warm = run.lineage.get("warm_start")
-    if not warm:
-        result = train_classifier(
-            recipe=recipe,
-            base=base,
-            dataset=prepared,
-            out_dir=out,
-            threads=threads,
-            emit=emit,
-            checkpointer=run.checkpointer,
-            blas_threads=run.blas_threads,
-            keep_model=run.keep_model,
-        )
-        return result, prepared
-    champion = platform.registry.get(warm["adapter_id"])
-    previous = load_dataset(platform, champion.lineage["dataset"])
-    subset = incremental_split(prepared, previous, warm["replay_fraction"])
-    emit(
-        f"incremental from adapter {champion.id}: "
-        f"{subset.stats['incremental_new_train_rows']} new and "
-        f"{subset.stats['incremental_replay_rows']} replayed training rows"
-    )
-    training = recipe.training.model_copy(update={"epochs": warm["epochs"]})
-    seen = previous.split("train")  # the champion's training rows
-    replayed = subset.split("train")["text_sha256"].isin(set(seen["text_sha256"])).to_numpy()
-    with FetchedAdapter(platform, champion) as fetched:
-        result = train_classifier(
-            recipe=recipe.model_copy(update={"training": training}),
-            base=base,
-            dataset=subset,
-            out_dir=out,
-            threads=threads,
-            emit=emit,
-            warm_start=WarmStart(
-                path=fetched.path,
-                seen_labels=frozenset(seen["label"]),
-                sample_weight=np.where(replayed, 1 / warm["replay_fraction"], 1.0),
-            ),
-            checkpointer=run.checkpointer,
-            blas_threads=run.blas_threads,
-            keep_model=run.keep_model,
-        )
-    return result, prepared
 
 
 def training_cost(measured: dict, adapter_dir: Path, base_dir: Path) -> dict:
