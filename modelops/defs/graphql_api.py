@@ -85,6 +85,13 @@ class GraphQL:
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 document = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            reason = exc.read(300).decode("utf-8", "replace").strip()
+            raise ModelopsError(
+                f"the Dagster webserver at {self.url} refused the request ({exc.code}: "
+                f"{reason}); behind a proxy, add its host name to MODELOPS_UI_PUBLIC_NAMES "
+                "(docs/security.md)"
+            ) from None
         except (urllib.error.URLError, OSError) as exc:
             raise ModelopsError(
                 f"no Dagster webserver answers at {self.url} ({exc}); start it with `make run`"

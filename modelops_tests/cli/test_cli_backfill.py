@@ -1,5 +1,6 @@
-"""``modelops backfill`` against a real Dagster webserver: it launches a backfill of the
-taxonomy-version partition through Dagster's GraphQL API, and skips finished work."""
+"""``modelops backfill`` against a real Dagster webserver (``modelops ui``, behind the
+browser guard): it launches a backfill of the taxonomy-version partition through Dagster's
+GraphQL API, and skips finished work."""
 
 from __future__ import annotations
 
@@ -39,14 +40,14 @@ def webserver(tiny_catalog, tmp_path, monkeypatch):
     process = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "dagster_webserver",
-            "-h",
-            "127.0.0.1",
+            "-c",
+            "import sys; from modelops.cli import main; sys.exit(main())",
+            "ui",
+            "--no-daemon",
             "-p",
             str(port),
-            "-m",
-            "modelops.definitions",
+            "-w",
+            str(REPO / "workspace.yaml"),
         ],
         cwd=tmp_path,
         env={**os.environ, **env},
@@ -62,10 +63,10 @@ def webserver(tiny_catalog, tmp_path, monkeypatch):
                 break
             except OSError:
                 if process.poll() is not None:
-                    pytest.fail("dagster-webserver exited during start-up")
+                    pytest.fail("modelops ui exited during start-up")
                 time.sleep(0.5)
         else:
-            pytest.fail("dagster-webserver did not answer within 120 s")
+            pytest.fail("modelops ui did not answer within 120 s")
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         yield settings, home, url
