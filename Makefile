@@ -38,7 +38,20 @@ check-defs: $(STAMP)
 	DAGSTER_HOME=$$home $(DG) check defs && DAGSTER_HOME=$$home $(DG) list defs; \
 	status=$$?; rm -rf $$home; exit $$status
 
-test: $(STAMP)
+# Headless Chromium for the report security tests (modelops_tests/security/test_reports_*):
+# Debian's chromium package, installed when /usr/bin/chromium is missing (needs root).
+.PHONY: browser
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && apt-get install -y -q chromium; \
+	else \
+		echo "make browser: /usr/bin/chromium is missing; install Debian's chromium package" \
+			"as root (apt-get install -y chromium). Without it the report browser tests" \
+			"skip, and fail under CI=true." >&2; \
+	fi
+
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(MAKE) --no-print-directory check-defs

@@ -48,7 +48,11 @@ def test_a_stored_report_answers_over_http(store):
     with ServerThread(reports_app(store)) as base, httpx.Client(base_url=base) as client:
         response = client.get(report_path(KEY))
         assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/html")
+        # Not an Evidently report (modelops_tests/security/test_reports_* serve real ones):
+        # shown as text, in a sandbox where nothing runs.
+        assert response.headers["content-type"].startswith("text/plain")
+        assert response.headers["content-security-policy"] == "sandbox; default-src 'none'"
+        assert response.headers["x-content-type-options"] == "nosniff"
         assert response.text == HTML
         missing = client.get("/reports/demo/adapter-3/window-1-400")
         assert missing.status_code == 404 and "no such report" in missing.text
