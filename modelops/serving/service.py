@@ -35,6 +35,7 @@ from modelops.serving.prediction_buffer import LogBuffer
 from modelops.serving.ranking import ranked
 from modelops.serving.readiness import RegistryDown, Waiting
 from modelops.serving.schemas import Limits, PredictRequest, RequestError, check_labels
+from modelops.stores.db.engine import masked_url
 from modelops.stores.production_log import PredictionRecord, text_sha256
 from modelops.stores.registry_records import CANDIDATE, SERVING
 from modelops.stores.serving_log import (
@@ -192,7 +193,8 @@ class ServingService:
         try:
             version = registry.alias(recipe, SERVING)
         except Exception as exc:
-            raise RegistryDown(str(exc)) from exc
+            where = masked_url(self.platform.settings.database_url)
+            raise RegistryDown(f"registry {where}: {exc}") from exc
         if version is None:
             self.waiting.no_adapter(recipe)
             return
