@@ -64,11 +64,11 @@ def test_readyz_names_no_host_user_database_or_path(db_url, tiny_catalog, tmp_pa
             ),
             "readiness to notice the database is gone",
         )
-        doc = broken.json()
-        assert doc["status"] == "waiting" and "registry" in doc["waiting"]["demo"]
         text = broken.body.decode()
         for secret in [*secrets, str(tmp_path), "://", "@"]:
             assert secret.lower() not in text.lower(), (secret, text)
+        doc = broken.json()
+        assert doc["status"] == "waiting" and "registry" in doc["waiting"]["demo"]
         rid = broken.headers["x-request-id"]
         assert serve.request("GET", "/healthz").status == 200  # the process lives on
     lines = [x for x in serve.output().splitlines() if f"[{rid}]" in x]
