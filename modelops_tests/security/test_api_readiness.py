@@ -14,7 +14,6 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from modelops.stores.db.engine import registry_engine, upgrade
-from modelops_tests.conftest import PG_ADMIN_URL
 from modelops_tests.fixtures.security_api import ServeProcess, wait_for
 from modelops_tests.fixtures.workspace import make_workspace
 
@@ -38,7 +37,8 @@ def _break(url: str) -> list[str]:
         with open(path, "r+b") as f:  # same file, not a database any more
             f.write(b"this is not a database. " * 64)
         return [str(path), path.name, str(path.parent), "sqlite"]
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    # the server's maintenance database, from which another one can be dropped
+    admin = sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f'drop database "{parsed.database}" with (force)'))
