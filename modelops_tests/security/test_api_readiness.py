@@ -51,10 +51,15 @@ def test_readyz_names_no_host_user_database_or_path(db_url, tiny_catalog, tmp_pa
     settings = make_workspace(tmp_path / "ws", tiny_catalog, database_url=db_url)
     _migrated(settings.database_url)
     with ServeProcess(settings, tmp_path / "serve.log", "--recipe", "demo") as serve:
-        waiting = wait_for(
-            lambda: (a := serve.request("GET", "/readyz")).status == 503 and a, "waiting"
+        waiting = wait_for(  # once the registry was asked: before, "not loaded yet"
+            lambda: (
+                (a := serve.request("GET", "/readyz")).status == 503
+                and NO_ADAPTER in a.json()["waiting"]["demo"]
+                and a
+            ),
+            "the registry to say there is no adapter",
         )
-        assert NO_ADAPTER in waiting.json()["waiting"]["demo"]
+        assert waiting.json()["status"] == "waiting"
         secrets = _break(settings.database_url)
         broken = wait_for(
             lambda: (
