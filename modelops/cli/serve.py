@@ -29,6 +29,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="file holding the bearer token (default: MODELOPS_SERVE_TOKEN); "
         "required to bind beyond loopback",
     )  # fmt: skip
+    serve.add_argument(
+        "--public-name", action="append", default=[], metavar="HOST",
+        help="without a token, a host name (besides loopback) that requests may name in "
+        "their Host header (repeatable; default: MODELOPS_SERVE_PUBLIC_NAME, comma separated)",
+    )  # fmt: skip
     serve.add_argument("--poll", type=float, default=2.0, help="registry check period, seconds")
     serve.add_argument(
         "--max-batch", type=_positive, default=64, help="texts gathered from queued requests"
@@ -41,8 +46,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-wait-ms", type=float, default=2.0,
         help="how long a batch waits for a request that is on its way",
     )  # fmt: skip
+    serve.add_argument(
+        "--max-queue", type=_positive, default=128,
+        help="requests that may wait to be scored; more are answered 503 with Retry-After",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-concurrency", type=_positive, default=512,
+        help="connections and requests in flight; more are answered 503 (uvicorn's limit)",
+    )  # fmt: skip
     serve.add_argument("--max-texts", type=_positive, default=256, help="texts per request")
     serve.add_argument("--max-chars", type=_positive, default=2000, help="characters per text")
+    serve.add_argument(
+        "--max-body-bytes", type=_positive, default=4 * 1024 * 1024,
+        help="bytes per request body; a larger one is answered 413 unread",
+    )  # fmt: skip
     serve.add_argument(
         "--redact", action="store_true", help="log texts' sha256 and length only, not the text"
     )
@@ -85,16 +102,32 @@ def _token(args: argparse.Namespace, env_token: str | None) -> str | None:
     return token
 
 
-def serve_app(platform, config, token: str | None):
+def _public_names(args: argparse.Namespace) -> frozenset[str]:
+    """``--public-name`` values, else ``MODELOPS_SERVE_PUBLIC_NAME`` (comma separated)."""
+    import os
+
+    from modelops.serving.auth import public_names
+
+    given = args.public_name or [os.environ.get("MODELOPS_SERVE_PUBLIC_NAME", "")]
+    return public_names(given)
+
+
+def serve_app(platform, config, token: str | None, public_names=()):
     """The app ``modelops serve`` runs: the prediction API over ``platform`` and the stored
     drift reports linked from the Dagster UI (``MODELOPS_SERVE_URL`` + ``/reports/...``),
-    behind the same token as the API, since reports hold production texts."""
+    behind the same gate as the API (token, or Host check without one), since reports
+    hold production texts."""
     from modelops.serving.app import build_app
     from modelops.serving.reports import report_routes
     from modelops.serving.service import ServingService
 
     service = ServingService(platform, config)
-    return build_app(service, token=token, extra_routes=report_routes(platform.store))
+    return build_app(
+        service,
+        token=token,
+        public_names=public_names,
+        extra_routes=report_routes(platform.store),
+    )
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -109,6 +142,7 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     token = _token(args, settings.serve_token)
     check_binding(args.host, token)
+    names = _public_names(args)
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(
@@ -121,16 +155,29 @@ def run_serve(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         score_batch=args.score_batch,
         max_wait_s=args.max_wait_ms / 1000,
-        limits=Limits(max_texts=args.max_texts, max_chars=args.max_chars),
+        max_queue=args.max_queue,
+        limits=Limits(
+            max_texts=args.max_texts, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes
+        ),
         redact_text=args.redact,
     )
     import torch
 
     torch.set_num_threads(settings.torch_threads)
-    app = serve_app(Platform.from_settings(settings), config, token)
-    auth = "bearer token required" if token else "no token: loopback only"
+    app = serve_app(Platform.from_settings(settings), config, token, names)
+    if token:
+        auth = "bearer token required"
+    else:
+        auth = "no token: Host must name loopback" + "".join(f" or {n}" for n in sorted(names))
     print(f"modelops serve: http://{args.host}:{args.port} ({auth})", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        limit_concurrency=args.max_concurrency,
+    )
     return 0
 
 

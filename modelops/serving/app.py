@@ -5,8 +5,10 @@
 Starlette routes beside these (the stored drift reports). Each route is a module-level
 handler that finds the service on ``request.app.state`` and calls one of its methods.
 Errors answer JSON ``{"error", "field", "request_id"}``: 4xx for bad requests, 503
-while a recipe has no adapter, 500 with no detail (the log line has it, under the
-request id).
+while a recipe has no adapter or the request queue is full (with ``Retry-After``), 500
+with no detail (the log line has it, under the request id). In front of every route,
+extra ones included, :class:`~modelops.serving.auth.AuthMiddleware` checks the Host
+(without a token), the token (with one) and that request bodies are JSON.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
 
@@ -55,10 +57,19 @@ def _rid(request: Request) -> str:
     return request.scope.get("state", {}).get("request_id", "-")
 
 
-def _error(request: Request, status: int, message: str, field: str | None = None) -> Response:
-    return JSONResponse(
-        {"error": message, "field": field, "request_id": _rid(request)}, status_code=status
-    )
+def _client_rid(request: Request) -> str | None:
+    return request.scope.get("state", {}).get("client_request_id")
+
+
+def _error(
+    request: Request,
+    status: int,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body = {"error": message, "field": field, "request_id": _rid(request)}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -95,7 +106,8 @@ def _body(request: Request, parse: Callable[[Any, Limits], T]) -> Callable[[], A
 
 async def predict(request: Request) -> Response:
     body = _body(request, predict_request)
-    answer = await _service(request).predict(request.path_params["recipe"], body, _rid(request))
+    recipe = request.path_params["recipe"]
+    answer = await _service(request).predict(recipe, body, _rid(request), _client_rid(request))
     return JSONResponse(answer)
 
 
@@ -114,7 +126,12 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    ready, body = _service(request).readiness()
+    """Ready or not, and why in fixed words; what went wrong in full goes to the log
+    (WARNING, under this request's id), never to the (unauthenticated) answer."""
+    service = _service(request)
+    ready, body = service.readiness()
+    if not ready:
+        service.waiting.log()
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
@@ -165,7 +182,7 @@ ROUTES = (
 
 
 async def request_error(request: Request, exc: RequestError) -> Response:
-    return _error(request, exc.status, exc.message, exc.field)
+    return _error(request, exc.status, exc.message, exc.field, exc.headers)
 
 
 async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -209,14 +226,24 @@ def build_app(
     service: ServingService,
     *,
     token: str | None = None,
+    public_names: Iterable[str] = (),
     extra_routes: Sequence[BaseRoute] = (),
     manage_service: bool = True,
 ) -> Starlette:
     """The app; with ``manage_service`` it starts and stops ``service`` with itself.
-    Its handlers find ``service`` (and the OpenAPI document) on ``app.state``."""
+    Its handlers find ``service`` (and the OpenAPI document) on ``app.state``.
+    ``public_names``: host names (besides loopback) a request may name in ``Host``
+    when there is no token (:func:`~modelops.serving.auth.public_names`)."""
+    refused = service.metrics.refused
+    gate = Middleware(
+        AuthMiddleware,
+        token=token,
+        public_names=public_names,
+        on_refused=lambda reason: refused.labels(reason).inc(),
+    )
     app = Starlette(
         routes=[*ROUTES, *extra_routes],
-        middleware=[Middleware(AuthMiddleware, token=token)],
+        middleware=[gate],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=_lifespan,
     )

@@ -16,6 +16,11 @@ Hot swap: :meth:`MicroBatcher.set_route` points a recipe at a newly loaded adapt
 jobs queued before still finish on the old one, which is unloaded by the worker once
 no job needs it and no route names it. Shadow jobs (a candidate scoring the same texts)
 run only when no request is waiting, and are dropped (counted) when their queue is full.
+
+Overload: at most ``max_queue`` requests wait to be scored; :meth:`MicroBatcher.submit`
+refuses one more with :class:`QueueFull` (the HTTP service answers 503 with
+``Retry-After``), so the queue and the answer time stay bounded under a flood; the
+requests already queued are all scored.
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ from modelops.serving.model_pool import ModelPool, SharedBaseAdapter
 logger = logging.getLogger(__name__)
 
 
+class QueueFull(Exception):
+    """The request queue holds ``max_queue`` requests: come back later."""
+
+
 @dataclass
 class _Job:
     adapter: SharedBaseAdapter
@@ -53,6 +62,7 @@ class MicroBatcher:
         *,
         max_batch: int = 64,
         max_wait_s: float = 0.002,
+        max_queue: int = 128,
         max_shadow_jobs: int = 1000,
         on_batch: Callable[[int, int], None] | None = None,
         on_shadow_drop: Callable[[], None] | None = None,
@@ -60,6 +70,8 @@ class MicroBatcher:
         self.pool = pool
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
+        self.max_queue = max_queue
+        """Requests that may wait to be scored; one more is refused (:class:`QueueFull`)."""
         self.max_shadow_jobs = max_shadow_jobs
         self.on_batch = on_batch
         """Called with (texts, jobs) of every scored group."""
@@ -135,11 +147,14 @@ class MicroBatcher:
 
     def submit(self, recipe: str, texts: Sequence[str]) -> tuple[SharedBaseAdapter, Future]:
         """Queue ``texts`` (cleaned) for the adapter that serves ``recipe`` now; that
-        adapter and a future of the probabilities, shape (len(texts), labels)."""
+        adapter and a future of the probabilities, shape (len(texts), labels).
+        :class:`QueueFull` when ``max_queue`` requests wait already."""
         with self._cond:
             adapter = self.route(recipe)
             if adapter is None:
                 raise NotFoundError(f"recipe {recipe!r} has no serving adapter loaded")
+            if len(self._main) >= self.max_queue:
+                raise QueueFull(f"{len(self._main)} requests wait to be scored")
             job = _Job(adapter, list(texts))
             self._pending[adapter.id] += 1
             self._main.append(job)
@@ -170,6 +185,14 @@ class MicroBatcher:
     def queued(self) -> int:
         """Jobs waiting (requests and shadow)."""
         return len(self._main) + len(self._shadow)
+
+    def waiting(self) -> int:
+        """Requests waiting to be scored (what ``max_queue`` bounds)."""
+        return len(self._main)
+
+    def full(self) -> bool:
+        """Whether a request submitted now would be refused (:class:`QueueFull`)."""
+        return len(self._main) >= self.max_queue
 
     # ----------------------------------------------------------------- worker
 

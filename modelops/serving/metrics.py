@@ -14,12 +14,14 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 class ServingMetrics:
-    """Requests, latency, batch sizes, loaded adapters, the log's backlog and drops."""
+    """Requests, latency, batch sizes, loaded adapters, the log's backlog and drops, the
+    request queue and the requests refused."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self._traffic(self.registry)
         self._memory_and_log(self.registry)
+        self._queue_and_refusals(self.registry)
 
     def _traffic(self, r: CollectorRegistry) -> None:
         """Requests, their latency, texts scored, batches, adapter swaps."""
@@ -83,6 +85,28 @@ class ServingMetrics:
         self.shadow_dropped = Counter(
             "modelops_shadow_dropped_jobs_total",
             "Shadow scorings skipped (queue full)",
+            registry=r,
+        )
+
+    def _queue_and_refusals(self, r: CollectorRegistry) -> None:
+        """The request queue (its length, its bound, the requests it turned away) and
+        the requests the gate refused (Host, token, content type)."""
+        self.queue = Gauge("modelops_queue_requests", "Requests waiting to be scored", registry=r)
+        self.queue_limit = Gauge(
+            "modelops_queue_limit_requests",
+            "Requests that may wait to be scored (--max-queue)",
+            registry=r,
+        )
+        self.busy = Counter(
+            "modelops_queue_full_total",
+            "Requests answered 503 (Retry-After) because the queue was full",
+            registry=r,
+        )
+        self.refused = Counter(
+            "modelops_refused_requests_total",
+            "Requests refused before any route: wrong Host, missing or wrong token, "
+            "a body that is not JSON",
+            ["reason"],
             registry=r,
         )
 

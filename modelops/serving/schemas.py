@@ -22,11 +22,15 @@ MAX_LABEL_CHARS = 200
 class RequestError(Exception):
     """A bad request: HTTP ``status``, the ``field`` at fault (None: the whole body)."""
 
-    def __init__(self, status: int, field: str | None, message: str):
+    def __init__(
+        self, status: int, field: str | None, message: str, headers: dict[str, str] | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.field = field
         self.message = message
+        self.headers = headers or {}
+        """Extra response headers (``Retry-After`` of a 503)."""
 
     def body(self) -> dict[str, Any]:
         return {"error": self.message, "field": self.field}
@@ -180,6 +184,19 @@ def feedback_request(doc: Any, limits: Limits) -> list[dict[str, Any]]:
     return items
 
 
+def check_labels(items: list[dict[str, Any]], labels: list[str], taxonomy: str) -> None:
+    """Every feedback item's ``true_label`` is one of ``labels`` (those of ``taxonomy``,
+    e.g. ``"taxonomy v2"``); else a 422 naming the first one that is not."""
+    known = set(labels)
+    for i, item in enumerate(items):
+        if item["true_label"] not in known:
+            raise RequestError(
+                422,
+                f"feedback[{i}].true_label",
+                f"{item['true_label']!r} is not a label of {taxonomy}; nothing was stored",
+            )
+
+
 # --------------------------------------------------------------------------- OpenAPI
 
 _ERROR = {
@@ -213,6 +230,7 @@ _PREDICT_RESPONSE = {
         "taxonomy_version": {"type": "string"},
         "base_model": {"type": "string"},
         "request_id": {"type": "string"},
+        "client_request_id": {"type": ["string", "null"]},
         "predictions": {"type": "array", "items": _PREDICTION},
     },
 }
@@ -262,13 +280,13 @@ def _paths() -> dict[str, Any]:
             "Label texts with the recipe's serving adapter",
             "PredictRequest",
             ("200", "one prediction per text", _PREDICT_RESPONSE),
-            (400, 401, 404, 413, 422, 503),
+            (400, 401, 404, 413, 415, 421, 422, 503),
         ),
         "/v1/recipes/{recipe}/feedback": _post(
             "True labels, by prediction id or by your id",
             "FeedbackRequest",
             ("202", "queued for the production log", {"type": "object"}),
-            (400, 401, 404, 413, 422),
+            (400, 401, 404, 413, 415, 421, 422, 503),
         ),
         "/v1/adapters": _get("Loaded adapters and routes"),
         "/healthz": _get("The process answers", public=True),

@@ -7,6 +7,9 @@ candidate); a new one is loaded beside the old one and then routed to, so a prom
 or a rollback is picked up within seconds, with no restart and no request failed or
 answered by a mix of adapters. When the registry cannot be reached the routes stay as
 they are.
+
+Readiness says why a recipe waits in fixed words that name no host, user, path or URI;
+what went wrong in full is kept apart for the log (:mod:`modelops.serving.readiness`).
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ import numpy as np
 from modelops.config.errors import InputError, NotFoundError
 from modelops.config.recipe import load_recipes
 from modelops.lifecycle.platform import Platform
-from modelops.serving.batching import MicroBatcher
+from modelops.serving.batching import MicroBatcher, QueueFull
 from modelops.serving.metrics import ServingMetrics
 from modelops.serving.model_pool import ModelPool, SharedBaseAdapter
 from modelops.serving.prediction_buffer import LogBuffer
 from modelops.serving.ranking import ranked
-from modelops.serving.schemas import Limits, PredictRequest, RequestError
+from modelops.serving.readiness import RegistryDown, Waiting
+from modelops.serving.schemas import Limits, PredictRequest, RequestError, check_labels
+from modelops.stores.db.engine import masked_url
 from modelops.stores.production_log import PredictionRecord, text_sha256
 from modelops.stores.registry_records import CANDIDATE, SERVING
 from modelops.stores.serving_log import (
@@ -59,6 +64,10 @@ class ServeConfig:
     """Texts per forward pass: a round's texts are sorted by length and scored in chunks
     of this many, each padded to its own longest text."""
     max_wait_s: float = 0.002
+    max_queue: int = 128
+    """Requests that may wait to be scored; one more is answered 503 with Retry-After."""
+    retry_after_s: int = 1
+    """What that 503's ``Retry-After`` says, in seconds."""
     limits: Limits = field(default_factory=Limits)
     buffer_dir: Path | None = None
     """The on-disk log buffer (default ``<MODELOPS_HOME>/serve-buffer``)."""
@@ -83,6 +92,7 @@ class ServingService:
             self.pool,
             max_batch=config.max_batch,
             max_wait_s=config.max_wait_s,
+            max_queue=config.max_queue,
             on_batch=self.metrics.observe_batch,
             on_shadow_drop=self.metrics.shadow_dropped.inc,
         )
@@ -95,14 +105,16 @@ class ServingService:
             retry_s=config.retry_s,
             on_drop=self.metrics.dropped.inc,
         )
-        self.waiting: dict[str, str] = {r: "not loaded yet" for r in self.shadow}
-        """recipe -> why it has no adapter yet."""
+        self.waiting = Waiting(self.shadow)
+        """The recipes without an adapter yet, and why."""
         self.metrics.watch(
             adapters=lambda: len(self.pool.loaded()),
             bases=lambda: len(self.pool.bases()),
             backlog=lambda: self.buffer.backlog,
             spooled=lambda: self.buffer.spooled,
+            queue=self.batcher.waiting,
         )
+        self.metrics.queue_limit.set(config.max_queue)
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -149,13 +161,15 @@ class ServingService:
         return not self.waiting
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """Whether every served recipe has its adapter, and what ``/readyz`` says."""
+        """Whether every served recipe has its adapter, and what ``/readyz`` says: in
+        fixed words, naming no host, user, path or URI (:attr:`waiting` keeps what
+        went wrong, for the log)."""
         if self.ready():
             return True, {"status": "ready", "routes": dict(self.batcher.routes)}
         return False, {
             "status": "waiting",
             "error": "not every served recipe has its adapter loaded",
-            "waiting": dict(self.waiting),
+            "waiting": dict(self.waiting.reasons),
         }
 
     def _watch(self) -> None:
@@ -172,19 +186,23 @@ class ServingService:
             except Exception as exc:  # registry or store unreachable: keep what serves
                 logger.warning("recipe %s: cannot load its adapter (%s)", recipe, exc)
                 if recipe in self.waiting:
-                    self.waiting[recipe] = f"cannot load its adapter: {exc}"
+                    self.waiting.failed(recipe, exc)
 
     def _sync_recipe(self, recipe: str, shadow: bool) -> None:
         registry = self.platform.registry
-        version = registry.alias(recipe, SERVING)
+        try:
+            version = registry.alias(recipe, SERVING)
+        except Exception as exc:
+            where = masked_url(self.platform.settings.database_url)
+            raise RegistryDown(f"registry {where}: {exc}") from exc
         if version is None:
-            self.waiting[recipe] = "no serving adapter yet (train and promote one)"
+            self.waiting.no_adapter(recipe)
             return
         if self.batcher.routes.get(recipe) != version.id:
             self._route(recipe, version, self.batcher.set_route)
             self.metrics.swaps.labels(recipe).inc()
             logger.info("recipe %s: adapter %s answers now", recipe, version.id)
-        self.waiting.pop(recipe, None)
+        self.waiting.loaded(recipe)
         candidate = registry.alias(recipe, CANDIDATE) if shadow else None
         if candidate is not None and (candidate.id == version.id or candidate.id < version.id):
             candidate = None  # only a candidate newer than what serves is worth a shadow
@@ -208,25 +226,44 @@ class ServingService:
             raise RequestError(404, "recipe", f"recipe {recipe!r} is not served here")
         return recipe
 
+    def _busy(self) -> RequestError:
+        """The 503 of a request that finds the queue full (counted)."""
+        self.metrics.busy.inc()
+        wait, queue = self.config.retry_after_s, self.config.max_queue
+        message = f"busy: {queue} requests wait to be scored; retry in {wait} s"
+        return RequestError(503, None, message, headers={"Retry-After": str(wait)})
+
     async def predict(
-        self, recipe: str, read: Callable[[], Awaitable[PredictRequest]], request_id: str
+        self,
+        recipe: str,
+        read: Callable[[], Awaitable[PredictRequest]],
+        request_id: str,
+        client_request_id: str | None = None,
     ) -> dict[str, Any]:
         """Answer a predict request for ``recipe``: ``read()`` gives its checked body
         (read while the batcher knows a request is on its way, so that it may wait for
         it to share a batch); the texts are scored by the recipe's serving adapter of
-        that moment. A recipe not served here is a 404, one without an adapter a 503."""
+        that moment. A recipe not served here is a 404, one without an adapter a 503,
+        and so is one that finds the queue full (with ``Retry-After``).
+        ``request_id``: the server's id of the request (its predictions' ids derive from
+        it); ``client_request_id``: the client's ``X-Request-ID``, stored beside it."""
         self._served(recipe)
+        if self.batcher.full():  # before reading the body: shed load cheaply
+            raise self._busy()
         with self.batcher.incoming():
             request = await read()
             try:
                 adapter, future = self.batcher.submit(recipe, request.texts)
             except NotFoundError as exc:
                 raise RequestError(503, "recipe", str(exc)) from None
+            except QueueFull:
+                raise self._busy() from None
         probs = await asyncio.wrap_future(future)
-        answer = self.answer(recipe, request, adapter, probs, request_id)
+        answer = self.answer(recipe, request, adapter, probs, (request_id, client_request_id))
         logger.info(
-            "request %s: %s, %d texts, adapter %s",
+            "request %s (client id %s): %s, %d texts, adapter %s",
             request_id,
+            client_request_id or "-",
             recipe,
             len(request.texts),
             adapter.id,
@@ -239,9 +276,11 @@ class ServingService:
         request: PredictRequest,
         adapter: SharedBaseAdapter,
         probs: np.ndarray,
-        request_id: str,
+        request_ids: tuple[str, str | None],
     ) -> dict[str, Any]:
-        """The response body of a scored request; its rows go to the log buffer."""
+        """The response body of a scored request; its rows go to the log buffer.
+        ``request_ids``: the server's id of the request and the client's (or None)."""
+        request_id, client_request_id = request_ids
         now = datetime.now(UTC)
         ids = request.ids if request.ids is not None else [None] * len(request.texts)
         predictions, rows = [], []
@@ -267,6 +306,7 @@ class ServingService:
                 top_k=top,
                 source="api",
                 batch_id=request_id,
+                client_request_id=client_request_id,
                 external_id=ref,
                 at=now,
                 base_model=adapter.base,
@@ -281,6 +321,7 @@ class ServingService:
             "taxonomy_version": adapter.version.taxonomy_version,
             "base_model": adapter.base,
             "request_id": request_id,
+            "client_request_id": client_request_id,
             "predictions": predictions,
         }
 
@@ -310,15 +351,27 @@ class ServingService:
         self, recipe: str, read: Callable[[], Awaitable[list[dict[str, Any]]]], request_id: str
     ) -> dict[str, Any]:
         """Queue the feedback items ``read()`` gives for the log; the answer says how
-        many were accepted and how many dropped (buffer full)."""
+        many were accepted and how many dropped (buffer full). A true label that is not
+        a label of the serving adapter's taxonomy version refuses the whole request
+        (422 naming it); so does a recipe with no adapter loaded (503)."""
         self._served(recipe)
         items = await read()
+        self._check_labels(recipe, items)
         now = datetime.now(UTC).isoformat()
         dropped = self.buffer.put(
             [{"kind": FEEDBACK, "at": now, "recipe": recipe, "source": "api", **item}
              for item in items]
         )  # fmt: skip
         return {"accepted": len(items) - dropped, "dropped": dropped, "request_id": request_id}
+
+    def _check_labels(self, recipe: str, items: list[dict[str, Any]]) -> None:
+        adapter = self.batcher.route(recipe)
+        if adapter is None:
+            raise RequestError(
+                503, "recipe", f"recipe {recipe!r} has no serving adapter loaded: "
+                "its labels are not known yet"
+            )  # fmt: skip
+        check_labels(items, adapter.labels, f"taxonomy {adapter.version.taxonomy_version}")
 
     def adapters(self) -> dict[str, Any]:
         serving = {v: k for k, v in self.batcher.routes.items()}
@@ -341,6 +394,6 @@ class ServingService:
             ],
             "routes": dict(self.batcher.routes),
             "shadows": dict(self.batcher.shadows),
-            "waiting": dict(self.waiting),
+            "waiting": dict(self.waiting.reasons),
             "bases": [b.ref for b in self.pool.bases()],
         }

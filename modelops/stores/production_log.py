@@ -1,8 +1,8 @@
 """The production log: every prediction served and every true label fed back.
 
 Two tables in the registry's database (:mod:`modelops.stores.db.orm`), created by the
-registry's alembic chain (revision 0003; 0004 adds ``predictions.external_id``), so one
-URL and one ``upgrade`` cover both:
+registry's alembic chain (revision 0003; 0004 adds ``predictions.external_id``, 0006
+``predictions.client_request_id``), so one URL and one ``upgrade`` cover both:
 
 - ``predictions``: what was scored, by which adapter, with what result, and the
   sender's reference for the row when there is one (``external_id``). The text may
@@ -17,9 +17,7 @@ the last drift check") are cheap on the ``(recipe, id)`` indexes.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,10 +25,26 @@ import pandas as pd
 import sqlalchemy as sa
 
 from modelops.config.errors import InputError, NotFoundError
-from modelops.config.fingerprint import sha256_bytes
-from modelops.domain.text import clean_text, normalize_text
+from modelops.domain.text import clean_text
 from modelops.stores.db.engine import Database
-from modelops.stores.db.orm import MAX_EXTERNAL_ID_CHARS, FeedbackRow, PredictionRow, ShadowRow
+from modelops.stores.db.orm import FeedbackRow, PredictionRow, ShadowRow
+from modelops.stores.prediction_records import (
+    PredictionRecord,
+    external_id_text,
+    non_empty,
+    prediction_columns,
+    text_sha256,
+)
+
+__all__ = [
+    "FEEDBACK_COLUMNS",
+    "PREDICTION_COLUMNS",
+    "PredictionRecord",
+    "ProductionLog",
+    "external_id_text",
+    "prediction_columns",
+    "text_sha256",
+]
 
 PREDICTION_COLUMNS = [
     "id", "at", "recipe", "taxonomy_version", "adapter_id", "text", "text_sha256",
@@ -42,139 +56,6 @@ FEEDBACK_COLUMNS = [
     "predicted_label", "confidence", "adapter_id",
 ]  # fmt: skip
 """``feedback()`` columns; the last three come from the linked prediction (or are null)."""
-
-
-def text_sha256(text: str) -> str:
-    """The identity of a text: sha256 of its normalized form (as in datasets)."""
-    return sha256_bytes(normalize_text(text).encode("utf-8"))
-
-
-def external_id_text(value: Any) -> str | None:
-    """A sender's row reference as it is stored: None for a missing or blank value, else
-    its text, stripped (a whole number given as a float loses its ``.0``). The length is
-    not checked here: callers name the row of one that is too long."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip() or None
-
-
-# --------------------------------------------------------------------------- records
-
-
-@dataclass(frozen=True)
-class PredictionRecord:
-    """One prediction to log. ``text`` None means redacted."""
-
-    recipe: str
-    taxonomy_version: str
-    adapter_id: int
-    text: str | None
-    text_sha256: str
-    text_chars: int
-    predicted_label: str
-    confidence: float
-    top_k: list[dict[str, Any]]
-    """``[{"label": ..., "p": ...}]``, most probable first."""
-    source: str
-    """Where it came from: ``api``, ``batch:<file name>``, ..."""
-    batch_id: str | None = None
-    external_id: str | None = None
-    """The sender's reference for this row (a batch file's ``id``), at most
-    :data:`MAX_EXTERNAL_ID_CHARS` characters."""
-    true_label: str | None = None
-    """When known at scoring time (a labelled batch file): logged as feedback on this
-    prediction, in the same transaction."""
-    at: datetime | None = None
-    """Default: when it is logged."""
-    base_model: str | None = None
-    """The catalog reference (``name@revision``) of the base that answered."""
-
-    @classmethod
-    def for_text(cls, text: str, *, redact: bool = False, **fields: Any) -> PredictionRecord:
-        """A record of ``text`` (cleaned as the model sees it), redacted when asked:
-        the text is left out, its sha256 and length kept."""
-        cleaned = clean_text(text)
-        return cls(
-            text=None if redact else cleaned,
-            text_sha256=text_sha256(cleaned),
-            text_chars=len(cleaned),
-            **fields,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """Its fields as JSON-able values (``at`` in ISO form): how the HTTP service
-        buffers it on its way to the log; :meth:`from_json` reads it back."""
-        values = asdict(self)
-        values["at"] = self.at.isoformat() if self.at is not None else None
-        return values
-
-    @classmethod
-    def from_json(cls, row: dict[str, Any]) -> PredictionRecord:
-        """A record back from :meth:`to_json` (other keys, such as the buffer's ``kind``,
-        are ignored). Raises :class:`InputError` (or ``KeyError``, ``TypeError``,
-        ``ValueError``) for a row that is not one."""
-        for name in _TEXT_FIELDS:
-            if not isinstance(row[name], str):
-                raise InputError(None, name, f"must be a string, got {type(row[name]).__name__}")
-        if row.get("text") is not None and not isinstance(row["text"], str):
-            raise InputError(None, "text", f"must be a string, got {type(row['text']).__name__}")
-        at = row.get("at")
-        if isinstance(at, str):
-            at = datetime.fromisoformat(at)
-            at = at if at.tzinfo else at.replace(tzinfo=UTC)
-        else:
-            at = None  # when it is logged
-        given = {f: row[f] for f in _FIELDS if f in row}
-        return cls(**{**given, "text": row.get("text"), "at": at})
-
-
-_FIELDS = tuple(f.name for f in fields(PredictionRecord))
-_TEXT_FIELDS = ("recipe", "taxonomy_version", "text_sha256", "predicted_label", "source")
-"""Fields a buffered row must give as strings."""
-
-
-def prediction_columns(r: PredictionRecord, now: datetime) -> dict[str, Any]:
-    """The ``predictions`` row of a record, checked: the one row builder of the
-    production log (:meth:`ProductionLog.log_predictions`) and of the HTTP service's
-    writer (:class:`~modelops.stores.serving_log.ServingLog`). ``now``: its time when
-    the record has none. Raises :class:`InputError` for a record that cannot be one
-    (``TypeError``/``ValueError``/``KeyError`` for numbers or ``top_k`` that are not)."""
-    return dict(
-        at=r.at or now,
-        recipe=_non_empty("recipe", r.recipe),
-        taxonomy_version=r.taxonomy_version,
-        adapter_id=int(r.adapter_id),
-        text=r.text,
-        text_sha256=r.text_sha256,
-        text_chars=int(r.text_chars),
-        predicted_label=r.predicted_label,
-        confidence=float(r.confidence),
-        top_k=[{"label": str(t["label"]), "p": float(t["p"])} for t in r.top_k],
-        source=_non_empty("source", r.source),
-        batch_id=r.batch_id,
-        external_id=_external_id(r.external_id),
-        base_model=r.base_model,
-    )
-
-
-def _external_id(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InputError(None, "external_id", f"must be a string, got {type(value).__name__}")
-    if len(value) > MAX_EXTERNAL_ID_CHARS:
-        raise InputError(
-            None, "external_id", f"has {len(value)} characters (max {MAX_EXTERNAL_ID_CHARS})"
-        )
-    return value
-
-
-def _non_empty(field: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InputError(None, field, "must be a non-empty string")
-    return value.strip()
 
 
 # --------------------------------------------------------------------------- the log
@@ -197,8 +78,7 @@ class ProductionLog(Database):
         now = datetime.now(UTC)
         rows = [PredictionRow(**prediction_columns(r, now)) for r in records]
         labels = [
-            None if r.true_label is None else _non_empty("true_label", r.true_label)
-            for r in records
+            None if r.true_label is None else non_empty("true_label", r.true_label) for r in records
         ]
         if not rows:
             return []
@@ -235,8 +115,8 @@ class ProductionLog(Database):
         match). A text alone is linked to the newest prediction of the same text
         (by sha256 of the normalized text) in this recipe, when there is one.
         """
-        true_label = _non_empty("true_label", true_label)
-        source = _non_empty("source", source)
+        true_label = non_empty("true_label", true_label)
+        source = non_empty("source", source)
         if prediction_id is None and text is None:
             raise InputError(None, "feedback", "needs a prediction_id or a text")
         cleaned = clean_text(text) if text is not None else None

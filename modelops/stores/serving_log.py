@@ -9,8 +9,9 @@ Rows come as plain JSON-able dicts (they may have waited in the on-disk buffer o
   <modelops.stores.production_log.PredictionRecord.to_json>` (with ``base_model`` and
   ``at``, the ISO time of the request), built into its row by the production log's one
   builder (:func:`~modelops.stores.production_log.prediction_columns`). The service's
-  prediction id is ``<batch_id>.<position>``: the request id and the text's place in
-  the request.
+  prediction id is ``<batch_id>.<position>``: the server's id of the request (never the
+  client's ``X-Request-ID``, which is kept as ``client_request_id``) and the text's place
+  in the request.
 - ``feedback``: ``recipe``, ``true_label``, ``at`` and either ``prediction_id`` (the
   service's id) or ``external_id`` (the newest prediction of the recipe with it).
   Feedback that matches no prediction is skipped and counted, never retried.
@@ -86,6 +87,18 @@ class ServingLog(ProductionLog):
         if counts["feedback_unmatched"]:
             logger.warning("%d feedback rows matched no prediction", counts["feedback_unmatched"])
         return counts
+
+    def request_ids(
+        self, recipe: str, after_id: int = 0
+    ) -> dict[int, tuple[str | None, str | None]]:
+        """The server's request id (``batch_id``) and the client's ``X-Request-ID``
+        (or None) of each prediction of the recipe above ``after_id``."""
+        p = PredictionRow
+        query = sa.select(p.id, p.batch_id, p.client_request_id).where(
+            p.recipe == recipe, p.id > after_id
+        )
+        with self._session.begin() as session:
+            return {i: (batch, client) for i, batch, client in session.execute(query)}
 
     def base_models(self, recipe: str, after_id: int = 0) -> dict[int, str | None]:
         """The base that answered each prediction of the recipe above ``after_id``."""

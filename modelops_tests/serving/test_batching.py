@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from modelops.lifecycle.platform import Platform
-from modelops.serving.batching import MicroBatcher
+from modelops.serving.batching import MicroBatcher, QueueFull
 from modelops.serving.model_pool import ModelPool
 from modelops.stores.registry_records import SERVING
 
@@ -143,3 +143,27 @@ def test_chunked_scoring_matches_one_pass(shared_workspace, chunk):
         platform.registry.close()
     assert got.shape == want.shape == (23, want.shape[1])
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_a_full_queue_refuses_the_next_request_and_finishes_the_queued_ones():
+    """``max_queue`` requests wait while the worker is busy; the next is refused with
+    QueueFull (the HTTP service's 503), and every queued one still gets its rows."""
+    gate = threading.Event()
+    pool = FakePool(1, gate=gate)
+    b = batcher(pool, max_queue=2)
+    try:
+        _, busy = b.submit("r1", ["t#0"])  # taken by the worker, held at the gate
+        assert pool.entered.wait(30)
+        queued = [b.submit("r1", [f"t#{i}"])[1] for i in (1, 2)]
+        assert b.full() and b.waiting() == 2
+        with pytest.raises(QueueFull):
+            b.submit("r1", ["t#3"])
+        assert b.waiting() == 2  # the refused one left nothing behind
+        gate.set()
+        for i, future in enumerate([busy, *queued]):
+            assert future.result(30).tolist() == [[float(i), 1.0]]
+        assert not b.full()
+        assert ["t#3"] not in pool.groups and sorted(sum(pool.groups, [])) == ["t#0", "t#1", "t#2"]
+    finally:
+        gate.set()
+        b.stop()

@@ -21,6 +21,7 @@ from modelops_tests.fixtures.http_server import reference_probabilities, serving
 from modelops_tests.fixtures.serving import TEXTS
 
 LIMITS = Limits(max_texts=8, max_chars=300, max_body_bytes=64 * 1024)
+JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +164,7 @@ def test_rows_that_fail_their_checks_are_counted_in_the_metrics(server):
 )
 def test_bad_predict_requests_name_the_field(server, body, status, field):
     _, url = server
-    response = httpx.post(f"{url}/v1/recipes/other/predict", content=body)
+    response = httpx.post(f"{url}/v1/recipes/other/predict", content=body, headers=JSON)
     assert response.status_code == status, response.text
     doc = response.json()
     assert doc["field"] == field and doc["error"] and doc["request_id"]
@@ -228,7 +229,9 @@ _bodies = st.one_of(
 @given(body=_bodies, endpoint=st.sampled_from(["predict", "feedback"]))
 def test_fuzzed_bodies_get_a_result_or_a_named_4xx(server, body, endpoint):
     _, url = server
-    response = httpx.post(f"{url}/v1/recipes/other/{endpoint}", content=body, timeout=30)
+    response = httpx.post(
+        f"{url}/v1/recipes/other/{endpoint}", content=body, headers=JSON, timeout=30
+    )
     assert response.status_code in (200, 202, 400, 413, 422), response.text
     doc = response.json()
     if response.status_code >= 400:

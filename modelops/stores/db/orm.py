@@ -19,6 +19,8 @@ from modelops.stores.registry_records import ACTIONS, RECIPE_SCOPE, SERVING, STA
 
 MAX_EXTERNAL_ID_CHARS = 200
 """The width of ``predictions.external_id``."""
+MAX_CLIENT_REQUEST_ID_CHARS = 64
+"""The width of ``predictions.client_request_id`` (the longest client id kept)."""
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -98,7 +100,8 @@ class AuditRow(Base):
 
 
 # --------------------------------------------------------------------------- production log
-# Created by revision 0003; 0004 adds ``predictions.external_id``.
+# Created by revision 0003; 0004 adds ``predictions.external_id``, 0005
+# ``predictions.base_model``, 0006 ``predictions.client_request_id``.
 
 
 class PredictionRow(Base):
@@ -125,6 +128,9 @@ class PredictionRow(Base):
     external_id: Mapped[str | None] = mapped_column(sa.String(MAX_EXTERNAL_ID_CHARS))
     base_model: Mapped[str | None] = mapped_column(sa.String(200))
     """The catalog reference of the base that answered (revision 0005; older rows: null)."""
+    client_request_id: Mapped[str | None] = mapped_column(sa.String(MAX_CLIENT_REQUEST_ID_CHARS))
+    """The ``X-Request-ID`` the client sent (revision 0006); ``batch_id`` holds the
+    server's own id of the request."""
 
 
 class FeedbackRow(Base):
