@@ -88,14 +88,16 @@ def run_ui(args: argparse.Namespace) -> int:
     from dagster_webserver import __version__
     from dagster_webserver.app import create_app_from_workspace_process_context
 
-    from modelops.serving.browser_guard import BrowserGuard, is_loopback_name
+    from modelops.serving.auth import is_loopback
+    from modelops.serving.auth import public_names as checked_names
+    from modelops.serving.browser_guard import BrowserGuard
 
     if not args.workspace.is_file():
         raise InputError(args.workspace, None, "workspace file not found")
     if not os.environ.get("DAGSTER_HOME"):
         raise InputError(None, "DAGSTER_HOME", "set it to the Dagster instance directory")
-    names = public_names(args)
-    if not is_loopback_name(args.host):
+    names = sorted(checked_names(public_names(args)))  # a bad name stops here
+    if not is_loopback(args.host):
         log.warning(
             "binding to %s: the Dagster UI has no login; put an authenticating proxy in "
             "front of it (docs/security.md)", args.host,

@@ -18,7 +18,6 @@ It imports no Dagster: ``modelops ui`` wraps Dagster's webserver app with it.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,39 +25,22 @@ from starlette.datastructures import Headers
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from modelops.serving.auth import host_name, is_json, is_loopback, public_names
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-JSON_TYPES = frozenset({"application/json"})
-
-
-def host_name(host: str) -> str:
-    """The name part of a ``Host`` header value or URL netloc, lower-case, without port."""
-    host = host.strip().lower()
-    if host.startswith("["):  # [::1]:3000
-        return host[: host.find("]") + 1] if "]" in host else host
-    if host.count(":") == 1:
-        return host.split(":", 1)[0]
-    return host
-
-
-def is_loopback_name(name: str) -> bool:
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class BrowserGuard:
-    """See the module docstring. ``public_names`` are the extra host names (no port) the
-    server may be reached by, e.g. the name an authenticating proxy forwards."""
+    """See the module docstring. ``names`` are the extra host names the server may be
+    reached by, e.g. the name an authenticating proxy forwards (checked as
+    ``modelops serve --public-name`` checks them: the same Host rules as the API)."""
 
-    def __init__(self, app: ASGIApp, public_names: Iterable[str] = ()):
+    def __init__(self, app: ASGIApp, names: Iterable[str] = ()):
         self.app = app
-        self.public_names = frozenset(host_name(n) for n in public_names if n.strip())
+        self.public_names = public_names(names)
 
-    def allowed(self, name: str) -> bool:
-        return is_loopback_name(name) or name in self.public_names
+    def allowed(self, name: str | None) -> bool:
+        return name is not None and (is_loopback(name) or name in self.public_names)
 
     def refusal(self, scope: Scope) -> tuple[int, str] | None:
         """Why this request is refused (status, reason), or None to let it through."""
@@ -71,8 +53,7 @@ class BrowserGuard:
         if scope["type"] != "http":
             return None
         if scope["method"] not in SAFE_METHODS:
-            kind = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-            if kind not in JSON_TYPES:
+            if not is_json(headers.get("content-type", "")):
                 return 415, "writes need Content-Type: application/json"
         elif scope["path"].endswith("/graphql") and "query" in parse_qs(
             scope.get("query_string", b"").decode("latin-1")

@@ -27,7 +27,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
 
-from modelops.serving.browser_guard import BrowserGuard, host_name
+from modelops.config.errors import InputError
+from modelops.serving.browser_guard import BrowserGuard
 from modelops_tests.fixtures.network import free_port
 from modelops_tests.fixtures.processes import workspace_env
 from modelops_tests.fixtures.workspace import LENIENT, make_workspace
@@ -100,7 +101,7 @@ def test_guard_refuses_before_the_app_runs(method, url, headers, status):
 )
 def test_guard_lets_same_origin_json_through(headers):
     calls: list[str] = []
-    app = BrowserGuard(_recording_app(calls), public_names=["dagster.corp.example"])
+    app = BrowserGuard(_recording_app(calls), names=["dagster.corp.example"])
     client = TestClient(app, base_url="http://127.0.0.1:3000")
     response = client.post("/graphql", headers=headers, content=b"{}")
     assert response.status_code == 200 and response.text == "ran"
@@ -129,11 +130,9 @@ def _ws(origin: str) -> dict[str, str]:
     return {"Host": "127.0.0.1:3000", "Origin": origin}
 
 
-def test_host_name_parsing():
-    assert host_name("127.0.0.1:3000") == "127.0.0.1"
-    assert host_name("[::1]:3000") == "[::1]"
-    assert host_name("LocalHost") == "localhost"
-    assert host_name("evil.example:80") == "evil.example"
+def test_a_bad_public_name_is_refused():
+    with pytest.raises(InputError, match="not a host name"):
+        BrowserGuard(_recording_app([]), names=["evil.example/path"])
 
 
 # ------------------------------------------------------- the real `modelops ui` process
