@@ -16,7 +16,9 @@ The leave-one-out threshold compares every reference row with all the others whi
 reference has at most ``sample`` rows (today's references: the same values as the dense
 computation); past that, the quantile is taken over a fixed random sample of ``sample``
 reference rows, each still against the whole reference (docs/concepts.md, "Novelty scoring
-in bounded memory", gives the sampling error).
+in bounded memory", gives the sampling error). The threshold depends on the reference alone:
+``modelops.monitoring.reference`` computes it once, when the adapter's monitoring bundle is
+written, and the drift check of each window passes it in.
 """
 
 from __future__ import annotations
@@ -115,9 +117,14 @@ def novel_rows(
     reference: np.ndarray,
     quantile: float = QUANTILE,
     *,
+    threshold: float | None = None,
     chunk: int = CHUNK,
     sample: int = SAMPLE,
 ) -> tuple[np.ndarray, float]:
-    """Which rows are unlike any reference row, and the share expected by chance."""
-    threshold = novelty_threshold(reference, quantile, chunk=chunk, sample=sample)
+    """Which rows are unlike any reference row, and the share expected by chance.
+
+    ``threshold``: the reference's :func:`novelty_threshold` at ``quantile`` when already
+    known (the monitoring bundle stores it at training); computed here when None."""
+    if threshold is None:
+        threshold = novelty_threshold(reference, quantile, chunk=chunk, sample=sample)
     return nearest_similarity(rows, reference, chunk) < threshold, quantile

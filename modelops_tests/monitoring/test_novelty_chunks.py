@@ -93,6 +93,18 @@ def test_chunked_novelty_equals_the_dense_computation(n_ref, n_rows, dups, zeros
     assert 0 < flagged.sum() < len(window)  # the case tells flagged from unflagged rows
 
 
+def test_a_known_threshold_is_used_as_given():
+    rng = np.random.default_rng(4)
+    reference = embeddings(rng, 150, duplicates=10)
+    window = embeddings(rng, 60)
+    threshold = novelty_threshold(reference, chunk=32)
+    given, _ = novel_rows(window, reference, threshold=threshold, chunk=32)
+    np.testing.assert_array_equal(given, dense_novel_rows(window, reference)[0])
+    sims = dense_nearest_similarity(window, reference)
+    median = float(np.median(sims))  # another threshold flags another share: it is used
+    np.testing.assert_array_equal(novel_rows(window, reference, threshold=median)[0], sims < median)
+
+
 def test_duplicates_count_as_each_others_nearest_row_and_zero_vectors_as_dissimilar():
     rng = np.random.default_rng(5)
     reference = embeddings(rng, 120, duplicates=30, zeros=2)
