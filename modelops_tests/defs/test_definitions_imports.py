@@ -1,7 +1,7 @@
-"""Loading the definitions imports no ML library: a code server (and every process that
-loads the code location: sensor ticks, run workers before their step) pays neither the
-import time nor the memory of torch, transformers, peft or evidently. The steps that need
-them import them in their asset bodies."""
+"""Loading the definitions, and one tick of every sensor, import no ML library: a code
+server (which also evaluates the sensors) and every process that loads the code location
+pay neither the import time nor the memory of torch, transformers, peft or evidently. The
+steps that need them import them in their asset bodies."""
 
 from __future__ import annotations
 
@@ -19,21 +19,39 @@ RECIPES = ("demo", "second", "third")
 
 CHILD = """
 import json, sys
+import dagster as dg
 from modelops.definitions import defs
 from modelops.config.settings import Settings
 from modelops.defs.build import build_definitions
+from modelops.defs.resources import build_resources
+
+def heavy():
+    return sorted({m.split(".")[0] for m in sys.modules} & HEAVY)
 
 loaded = defs()
 groups = {k.path[0] for k in loaded.resolve_asset_graph().get_all_asset_keys()}
-built = build_definitions(Settings.from_env())
+settings = Settings.from_env()
+built = build_definitions(settings)
 built.resolve_asset_graph()
-sensors = [s.name for s in built.sensors]
-heavy = sorted({m.split(".")[0] for m in sys.modules} & HEAVY)
-print("RESULT " + json.dumps({"groups": sorted(groups), "sensors": sensors, "heavy": heavy}))
+after_load = heavy()
+resources = build_resources(settings)
+with dg.DagsterInstance.ephemeral() as instance:
+    for sensor in built.sensors:
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            sensor(context)
+result = {
+    "groups": sorted(groups),
+    "sensors": [s.name for s in built.sensors],
+    "after_load": after_load,
+    "after_ticks": heavy(),
+}
+print("RESULT " + json.dumps(result))
 """
 
 
-def test_loading_the_definitions_imports_no_ml_library(tiny_catalog, tmp_path):
+def test_loading_the_definitions_and_ticking_every_sensor_import_no_ml_library(
+    tiny_catalog, tmp_path
+):
     settings = make_workspace(tmp_path, tiny_catalog)
     for name in RECIPES[1:]:
         write_recipe(tmp_path, {"name": name})
@@ -63,4 +81,6 @@ def test_loading_the_definitions_imports_no_ml_library(tiny_catalog, tmp_path):
     # the definitions were built, every recipe's assets and sensors included
     assert set(RECIPES) <= set(result["groups"])
     assert all(any(name in s for s in result["sensors"]) for name in RECIPES)
-    assert result["heavy"] == [], f"loading the definitions imported {result['heavy']}"
+    assert result["after_load"] == [], f"loading the definitions imported {result['after_load']}"
+    # the code server evaluates the sensors: a tick must not load them either
+    assert result["after_ticks"] == [], f"a round of sensor ticks imported {result['after_ticks']}"
