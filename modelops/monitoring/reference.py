@@ -231,8 +231,9 @@ def _calibrate(
 
 def _novelty_doc(embeddings: np.ndarray) -> dict:
     """The novelty threshold of the reference rows, computed once here rather than by every
-    drift check (``modelops.monitoring.novelty``; over a sample past its size)."""
-    threshold = novelty.novelty_threshold(embeddings)
+    drift check (``modelops.monitoring.novelty``; over a sample past its size), on the
+    embeddings as they are stored (float32), so it equals what the check would compute."""
+    threshold = novelty.novelty_threshold(np.asarray(embeddings, dtype=np.float32))
     sampled = novelty.threshold_sample(len(embeddings))
     return {
         "threshold": threshold if np.isfinite(threshold) else None,
