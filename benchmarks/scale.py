@@ -1,14 +1,25 @@
 """How the platform's fixed costs grow: definitions load and sensor ticks with the recipe
-count, the drift path's queries with the production log's size, and a backfill's
-submission through the queued run coordinator with the recipe count.
+count, the drift path's queries with the production log's size, a backfill's submission
+through the queued run coordinator with the recipe count, and novelty scoring's memory with
+the reference's size.
 
-    nice -n 5 .venv/bin/python benchmarks/scale.py                   # everything (~10 min)
+    nice -n 5 .venv/bin/python benchmarks/scale.py                   # legs 1-3 (~20 min)
     nice -n 5 .venv/bin/python benchmarks/scale.py --recipes 1,10 --rows 1e5 --backfill 10
+    nice -n 5 .venv/bin/python benchmarks/scale.py --legs definitions --no-ticks \
+        --recipes 1,10,100,500,1000                                  # load time only
+    nice -n 5 .venv/bin/python benchmarks/scale.py --novelty         # leg 4 (~10 min)
+    nice -n 5 .venv/bin/python benchmarks/scale.py --all             # every leg
+
+The last line printed is JSON with the issue's ratios from whichever legs ran
+(``definitions_ratio_1000_to_1``: imports + definitions at 1,000 recipes over 1;
+``sensor_round_ratio_1000_to_10``; ``novelty_peak_mb_at_1e6``: the process's peak RSS).
 
 1. Definitions load + one tick of every sensor, at 1, 10, 100, 500 generated recipes
    (copies of the demo recipe in a temporary folder). Each count runs in a fresh Python
    process, as a code server starts: imports, then building the definitions, then one
-   evaluation of every sensor against an ephemeral instance. Ratios are against 1 recipe.
+   evaluation of every sensor against an ephemeral instance (``--no-ticks``: none). It
+   also reports which of torch, transformers, peft and evidently were imported. Ratios are
+   against 1 recipe.
 2. The drift path on PostgreSQL (127.0.0.1:5432, a database created and dropped here)
    with 1e5, 1e6, 1e7 logged predictions, bulk-inserted with ``generate_series``: what
    the drift report asset and the production-window sensor ask the production log (the
@@ -20,6 +31,10 @@ submission through the queued run coordinator with the recipe count.
    backfill daemon's own iteration through the queued run coordinator of
    docker/dagster.yaml on PostgreSQL. Runs are queued, not executed (executing 100
    trainings does not fit on this machine's time budget).
+4. Novelty scoring (``modelops.monitoring.novelty``) with a float32 reference of 1e4, 1e5,
+   1e6 rows x 384 dimensions, each size in a fresh process: the threshold as the bundle
+   computes it (over a sample of 10,000 reference rows past that size), then a window of
+   500 rows against the whole reference; time, tracemalloc peak and the process's peak RSS.
 """
 
 from __future__ import annotations
@@ -86,7 +101,7 @@ def write_recipes(root: Path, count: int) -> dict[str, str]:
     }
 
 
-def child_definitions() -> None:
+def child_definitions(ticks: bool = True) -> None:
     """In a fresh process: import, build the definitions, tick every sensor once."""
     started = time.perf_counter()
     import dagster as dg
@@ -101,12 +116,14 @@ def child_definitions() -> None:
     defs.resolve_asset_graph()
     sensors = list(defs.sensors)
     built = time.perf_counter()
-    resources = build_resources(settings)
-    with dg.DagsterInstance.ephemeral() as instance:
-        for sensor in sensors:
-            with dg.build_sensor_context(instance=instance, resources=resources) as context:
-                sensor(context)
+    if ticks:
+        resources = build_resources(settings)
+        with dg.DagsterInstance.ephemeral() as instance:
+            for sensor in sensors:
+                with dg.build_sensor_context(instance=instance, resources=resources) as context:
+                    sensor(context)
     ticked = time.perf_counter()
+    heavy = sorted(m for m in ("torch", "transformers", "peft", "evidently") if m in sys.modules)
     print(
         MARK
         + json.dumps(
@@ -114,20 +131,22 @@ def child_definitions() -> None:
                 "import_s": imported - started,
                 "build_s": built - imported,
                 "sensors": len(sensors),
-                "ticks_s": ticked - built,
+                "ticks_s": ticked - built if ticks else None,
+                "heavy_modules": heavy,
             }
         )
     )
 
 
-def bench_definitions(counts: list[int]) -> list[dict]:
+def bench_definitions(counts: list[int], ticks: bool = True) -> list[dict]:
     rows = []
     for count in counts:
         with tempfile.TemporaryDirectory(prefix=f"scale-{count}-") as tmp:
             env = {**os.environ, **write_recipes(Path(tmp), count), "PYTHONPATH": str(REPO)}
             started = time.perf_counter()
             out = subprocess.run(
-                [sys.executable, __file__, "--child-definitions"],
+                [sys.executable, __file__, "--child-definitions"]
+                + ([] if ticks else ["--no-ticks"]),
                 env=env,
                 cwd=tmp,
                 capture_output=True,
@@ -141,8 +160,10 @@ def bench_definitions(counts: list[int]) -> list[dict]:
         rows.append(result)
         print(
             f"  {count:4d} recipes: process {wall:6.1f} s = imports {result['import_s']:5.1f} s"
-            f" + definitions {result['build_s']:6.2f} s + {result['sensors']} sensor ticks "
-            f"{result['ticks_s']:6.2f} s",
+            f" + definitions {result['build_s']:6.2f} s, {result['sensors']} sensors"
+            + (f", ticks {result['ticks_s']:6.2f} s" if ticks else "")
+            + f"; imported {', '.join(result['heavy_modules']) or 'none'} of torch,"
+            " transformers, peft, evidently",
             flush=True,
         )
     return rows
@@ -371,35 +392,189 @@ def bench_backfill(counts: list[int]) -> list[dict]:
     return rows
 
 
+# ----------------------------------------------------------------- novelty
+
+
+def child_novelty(size: int, dim: int = 384, window: int = 500) -> None:
+    """In a fresh process (its peak RSS is this size's alone): a float32 reference of
+    ``size`` x ``dim`` (as ``reference_embeddings.safetensors`` holds it), the novelty
+    threshold as the drift check computes it, then a window scored against it."""
+    import resource
+    import tracemalloc
+
+    import numpy as np
+
+    from modelops.monitoring import novelty
+
+    tracemalloc.start()
+    rng = np.random.default_rng(size)
+    reference = rng.standard_normal((size, dim), dtype=np.float32)
+    rows = rng.standard_normal((window, dim), dtype=np.float32)
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
+    started = time.perf_counter()
+    threshold = novelty.novelty_threshold(reference)
+    threshold_s = time.perf_counter() - started
+    threshold_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.reset_peak()
+    started = time.perf_counter()
+    novelty.nearest_similarity(rows, reference)
+    window_s = time.perf_counter() - started
+    window_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    sampled = novelty.threshold_sample(size)
+    m = size if sampled is None else len(sampled)
+    q = novelty.QUANTILE
+    mb = 1024 * 1024
+    print(
+        MARK
+        + json.dumps(
+            {
+                "reference_rows": size,
+                "dim": dim,
+                "threshold_rows": m,
+                "threshold_level_95": [
+                    q - 1.96 * (q * (1 - q) / m) ** 0.5,
+                    q + 1.96 * (q * (1 - q) / m) ** 0.5,
+                ]
+                if sampled is not None
+                else [q, q],
+                "threshold": threshold,
+                "reference_mb": held / mb,
+                "threshold_s": threshold_s,
+                "threshold_peak_mb": threshold_peak / mb,
+                "window_rows": window,
+                "window_s": window_s,
+                "window_peak_mb": window_peak / mb,
+                # ru_maxrss is in KiB on Linux: the whole process, interpreter and numpy included
+                "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "dense_would_need_mb": (size * size + 2 * size * dim) * 8 / mb,
+            }
+        )
+    )
+
+
+def bench_novelty(sizes: list[int]) -> list[dict]:
+    rows = []
+    for size in sizes:
+        out = subprocess.run(
+            [sys.executable, __file__, "--child-novelty", str(size)],
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-3000:])
+        r = child_result(out.stdout)
+        rows.append(r)
+        low, high = r["threshold_level_95"]
+        print(
+            f"  {size:>9,} x {r['dim']} reference rows ({r['reference_mb']:6.0f} MB float32): "
+            f"threshold over {r['threshold_rows']:,} rows in {r['threshold_s']:6.1f} s "
+            f"(its level {low:.2%}-{high:.2%} at 95 %), peak {r['threshold_peak_mb']:6.0f} MB; "
+            f"window of {r['window_rows']} in {r['window_s']:5.2f} s, peak "
+            f"{r['window_peak_mb']:6.0f} MB; process max RSS {r['max_rss_mb']:6.0f} MB "
+            f"(dense: {r['dense_would_need_mb']:,.0f} MB)",
+            flush=True,
+        )
+    return rows
+
+
+LEGS = ("definitions", "log", "backfill", "novelty")
+
+
+def summary(results: dict) -> dict:
+    """The issue's ratios, from whichever legs ran."""
+    out: dict = {}
+    defs = {r["recipes"]: r for r in results.get("definitions", [])}
+    if 1 in defs and 1000 in defs:
+        # a code server's load: its imports and the definitions (not the sensor ticks)
+        load = {k: defs[k]["import_s"] + defs[k]["build_s"] for k in (1, 1000)}
+        out["definitions_ratio_1000_to_1"] = round(load[1000] / load[1], 2)
+        out["definitions_build_only_ratio_1000_to_1"] = round(
+            defs[1000]["build_s"] / defs[1]["build_s"], 1
+        )
+    ticks = {k: r for k, r in defs.items() if r.get("ticks_s") is not None}
+    if 10 in ticks and 1000 in ticks:
+        out["sensor_round_ratio_1000_to_10"] = round(
+            ticks[1000]["ticks_s"] / ticks[10]["ticks_s"], 2
+        )
+    novelty = {r["reference_rows"]: r for r in results.get("novelty", [])}
+    for size, r in novelty.items():
+        out[f"novelty_peak_mb_at_1e{len(str(size)) - 1}"] = round(r["max_rss_mb"])
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipes", default="1,10,100,500")
+    parser.add_argument("--recipes", help="default 1,10,100,500 (with --all: and 1000)")
     parser.add_argument("--rows", default="1e5,1e6,1e7")
     parser.add_argument("--backfill", default="10,100", help="recipe counts; '' skips")
+    parser.add_argument("--references", default="1e4,1e5,1e6", help="novelty reference rows")
+    parser.add_argument(
+        "--legs",
+        default="definitions,log,backfill",
+        help=f"comma-separated, of {', '.join(LEGS)}",
+    )
+    parser.add_argument("--novelty", action="store_true", help="the novelty leg alone")
+    parser.add_argument("--all", action="store_true", help="every leg")
+    parser.add_argument("--no-ticks", action="store_true", help="definitions without sensor ticks")
     parser.add_argument("--child-definitions", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-backfill", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-novelty", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_definitions:
-        child_definitions()
+        child_definitions(not args.no_ticks)
         return 0
     if args.child_backfill:
         child_backfill()
         return 0
+    if args.child_novelty is not None:
+        child_novelty(args.child_novelty)
+        return 0
+    legs = set(LEGS) if args.all else {"novelty"} if args.novelty else set(args.legs.split(","))
+    if legs - set(LEGS):
+        parser.error(f"unknown legs {sorted(legs - set(LEGS))}; known: {', '.join(LEGS)}")
+    if not args.backfill:
+        legs.discard("backfill")
     started = time.perf_counter()
     results: dict = {}
-    print("1. definitions load + one tick of every sensor (fresh process per count)")
-    results["definitions"] = defs = bench_definitions([int(c) for c in args.recipes.split(",")])
+    if "definitions" in legs:
+        counts = args.recipes or ("1,10,100,500,1000" if args.all else "1,10,100,500")
+        run_definitions(results, [int(c) for c in counts.split(",")], not args.no_ticks)
+    if "log" in legs:
+        run_production_log(results, [int(float(r)) for r in args.rows.split(",")])
+    if "backfill" in legs:
+        print("3. backfill submission through the queued run coordinator")
+        results["backfill"] = bench_backfill([int(c) for c in args.backfill.split(",")])
+    if "novelty" in legs:
+        print("4. novelty scoring: peak memory and time by reference size (fresh process each)")
+        results["novelty"] = bench_novelty([int(float(r)) for r in args.references.split(",")])
+    print(f"total {time.perf_counter() - started:.0f} s")
+    print("RESULTS " + json.dumps(results))
+    print(json.dumps(summary(results)))
+    return 0
+
+
+def run_definitions(results: dict, counts: list[int], ticks: bool) -> None:
+    what = "one tick of every sensor" if ticks else "no sensor ticks"
+    print(f"1. definitions load + {what} (fresh process per count)")
+    results["definitions"] = defs = bench_definitions(counts, ticks)
     base = defs[0]
     for row in defs[1:]:
-        per = (row["build_s"] + row["ticks_s"]) / max(base["build_s"] + base["ticks_s"], 1e-9)
+        per = (row["build_s"] + (row["ticks_s"] or 0)) / max(
+            base["build_s"] + (base["ticks_s"] or 0), 1e-9
+        )
         print(
             f"     {row['recipes']} vs {base['recipes']} recipes: process x"
-            f"{row['process_s'] / base['process_s']:.2f}, definitions+ticks x{per:.1f}"
+            f"{row['process_s'] / base['process_s']:.2f}, definitions x"
+            f"{row['build_s'] / base['build_s']:.2f}, definitions+ticks x{per:.1f}"
         )
+
+
+def run_production_log(results: dict, sizes: list[int]) -> None:
     print("2. drift path queries on PostgreSQL")
-    results["production_log"] = logs = bench_production_log(
-        [int(float(r)) for r in args.rows.split(",")]
-    )
+    results["production_log"] = logs = bench_production_log(sizes)
     for row in logs[1:]:
         print(
             f"     {row['rows']:,} vs {logs[0]['rows']:,} rows: availability count x"
@@ -407,12 +582,6 @@ def main() -> int:
             f"{row['window_s'] / logs[0]['window_s']:.1f}, sensor x"
             f"{row['sensor_s'] / logs[0]['sensor_s']:.1f}"
         )
-    if args.backfill:
-        print("3. backfill submission through the queued run coordinator")
-        results["backfill"] = bench_backfill([int(c) for c in args.backfill.split(",")])
-    print(f"total {time.perf_counter() - started:.0f} s")
-    print("RESULTS " + json.dumps(results))
-    return 0
 
 
 if __name__ == "__main__":

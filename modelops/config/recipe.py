@@ -204,8 +204,13 @@ def resolve_location(location: str, base: Path) -> str:
     return str(path if path.is_absolute() else (base / path).resolve())
 
 
-def load_recipe(path: str | Path) -> LoadedRecipe:
-    """Read and validate a recipe and its taxonomy. Errors name the file and field."""
+def load_recipe(
+    path: str | Path, *, taxonomies: dict[Path, Taxonomy] | None = None
+) -> LoadedRecipe:
+    """Read and validate a recipe and its taxonomy. Errors name the file and field.
+
+    ``taxonomies``: the taxonomy files already read in this pass, by path (recipes on the
+    same taxonomy version share one read); it is filled in."""
     path = Path(path).absolute()
     recipe = validate_model(Recipe, read_yaml_mapping(path), path)
     _check_relative_paths(recipe, path)
@@ -214,7 +219,11 @@ def load_recipe(path: str | Path) -> LoadedRecipe:
     taxonomy_path = Path(resolve_location(recipe.taxonomy, path.parent))
     if not taxonomy_path.is_file():
         raise InputError(path, "taxonomy", f"taxonomy file {taxonomy_path} not found")
-    taxonomy = load_taxonomy(taxonomy_path)
+    taxonomy = None if taxonomies is None else taxonomies.get(taxonomy_path)
+    if taxonomy is None:
+        taxonomy = load_taxonomy(taxonomy_path)
+        if taxonomies is not None:
+            taxonomies[taxonomy_path] = taxonomy
     return LoadedRecipe(recipe=recipe, path=path, taxonomy=taxonomy, taxonomy_path=taxonomy_path)
 
 
@@ -243,4 +252,5 @@ def load_recipes(directory: str | Path) -> list[LoadedRecipe]:
     directory = Path(directory)
     if not directory.is_dir():
         raise InputError(directory, None, "recipes directory not found")
-    return [load_recipe(p) for p in sorted(directory.glob("*.yaml"))]
+    taxonomies: dict[Path, Taxonomy] = {}
+    return [load_recipe(p, taxonomies=taxonomies) for p in sorted(directory.glob("*.yaml"))]

@@ -11,6 +11,10 @@ import yaml
 from modelops.config.errors import InputError
 
 M = TypeVar("M", bound=pydantic.BaseModel)
+# libyaml's parser when PyYAML was built with it (the wheels are): the same safe constructor,
+# about 20 times faster than the pure-Python one, which matters when a code location reads
+# hundreds of recipes and their taxonomies at every load.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
@@ -22,7 +26,7 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise InputError(path, f"byte {exc.start}", "not valid UTF-8") from None
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else None

@@ -6,6 +6,10 @@ plus ``label_mapping.json``, see ``modelops.lifecycle.mapped``) sums the old mod
 probabilities over each new label's group (``modelops.domain.mapped_head``). The
 evaluation, the predictor and batch scoring all load through it; :func:`attached` scores
 an adapter on a base already in memory (the training step scores the champion so).
+
+torch, transformers and PEFT are imported by the functions that load or score, not by this
+module: the landing sensor's tick reaches it through ``modelops.serving.batch_scoring`` and
+must not load them into the code server (docs/concepts.md).
 """
 
 from __future__ import annotations
@@ -17,10 +21,9 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from safetensors.torch import load_file
 
 from modelops.config.errors import IntegrityError
 from modelops.domain.lineage import (
@@ -30,16 +33,10 @@ from modelops.domain.mapped_head import MAPPED_FILE, MappedHead
 from modelops.lifecycle.platform import Platform
 from modelops.ml.base_inspect import check_adapter_base
 from modelops.ml.catalog import ResolvedBase
-from modelops.ml.model import (
-    HEAD_FILE,
-    LABELS_FILE,
-    PooledClassifier,
-    check_adapter_files,
-    load_classifier,
-    predict_proba,
-)
-from modelops.ml.training import TrainedModel, weights_digest
 from modelops.stores.registry_records import AdapterVersion
+
+if TYPE_CHECKING:
+    from modelops.ml.training import TrainedModel
 
 ATTACHED_ADAPTER = "attached"
 """The PEFT name of an adapter :func:`attached` puts beside the trained one."""
@@ -49,6 +46,8 @@ class FetchedAdapter:
     """An adapter copied out of the artifact store into a temporary directory."""
 
     def __init__(self, platform: Platform, version: AdapterVersion):
+        from modelops.ml.training import weights_digest
+
         self._tmp = tempfile.mkdtemp(prefix="adapter-")
         try:
             key = platform.store.key_for(version.artifact_uri)
@@ -86,6 +85,8 @@ class LoadedAdapter:
 
     def predict_proba(self, texts: Sequence[str], max_length: int) -> np.ndarray:
         """Probabilities, shape (n, len(labels)), in the order of ``texts``."""
+        from modelops.ml.model import predict_proba
+
         probs = predict_proba(self.tokenizer, self.model, list(texts), max_length=max_length)
         return self.head.apply(probs, texts) if self.head is not None else probs
 
@@ -100,6 +101,8 @@ def read_mapped_head(directory: Path) -> MappedHead | None:
 
 def load_adapter(platform: Platform, fetched: FetchedAdapter) -> LoadedAdapter:
     """Load a fetched adapter onto the exact base it was trained on (mapped or not)."""
+    from modelops.ml.model import load_classifier
+
     base = platform.resolve_base_by_sha256(fetched.manifest["base_model"]["sha256"])
     tokenizer, model, labels = load_classifier(fetched.path, base.path, base_sha256=base.sha256)
     model.eval()
@@ -114,6 +117,10 @@ def attached(
     (PEFT holds several adapters on one base model): it scores as :func:`load_adapter`
     would load it, without loading the base again. ``base`` is the one in memory; an
     adapter of another base is refused. Removed again on exit."""
+    from safetensors.torch import load_file
+
+    from modelops.ml.model import HEAD_FILE, LABELS_FILE, PooledClassifier, check_adapter_files
+
     path = fetched.path
     check_adapter_files(path)
     check_adapter_base(path, base_path=base.path, base_sha256=base.sha256)

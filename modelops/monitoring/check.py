@@ -62,7 +62,9 @@ def check_window(
     reference = bundle.reference
     novel, by_chance = None, 0.0
     if current.embeddings is not None and reference.embeddings is not None:
-        novel, by_chance = novel_rows(current.embeddings, reference.embeddings)
+        novel, by_chance = novel_rows(
+            current.embeddings, reference.embeddings, threshold=bundle.novelty_threshold
+        )
     impact = assess(
         bundle.calibrator,
         current.confidence,

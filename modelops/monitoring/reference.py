@@ -43,6 +43,7 @@ from modelops.ml.model import (
     predict_proba,
 )
 from modelops.ml.training import HELD_OUT, TrainedModel
+from modelops.monitoring import novelty
 from modelops.monitoring.calibration import Calibration, calibrate
 from modelops.monitoring.estimate import ConfidenceCalibrator
 from modelops.monitoring.signals import Projection, Window, fit_projection, fit_vocabulary
@@ -63,6 +64,9 @@ class MonitoringBundle:
     calibrator: ConfidenceCalibrator
     max_length: int
     pooling: str
+    novelty_threshold: float | None = None
+    """The reference's ``novelty.novelty_threshold``: None in bundles written before it was
+    stored (the drift check then computes it)."""
 
 
 def base_embeddings(base: ResolvedBase, texts: Sequence[str], max_length: int) -> np.ndarray:
@@ -131,6 +135,7 @@ def build_bundle(
             "calibrator": calibrator.to_dict(),
             "max_length": max_length,
             "pooling": base.entry.pooling,
+            "novelty": _novelty_doc(reference.embeddings),
         },
     )
     emit(
@@ -224,6 +229,19 @@ def _calibrate(
     )
 
 
+def _novelty_doc(embeddings: np.ndarray) -> dict:
+    """The novelty threshold of the reference rows, computed once here rather than by every
+    drift check (``modelops.monitoring.novelty``; over a sample past its size), on the
+    embeddings as they are stored (float32), so it equals what the check would compute."""
+    threshold = novelty.novelty_threshold(np.asarray(embeddings, dtype=np.float32))
+    sampled = novelty.threshold_sample(len(embeddings))
+    return {
+        "threshold": threshold if np.isfinite(threshold) else None,
+        "quantile": novelty.QUANTILE,
+        "rows": len(embeddings) if sampled is None else len(sampled),
+    }
+
+
 def _write_bundle(folder: Path, reference: Window, doc: dict) -> None:
     """The reference rows (Parquet), their embeddings (safetensors) and ``doc`` (JSON)."""
     folder.mkdir(exist_ok=True)
@@ -275,4 +293,14 @@ def load_bundle(adapter_dir: Path) -> MonitoringBundle | None:
         calibrator=ConfidenceCalibrator.from_dict(doc["calibrator"]),
         max_length=int(doc["max_length"]),
         pooling=doc["pooling"],
+        novelty_threshold=_stored_threshold(doc.get("novelty")),
     )
+
+
+def _stored_threshold(stored: dict | None) -> float | None:
+    """The stored novelty threshold, when it was taken at the quantile the check uses."""
+    if not stored or stored.get("threshold") is None:
+        return None
+    if stored.get("quantile") != novelty.QUANTILE:
+        return None
+    return float(stored["threshold"])

@@ -13,6 +13,7 @@ from modelops.lifecycle.fetch import FetchedAdapter, predict_with
 from modelops.lifecycle.platform import Platform
 from modelops.lifecycle.train import train_adapter
 from modelops.monitoring.check import check_window
+from modelops.monitoring.novelty import novelty_threshold
 from modelops.monitoring.reference import load_bundle
 from modelops_tests.fixtures.workspace import make_workspace
 
@@ -61,6 +62,17 @@ def test_adapter_records_reference_and_calibrated_thresholds(champion):
     assert bundle.calibration.guarantee["reachable"] is True
     assert bundle.calibration.holdout_rows >= 5 * 60
     assert len(bundle.reference) > 60 and bundle.reference.embeddings.shape[1] == 32
+
+
+def test_the_bundle_stores_the_reference_novelty_threshold(champion):
+    """Computed once at training (it depends on the reference alone), not by every check."""
+    platform, _, version = champion
+    with FetchedAdapter(platform, version) as fetched:
+        bundle = load_bundle(fetched.path)
+    assert bundle.novelty_threshold is not None
+    assert bundle.novelty_threshold == pytest.approx(
+        novelty_threshold(bundle.reference.embeddings), abs=1e-12
+    )
 
 
 @pytest.mark.parametrize("seed", [101, 202])

@@ -4,7 +4,13 @@ taxonomy mapping, offered before any training (``modelops.lifecycle.taxonomy_cha
 It sits between ``training_dataset`` and ``adapter``: the adapter asset reads its output
 (under ``taxonomy_changes.policy: mapped_only`` a covered version is not trained), and the
 evaluation asset compares the trained adapter with it.
+
+``modelops.lifecycle.taxonomy_change`` loads torch: it is imported when the asset runs, not
+when the definitions load. (No ``from __future__ import annotations`` here: Dagster reads
+the asset function's ``context`` annotation as a type.)
 """
+
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -17,7 +23,9 @@ from modelops.defs.recipe.asset_args import training_args
 from modelops.defs.resources import PlatformResource
 from modelops.lifecycle.dataset import DatasetRecord
 from modelops.lifecycle.platform import Platform
-from modelops.lifecycle.taxonomy_change import MappedOffer, offer_mapped_candidate
+
+if TYPE_CHECKING:
+    from modelops.lifecycle.taxonomy_change import MappedOffer
 
 
 def build_mapped_asset(loaded: LoadedRecipe) -> dg.AssetsDefinition:
@@ -57,10 +65,12 @@ def offer_on_base(
     base: str,
     who: str,
     emit: Emit,
-) -> MappedOffer:
+) -> "MappedOffer":
     """:func:`offer_mapped_candidate` in a partition of revision ``base``; none when the
     serving champion is on another base (a mapped candidate reuses its weights, on its
     base: it has no place in a partition of another base, where the adapter trains)."""
+    from modelops.lifecycle.taxonomy_change import MappedOffer, offer_mapped_candidate
+
     serving = platform.registry.alias(loaded.name, "champion")
     if serving is not None and serving.base_model != base:
         return MappedOffer(

@@ -8,6 +8,10 @@ asset checks, so a failing candidate never reaches ``champion``. ``mapped_candid
 (``modelops.defs.recipe.mapped_asset``) offers the previous version's champion through the
 taxonomy mapping first; the evaluation puts the trained adapter beside it and
 ``champion`` promotes the winner (``modelops.lifecycle.taxonomy_change``).
+
+Training, evaluation and the taxonomy change load torch and transformers: their steps are
+imported inside the asset bodies that run them, so that loading the definitions (a code
+server, every sensor tick's process) does not import them (docs/concepts.md).
 """
 
 import dagster as dg
@@ -26,11 +30,8 @@ from modelops.defs.recipe.asset_args import training_args
 from modelops.defs.recipe.mapped_asset import build_mapped_asset
 from modelops.defs.resources import PlatformResource
 from modelops.domain.gates import active_gates
-from modelops.lifecycle.candidate_evaluation import evaluate_candidate
 from modelops.lifecycle.dataset import DatasetRecord, build_dataset
 from modelops.lifecycle.promote import promote_if_passed
-from modelops.lifecycle.taxonomy_change import should_train
-from modelops.lifecycle.train import train_adapter
 
 # One blocking check per gate of ``modelops.domain.gates.apply_gates`` (a test keeps them equal).
 # A gate the recipe switches off (``beat_baseline: false``) has no check: a check that did
@@ -101,6 +102,9 @@ def build_adapter_asset(loaded: LoadedRecipe) -> dg.AssetsDefinition:
     def adapter(
         context: dg.AssetExecutionContext, platform: PlatformResource, dataset: dict, mapped: dict
     ):
+        from modelops.lifecycle.taxonomy_change import should_train
+        from modelops.lifecycle.train import train_adapter
+
         train, why = should_train(loaded, mapped)
         if not train:
             context.log.info(why)
@@ -146,6 +150,8 @@ def build_evaluation_asset(loaded: LoadedRecipe) -> dg.AssetsDefinition:
         "the recipe's gates are its blocking checks.",
     )
     def evaluation(context: dg.AssetExecutionContext, platform: PlatformResource, adapter: dict):
+        from modelops.lifecycle.candidate_evaluation import evaluate_candidate
+
         evaluated = evaluate_candidate(
             platform.platform,
             loaded,
