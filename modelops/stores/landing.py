@@ -192,7 +192,11 @@ class LocalLandingLocation(LandingLocation):
         """Every entry of ``incoming/`` but partial names, whatever its kind: a link, a
         FIFO, a device or a folder is listed, to be refused with a note."""
         incoming = self.directory / INCOMING
-        if not incoming.is_dir() or incoming.is_symlink():
+        if incoming.is_symlink():
+            raise InputError(
+                str(incoming), None, "is a symbolic link: refused (make it a real folder)"
+            )
+        if not incoming.is_dir():
             return []
         return sorted(p.name for p in incoming.iterdir() if not is_partial(p.name))
 

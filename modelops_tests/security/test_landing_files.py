@@ -9,6 +9,7 @@ import os
 import dagster as dg
 import pytest
 
+from modelops.config.errors import InputError
 from modelops.demo.scenario import Loop
 from modelops_tests.fixtures.hostile_landing import Landing, control_characters, stored_rows
 from modelops_tests.fixtures.workspace import write_recipe
@@ -151,3 +152,18 @@ def test_a_file_name_with_escapes_is_refused_and_moved_under_a_safe_name(landing
     assert landing.path("rejected", kept).read_bytes() == b"text\ncard lost\n"
     assert control_characters(landing.notes()[note]) == []
     assert stored_rows(plog) == (before, before_feedback)
+
+
+def test_an_incoming_folder_that_is_a_link_is_refused(tmp_path, predictor, plog):
+    """Were ``incoming/`` a link to another folder, its files would be read and moved
+    away from there: the pass refuses it and touches nothing."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.csv").write_text("text\nnot yours\n", encoding="utf-8")
+    (tmp_path / "landing" / "demo").mkdir(parents=True)
+    os.symlink(elsewhere, tmp_path / "landing" / "demo" / "incoming")
+    before = stored_rows(plog)
+    with pytest.raises(InputError, match="incoming: is a symbolic link: refused"):
+        Landing(tmp_path / "landing").process(predictor, plog)
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["keep.csv"]
+    assert stored_rows(plog) == before

@@ -158,6 +158,8 @@ def test_a_database_migrated_by_newer_code_is_refused(db_url):
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_future'"))
     engine.dispose()
     before = state(db_url)
-    with pytest.raises(ModelopsError, match="revision 9999_future, which this code does not know"):
+    with pytest.raises(
+        ModelopsError, match="revision 9999_future, which this release does not know"
+    ):
         Registry(db_url)
     assert state(db_url) == before

@@ -14,6 +14,7 @@ the same tables' metadata (:class:`Base`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import re
 import threading
@@ -188,9 +189,14 @@ def _alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_alembic_config())
+
+
 def head_revision() -> str:
     """The schema revision this code needs: the head of its migrations."""
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    head = _scripts().get_current_head()
     assert head is not None, "the migrations have no head"
     return head
 
@@ -238,16 +244,15 @@ def schema_problem(connection: Connection) -> str | None:
         return None
     if current is None:
         return f"it has no schema (this code needs revision {head}): run `{INIT_COMMAND}`"
-    script = ScriptDirectory.from_config(_alembic_config())
     try:
-        known = script.get_revision(current) is not None
+        known = _scripts().get_revision(current) is not None
     except CommandError:
         known = False
     if not known:
         return (
-            f"its schema is at revision {current}, which this code does not know (newer "
-            f"code migrated it; this code needs {head}): run this code's newer release, "
-            f"or restore the database; `{INIT_COMMAND}` cannot go back"
+            f"its schema is at revision {current}, which this release does not know (a "
+            f"newer release migrated it; this one needs {head}): run the newer release, "
+            f"or restore a backup; `{INIT_COMMAND}` of this release cannot go back"
         )
     return (
         f"its schema is at revision {current}, older than this code's {head}: run "
