@@ -322,8 +322,8 @@ def _process_one(
     except BaseException:  # a store's error, an interrupt: this attempt does not count
         location.record_failures(name, failures, last_error)
         raise
+    location.clear_failures(name)  # first: a crash before the move leaves no stale count
     location.move(name, PROCESSED)
-    location.clear_failures(name)
     report.processed.append(result)
 
 
