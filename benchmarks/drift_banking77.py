@@ -69,6 +69,7 @@ from modelops.monitoring.reference import base_embeddings, load_bundle
 from modelops.monitoring.signals import Window, column_frames
 from modelops.monitoring.verdict import verdict
 from modelops.serving.predictor import Predictor
+from modelops.stores.db.engine import migrate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from drift_alarms import run_alarms  # noqa: E402  (a sibling script, not a package)
@@ -379,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         work = Path(tempfile.mkdtemp(prefix="drift-banking77-"))
         settings = write_workspace(work, known_train, labels, args)
+    migrate(settings.database_url)  # what modelops init does
     plat = Platform.from_settings(settings)
     loaded = load_recipe(settings.recipes_dir / f"{RECIPE}.yaml")
     max_length = loaded.recipe.training.max_length

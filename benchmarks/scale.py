@@ -219,11 +219,13 @@ def timed(fn, repeat: int = 3) -> float:
 def bench_production_log(sizes: list[int], window: int = 500) -> list[dict]:
     import sqlalchemy as sa
 
+    from modelops.stores.db.engine import migrate
     from modelops.stores.production_log import ProductionLog
 
     name, url = fresh_database()
     rows = []
     try:
+        migrate(url)  # a fresh database: what modelops init does
         with ProductionLog(url) as log:
             engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg2://"))
             done = 0

@@ -66,6 +66,7 @@ from modelops.lifecycle.fetch import FetchedAdapter  # noqa: E402
 from modelops.lifecycle.platform import Platform  # noqa: E402
 from modelops.lifecycle.train import train_adapter  # noqa: E402
 from modelops.ml.model import load_classifier, pool  # noqa: E402
+from modelops.stores.db.engine import migrate  # noqa: E402
 from modelops.stores.registry_records import SERVING  # noqa: E402
 
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "banking77"
@@ -393,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="serve-banking77-"))
     write_workspace(work, train, labels, args)
     settings = workspace_settings(work, args.threads)
+    migrate(settings.database_url)  # what modelops init does
     plat = Platform.from_settings(settings)
     names = recipe_names(args)
     ids = trained_adapters(plat, settings, args)

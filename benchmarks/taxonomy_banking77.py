@@ -62,6 +62,7 @@ from modelops.lifecycle.platform import Platform
 from modelops.ml.catalog import Catalog
 from modelops.ml.model import load_classifier, predict_proba
 from modelops.ml.training import train_classifier
+from modelops.stores.db.engine import migrate
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "banking77"
@@ -563,6 +564,7 @@ def merge_only(args: argparse.Namespace, rows: pd.DataFrame, root: Path) -> dict
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("taxonomy_banking", ["v1"])
     v1 = backfill(settings, instance, "v1")
+    migrate(settings.database_url)  # what modelops init does
     p = Platform.from_settings(settings)
     written = datetime.now(UTC)
     merge_version(root)
@@ -662,6 +664,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.rules_only:
             instance = dg.DagsterInstance.ephemeral()
             instance.add_dynamic_partitions("taxonomy_banking", ["v1", "v2"])
+            migrate(settings.database_url)  # what modelops init does
             p = Platform.from_settings(settings)
             backfills, direct = {}, {}
             for v in ("v1", "v2"):  # each pair back to back, so under about the same load

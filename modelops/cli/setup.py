@@ -1,4 +1,8 @@
-"""``modelops init``: prepare the embedded defaults (Dagster home, registry schema)."""
+"""``modelops init``: prepare the embedded defaults (Dagster home, registry schema).
+
+The only command that migrates the registry's schema (the deployment's init job runs
+it); every other process refuses a database that is not at head, naming this command.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,9 @@ telemetry:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "init", help="create .modelops/ (Dagster home, registry schema) if missing"
+        "init",
+        help="create .modelops/ (Dagster home) if missing and create or migrate the "
+        "registry schema (the only command that migrates it)",
     )
     parser.add_argument(
         "--dagster-home",
@@ -29,8 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from modelops.stores.db.engine import masked_url
-    from modelops.stores.registry import Registry
+    from modelops.stores.db.engine import masked_url, migrate
 
     settings = Settings.from_env()
     dagster_home = (
@@ -40,12 +45,13 @@ def run(args: argparse.Namespace) -> int:
     config = dagster_home / "dagster.yaml"
     if not config.exists():
         config.write_text(DAGSTER_YAML, encoding="utf-8")
-    Registry(settings.database_url).close()
+    revision = migrate(settings.database_url, what="registry")
     added = _sync_partitions(dagster_home, settings)
     if "://" not in settings.artifacts_uri:
         Path(settings.artifacts_uri).mkdir(parents=True, exist_ok=True)
     print(
         f"modelops home {settings.home}; registry {masked_url(settings.database_url)}; "
+        f"schema at revision {revision}; "
         f"artifacts {settings.artifacts_uri}; dagster home {dagster_home}"
     )
     for name, versions in added.items():

@@ -20,6 +20,25 @@ SIGNALS = (
 )
 
 
+class LandingLimits(StrictSection):
+    """What one batch file in the landing folder may be; a file over a cap is rejected
+    with a note naming the file and the cap, before it is loaded (docs/recipes.md)."""
+
+    max_bytes: int = Field(
+        default=100_000_000,
+        gt=0,
+        description="largest file, in bytes: its size, and for Parquet also its data "
+        "uncompressed and decoded",
+    )
+    max_rows: int = Field(default=1_000_000, gt=0, description="most data rows in one file")
+    max_failures: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="scoring attempts that crash on one file before it is quarantined",
+    )
+
+
 class MonitoringSettings(StrictSection):
     """Drift checks on production windows against the champion's reference data."""
 
@@ -64,6 +83,7 @@ class MonitoringSettings(StrictSection):
         description="folder or s3://bucket/prefix for batch files "
         "(default <MODELOPS_HOME>/landing)",
     )
+    landing_limits: LandingLimits = LandingLimits()
 
 
 class RetrainingSettings(StrictSection):

@@ -8,6 +8,7 @@ one folder per recipe and the same layout and behaviour on both
     <landing>/<recipe>/incoming/    drop files here (CSV or Parquet)
     <landing>/<recipe>/processed/   scored and logged
     <landing>/<recipe>/rejected/    refused, each with <name>.error.txt beside it
+    <landing>/<recipe>/quarantine/  the scorer crashed on it max_failures times; with its note
 
 A file has a ``text`` column and may have ``id`` (the sender's row reference, stored as
 the prediction's ``external_id``, at most 200 characters) and ``label`` (a true label:
@@ -24,6 +25,18 @@ commit and the move, or the same file delivered twice) is moved without being lo
 again. Errors that are not the file's fault (database, model, S3) propagate and leave
 the file in ``incoming/`` for the next run.
 
+Files are hostile (see :mod:`modelops.stores.landing` and docs/security.md): only
+regular files are read; the recipe's ``monitoring.landing_limits`` caps a file's bytes
+(checked from its size before it is read; for Parquet also its data uncompressed, from
+the footer, and decoded, while reading) and rows (Parquet: the footer's row count before
+reading; CSV: counted while parsing), so a compression or row bomb is refused without
+being loaded. Whatever of a file is echoed (its name, a header field) is cut to 200
+characters and stripped of control characters and terminal escapes. A scorer crash on a
+file (any error of reading or scoring it that is not the file's known fault, or the
+process dying while on it: each attempt is recorded in ``attempts/`` before it starts)
+counts as a failure; the file stays waiting and the pass goes on with the others, and
+after ``max_failures`` it is moved to ``quarantine/`` with a note.
+
 Writers should create files under a name starting with ``.`` or ending in ``.tmp`` or
 ``.part`` and rename them when complete: such names are not picked up (on S3, upload
 under the final name: an object appears whole, or copy it from a temporary name). One
@@ -32,29 +45,31 @@ process at a time should process a recipe's landing folder.
 
 from __future__ import annotations
 
-import csv
-import io
-import math
+import contextlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from modelops.config.errors import InputError
+from modelops.config.errors import InputError, ModelopsError
 from modelops.config.fingerprint import sha256_json
-from modelops.domain.text import clean_text, decode_text
+from modelops.config.monitoring import LandingLimits
+from modelops.domain.echo import echo
+from modelops.serving.batch_files import FORMATS, Batch, read_batch  # noqa: F401 (re-exported)
 from modelops.serving.predictor import Predictor
-from modelops.stores.db.orm import MAX_EXTERNAL_ID_CHARS
-from modelops.stores.landing import INCOMING, PROCESSED, LandingLocation, open_landing
-from modelops.stores.production_log import ProductionLog, external_id_text
+from modelops.stores.landing import (
+    INCOMING,
+    PROCESSED,
+    QUARANTINE,
+    LandingLocation,
+    name_problem,
+    open_landing,
+    read_local_file,
+)
+from modelops.stores.production_log import ProductionLog
 
-FORMATS = {".csv": "csv", ".parquet": "parquet"}
-TEXT, ID, LABEL = "text", "id", "label"
-COLUMNS = (TEXT, ID, LABEL)
-_MAX_REPORTED = 5
-_MAX_LABEL_CHARS = 200  # the log's column width
+_MAX_ERROR_CHARS = 1000  # of an error echoed in a note, a log line or metadata
 
 
 @dataclass(frozen=True)
@@ -76,8 +91,23 @@ class Rejection:
     file: str
     error: str
     path: str
-    """Where the file is now (under ``rejected/``, a path or an ``s3://`` URI); the note
-    is ``path + .error.txt``."""
+    """Where the file is now (under ``rejected/`` or ``quarantine/``, a path or an
+    ``s3://`` URI); the note is ``path + .error.txt``."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A file the scorer crashed on this pass: it stays waiting until ``max_failures``."""
+
+    file: str
+    error: str
+    failures: int
+    """Failed attempts so far, this one included."""
+
+
+class ScoringCrash(Exception):
+    """Reading or scoring a file failed for a reason that is not a known fault of the
+    file nor of a store: counted against the file."""
 
 
 @dataclass
@@ -86,6 +116,8 @@ class LandingReport:
 
     processed: list[BatchResult] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    quarantined: list[Rejection] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -102,6 +134,8 @@ class LandingReport:
         return {
             "processed": [asdict(b) for b in self.processed],
             "rejected": [asdict(r) for r in self.rejected],
+            "quarantined": [asdict(r) for r in self.quarantined],
+            "failed": [asdict(f) for f in self.failed],
             "rows": self.rows,
             "feedback_rows": self.feedback_rows,
         }
@@ -114,6 +148,10 @@ class LandingReport:
             "rows": self.rows,
             "feedback_rows": self.feedback_rows,
             "rejected": [r.error for r in self.rejected],
+            "files_quarantined": len(self.quarantined),
+            "quarantined": [r.error for r in self.quarantined],
+            "files_failed": len(self.failed),
+            "failed": [f"{f.error} (attempt {f.failures})" for f in self.failed],
         }
 
     def summary_lines(self) -> list[str]:
@@ -123,6 +161,8 @@ class LandingReport:
             what = "already logged" if b.already_logged else "logged"
             lines.append(f"{b.file}: {what}, {b.rows} rows, {b.feedback_rows} with a label")
         lines.extend(f"rejected {r.error}" for r in self.rejected)
+        lines.extend(f"quarantined {r.error}" for r in self.quarantined)
+        lines.extend(f"failed (attempt {f.failures}) {f.error}" for f in self.failed)
         return lines
 
 
@@ -153,21 +193,35 @@ def pending_files(
     return [location.uri_for(INCOMING, name) for name in location.pending()]
 
 
-def score_file(predictor: Predictor, path: str | Path, *, log: ProductionLog) -> BatchResult:
+def score_file(
+    predictor: Predictor,
+    path: str | Path,
+    *,
+    log: ProductionLog,
+    limits: LandingLimits = LandingLimits(),
+) -> BatchResult:
     """Read and check a local batch file, score it, log its predictions and feedback in
     one transaction. Raises :class:`InputError` (naming the file, line or row) for a bad
-    file, before anything is logged. Does not move the file."""
+    file, one that is not a regular file or is over ``limits``, before anything is
+    logged. Does not move the file."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(path.name, None, f"cannot read the file ({exc.strerror or exc})") from None
-    return score_batch(predictor, path.name, data, log=log)
+    data = read_local_file(path, limits.max_bytes)
+    return score_batch(predictor, path.name, data, log=log, limits=limits)
 
 
-def score_batch(predictor: Predictor, name: str, data: bytes, *, log: ProductionLog) -> BatchResult:
-    """:func:`score_file` of the content ``data`` of a file called ``name``."""
-    batch = read_batch(name, data)
+def score_batch(
+    predictor: Predictor,
+    name: str,
+    data: bytes,
+    *,
+    log: ProductionLog,
+    limits: LandingLimits = LandingLimits(),
+) -> BatchResult:
+    """:func:`score_file` of the content ``data`` of a file called ``name``. An error of
+    reading or scoring that is neither an :class:`InputError` nor a store's
+    :class:`ModelopsError` is raised as :class:`ScoringCrash`."""
+    with _crashes(name):
+        batch = read_batch(name, data, limits)
     texts, labels = batch.texts, batch.labels
     content: dict[str, Any] = {
         "recipe": predictor.recipe,
@@ -181,17 +235,29 @@ def score_batch(predictor: Predictor, name: str, data: bytes, *, log: Production
     feedback_rows = sum(label is not None for label in labels)
     if log.batch_logged(predictor.recipe, batch_id):
         return BatchResult(name, len(texts), feedback_rows, batch_id, already_logged=True)
-    predictions = predictor.score(texts)
-    records = predictor.records(
-        texts,
-        predictions,
-        source=f"batch:{name}"[:200],
-        batch_id=batch_id,
-        true_labels=labels,
-        external_ids=batch.ids,
-    )
+    with _crashes(name):
+        predictions = predictor.score(texts)
+        records = predictor.records(
+            texts,
+            predictions,
+            source=f"batch:{name}"[:200],
+            batch_id=batch_id,
+            true_labels=labels,
+            external_ids=batch.ids,
+        )
     log.log_predictions(records)
     return BatchResult(name, len(texts), feedback_rows, batch_id)
+
+
+@contextlib.contextmanager
+def _crashes(name: str) -> Iterator[None]:
+    try:
+        yield
+    except ModelopsError:  # the file's fault (InputError) or a store's: as it is
+        raise
+    except Exception as exc:
+        what = f"{type(exc).__name__}: {exc}"
+        raise ScoringCrash(f"{echo(name)}: the scorer crashed ({echo(what, 500)})") from exc
 
 
 def process_landing(
@@ -201,11 +267,14 @@ def process_landing(
     *,
     log: ProductionLog,
     s3_endpoint_url: str | None = None,
+    limits: LandingLimits = LandingLimits(),
 ) -> LandingReport:
     """Score every pending file of ``recipe``: good ones are logged and moved to
-    ``processed/``, bad ones moved to ``rejected/`` with an error note. ``landing`` is a
+    ``processed/``, bad ones moved to ``rejected/`` with an error note, and ones the
+    scorer crashed on ``limits.max_failures`` times to ``quarantine/``. ``landing`` is a
     directory, ``s3://bucket[/prefix]`` (on ``s3_endpoint_url``, default AWS) or an open
-    location of ``recipe``."""
+    location of ``recipe``. Errors of the stores (database, S3) propagate and leave the
+    file waiting, its attempt not counted."""
     if recipe != predictor.recipe:
         raise InputError(
             None, "recipe", f"{recipe!r} but the predictor serves {predictor.recipe!r}"
@@ -213,132 +282,75 @@ def process_landing(
     location = _location(landing, recipe, s3_endpoint_url)
     report = LandingReport()
     for name in location.pending():
-        try:
-            result = score_batch(predictor, name, location.read(name), log=log)
-        except InputError as exc:
-            path = location.reject(name, _note(name, exc))
-            report.rejected.append(Rejection(file=name, error=str(exc), path=path))
-            continue
-        location.move(name, PROCESSED)
-        report.processed.append(result)
+        _process_one(predictor, location, name, log=log, limits=limits, report=report)
     return report
+
+
+def _process_one(
+    predictor: Predictor,
+    location: LandingLocation,
+    name: str,
+    *,
+    log: ProductionLog,
+    limits: LandingLimits,
+    report: LandingReport,
+) -> None:
+    failures, last_error = location.failures(name)
+    if failures >= limits.max_failures:
+        _quarantine(location, name, failures, last_error, report)
+        return
+    try:
+        problem = name_problem(name)
+        if problem:
+            raise InputError(echo(name), None, f"refused name ({problem})")
+        # Recorded first: a process that dies on this file has counted the attempt.
+        location.record_failures(name, failures + 1, "the scoring process stopped on it")
+        data = location.read(name, limits.max_bytes)
+        result = score_batch(predictor, name, data, log=log, limits=limits)
+    except InputError as exc:
+        error = echo(exc, _MAX_ERROR_CHARS)
+        path = location.reject(name, _note(name, exc))
+        report.rejected.append(Rejection(file=echo(name), error=error, path=path))
+        return
+    except ScoringCrash as exc:
+        location.record_failures(name, failures + 1, str(exc))
+        if failures + 1 >= limits.max_failures:
+            _quarantine(location, name, failures + 1, str(exc), report)
+        else:
+            report.failed.append(Failure(echo(name), echo(exc, _MAX_ERROR_CHARS), failures + 1))
+        return
+    except BaseException:  # a store's error, an interrupt: this attempt does not count
+        location.record_failures(name, failures, last_error)
+        raise
+    location.clear_failures(name)  # first: a crash before the move leaves no stale count
+    location.move(name, PROCESSED)
+    report.processed.append(result)
+
+
+def _quarantine(
+    location: LandingLocation, name: str, failures: int, last_error: str, report: LandingReport
+) -> None:
+    error = echo(
+        f"{echo(name)}: quarantined after {failures} failed scoring attempts "
+        f"(monitoring.landing_limits.max_failures); last: {last_error}",
+        _MAX_ERROR_CHARS,
+    )
+    note = (
+        f"{error}\n\n"
+        f"file: {echo(name)}\n"
+        f"failures: {failures}\n"
+        f"last_error: {echo(last_error, _MAX_ERROR_CHARS)}\n"
+        f"quarantined_at: {datetime.now(UTC).isoformat()}\n"
+    )
+    path = location.reject(name, note, QUARANTINE)
+    report.quarantined.append(Rejection(file=echo(name), error=error, path=path))
 
 
 def _note(name: str, error: InputError) -> str:
     return (
-        f"{error}\n\n"
-        f"file: {name}\n"
-        f"where: {error.where or '(whole file)'}\n"
-        f"reason: {error.message}\n"
+        f"{echo(error, _MAX_ERROR_CHARS)}\n\n"
+        f"file: {echo(name)}\n"
+        f"where: {echo(error.where or '(whole file)')}\n"
+        f"reason: {echo(error.message, _MAX_ERROR_CHARS)}\n"
         f"rejected_at: {datetime.now(UTC).isoformat()}\n"
     )
-
-
-# --------------------------------------------------------------------------- reading
-
-
-@dataclass(frozen=True)
-class Batch:
-    """The rows of a batch file, checked: one entry per row in each list."""
-
-    texts: list[str]
-    """Cleaned as the model sees them."""
-    labels: list[str | None]
-    """True labels; None where there is none."""
-    ids: list[str | None]
-    """The sender's row references (``id`` column); None where there is none."""
-
-
-def read_batch(name: str, data: bytes) -> Batch:
-    """The checked rows of the batch file ``name`` whose content is ``data``.
-
-    CSV is decoded as strict UTF-8 and read with the ``csv`` module, so errors name the
-    real line; wholly blank lines are skipped. Parquet rows are numbered from 1.
-    """
-    fmt = FORMATS.get(Path(name).suffix.lower())
-    if fmt is None:
-        raise InputError(name, None, f"unsupported file type (expected {', '.join(FORMATS)})")
-    columns, rows = _csv_rows(name, data) if fmt == "csv" else _parquet_rows(name, data)
-    if TEXT not in columns:
-        present = ", ".join(columns) or "none"
-        raise InputError(name, f"column {TEXT!r}", f"missing (columns present: {present})")
-    for i, column in enumerate(columns):
-        if column not in COLUMNS:
-            raise InputError(
-                name, f"column {column!r}", f"unexpected (allowed: {', '.join(COLUMNS)})"
-            )
-        if column in columns[:i]:
-            raise InputError(name, f"column {column!r}", "appears twice")
-    if not rows:
-        raise InputError(name, None, "no data rows")
-    problems: list[tuple[str, str]] = []
-    batch = Batch([], [], [])
-    for where, row in rows:
-        raw, raw_label = row[TEXT], row.get(LABEL)
-        text = clean_text(raw) if isinstance(raw, str) else ""
-        label = None if _missing(raw_label) else (str(raw_label).strip() or None)
-        ref = external_id_text(row.get(ID))
-        if not text:
-            kind = "empty" if _missing(raw) or isinstance(raw, str) else "not text"
-            problems.append((where, f"column {TEXT!r} is {kind}"))
-        elif any("\0" in v for v in (text, label or "", ref or "")):
-            problems.append((where, "a NUL character (no database stores it)"))
-        elif label is not None and len(label) > _MAX_LABEL_CHARS:
-            problems.append((where, f"label has {len(label)} characters (max {_MAX_LABEL_CHARS})"))
-        elif ref is not None and len(ref) > MAX_EXTERNAL_ID_CHARS:
-            problems.append((where, f"id has {len(ref)} characters (max {MAX_EXTERNAL_ID_CHARS})"))
-        batch.texts.append(text)
-        batch.labels.append(label)
-        batch.ids.append(ref)
-    if problems:
-        where, message = problems[0]
-        if len(problems) > 1:
-            others = ", ".join(w for w, _ in problems[1:_MAX_REPORTED])
-            more = ", ..." if len(problems) > _MAX_REPORTED else ""
-            message += f" (and {len(problems) - 1} more bad rows: {others}{more})"
-        raise InputError(name, where, message)
-    return batch
-
-
-Rows = list[tuple[str, dict[str, Any]]]
-"""``[(where, {column: value})]``: where is ``line N`` (CSV) or ``row N`` (Parquet)."""
-
-
-def _csv_rows(name: str, data: bytes) -> tuple[list[str], Rows]:
-    text = decode_text(name, data)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header: list[str] | None = None
-    rows: Rows = []
-    line = 1  # where the next record starts
-    try:
-        for record in reader:
-            where, line = f"line {line}", reader.line_num + 1
-            if not any(field.strip() for field in record):
-                continue  # a blank line
-            if header is None:
-                header = [field.strip() for field in record]
-            elif len(record) != len(header):
-                raise InputError(
-                    name, where, f"has {len(record)} fields, the header has {len(header)}"
-                )
-            else:
-                rows.append((where, dict(zip(header, record, strict=True))))
-    except csv.Error as exc:
-        raise InputError(name, f"line {line}", f"not a readable CSV file ({exc})") from None
-    return header or [], rows
-
-
-def _parquet_rows(name: str, data: bytes) -> tuple[list[str], Rows]:
-    try:
-        table = pd.read_parquet(io.BytesIO(data))
-    except Exception as exc:  # pyarrow raises many kinds
-        raise InputError(name, None, f"not a readable Parquet file ({exc})") from None
-    columns = [str(c) for c in table.columns]
-    if len(set(columns)) < len(columns):
-        return columns, []  # read_batch names the repeated column
-    table.columns = columns
-    return columns, [(f"row {i + 1}", r) for i, r in enumerate(table.to_dict("records"))]
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA

@@ -6,6 +6,17 @@ Both backends have the same layout and the same operations::
                                  ``.tmp`` or ``.part`` are still being written)
     <root>/<recipe>/processed/   scored and logged
     <root>/<recipe>/rejected/    refused, each with ``<name>.error.txt`` beside it
+    <root>/<recipe>/quarantine/  files the scorer crashed on too often, each with its note
+    <root>/<recipe>/attempts/    ``<name>.json``: the failed scoring attempts of a file
+
+Files are hostile. Only regular files are read: locally ``lstat`` decides, and the file
+is opened with ``O_NOFOLLOW`` and checked again on the open descriptor, so a symbolic
+link (whatever it points to), a FIFO, a device or a directory is refused unread and its
+target is never opened nor shown. A file larger than the caller's byte cap is refused
+from its size (locally ``fstat``, on S3 the object's ``ContentLength``) before it is
+read, and never more than the cap is read. A name that could be a path or carries
+control characters (``..``, ``/``, ``\\``, a leading ``/``, escapes: possible for S3
+keys) is refused, and the file is moved aside under a safe name.
 
 A move never overwrites: a name already taken in the target folder (by a file or by a
 note) becomes ``stem.N.suffix``. Locally a move is a rename; on S3 it is a copy, then a
@@ -16,20 +27,52 @@ pass moves it again under a new name). S3 clients are built as the artifact stor
 from __future__ import annotations
 
 import abc
+import contextlib
+import errno
+import json
+import os
+import re
+import stat
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 from modelops.config.errors import InputError, NotFoundError
+from modelops.domain.echo import echo
 from modelops.stores.s3 import s3_client, s3_errors, split_s3_uri
 
 INCOMING, PROCESSED, REJECTED = "incoming", "processed", "rejected"
+QUARANTINE, ATTEMPTS = "quarantine", "attempts"
 NOTE_SUFFIX = ".error.txt"
 _PARTIAL = (".tmp", ".part")
+_MAX_NAME_CHARS = 200
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+=@,-]")
 
 
 def is_partial(name: str) -> bool:
     """Whether ``name`` is a file still being written (``.name``, ``*.tmp``, ``*.part``)."""
     return not name or name.startswith(".") or name.endswith(_PARTIAL)
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` may not be used as a file name in the landing folder, or None: a
+    path separator, a ``..`` part, control or format characters, too long."""
+    if "/" in name or "\\" in name:
+        return "the name holds a path separator"
+    if ".." in name:
+        return "the name holds '..'"
+    if any(unicodedata.category(c).startswith("C") for c in name):
+        return "the name holds control characters"
+    if len(name) > _MAX_NAME_CHARS:
+        return f"the name has {len(name)} characters (max {_MAX_NAME_CHARS})"
+    return None
+
+
+def safe_name(name: str) -> str:
+    """A harmless stand-in for a refused ``name``: letters, digits and ``._+=@,-`` only,
+    no ``..``, no leading ``.``, at most 200 characters."""
+    cleaned = _UNSAFE.sub("_", name).replace("..", "_.")[:_MAX_NAME_CHARS].lstrip(".")
+    return cleaned or "unnamed"
 
 
 class LandingLocation(abc.ABC):
@@ -43,14 +86,23 @@ class LandingLocation(abc.ABC):
         """Names of the complete files in ``incoming/``, sorted; one listing."""
 
     @abc.abstractmethod
-    def read(self, name: str) -> bytes:
-        """The bytes of ``incoming/<name>``."""
+    def read(self, name: str, max_bytes: int) -> bytes:
+        """The bytes of ``incoming/<name>``; :class:`InputError` naming the file when it
+        is not a regular file, is larger than ``max_bytes`` or cannot be read."""
 
     @abc.abstractmethod
     def _exists(self, folder: str, name: str) -> bool: ...
 
     @abc.abstractmethod
     def _write(self, folder: str, name: str, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    def _load(self, folder: str, name: str) -> bytes | None:
+        """The bytes of one of the platform's own files (a note, an attempts record),
+        or None when there is none."""
+
+    @abc.abstractmethod
+    def _delete(self, folder: str, name: str) -> None: ...
 
     @abc.abstractmethod
     def _move(self, name: str, folder: str, target: str) -> None:
@@ -66,17 +118,47 @@ class LandingLocation(abc.ABC):
         self._move(name, folder, target)
         return self.uri_for(folder, target)
 
-    def reject(self, name: str, note: str) -> str:
-        """Write the note, then move ``incoming/<name>`` beside it in ``rejected/`` (a
-        crash in between loses nothing: the file is still waiting, and is rejected
-        again); where the file is now. The note is that plus ``.error.txt``."""
-        target = self._free_name(REJECTED, name)
-        self._write(REJECTED, f"{target}{NOTE_SUFFIX}", note.encode("utf-8"))
-        self._move(name, REJECTED, target)
-        return self.uri_for(REJECTED, target)
+    def reject(self, name: str, note: str, folder: str = REJECTED) -> str:
+        """Write the note, then move ``incoming/<name>`` beside it in ``rejected/`` (or
+        ``folder``: ``quarantine/``), under a safe name when its own is refused (a crash
+        in between loses nothing: the file is still waiting, and is rejected again);
+        where the file is now. The note is that plus ``.error.txt``."""
+        target = self._free_name(folder, name)
+        self._write(folder, f"{target}{NOTE_SUFFIX}", note.encode("utf-8"))
+        self._move(name, folder, target)
+        self.clear_failures(name)
+        return self.uri_for(folder, target)
+
+    def failures(self, name: str) -> tuple[int, str]:
+        """How many scoring attempts of ``incoming/<name>`` failed (crashed, or were
+        cut short) and the last one's error."""
+        if name_problem(name):
+            return 0, ""
+        try:
+            record = json.loads(self._load(ATTEMPTS, f"{name}.json") or b"{}")
+            return int(record.get("failures", 0)), str(record.get("error", ""))
+        except (ValueError, TypeError, AttributeError):  # a damaged record starts afresh
+            return 0, ""
+
+    def record_failures(self, name: str, failures: int, error: str) -> None:
+        """Record that ``failures`` attempts at ``name`` failed, the last with ``error``
+        (0 removes the record)."""
+        if failures <= 0:
+            self.clear_failures(name)
+            return
+        record = {"file": name, "failures": failures, "error": echo(error, 1000)}
+        self._write(ATTEMPTS, f"{name}.json", json.dumps(record).encode("utf-8"))
+
+    def clear_failures(self, name: str) -> None:
+        """Forget the failed attempts at ``name`` (scored, rejected or quarantined)."""
+        if not name_problem(name) and self._exists(ATTEMPTS, f"{name}.json"):
+            self._delete(ATTEMPTS, f"{name}.json")
 
     def _free_name(self, folder: str, name: str) -> str:
-        """``name``, or ``stem.N.suffix`` when it (or its note) is taken in ``folder``."""
+        """``name`` (its :func:`safe_name` when refused), or ``stem.N.suffix`` when it
+        (or its note) is taken in ``folder``."""
+        if name_problem(name):
+            name = safe_name(name)
         stem, suffix = Path(name).stem, Path(name).suffix
         candidate, n = name, 0
         while self._exists(folder, candidate) or self._exists(folder, candidate + NOTE_SUFFIX):
@@ -107,25 +189,48 @@ class LocalLandingLocation(LandingLocation):
         self.uri = str(self.directory)
 
     def pending(self) -> list[str]:
+        """Every entry of ``incoming/`` but partial names, whatever its kind: a link, a
+        FIFO, a device or a folder is listed, to be refused with a note."""
         incoming = self.directory / INCOMING
+        if incoming.is_symlink():
+            raise InputError(
+                str(incoming), None, "is a symbolic link: refused (make it a real folder)"
+            )
         if not incoming.is_dir():
             return []
-        return sorted(p.name for p in incoming.iterdir() if p.is_file() and not is_partial(p.name))
+        return sorted(p.name for p in incoming.iterdir() if not is_partial(p.name))
 
-    def read(self, name: str) -> bytes:
+    def read(self, name: str, max_bytes: int) -> bytes:
         """Raises :class:`InputError` when the file cannot be read (the file's fault)."""
-        try:
-            return (self.directory / INCOMING / name).read_bytes()
-        except OSError as exc:
-            raise InputError(name, None, f"cannot read the file ({exc.strerror or exc})") from None
+        return read_local_file(self.directory / INCOMING / name, max_bytes)
 
     def _exists(self, folder: str, name: str) -> bool:
-        return (self.directory / folder / name).exists()
+        return os.path.lexists(self.directory / folder / name)
 
     def _write(self, folder: str, name: str, data: bytes) -> None:
         path = self.directory / folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        # Never through a link planted in our own folders: replace, do not follow.
+        tmp = path.with_name(f".{name}.tmp")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        with open(os.open(tmp, flags, 0o644), "wb") as file:
+            file.write(data)
+        os.replace(tmp, path)
+
+    def _load(self, folder: str, name: str) -> bytes | None:
+        try:
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+            fd = os.open(self.directory / folder / name, flags)
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                return None
+            return file.read(1_000_000)
+
+    def _delete(self, folder: str, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.directory / folder / name).unlink()
 
     def _move(self, name: str, folder: str, target: str) -> None:
         (self.directory / folder).mkdir(parents=True, exist_ok=True)
@@ -159,10 +264,22 @@ class S3LandingLocation(LandingLocation):
             keys = [obj["Key"] for page in pages for obj in page.get("Contents", [])]
         return sorted(name for key in keys if not is_partial(name := key[len(prefix) :]))
 
-    def read(self, name: str) -> bytes:
-        with s3_errors(self.uri_for(INCOMING, name)):
+    def read(self, name: str, max_bytes: int) -> bytes:
+        """The object's ``ContentLength`` is checked before its body is read."""
+        shown = echo(name)
+        problem = name_problem(name)
+        if problem:
+            raise InputError(shown, None, f"refused key ({problem})")
+        with s3_errors(self.uri_for(INCOMING, shown)):
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(INCOMING, name))
-            return response["Body"].read()
+            body = response["Body"]
+            try:
+                _check_size(shown, int(response.get("ContentLength", 0)), max_bytes)
+                data = body.read(max_bytes + 1)
+            finally:
+                body.close()
+        _check_size(shown, len(data), max_bytes)
+        return data
 
     def _exists(self, folder: str, name: str) -> bool:
         try:
@@ -175,6 +292,18 @@ class S3LandingLocation(LandingLocation):
     def _write(self, folder: str, name: str, data: bytes) -> None:
         with s3_errors(self.uri_for(folder, name)):
             self.client.put_object(Bucket=self.bucket, Key=self._key(folder, name), Body=data)
+
+    def _load(self, folder: str, name: str) -> bytes | None:
+        try:
+            with s3_errors(self.uri_for(folder, name)):
+                response = self.client.get_object(Bucket=self.bucket, Key=self._key(folder, name))
+                return response["Body"].read(1_000_000)
+        except NotFoundError:
+            return None
+
+    def _delete(self, folder: str, name: str) -> None:
+        with s3_errors(self.uri_for(folder, name)):
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(folder, name))
 
     def _move(self, name: str, folder: str, target: str) -> None:
         source = self._key(INCOMING, name)
@@ -189,3 +318,58 @@ class S3LandingLocation(LandingLocation):
 
     def _key(self, folder: str, name: str) -> str:
         return f"{self.base}/{folder}/{name}"
+
+
+_KINDS = [
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+]
+
+
+def _kind(mode: int) -> str | None:
+    """What a file that is not a regular one is, or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
+
+
+def _check_size(shown: str, size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise InputError(
+            shown,
+            None,
+            f"too large: {size} bytes, over the cap of {max_bytes} bytes "
+            "(monitoring.landing_limits.max_bytes)",
+        )
+
+
+def read_local_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of the regular file ``path``, at most ``max_bytes`` of them. Anything
+    else (a link, whatever it points to, a FIFO, a device, a directory), a larger file
+    or an unreadable one is an :class:`InputError` naming the file (its echo), with
+    nothing read; a link's target is never opened."""
+    shown = echo(path.name)
+    try:
+        kind = _kind(os.lstat(path).st_mode)
+        if kind is not None:
+            raise InputError(shown, None, f"not a regular file ({kind}): refused, not read")
+        # O_NONBLOCK: a FIFO swapped in after the lstat does not block the open.
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # became a link after the lstat
+            raise InputError(shown, None, "not a regular file (a symbolic link)") from None
+        raise InputError(shown, None, f"cannot read the file ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as file:
+        status = os.fstat(file.fileno())
+        kind = _kind(status.st_mode)
+        if kind is not None:  # swapped after the lstat
+            raise InputError(shown, None, f"not a regular file ({kind}): refused, not read")
+        _check_size(shown, status.st_size, max_bytes)
+        data = file.read(max_bytes + 1)
+    _check_size(shown, len(data), max_bytes)  # grew while being read
+    return data

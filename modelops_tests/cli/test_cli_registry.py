@@ -8,6 +8,7 @@ import pytest
 
 from modelops.cli import main
 from modelops.config.fingerprint import sha256_bytes
+from modelops.stores.db.engine import migrate
 from modelops.stores.registry import Registry
 
 PASSED = {"passed": True, "checks": [{"name": "macro_f1_min", "passed": True}]}
@@ -23,6 +24,7 @@ def db_url(request, tmp_path, monkeypatch):
     monkeypatch.setenv("MODELOPS_DATABASE_URL", url)
     monkeypatch.setenv("MODELOPS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MODELOPS_USER", "alice")
+    migrate(url)  # modelops init
     return url
 
 
@@ -275,4 +277,5 @@ def test_unreachable_database_is_one_error_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MODELOPS_DATABASE_URL", f"sqlite:///{blocker / 'db' / 'r.db'}")
     code, out, err = run(capsys, "registry", "list")
     assert code == 1 and out == ""
-    assert "registry directory" in one_error_line(err)
+    assert "no database file: run `modelops init`" in one_error_line(err)
+    assert not (blocker / "db").exists()

@@ -13,6 +13,7 @@ import pytest
 from modelops.config.recipe import load_recipes
 from modelops.defs.partitions import partition_key, recipe_partitions, sync_partitions
 from modelops.ml.catalog import Catalog
+from modelops.stores.db.engine import migrate
 from modelops.stores.registry import Registry
 from modelops_tests.fixtures.isolated_steps import HOMES_VAR, isolated_training_job
 from modelops_tests.fixtures.workspace import LENIENT, make_workspace
@@ -24,6 +25,7 @@ def test_each_step_in_its_own_process_and_disk(
 ):
     endpoint, bucket = s3_bucket
     settings = make_workspace(tmp_path, tiny_catalog, recipe=LENIENT)
+    migrate(pg_url)  # the steps' processes open it: modelops init first
     homes = tmp_path / "homes"
     homes.mkdir()
     for name, value in {

@@ -9,6 +9,7 @@ import threading
 
 from modelops.lifecycle.platform import Platform
 from modelops.lifecycle.promote import promote_if_passed
+from modelops.stores.db.engine import migrate
 from modelops_tests.fixtures.workspace import make_workspace
 
 
@@ -58,6 +59,7 @@ def race(settings, adapter_ids: list[int]) -> list:
 
 def test_two_promotions_of_one_candidate_make_one_champion(tiny_catalog, tmp_path, db_url):
     settings = dataclasses.replace(make_workspace(tmp_path, tiny_catalog), database_url=db_url)
+    migrate(db_url)
     platform = Platform.from_settings(settings)
     adapter_id = register_passed(platform.registry, 1)
     results = race(settings, [adapter_id, adapter_id])
@@ -73,6 +75,7 @@ def test_two_candidates_promoted_at_once_leave_one_champion_and_a_chain(
     tiny_catalog, tmp_path, db_url
 ):
     settings = dataclasses.replace(make_workspace(tmp_path, tiny_catalog), database_url=db_url)
+    migrate(db_url)
     platform = Platform.from_settings(settings)
     first, second = register_passed(platform.registry, 1), register_passed(platform.registry, 2)
     results = race(settings, [first, second])

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from modelops.serving.prediction_buffer import LogBuffer
+from modelops.stores.db.engine import migrate
 from modelops.stores.production_log import text_sha256
 from modelops.stores.serving_log import PREDICTION, ServingLog
 from modelops_tests.fixtures.database_outage import database_down
@@ -70,7 +71,8 @@ def test_requests_succeed_while_the_database_is_down(pg_url, tiny_catalog, tmp_p
 
 @pytest.mark.postgres
 def test_a_full_buffer_drops_and_counts_and_a_restart_replays(pg_url, tmp_path):
-    log = ServingLog(pg_url)  # creates the tables
+    migrate(pg_url)  # creates the tables, as modelops init does
+    log = ServingLog(pg_url)
     rows = [_row(f"text {i}") for i in range(8)]
     spool = tmp_path / "spool"
     with database_down(pg_url):
@@ -94,6 +96,7 @@ def test_a_full_buffer_drops_and_counts_and_a_restart_replays(pg_url, tmp_path):
 def test_a_backlog_over_half_of_memory_goes_through_the_spool_in_order(tmp_path, caplog):
     """Rows that come faster than the database takes them wait on disk, not in memory;
     beyond the memory bound they are dropped and counted."""
+    migrate(f"sqlite:///{tmp_path / 'log.db'}")
     log = ServingLog(f"sqlite:///{tmp_path / 'log.db'}")
     buffer = LogBuffer(tmp_path / "spool", log.write, max_memory_rows=10, flush_rows=2)
     assert buffer.put([_row(f"text {i}") for i in range(12)]) == 2  # before the writer runs
@@ -112,6 +115,7 @@ def test_a_backlog_over_half_of_memory_goes_through_the_spool_in_order(tmp_path,
 def test_a_bad_row_never_blocks_the_buffer(tmp_path):
     """A row the writer refuses (it fails its checks) is dropped there and counted;
     the batch is not retried, the rows after it are written."""
+    migrate(f"sqlite:///{tmp_path / 'log.db'}")
     log = ServingLog(f"sqlite:///{tmp_path / 'log.db'}")
     bad = [{**_row("no number"), "adapter_id": "one"}, {"kind": "guess"}, "not a row"]
     buffer = LogBuffer(tmp_path / "spool", log.write, flush_rows=2, retry_s=0.05)

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from modelops.config.errors import ModelopsError
-from modelops.stores.db.engine import Database, masked_url, registry_engine
+from modelops.stores.db.engine import Database, masked_url, migrate, registry_engine
 
 PASSWORD = "s3cret"
 
@@ -63,6 +63,7 @@ def test_open_errors_name_what_and_hide_the_password():
 
 def test_a_database_opens_migrated_and_closes_on_exit(tmp_path):
     url = f"sqlite:///{tmp_path / 'state' / 'modelops.db'}"
+    migrate(url)  # modelops init
     with Thing(url) as thing:
         assert thing.url == url
         with thing._session.begin() as session:

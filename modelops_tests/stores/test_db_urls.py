@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from modelops.config.errors import ModelopsError
-from modelops.stores.db.engine import normalized_url
+from modelops.stores.db.engine import migrate, normalized_url
 from modelops.stores.registry import Registry
 
 
@@ -56,6 +56,7 @@ def test_psycopg2_by_name_is_not_swapped_for_another_driver():
 @pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+psycopg"])
 def test_the_registry_opens_a_bare_postgresql_url(pg_url, scheme):
     pasted = scheme + pg_url[pg_url.index("://") :]
+    migrate(pasted)
     with Registry(pasted) as registry:
         assert registry.list("nothing-yet") == []
         assert registry.url == pasted

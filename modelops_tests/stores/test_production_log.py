@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from modelops.config.errors import InputError, NotFoundError
 from modelops.config.fingerprint import sha256_bytes
 from modelops.domain.text import normalize_text
-from modelops.stores.db.engine import registry_engine, upgrade
+from modelops.stores.db.engine import migrate, registry_engine, upgrade
 from modelops.stores.production_log import (
     FEEDBACK_COLUMNS,
     PREDICTION_COLUMNS,
@@ -26,6 +26,7 @@ from modelops.stores.registry import Registry
 
 @pytest.fixture
 def plog(db_url):
+    migrate(db_url)
     with ProductionLog(db_url) as log:
         yield log
 
@@ -188,6 +189,7 @@ def test_redacted_text_is_not_stored(plog, db_url):
 
 
 def test_log_and_registry_share_one_database(db_url):
+    migrate(db_url)
     with Registry(db_url) as registry, ProductionLog(db_url) as plog:
         assert registry.list() == []
         plog.log_predictions([record("card lost")])
@@ -234,6 +236,7 @@ def test_upgrade_from_0003_keeps_predictions(db_url):
             conn.execute(predictions.insert(), [old])
     finally:
         engine.dispose()
+    migrate(db_url)  # modelops init
     with ProductionLog(db_url) as plog:
         plog.log_predictions([record("refund please", external_id="r-2")])
         frame = plog.predictions("demo")

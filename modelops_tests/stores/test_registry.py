@@ -17,7 +17,7 @@ import modelops
 from modelops.config.errors import InputError, ModelopsError, NotFoundError
 from modelops.config.fingerprint import sha256_bytes
 from modelops.stores import champions
-from modelops.stores.db.engine import UTCDateTime, registry_engine, upgrade
+from modelops.stores.db.engine import UTCDateTime, migrate, registry_engine, upgrade
 from modelops.stores.registry import Registry
 
 HEAD = "0006"  # the newest migration: bump with every new revision
@@ -40,6 +40,7 @@ FAILED = {
 
 @pytest.fixture
 def registry(db_url):
+    migrate(db_url)
     reg = Registry(db_url)
     yield reg
     reg.close()
@@ -548,11 +549,13 @@ def _schema(engine: sa.Engine) -> dict:
 
 
 def test_migrations_twice_is_a_noop(db_url):
+    assert migrate(db_url) == HEAD
     first = Registry(db_url)
     v = register(first)
     schema = _schema(first._engine)
     first.close()
 
+    assert migrate(db_url) == HEAD  # again: nothing to do
     second = Registry(db_url)
     try:
         assert _schema(second._engine) == schema
@@ -640,6 +643,7 @@ def test_upgrade_from_0001_keeps_aliases_with_their_versions(db_url):
     finally:
         engine.dispose()
 
+    migrate(db_url)  # modelops init
     with Registry(db_url) as reg:
         with reg._engine.connect() as conn:
             version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
@@ -701,8 +705,9 @@ def test_models_match_migrations(registry):
         assert compare_metadata(context, Base.metadata) == []
 
 
-def test_concurrent_open_of_a_new_database(db_url, tmp_path):
-    """Several processes migrating one new database at the same moment all succeed."""
+def test_concurrent_migration_of_a_new_database(db_url, tmp_path):
+    """Several processes migrating one new database at the same moment (several
+    ``modelops init``) all succeed."""
     url = db_url
     go = tmp_path / "go"
     src = str(Path(modelops.__file__).resolve().parents[1])
@@ -711,10 +716,10 @@ def test_concurrent_open_of_a_new_database(db_url, tmp_path):
         import sys, time
         sys.path.insert(0, {src!r})
         from pathlib import Path
-        from modelops.stores.registry import Registry
+        from modelops.stores.db.engine import migrate
         while not Path({str(go)!r}).exists():
             time.sleep(0.01)
-        Registry({url!r}).close()
+        migrate({url!r})
         """
     )
     procs = [
@@ -734,4 +739,6 @@ def test_unusable_database_url_is_one_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(ModelopsError, match="cannot create the registry directory"):
+        migrate(f"sqlite:///{blocker / 'sub' / 'r.db'}")
+    with pytest.raises(ModelopsError, match="no database file: run `modelops init`"):
         Registry(f"sqlite:///{blocker / 'sub' / 'r.db'}")

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from modelops.stores.db.engine import migrate
 from modelops.stores.production_log import (
     PredictionRecord,
     ProductionLog,
@@ -35,6 +36,7 @@ def _row(text: str, **fields) -> dict:
 
 @pytest.fixture
 def log(db_url):
+    migrate(db_url)
     with ServingLog(db_url) as served:
         yield served
 
@@ -49,6 +51,7 @@ def test_a_buffered_row_is_the_record_it_came_from():
 
 
 def test_both_writers_store_the_same_row(db_url):
+    migrate(db_url)
     with ProductionLog(db_url) as plog:
         plog.log_predictions([_record("card lost")])
         direct = plog.predictions("demo").drop(columns="id")

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from modelops.config.errors import ModelopsError
 from modelops.stores.artifacts.s3 import S3ArtifactStore
+from modelops.stores.db.engine import migrate
 from modelops.stores.registry import Registry
 from modelops.stores.s3 import s3_client
 from modelops_tests.fixtures.network import free_port
@@ -63,6 +64,7 @@ def test_s3_endpoint_vanishing_mid_upload(tmp_path, s3_endpoint):
 
 @pytest.mark.postgres
 def test_database_lost_during_a_registry_write(pg_url):
+    migrate(pg_url)
     registry = Registry(pg_url)
     admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
     killed = []

@@ -49,6 +49,7 @@ def build_batch_scoring_asset(loaded: LoadedRecipe) -> dg.AssetsDefinition:
             name,
             log=p.production_log,
             s3_endpoint_url=p.settings.s3_endpoint_url,
+            limits=loaded.recipe.monitoring.landing_limits,
         )
         for line in report.summary_lines():
             context.log.info(line)

@@ -1,15 +1,20 @@
 """Opening the platform database: the engine, the declarative base, the alembic upgrade.
 
 SQLite by default, PostgreSQL in production. The schema is managed by alembic
-(``modelops/stores/db/migrations``); opening a :class:`Database` upgrades it to the
-latest revision, in one transaction that holds a database-wide lock, so two processes
-opening the same database at once are safe. The registry and the production log are
-two :class:`Database` subclasses on the same tables' metadata (:class:`Base`).
+(``modelops/stores/db/migrations``). Migrations run only in ``modelops init`` (and the
+deployment's init job, which runs it), through :func:`migrate`: one transaction that
+holds a database-wide lock, so two of them at once are safe. Every other process opens a
+:class:`Database`, which checks that the schema is at this code's head revision and
+refuses, naming ``modelops init``, when it is not (older, newer, empty or missing),
+changing nothing; so whichever process first runs newer code cannot migrate production
+on its own. The registry and the production log are two :class:`Database` subclasses on
+the same tables' metadata (:class:`Base`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import re
 import threading
@@ -21,6 +26,8 @@ from typing import Any, Self
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
@@ -170,8 +177,33 @@ def registry_engine(url: str) -> Engine:
     return engine
 
 
+INIT_COMMAND = "modelops init"
+"""The one command that migrates the schema; refusals name it."""
+
+
+def _alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_alembic_config())
+
+
+def head_revision() -> str:
+    """The schema revision this code needs: the head of its migrations."""
+    head = _scripts().get_current_head()
+    assert head is not None, "the migrations have no head"
+    return head
+
+
 def upgrade(connection: Connection, revision: str = "head") -> None:
     """Run ``alembic upgrade <revision>`` on ``connection``, inside its open transaction.
+    Only :func:`migrate` (``modelops init``) and tests that build an old schema call it.
 
     Takes a lock first (SQLite: the ``BEGIN IMMEDIATE`` write lock; PostgreSQL: an
     advisory transaction lock) so concurrent upgrades run one after the other; the
@@ -182,25 +214,86 @@ def upgrade(connection: Connection, revision: str = "head") -> None:
             connection.execute(
                 sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
             )
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        command.upgrade(_alembic_config(connection), revision)
 
 
-def open_database(url: str, what: str) -> tuple[Engine, sessionmaker]:
-    """Engine and session factory for the platform database at ``url``, migrated to
-    head; one clear ModelopsError naming ``what`` and the (password-free) URL."""
+def migrate(url: str, revision: str = "head", what: str = "database") -> str:
+    """Create or upgrade the schema of the platform database at ``url`` (``modelops
+    init``, and tests that open a fresh database); the revision it is at now. One clear
+    ModelopsError naming the (password-free) URL when it fails; nothing of a failed
+    upgrade is kept (one transaction)."""
     engine = registry_engine(url)
     try:
         with engine.begin() as connection:
-            upgrade(connection)
+            upgrade(connection, revision)
+            return MigrationContext.configure(connection).get_current_revision() or ""
+    except (sa.exc.SQLAlchemyError, CommandError) as exc:
+        raise ModelopsError(
+            f"cannot open {what} {masked_url(engine.url)} to migrate it: {_first_line(exc)}"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def schema_problem(connection: Connection) -> str | None:
+    """Why the schema behind ``connection`` is not the one this code needs, or None
+    when it is at head. Reads ``alembic_version`` only."""
+    current = MigrationContext.configure(connection).get_current_revision()
+    head = head_revision()
+    if current == head:
+        return None
+    if current is None:
+        return f"it has no schema (this code needs revision {head}): run `{INIT_COMMAND}`"
+    try:
+        known = _scripts().get_revision(current) is not None
+    except CommandError:
+        known = False
+    if not known:
+        return (
+            f"its schema is at revision {current}, which this release does not know (a "
+            f"newer release migrated it; this one needs {head}): run the newer release, "
+            f"or restore a backup; `{INIT_COMMAND}` of this release cannot go back"
+        )
+    return (
+        f"its schema is at revision {current}, older than this code's {head}: run "
+        f"`{INIT_COMMAND}` (with this release) to migrate it; no other command migrates"
+    )
+
+
+def open_database(url: str, what: str) -> tuple[Engine, sessionmaker]:
+    """Engine and session factory for the platform database at ``url``, whose schema
+    must be at head; else one clear ModelopsError naming ``what``, the (password-free)
+    URL and ``modelops init``, with nothing created or changed (a missing SQLite file
+    stays missing)."""
+    parsed = normalized_url(url)
+    if parsed.get_backend_name() == "sqlite" and not _sqlite_exists(parsed):
+        raise ModelopsError(
+            f"cannot open {what} {masked_url(parsed)}: there is no database file: "
+            f"run `{INIT_COMMAND}` to create it"
+        )
+    engine = registry_engine(url)
+    try:
+        with engine.connect() as connection:
+            problem = schema_problem(connection)
+            connection.rollback()
     except (sa.exc.SQLAlchemyError, CommandError) as exc:
         engine.dispose()
         raise ModelopsError(
             f"cannot open {what} {masked_url(engine.url)}: {_first_line(exc)}"
         ) from None
+    if problem is not None:
+        engine.dispose()
+        raise ModelopsError(f"cannot open {what} {masked_url(engine.url)}: {problem}")
     return engine, sessionmaker(engine, expire_on_commit=False)
+
+
+def _sqlite_exists(parsed: sa.URL) -> bool:
+    """Whether a SQLite URL names a database that exists (in-memory and ``file:`` URIs
+    are taken as existing: SQLite decides)."""
+    database = parsed.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return True
+    return Path(database).expanduser().exists()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -246,7 +339,8 @@ class Database:
     """What is opened, for error messages."""
 
     def __init__(self, url: str):
-        """Open (creating if needed) the database at ``url`` and migrate it to head."""
+        """Open the database at ``url``, whose schema must be at head (``modelops
+        init`` migrates it; :func:`migrate` in tests)."""
         self.url = url
         self._engine, factory = open_database(url, self.what)
         self._session = Sessions(factory, self.what, self._engine.url)
