@@ -32,6 +32,9 @@ REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
 # What the images install (docker/Dockerfile): the runtime with every production extra.
 IMAGE_EXTRAS = ("serve", "postgres", "s3")
+# Modules whose imports belong to an extra the image does not install (they import it
+# inside the command's function, so the rest of the CLI works without it).
+EXTRA_ONLY = {"cli/ui.py": "ui"}
 # Never in a runtime install.
 DEV_ONLY = ("pytest", "hypothesis", "moto", "ruff")
 SITE = Path(sysconfig.get_paths()["purelib"])
@@ -45,9 +48,13 @@ def _declared(extras=("serve", "postgres", "s3", "dev")) -> set[str]:
     return {canonicalize_name(n) for n in names} - {"modelops"}
 
 
-def _imported_top_level_modules() -> set[str]:
+def _imported_top_level_modules(extra: str | None = None) -> set[str]:
+    """What modelops imports: outside ``EXTRA_ONLY`` (``extra`` None), or in the modules
+    of ``extra``."""
     found = set()
     for path in (REPO / "modelops").rglob("*.py"):
+        if EXTRA_ONLY.get(path.relative_to(REPO / "modelops").as_posix()) != extra:
+            continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 found |= {alias.name.split(".")[0] for alias in node.names}
@@ -62,6 +69,11 @@ def test_every_imported_distribution_is_declared_and_in_requirements_txt():
     for module in sorted(_imported_top_level_modules()):
         dists = {canonicalize_name(d) for d in owners.get(module, [])}
         assert dists & declared, f"modelops imports {module} ({dists}): not in pyproject.toml"
+    for extra in set(EXTRA_ONLY.values()):
+        with_extra = _declared(extras=(*IMAGE_EXTRAS, extra))
+        for module in sorted(_imported_top_level_modules(extra)):
+            dists = {canonicalize_name(d) for d in owners.get(module, [])}
+            assert dists & with_extra, f"modelops[{extra}] imports {module}: not declared"
     # `make install` installs requirements.txt: it names every declared distribution.
     lines = (REPO / "requirements.txt").read_text(encoding="utf-8").splitlines()
     listed = {
