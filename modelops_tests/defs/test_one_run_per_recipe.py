@@ -158,10 +158,10 @@ def test_each_recipe_is_its_own_run_under_the_training_limit(
 
         # One backfill and one run per recipe, each run one recipe's training assets.
         assert code == 1 and sorted(report["launched"]) == RECIPES
+        assert len(runs) == 3
         by_recipe = {b["recipe"]: b for b in report["backfills"]}
         assert sorted(by_recipe) == RECIPES
         assert len({b["id"] for b in report["backfills"]}) == 3
-        assert len(runs) == 3
         for run in runs:
             (recipe,) = {key.path[0] for key in run.asset_selection}
             assert set(run.asset_selection) == set(RecipeKeys.of(recipe).training)
