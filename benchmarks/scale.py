@@ -5,6 +5,7 @@ the reference's size.
 
     nice -n 5 .venv/bin/python benchmarks/scale.py                   # legs 1-3 (~20 min)
     nice -n 5 .venv/bin/python benchmarks/scale.py --recipes 1,10 --rows 1e5 --backfill 10
+    nice -n 5 .venv/bin/python benchmarks/scale.py --legs backfill --backfill 10 --execute
     nice -n 5 .venv/bin/python benchmarks/scale.py --legs definitions --no-ticks \
         --recipes 1,10,100,500,1000                                  # load time only
     nice -n 5 .venv/bin/python benchmarks/scale.py --novelty         # leg 4 (~10 min)
@@ -27,10 +28,13 @@ The last line printed is JSON with the issue's ratios from whichever legs ran
    Evidently check itself reads the fixed-size window only, so its cost does not depend
    on the table's size; it is not re-measured here (benchmarks/drift_banking77.py).
    Ratios are against 1e5 rows.
-3. A backfill of one taxonomy version over N recipes' training assets, submitted by the
-   backfill daemon's own iteration through the queued run coordinator of
-   docker/dagster.yaml on PostgreSQL. Runs are queued, not executed (executing 100
-   trainings does not fit on this machine's time budget).
+3. ``modelops backfill`` of one taxonomy version over N recipes: one backfill per recipe
+   (GraphQL answered in process by Dagster's schema), the backfill daemon's and the
+   queued run coordinator's iterations on the instance of docker/dagster.yaml on
+   PostgreSQL: the runs made, how many recipes each holds. With ``--execute`` the runs
+   are launched (a process each) and run to the end, and the peak number of trainings
+   at once (from the run records' start and end times) is set against the
+   ``modelops/training`` limit; else they stay queued.
 4. Novelty scoring (``modelops.monitoring.novelty``) with a float32 reference of 1e4, 1e5,
    1e6 rows x 384 dimensions, each size in a fresh process: the threshold as the bundle
    computes it (over a sample of 10,000 reference rows past that size), then a window of
@@ -47,6 +51,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,6 +90,9 @@ def write_recipes(root: Path, count: int) -> dict[str, str]:
             "taxonomy": "../taxonomies/demo/v1.yaml",
             "base_model": "minilm@stable",
             "training": {"epochs": 1, "max_length": 32},
+            # one epoch on 200 rows does not beat the baseline: a gate verdict would end
+            # every executed backfill run FAILURE, which is not what leg 3 measures
+            "gates": {"beat_baseline": False},
         }
         (recipes / f"demo{n:04d}.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
     home = root / ".modelops"
@@ -270,26 +278,28 @@ def bench_production_log(sizes: list[int], window: int = 500) -> list[dict]:
 # ----------------------------------------------------------------- backfill
 
 
-def child_backfill() -> None:
-    """In a fresh process with the recipes' environment: a backfill of v1 over every
-    recipe's training assets, submitted by one backfill-daemon iteration through the
-    queued run coordinator of docker/dagster.yaml on PostgreSQL."""
+def child_backfill(execute: bool) -> None:
+    """In a fresh process with the recipes' environment: ``modelops backfill`` of v1 over
+    every recipe (one backfill per recipe, GraphQL answered in process by Dagster's schema
+    over a code server), the backfill daemon's and the queued run coordinator's iterations
+    on the instance of docker/dagster.yaml on PostgreSQL. ``execute``: the runs are
+    launched (default run launcher: a process each) and run to the end; else they stay
+    queued."""
     import logging
 
     import dagster as dg
     import yaml
-    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
     from dagster._core.workspace.context import WorkspaceProcessContext
     from dagster._core.workspace.load_target import ModuleTarget
     from dagster._daemon.backfill import execute_backfill_iteration
     from dagster._daemon.controller import create_daemon_grpc_server_registry
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
+        QueuedRunCoordinatorDaemon,
+    )
+    from dagster_graphql.test.utils import execute_dagster_graphql
 
-    from modelops.config.recipe import load_recipes
     from modelops.config.settings import Settings
-    from modelops.defs.build import build_definitions
-    from modelops.defs.keys import RecipeKeys
-    from modelops.defs.partitions import current_base, partition_key, sync_partitions
-    from modelops.ml.catalog import Catalog
+    from modelops.defs import webserver
 
     home = Path(os.environ["DAGSTER_HOME"])
     config = yaml.safe_load((REPO / "docker" / "dagster.yaml").read_text())
@@ -297,67 +307,78 @@ def child_backfill() -> None:
     config.pop("compute_logs")  # no S3 server in this benchmark
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    limit = config["run_coordinator"]["config"]["tag_concurrency_limits"][0]
     settings = Settings.from_env()
-    recipes = load_recipes(settings.recipes_dir)
-    with dg.DagsterInstance.get() as instance:
-        catalog = Catalog.load(settings.catalog_path)
-        sync_partitions(instance, recipes, catalog)
-        # every recipe of the benchmark follows the same base: one key for all
-        key = str(partition_key("v1", current_base(recipes[0], catalog)))
-        defs = build_definitions(settings)
-        keys = [k for r in recipes for k in RecipeKeys.of(r.name).training]
-        started = time.perf_counter()
-        instance.add_backfill(
-            PartitionBackfill.from_asset_partitions(
-                backfill_id="scale",
-                asset_graph=defs.resolve_asset_graph(),
-                partition_names=[key],
-                asset_selection=keys,
-                backfill_timestamp=time.time(),
-                tags={"modelops/training": "backfill"},
-                dynamic_partitions_store=instance,
-                all_partitions=False,
-                title=None,
-                description=None,
-                run_config=None,
-            )
+    log = logging.getLogger("bf")
+    started = time.perf_counter()
+    target = ModuleTarget("modelops.definitions", None, str(REPO), "modelops.definitions")
+    with (
+        dg.DagsterInstance.get() as instance,
+        create_daemon_grpc_server_registry(instance) as registry,
+        WorkspaceProcessContext(instance, target, grpc_server_registry=registry) as context,
+    ):
+        webserver.GraphQL.call = lambda self, query, variables: (
+            execute_dagster_graphql(context.create_request_context(), query, variables).data
         )
-        target = ModuleTarget("modelops.definitions", None, str(REPO), "modelops.definitions")
-        with (
-            create_daemon_grpc_server_registry(instance) as registry,
-            WorkspaceProcessContext(instance, target, grpc_server_registry=registry) as context,
-        ):
-            loaded = time.perf_counter()
-            iterations = 0
-            while True:
-                iterations += 1
-                for error in execute_backfill_iteration(context, logging.getLogger("bf")):
-                    if error is not None:
-                        raise RuntimeError(str(error))
-                runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": "scale"}))
-                backfill = instance.get_backfill("scale")
-                if backfill.status != BulkActionStatus.REQUESTED or iterations >= 20:
+        loaded = time.perf_counter()
+        report = webserver.launch_taxonomy_backfill(settings, "demo", "v1", url="http://local")
+        ids = [b["id"] for b in report["backfills"]]
+        launched = time.perf_counter()
+        daemon, iterations, submitted = QueuedRunCoordinatorDaemon(interval_seconds=1), 0, None
+        while True:
+            iterations += 1
+            for error in execute_backfill_iteration(context, log):
+                if error is not None:
+                    raise RuntimeError(str(error))
+            if submitted is None and len(instance.get_runs()) >= len(ids):
+                submitted = time.perf_counter()
+                if not execute:
                     break
-                if runs and len({k for r in runs for k in r.asset_selection}) >= len(keys):
+            if execute:
+                list(daemon.run_iteration(context))
+                states = [instance.get_backfill(i).status.value for i in ids]
+                if all(state in webserver.TERMINAL for state in states):
                     break
-        submitted = time.perf_counter()
-        queued = [r for r in runs if r.status == dg.DagsterRunStatus.QUEUED]
-        print(
-            MARK
-            + json.dumps(
-                {
-                    "runs": len(runs),
-                    "queued": len(queued),
-                    "assets": len(keys),
-                    "iterations": iterations,
-                    "location_load_s": loaded - started,
-                    "submit_s": submitted - loaded,
-                }
-            )
+            time.sleep(1)
+        finished = time.perf_counter()
+        records = instance.get_run_records()
+    runs = [r.dagster_run for r in records]
+    print(
+        MARK
+        + json.dumps(
+            {
+                "backfills": len(ids),
+                "runs": len(runs),
+                "recipes_per_run": sorted(
+                    {len({k.path[0] for k in r.asset_selection}) for r in runs}
+                ),
+                "statuses": dict(Counter(r.status.value for r in runs)),
+                "training_limit": limit["limit"],
+                "peak_concurrent_trainings": peak_concurrency(records) if execute else None,
+                "iterations": iterations,
+                "location_load_s": loaded - started,
+                "launch_s": launched - loaded,
+                "submit_s": (submitted or finished) - loaded,
+                "execute_s": finished - loaded if execute else None,
+            }
         )
+    )
 
 
-def bench_backfill(counts: list[int]) -> list[dict]:
+def peak_concurrency(records) -> int:
+    """The most runs that were running at once, from their records' start and end times."""
+    events = sorted(
+        [(r.start_time, 1) for r in records if r.start_time]
+        + [(r.end_time, -1) for r in records if r.end_time]
+    )
+    peak = running = 0
+    for _, step in events:  # an end before a start at the same instant (sorted -1 first)
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def bench_backfill(counts: list[int], execute: bool) -> list[dict]:
     rows = []
     for count in counts:
         name, url = fresh_database()
@@ -371,7 +392,8 @@ def bench_backfill(counts: list[int]) -> list[dict]:
                     DAGSTER_PG_DB=name,
                 )
                 out = subprocess.run(
-                    [sys.executable, __file__, "--child-backfill"],
+                    [sys.executable, __file__, "--child-backfill"]
+                    + (["--execute"] if execute else []),
                     env=env,
                     cwd=tmp,
                     capture_output=True,
@@ -385,10 +407,18 @@ def bench_backfill(counts: list[int]) -> list[dict]:
         result["recipes"] = count
         rows.append(result)
         print(
-            f"  {count:4d} recipes: {result['assets']} assets -> {result['runs']} runs "
-            f"({result['queued']} queued) in {result['iterations']} daemon iterations; "
-            f"code location load {result['location_load_s']:5.1f} s, submission "
-            f"{result['submit_s']:5.1f} s",
+            f"  {count:4d} recipes: {result['backfills']} backfills -> {result['runs']} runs "
+            f"({result['recipes_per_run']} recipes per run, {result['statuses']}) in "
+            f"{result['iterations']} daemon iterations; code location load "
+            f"{result['location_load_s']:5.1f} s, launch {result['launch_s']:5.1f} s, runs "
+            f"submitted after {result['submit_s']:5.1f} s"
+            + (
+                f", all ended after {result['execute_s']:5.1f} s, peak "
+                f"{result['peak_concurrent_trainings']} trainings at once (limit "
+                f"{result['training_limit']})"
+                if execute
+                else ""
+            ),
             flush=True,
         )
     return rows
@@ -501,6 +531,11 @@ def summary(results: dict) -> dict:
         out["sensor_round_ratio_1000_to_10"] = round(
             ticks[1000]["ticks_s"] / ticks[10]["ticks_s"], 2
         )
+    for r in results.get("backfill", []):
+        out[f"backfill_runs_for_{r['recipes']}_recipes"] = r["runs"]
+        if r["peak_concurrent_trainings"] is not None:
+            out["peak_concurrent_trainings"] = r["peak_concurrent_trainings"]
+            out["training_limit"] = r["training_limit"]
     novelty = {r["reference_rows"]: r for r in results.get("novelty", [])}
     for size, r in novelty.items():
         out[f"novelty_peak_mb_at_1e{len(str(size)) - 1}"] = round(r["max_rss_mb"])
@@ -523,13 +558,18 @@ def main() -> int:
     parser.add_argument("--no-ticks", action="store_true", help="definitions without sensor ticks")
     parser.add_argument("--child-definitions", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-backfill", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--execute",
+        action="store_true",
+        help="run the backfill leg's runs to the end (else they stay queued)",
+    )
     parser.add_argument("--child-novelty", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_definitions:
         child_definitions(not args.no_ticks)
         return 0
     if args.child_backfill:
-        child_backfill()
+        child_backfill(args.execute)
         return 0
     if args.child_novelty is not None:
         child_novelty(args.child_novelty)
@@ -547,8 +587,10 @@ def main() -> int:
     if "log" in legs:
         run_production_log(results, [int(float(r)) for r in args.rows.split(",")])
     if "backfill" in legs:
-        print("3. backfill submission through the queued run coordinator")
-        results["backfill"] = bench_backfill([int(c) for c in args.backfill.split(",")])
+        what = "executed to the end" if args.execute else "submission"
+        print(f"3. backfill {what}: one backfill per recipe, through the queued run coordinator")
+        counts = [int(c) for c in args.backfill.split(",")]
+        results["backfill"] = bench_backfill(counts, args.execute)
     if "novelty" in legs:
         print("4. novelty scoring: peak memory and time by reference size (fresh process each)")
         results["novelty"] = bench_novelty([int(float(r)) for r in args.references.split(",")])

@@ -64,8 +64,9 @@ BACKFILL_STATUS = """
 query Backfill($id: String!) {
   partitionBackfillOrError(backfillId: $id) {
     __typename
-    ... on PartitionBackfill { status }
+    ... on PartitionBackfill { status runs { runId status } }
     ... on PythonError { message }
+    ... on BackfillNotFoundError { message }
   }
 }"""
 

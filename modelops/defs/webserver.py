@@ -3,9 +3,14 @@ taxonomy version (``modelops backfill``, the streaming demo's first training) or
 base move (``modelops rebase``).
 
 The backfill goes through Dagster's own machinery (``launchPartitionBackfill`` on the
-running instance), so it shows, and can be re-run, in the UI. Recipes whose evaluation of
-that version is already materialized are left out, so launching again does not redo
-finished work; a recipe whose run failed is launched again on its own.
+running instance), so it shows, and can be re-run, in the UI. Each recipe x partition key
+is its own backfill, hence its own run: Dagster's asset backfill makes one run per
+partitions definition and key, so recipes sharing a taxonomy version in one backfill
+would train one after another in one run, outside the training tag limit's reach. Each
+run is tagged ``modelops/training=<recipe>`` (the queued run coordinator's limit) and
+started by the instance's run launcher. Recipes whose evaluation of that key is already
+materialized are left out, so launching again does not redo finished work: a recipe
+whose run failed is launched again on its own.
 """
 
 from __future__ import annotations
@@ -126,9 +131,11 @@ def launch_backfills(
     tags: dict[str, str],
 ) -> dict:
     """Backfill each target's training assets for its partition key: one Dagster backfill
-    per key (and taxonomy), so each shows, and can be re-run, in the UI. Targets whose
-    evaluation of that key is materialized, or that a running backfill covers, are left
-    out. Returns ``already_done``, ``already_running``, ``launched``, ``backfills``,
+    per recipe x key, so each recipe trains in its own run and shows, and can be re-run,
+    in the UI. Targets whose evaluation of that key is materialized, or that a running
+    backfill covers, are left out. Returns ``already_done``, ``already_running``,
+    ``launched``, ``backfills`` (one per recipe: ``recipe``, ``id``, ``url``, ``key``; with
+    ``wait`` also its ``status`` and ``runs``: ``run_id`` and ``status``),
     ``backfill_id``/``url`` (the first one) and ``status`` (with ``wait``: the worst)."""
     client = GraphQL(url or settings.dagster_url)
     selector = _repository_selector(client, targets)
@@ -148,20 +155,18 @@ def launch_backfills(
             "backfill_id": None,
             "status": None,
         }
-        groups: dict[tuple[str, str], list[Target]] = {}
+        _register_partitions(client, selector, pending)
         for target in pending:
-            groups.setdefault((target.taxonomy, target.key), []).append(target)
-        for (taxonomy, key), group in groups.items():
             report["backfills"].append(
-                _launch(client, selector, taxonomy, key, group, title, description, tags)
+                _launch(client, target, title, description, {**tags, TAG_TRAINING: target.recipe})
             )
     if report["backfills"]:
         report["backfill_id"] = report["backfills"][0]["id"]
         report["url"] = report["backfills"][0]["url"]
     if report["backfills"] and wait:
-        statuses = [wait_for_backfill(client, b["id"], emit=emit) for b in report["backfills"]]
-        failed = [s for s in statuses if s not in SUCCEEDED]
-        report["status"] = failed[0] if failed else statuses[0]
+        wait_for_backfills(client, report["backfills"], emit=emit)
+        failed = [b["status"] for b in report["backfills"] if b["status"] not in SUCCEEDED]
+        report["status"] = failed[0] if failed else report["backfills"][0]["status"]
     return report
 
 
@@ -268,54 +273,80 @@ def _running_backfills(client: GraphQL, pending: list[Target]) -> dict[str, str]
     return running
 
 
-def _launch(client, selector, taxonomy, key, group, title, description, tags) -> dict:
-    """Register the key's taxonomy version and base, then launch one backfill of it."""
-    target = group[0]
-    for name, value in (
-        (partitions_name(taxonomy), target.version),
-        (BASE_PARTITIONS, target.base),
-    ):
+def _register_partitions(client: GraphQL, selector: dict, targets: list[Target]) -> None:
+    """Add the targets' taxonomy versions and base revisions as partitions (each once)."""
+    wanted = {(partitions_name(t.taxonomy), t.version) for t in targets}
+    wanted |= {(BASE_PARTITIONS, t.base) for t in targets}
+    for name, value in sorted(wanted):
         added = client.call(ADD_PARTITION, {"selector": selector, "name": name, "key": value})[
             "addDynamicPartition"
         ]
         if "message" in added:
             raise ModelopsError(f"adding partition {value} to {name}: {added['message']}")
+
+
+def _launch(client: GraphQL, target: Target, title, description, tags) -> dict:
+    """Launch the backfill of one recipe's training assets for its partition key."""
     params = {
-        "partitionNames": [key],
-        "assetSelection": [
-            {"path": list(k.path)} for t in group for k in RecipeKeys.of(t.recipe).training
-        ],
-        "title": f"{title} ({target.base})",
-        "description": f"{description}: " + ", ".join(t.recipe for t in group),
+        "partitionNames": [target.key],
+        "assetSelection": [{"path": list(k.path)} for k in RecipeKeys.of(target.recipe).training],
+        "title": f"{title}: {target.recipe} ({target.base})",
+        "description": f"{description}: {target.recipe}",
         "tags": [{"key": k, "value": v} for k, v in tags.items()],
     }
     result = client.call(LAUNCH, {"params": params})["launchPartitionBackfill"]
     if "backfillId" not in result:
-        raise ModelopsError(f"backfill refused: {result.get('message', result['__typename'])}")
+        raise ModelopsError(
+            f"backfill of {target.recipe} refused: {result.get('message', result['__typename'])}"
+        )
     return {
+        "recipe": target.recipe,
         "id": result["backfillId"],
         "url": f"{client.url}/runs/b/{result['backfillId']}",
-        "key": key,
-        "recipes": [t.recipe for t in group],
+        "key": target.key,
     }
+
+
+def backfill_state(client: GraphQL, backfill_id: str) -> dict:
+    """``status`` and ``runs`` (``run_id``, ``status``) of one backfill."""
+    answer = client.call(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+    if "status" not in answer:
+        raise ModelopsError(f"backfill {backfill_id}: {answer.get('message', answer)}")
+    runs = [{"run_id": r["runId"], "status": r["status"]} for r in answer.get("runs") or []]
+    return {"status": answer["status"], "runs": runs}
+
+
+def wait_for_backfills(
+    client: GraphQL, backfills: list[dict], *, emit: Emit = log.info, poll_seconds: float = 5.0
+) -> None:
+    """Poll the backfills until every one ended; set each one's ``status`` and ``runs``.
+    A failed recipe's backfill does not stop the others: each is its own run."""
+    pending = list(backfills)
+    while True:
+        for backfill in pending:
+            backfill.update(backfill_state(client, backfill["id"]))
+        pending = [b for b in pending if b["status"] not in TERMINAL]
+        if not pending:
+            return
+        emit(
+            f"{len(backfills) - len(pending)} of {len(backfills)} backfills finished; "
+            f"waiting for {', '.join(b['recipe'] for b in pending)}"
+        )
+        time.sleep(poll_seconds)
 
 
 def wait_for_backfill(
     client: GraphQL, backfill_id: str, *, emit: Emit = log.info, poll_seconds: float = 5.0
 ) -> str:
-    """Poll the backfill until it ends; return its final status."""
-    while True:
-        status = client.call(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
-        if "status" not in status:
-            raise ModelopsError(f"backfill {backfill_id}: {status.get('message', status)}")
-        if status["status"] in TERMINAL:
-            return status["status"]
-        emit(f"backfill {backfill_id}: {status['status']}")
-        time.sleep(poll_seconds)
+    """Poll one backfill until it ends; return its final status."""
+    backfill = {"id": backfill_id, "recipe": backfill_id}
+    wait_for_backfills(client, [backfill], emit=emit, poll_seconds=poll_seconds)
+    return backfill["status"]
 
 
 def report_lines(report: dict) -> list[str]:
-    """What a launch did, one line per recipe already done and per backfill launched."""
+    """What a launch did: one line per recipe already done or running, per backfill
+    launched (one per recipe) and, when waited for, per run it made."""
     target = report.get("target") or f"{report['taxonomy']}:{report['version']}"
     lines = [
         f"{recipe}: {target} already evaluated; nothing to do" for recipe in report["already_done"]
@@ -325,10 +356,12 @@ def report_lines(report: dict) -> list[str]:
         for recipe, backfill in (report.get("already_running") or {}).items()
     ]
     for backfill in report.get("backfills") or []:
-        lines.append(
-            f"launched backfill {backfill['id']} of {target} ({backfill['key']}) for "
-            f"{', '.join(backfill['recipes'])}: {backfill['url']}"
-        )
+        line = f"{backfill['recipe']}: launched backfill {backfill['id']} of {target} "
+        line += f"({backfill['key']}): {backfill['url']}"
+        if backfill.get("status"):
+            runs = ", ".join(f"{r['run_id']} {r['status']}" for r in backfill["runs"])
+            line += f"; {backfill['status']} (run {runs or 'none'})"
+        lines.append(line)
     if report["backfill_id"] and report["status"]:
         lines.append(f"finished: {report['status']}")
     return lines

@@ -1,6 +1,7 @@
 """``modelops backfill`` pairs each recipe with its own asset node by key: Dagster answers
 with the nodes as a set, in any order, so pairing by position put statuses on the wrong
-recipe. Two launches racing on the same version start one backfill."""
+recipe. One backfill per recipe. Two launches racing on the same version start one
+backfill."""
 
 from __future__ import annotations
 
@@ -58,12 +59,17 @@ def test_three_recipes_each_get_their_own_status(tiny_catalog, tmp_path, monkeyp
     report = webserver.launch_taxonomy_backfill(settings, "demo", "v1", url="http://x")
     assert report["already_done"] == ["zulu"]
     assert sorted(report["launched"]) == ["alpha", "demo"]
-    (params,) = [v["params"] for q, v in calls if q is webserver.LAUNCH]
-    assert params["partitionNames"] == ["tiny@r1|v1"]
-    added = {(v["name"], v["key"]) for q, v in calls if q is webserver.ADD_PARTITION}
-    assert added == {("taxonomy_demo", "v1"), ("base_models", "tiny@r1")}
-    selected = {tuple(a["path"])[0] for a in params["assetSelection"]}
-    assert selected == {"alpha", "demo"}
+    launches = [v["params"] for q, v in calls if q is webserver.LAUNCH]
+    assert [p["partitionNames"] for p in launches] == [["tiny@r1|v1"]] * 2
+    added = [(v["name"], v["key"]) for q, v in calls if q is webserver.ADD_PARTITION]
+    assert sorted(added) == [("base_models", "tiny@r1"), ("taxonomy_demo", "v1")]  # once each
+    # One backfill per recipe, each selecting that recipe's assets alone, tagged with it.
+    selected = [{tuple(a["path"])[0] for a in p["assetSelection"]} for p in launches]
+    assert sorted(selected, key=sorted) == [{"alpha"}, {"demo"}]
+    for params, (recipe,) in zip(launches, selected, strict=True):
+        tags = {t["key"]: t["value"] for t in params["tags"]}
+        assert tags["modelops/training"] == recipe and recipe in params["title"]
+    assert sorted(b["recipe"] for b in report["backfills"]) == ["alpha", "demo"]
 
 
 def test_a_recipe_the_instance_does_not_know_is_named(tiny_catalog, tmp_path, monkeypatch):

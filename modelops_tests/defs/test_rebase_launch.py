@@ -1,5 +1,6 @@
-"""``modelops rebase`` launches one Dagster backfill per partition key over GraphQL: the
-recipes following the base, their serving version on the new revision, registered first."""
+"""``modelops rebase`` launches one Dagster backfill per recipe x partition key over
+GraphQL: the recipes following the base, their serving version on the new revision,
+registered first."""
 
 from __future__ import annotations
 
@@ -74,7 +75,9 @@ def test_rebase_launches_the_followers_on_the_new_revision(bases, tmp_path, monk
     assert main(["rebase", "--base", "tiny@stable", "--url", "http://x"]) == 0
     out = capsys.readouterr().out
     assert "other: tiny@stable (tiny@w) already evaluated; nothing to do" in out
-    assert "launched backfill b1 of tiny@stable (tiny@w) (tiny@w|v1) for demo" in out
+    assert (
+        "demo: launched backfill b1 of tiny@stable (tiny@w) (tiny@w|v1): http://x/runs/b/b1" in out
+    )
     (params,) = [v["params"] for v in fake.of(webserver.LAUNCH)]
     assert params["partitionNames"] == ["tiny@w|v1"]
     assert {a["path"][0] for a in params["assetSelection"]} == {"demo"}  # not pinned

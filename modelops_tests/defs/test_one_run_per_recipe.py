@@ -1,0 +1,191 @@
+"""Each recipe's training in a backfill is its own run: ``modelops backfill`` over three
+recipes sharing a taxonomy version makes three runs, queued under the training tag
+limit and launched by the instance's run launcher (one process each); one recipe's
+failure does not stop the others, and launching again resumes only that recipe.
+
+Dagster runs here in this process, as the daemon would: GraphQL answered by Dagster's
+own schema, the backfill daemon's and the queued run coordinator's iterations, runs
+launched by the default run launcher into processes of a code server."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import ModuleTarget
+from dagster._daemon.backfill import execute_backfill_iteration
+from dagster._daemon.controller import create_daemon_grpc_server_registry
+from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
+    QueuedRunCoordinatorDaemon,
+)
+from dagster_graphql.test.utils import execute_dagster_graphql
+
+from modelops.cli import main
+from modelops.config.errors import ModelopsError
+from modelops.defs import webserver
+from modelops.defs.keys import TAG_TRAINING, RecipeKeys
+from modelops_tests.fixtures.processes import workspace_env
+from modelops_tests.fixtures.workspace import LENIENT, make_workspace, write_recipe
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPES = ["alpha", "demo", "zulu"]
+URL = "http://in-process"
+log = logging.getLogger("test-one-run-per-recipe")
+
+
+@contextlib.contextmanager
+def in_process_dagster(monkeypatch, settings, limit: int) -> Iterator:
+    """A test instance with the queued run coordinator at ``limit`` training runs, the
+    code location ``modelops.definitions`` in a code server, and the webserver's GraphQL
+    client answered by Dagster's schema over it."""
+    for name, value in workspace_env(settings).items():
+        monkeypatch.setenv(name, value)
+    overrides = {
+        "run_coordinator": {
+            "module": "dagster._core.run_coordinator",
+            "class": "QueuedRunCoordinator",
+            "config": {"tag_concurrency_limits": [{"key": TAG_TRAINING, "limit": limit}]},
+        }
+    }
+    target = ModuleTarget("modelops.definitions", None, str(REPO), "modelops")
+    with (
+        dg.instance_for_test(overrides=overrides) as instance,
+        create_daemon_grpc_server_registry(instance) as registry,
+        WorkspaceProcessContext(instance, target, grpc_server_registry=registry) as context,
+    ):
+
+        def call(self, query, variables):
+            result = execute_dagster_graphql(context.create_request_context(), query, variables)
+            if result.errors:
+                raise ModelopsError(f"Dagster GraphQL error: {result.errors[0]}")
+            return result.data
+
+        monkeypatch.setattr(webserver.GraphQL, "call", call)
+        yield context
+
+
+def backfill_iteration(context) -> None:
+    for error in execute_backfill_iteration(context, log):
+        assert error is None, error
+
+
+def workspace(tmp_path, tiny_catalog):
+    settings = make_workspace(tmp_path, tiny_catalog, rows=240, recipe=LENIENT)
+    for name in RECIPES:
+        if name != "demo":
+            write_recipe(tmp_path, {"name": name, **LENIENT})
+    return settings
+
+
+def test_dagster_puts_recipes_sharing_a_key_in_one_run(tiny_catalog, tmp_path, monkeypatch):
+    """Why the launcher makes a backfill per recipe: one asset backfill over the three
+    recipes' training assets for one partition key becomes ONE run (Dagster groups a
+    backfill's runs by partitions definition, partition keys and backfill policy)."""
+    settings = workspace(tmp_path, tiny_catalog)
+    with in_process_dagster(monkeypatch, settings, limit=1) as context:
+        client = webserver.GraphQL(URL)
+        targets = [webserver.Target(r, "demo", "v1", "tiny@r1") for r in RECIPES]
+        selector = webserver._repository_selector(client, targets)
+        for name, key in (("taxonomy_demo", "v1"), ("base_models", "tiny@r1")):
+            client.call(webserver.ADD_PARTITION, {"selector": selector, "name": name, "key": key})
+        params = {
+            "partitionNames": ["tiny@r1|v1"],
+            "assetSelection": [
+                {"path": list(k.path)} for r in RECIPES for k in RecipeKeys.of(r).training
+            ],
+        }
+        launched = client.call(webserver.LAUNCH, {"params": params})["launchPartitionBackfill"]
+        backfill_iteration(context)
+        runs = context.instance.get_runs(
+            filters=dg.RunsFilter(tags={"dagster/backfill": launched["backfillId"]})
+        )
+    assert len(runs) == 1
+    assert {key.path[0] for key in runs[0].asset_selection} == set(RECIPES)
+
+
+@contextlib.contextmanager
+def daemon_thread(context) -> Iterator[None]:
+    """The daemon's loop in a thread while the command waits: backfill and queued-run
+    iterations, once a second."""
+    stop, errors = threading.Event(), []
+
+    def loop():
+        daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
+        try:
+            while not stop.is_set():
+                backfill_iteration(context)
+                list(daemon.run_iteration(context))
+                stop.wait(1)
+        except Exception as exc:  # surfaced in the test, not lost in the thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=120)
+    assert not errors, errors
+
+
+def backfill(capsys, *options: str) -> tuple[int, dict]:
+    code = main(["backfill", "--taxonomy", "demo:v1", "--url", URL, "--json", *options])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_each_recipe_is_its_own_run_under_the_training_limit(
+    tiny_catalog, tmp_path, monkeypatch, capsys
+):
+    settings = workspace(tmp_path, tiny_catalog)
+    good = tmp_path / "data" / "requests.csv"
+    bad = tmp_path / "data" / "zulu.csv"
+    bad.write_text("text,labelz\nhello,card_lost\n", encoding="utf-8")  # no label column
+    write_recipe(
+        tmp_path, {"name": "zulu", **LENIENT, "data": {"sources": [{"path": "../data/zulu.csv"}]}}
+    )
+    with in_process_dagster(monkeypatch, settings, limit=1) as context, daemon_thread(context):
+        code, report = backfill(capsys, "--wait")
+        instance = context.instance
+        runs = instance.get_runs()
+
+        # One backfill and one run per recipe, each run one recipe's training assets.
+        assert code == 1 and sorted(report["launched"]) == RECIPES
+        assert len(runs) == 3
+        by_recipe = {b["recipe"]: b for b in report["backfills"]}
+        assert sorted(by_recipe) == RECIPES
+        assert len({b["id"] for b in report["backfills"]}) == 3
+        for run in runs:
+            (recipe,) = {key.path[0] for key in run.asset_selection}
+            assert set(run.asset_selection) == set(RecipeKeys.of(recipe).training)
+            assert run.tags[TAG_TRAINING] == recipe
+            assert run.tags["dagster/backfill"] == by_recipe[recipe]["id"]
+            assert [r["run_id"] for r in by_recipe[recipe]["runs"]] == [run.run_id]
+        # The failure of zulu's run stopped neither alpha's nor demo's.
+        statuses = {r: b["runs"][0]["status"] for r, b in by_recipe.items()}
+        assert statuses == {"alpha": "SUCCESS", "demo": "SUCCESS", "zulu": "FAILURE"}
+        assert by_recipe["zulu"]["status"] not in webserver.SUCCEEDED
+        assert all(by_recipe[r]["status"] in webserver.SUCCEEDED for r in ("alpha", "demo"))
+        # Queued under the limit of one training run: the runs, each started by the run
+        # launcher, never overlapped.
+        records = sorted(instance.get_run_records(), key=lambda r: r.start_time)
+        assert all(r.start_time and r.end_time for r in records)
+        for earlier, later in zip(records, records[1:], strict=False):
+            assert earlier.end_time <= later.start_time
+
+        # Launching again, with zulu's data fixed, resumes zulu alone.
+        shutil.copyfile(good, bad)
+        code, again = backfill(capsys, "--wait")
+        assert code == 0
+        assert sorted(again["already_done"]) == ["alpha", "demo"]
+        assert again["launched"] == ["zulu"]
+        (rerun,) = again["backfills"][0]["runs"]
+        assert rerun["status"] == "SUCCESS"
+        assert len(instance.get_runs()) == 4
