@@ -176,6 +176,385 @@ def test_helm_values_match_the_compose_deployment():
     }
 
 
+# The keys of docker/helm/values.yaml against Dagster's chart "dagster". Written by hand
+# from the chart's values.schema.json (and its templates) at dagster-io/dagster commit
+# bdb8547fab497826eeec292bc160b549a0a329ef, checked on 2026-12-06 for chart 1.13.27; that commit
+# predates the chart's `concurrency` and `defsStateStorage` keys (added in 2026), which these
+# values do not use. Each entry: the keys the chart knows at that path. Most of these objects
+# are `additionalProperties: false` in the schema (a stray key fails `helm install`); the rest
+# ignore a misspelled key silently, which is as bad. Paths of list items end in "[]".
+HELM_SCHEMA_COMMIT = "bdb8547fab497826eeec292bc160b549a0a329ef"
+HELM_KEYS = {
+    "": {
+        "dagsterWebserver",
+        "dagster-user-deployments",
+        "postgresql",
+        "generatePostgresqlPasswordSecret",
+        "generateCeleryConfigSecret",
+        "rabbitmq",
+        "redis",
+        "flower",
+        "ingress",
+        "imagePullSecrets",
+        "computeLogManager",
+        "scheduler",
+        "runLauncher",
+        "pythonLogs",
+        "dagsterDaemon",
+        "busybox",
+        "migrate",
+        "telemetry",
+        "serviceAccount",
+        "global",
+        "retention",
+        "additionalInstanceConfig",
+    },
+    "global": {
+        "postgresqlSecretName",
+        "dagsterHome",
+        "serviceAccountName",
+        "celeryConfigSecretName",
+    },
+    "postgresql": {
+        "image",
+        "enabled",
+        "postgresqlHost",
+        "postgresqlUsername",
+        "postgresqlPassword",
+        "postgresqlDatabase",
+        "postgresqlParams",
+        "postgresqlScheme",
+        "service",
+    },
+    "postgresql.service": {"port"},
+    "dagsterWebserver": {
+        "replicaCount",
+        "image",
+        "nameOverride",
+        "pathPrefix",
+        "service",
+        "workspace",
+        "env",
+        "envConfigMaps",
+        "envSecrets",
+        "deploymentLabels",
+        "labels",
+        "nodeSelector",
+        "affinity",
+        "tolerations",
+        "podSecurityContext",
+        "securityContext",
+        "resources",
+        "readinessProbe",
+        "livenessProbe",
+        "startupProbe",
+        "annotations",
+        "enableReadOnly",
+        "dbStatementTimeout",
+        "dbPoolRecycle",
+        "logLevel",
+        "schedulerName",
+        "volumeMounts",
+        "volumes",
+        "initContainerResources",
+    },
+    "dagster-user-deployments": {"enabled", "enableSubchart", "imagePullSecrets", "deployments"},
+    "dagster-user-deployments.deployments[]": {
+        "name",
+        "image",
+        "dagsterApiGrpcArgs",
+        "codeServerArgs",
+        "includeConfigInLaunchedRuns",
+        "deploymentNamespace",
+        "port",
+        "env",
+        "envConfigMaps",
+        "envSecrets",
+        "annotations",
+        "nodeSelector",
+        "affinity",
+        "tolerations",
+        "podSecurityContext",
+        "securityContext",
+        "resources",
+        "livenessProbe",
+        "readinessProbe",
+        "startupProbe",
+        "labels",
+        "volumeMounts",
+        "volumes",
+        "schedulerName",
+        "initContainers",
+        "sidecarContainers",
+    },
+    "dagster-user-deployments.deployments[].image": {"repository", "tag", "pullPolicy"},
+    "dagster-user-deployments.deployments[].includeConfigInLaunchedRuns": {"enabled"},
+    "dagster-user-deployments.deployments[].env[]": {"name", "value", "valueFrom"},
+    "dagster-user-deployments.deployments[].envSecrets[]": {"name", "optional"},
+    "dagsterWebserver.envSecrets[]": {"name", "optional"},
+    "dagsterDaemon.envSecrets[]": {"name", "optional"},
+    "runLauncher": {"type", "config"},
+    "runLauncher.config": {"celeryK8sRunLauncher", "k8sRunLauncher", "customRunLauncher"},
+    "runLauncher.config.k8sRunLauncher": {
+        "image",
+        "imagePullPolicy",
+        "jobNamespace",
+        "loadInclusterConfig",
+        "kubeconfigFile",
+        "envConfigMaps",
+        "envSecrets",
+        "envVars",
+        "volumeMounts",
+        "volumes",
+        "labels",
+        "failPodOnRunFailure",
+        "resources",
+        "schedulerName",
+        "securityContext",
+        "runK8sConfig",
+    },
+    "runLauncher.config.k8sRunLauncher.envSecrets[]": {"name", "optional"},
+    "runLauncher.config.k8sRunLauncher.runK8sConfig": {
+        "containerConfig",
+        "podSpecConfig",
+        "podTemplateSpecMetadata",
+        "jobSpecConfig",
+        "jobMetadata",
+    },
+    "dagsterDaemon": {
+        "enabled",
+        "image",
+        "runCoordinator",
+        "heartbeatTolerance",
+        "env",
+        "envConfigMaps",
+        "envSecrets",
+        "deploymentLabels",
+        "labels",
+        "nodeSelector",
+        "affinity",
+        "tolerations",
+        "podSecurityContext",
+        "securityContext",
+        "resources",
+        "livenessProbe",
+        "readinessProbe",
+        "startupProbe",
+        "annotations",
+        "runMonitoring",
+        "runRetries",
+        "sensors",
+        "schedules",
+        "schedulerName",
+        "volumeMounts",
+        "volumes",
+        "initContainerResources",
+    },
+    "dagsterDaemon.runCoordinator": {"enabled", "type", "config"},
+    "dagsterDaemon.runCoordinator.config": {"queuedRunCoordinator", "customRunCoordinator"},
+    "dagsterDaemon.runCoordinator.config.queuedRunCoordinator": {
+        "maxConcurrentRuns",
+        "tagConcurrencyLimits",
+        "dequeueIntervalSeconds",
+        "dequeueNumWorkers",
+        "dequeueUseThreads",
+        "blockOpConcurrencyLimitedRuns",
+    },
+    "dagsterDaemon.runCoordinator.config.queuedRunCoordinator.tagConcurrencyLimits[]": {
+        "key",
+        "value",
+        "limit",
+    },
+    "dagsterDaemon.runCoordinator.config.queuedRunCoordinator.tagConcurrencyLimits[].value": {
+        "applyLimitPerUniqueValue"
+    },
+    # A free object in the schema; these are the keys the instance template reads.
+    "dagsterDaemon.runMonitoring": {
+        "enabled",
+        "startTimeoutSeconds",
+        "cancelTimeoutSeconds",
+        "maxResumeRunAttempts",
+        "pollIntervalSeconds",
+        "freeSlotsAfterRunEndSeconds",
+    },
+    "computeLogManager": {"type", "config"},
+    "computeLogManager.config": {
+        "azureBlobComputeLogManager",
+        "gcsComputeLogManager",
+        "s3ComputeLogManager",
+        "customComputeLogManager",
+    },
+    "computeLogManager.config.s3ComputeLogManager": {
+        "bucket",
+        "localDir",
+        "prefix",
+        "useSsl",
+        "verify",
+        "verifyCertPath",
+        "endpointUrl",
+        "skipEmptyFiles",
+        "uploadInterval",
+        "uploadExtraArgs",
+        "showUrlOnly",
+        "region",
+    },
+    "telemetry": {"enabled"},
+}
+# Kubernetes objects the chart passes through as they are: not walked further.
+HELM_OPAQUE = {
+    "dagster-user-deployments.deployments[].resources",
+    "runLauncher.config.k8sRunLauncher.runK8sConfig.containerConfig",
+    "runLauncher.config.k8sRunLauncher.runK8sConfig.podSpecConfig",
+}
+# The type the schema gives each scalar or list these values set.
+HELM_TYPES = {
+    "global.postgresqlSecretName": str,
+    "generatePostgresqlPasswordSecret": bool,
+    "postgresql.enabled": bool,
+    "postgresql.postgresqlHost": str,
+    "postgresql.postgresqlUsername": str,
+    "postgresql.postgresqlDatabase": str,
+    "postgresql.postgresqlScheme": str,
+    "postgresql.service.port": int,
+    "dagsterWebserver.replicaCount": int,
+    "dagsterWebserver.envSecrets": list,
+    "dagster-user-deployments.enabled": bool,
+    "dagster-user-deployments.enableSubchart": bool,
+    "dagster-user-deployments.deployments": list,
+    "dagster-user-deployments.deployments[].name": str,
+    "dagster-user-deployments.deployments[].image.repository": str,
+    "dagster-user-deployments.deployments[].image.tag": str,  # quoted: "0.10" is no float
+    "dagster-user-deployments.deployments[].image.pullPolicy": str,
+    "dagster-user-deployments.deployments[].codeServerArgs": list,
+    "dagster-user-deployments.deployments[].codeServerArgs[]": str,
+    "dagster-user-deployments.deployments[].port": int,
+    "dagster-user-deployments.deployments[].envSecrets": list,
+    "dagster-user-deployments.deployments[].envSecrets[].name": str,
+    "dagster-user-deployments.deployments[].env": list,
+    "dagster-user-deployments.deployments[].env[].name": str,
+    "dagster-user-deployments.deployments[].env[].value": str,
+    "dagster-user-deployments.deployments[].includeConfigInLaunchedRuns.enabled": bool,
+    "dagsterWebserver.envSecrets[].name": str,
+    "dagsterDaemon.envSecrets[].name": str,
+    "runLauncher.type": str,
+    "runLauncher.config.k8sRunLauncher.envSecrets": list,
+    "runLauncher.config.k8sRunLauncher.envSecrets[].name": str,
+    "dagsterDaemon.enabled": bool,
+    "dagsterDaemon.envSecrets": list,
+    "dagsterDaemon.runCoordinator.enabled": bool,
+    "dagsterDaemon.runCoordinator.type": str,
+    "dagsterDaemon.runCoordinator.config.queuedRunCoordinator.maxConcurrentRuns": int,
+    "dagsterDaemon.runCoordinator.config.queuedRunCoordinator.tagConcurrencyLimits": list,
+    "dagsterDaemon.runCoordinator.config.queuedRunCoordinator.tagConcurrencyLimits[].key": str,
+    "dagsterDaemon.runCoordinator.config.queuedRunCoordinator.tagConcurrencyLimits[].limit": int,
+    "dagsterDaemon.runCoordinator.config.queuedRunCoordinator.tagConcurrencyLimits[].value"
+    ".applyLimitPerUniqueValue": bool,
+    "dagsterDaemon.runMonitoring.enabled": bool,
+    "dagsterDaemon.runMonitoring.startTimeoutSeconds": int,
+    "computeLogManager.type": str,
+    "computeLogManager.config.s3ComputeLogManager.bucket": str,
+    "computeLogManager.config.s3ComputeLogManager.prefix": str,
+    "computeLogManager.config.s3ComputeLogManager.endpointUrl": str,
+    "telemetry.enabled": bool,
+}
+HELM_ENUMS = {
+    "runLauncher.type": {"CeleryK8sRunLauncher", "K8sRunLauncher", "CustomRunLauncher"},
+    "dagsterDaemon.runCoordinator.type": {"QueuedRunCoordinator", "CustomRunCoordinator"},
+    "computeLogManager.type": {
+        "NoOpComputeLogManager",
+        "AzureBlobComputeLogManager",
+        "GCSComputeLogManager",
+        "S3ComputeLogManager",
+        "CustomComputeLogManager",
+    },
+    "dagster-user-deployments.deployments[].image.pullPolicy": {"Always", "IfNotPresent", "Never"},
+}
+# Where docs/deploy.md says each setting lands; the test asserts each one is set there.
+HELM_REQUIRED = (
+    "runLauncher.config.k8sRunLauncher.runK8sConfig.containerConfig.resources.requests",
+    "runLauncher.config.k8sRunLauncher.runK8sConfig.podSpecConfig.tolerations",
+    "runLauncher.config.k8sRunLauncher.envSecrets",
+    "dagsterDaemon.runCoordinator.config.queuedRunCoordinator.tagConcurrencyLimits",
+    "computeLogManager.config.s3ComputeLogManager.endpointUrl",
+    "postgresql.postgresqlScheme",
+    "global.postgresqlSecretName",
+    "telemetry.enabled",
+)
+
+
+def _walk_helm(node, path, seen):
+    """Every path under `node`, with list items as "[]", checked against HELM_KEYS."""
+    seen[path] = seen.get(path, []) + [node]
+    if path in HELM_OPAQUE:
+        return
+    if isinstance(node, dict):
+        assert path in HELM_KEYS, f"{path or '(top)'}: not a place these values may set keys"
+        unknown = set(node) - HELM_KEYS[path]
+        assert not unknown, f"{path or '(top)'}: keys the chart does not know: {unknown}"
+        for key, value in node.items():
+            _walk_helm(value, f"{path}.{key}" if path else key, seen)
+    elif isinstance(node, list):
+        for item in node:
+            _walk_helm(item, f"{path}[]", seen)
+    else:
+        assert path in HELM_TYPES, f"{path}: a scalar the schema check did not cover"
+
+
+def _helm_get(values, dotted):
+    node = values
+    for key in dotted.split("."):
+        assert isinstance(node, dict) and key in node, f"{dotted}: not set (at {key})"
+        node = node[key]
+    return node
+
+
+def test_helm_values_keys_and_types_follow_the_chart_schema():
+    values = yaml.safe_load((DOCKER / "helm" / "values.yaml").read_text(encoding="utf-8"))
+    seen = {}
+    _walk_helm(values, "", seen)
+    for path, nodes in seen.items():
+        expected = HELM_TYPES.get(path)
+        for node in nodes:
+            if expected is not None:
+                # bool is an int in Python; the schema keeps them apart.
+                ok = isinstance(node, expected) and (expected is bool or not isinstance(node, bool))
+                assert ok, f"{path}: {node!r} is not {expected.__name__}"
+            if path in HELM_ENUMS:
+                assert node in HELM_ENUMS[path], f"{path}: {node!r}"
+    for dotted in HELM_REQUIRED:
+        assert _helm_get(values, dotted) not in (None, [], {}), dotted
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    tolerations = launcher["runK8sConfig"]["podSpecConfig"]["tolerations"]
+    assert {t["key"] for t in tolerations} == {"nvidia.com/gpu"}
+    # The schema's conditionals: the type names its config block.
+    assert "k8sRunLauncher" in values["runLauncher"]["config"]
+    assert "queuedRunCoordinator" in values["dagsterDaemon"]["runCoordinator"]["config"]
+    assert "s3ComputeLogManager" in values["computeLogManager"]["config"]
+    for limit in _helm_get(
+        values, "dagsterDaemon.runCoordinator.config.queuedRunCoordinator.tagConcurrencyLimits"
+    ):
+        assert isinstance(limit.get("value"), (str, dict, type(None))), limit
+    # With includeConfigInLaunchedRuns the chart gives the deployment's resources to every
+    # run pod, replacing runK8sConfig.containerConfig.resources (dagster-k8s merges the code
+    # location's container context over the launcher's key by key), and it does not pass
+    # the deployment's nodeSelector, affinity or tolerations: those place the code server.
+    for deployment in values["dagster-user-deployments"]["deployments"]:
+        if deployment.get("includeConfigInLaunchedRuns", {}).get("enabled"):
+            assert "resources" not in deployment, deployment["name"]
+    # Every values path docs/deploy.md names is set in the values.
+    docs = (REPO / "docs" / "deploy.md").read_text(encoding="utf-8")
+    named = set(
+        re.findall(
+            r"`((?:runLauncher|dagsterDaemon|computeLogManager|postgresql"
+            r"|global|dagster-user-deployments)\.[\w.-]+)`",
+            docs,
+        )
+    )
+    assert "runLauncher.config.k8sRunLauncher.runK8sConfig.podSpecConfig.tolerations" in named
+    for dotted in named:
+        _helm_get(values, dotted)
+
+
 def test_docker_compose_config_where_a_client_is_installed(tmp_path):
     docker = shutil.which("docker")
     if (
