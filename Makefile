@@ -87,8 +87,9 @@ mpnet: $(STAMP)
 
 # Builds the images of docker/ and runs the compose stack in containers (podman), then
 # trains, serves, scores a batch, restarts the daemon and the stack (docker/deploy_test.py;
-# docs/deploy.md). Needs root on Debian (it apt-installs podman, runc and mmdebstrap) and
-# about 40 minutes on 2 cores. Its last line is a JSON summary.
+# docs/deploy.md). Needs root on Debian (it apt-installs podman, runc, mmdebstrap and CNI's
+# dnsname plugin) and about 15 minutes on 2 cores from nothing (benchmarks/RESULTS.md).
+# Its last line is a JSON summary. `.ci/run` runs it after `make test`.
 deploy-test:
 	python3 docker/deploy_test.py
 
