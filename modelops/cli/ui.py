@@ -48,9 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def public_names(args: argparse.Namespace) -> list[str]:
-    names = list(args.public_name)
-    names += [n.strip() for n in os.environ.get(PUBLIC_NAMES_ENV, "").split(",") if n.strip()]
-    return names
+    """``--public-name`` values and ``MODELOPS_UI_PUBLIC_NAMES`` (comma-separated; the
+    serving API's ``public_names`` splits, checks and normalises them)."""
+    return [*args.public_name, os.environ.get(PUBLIC_NAMES_ENV, "")]
 
 
 @contextmanager

@@ -14,26 +14,14 @@ from modelops.defs.partitions import sync_partitions
 from modelops.defs.resources import build_resources
 from modelops.lifecycle.platform import Platform
 from modelops.ml.catalog import Catalog
+from modelops_tests.fixtures.registry_rows import adapter_fields
 from modelops_tests.fixtures.workspace import make_workspace
 
 
 def test_two_drift_ticks_on_one_report_request_one_run(tiny_catalog, tmp_path):
     settings = make_workspace(tmp_path, tiny_catalog)
     platform = Platform.from_settings(settings)
-    serving = platform.registry.register(
-        recipe="demo",
-        taxonomy_version="v1",
-        base_model="tiny@r1",
-        base_model_sha256="a" * 64,
-        dataset_fingerprint="d",
-        recipe_fingerprint="r",
-        artifact_uri="/artifacts/1",
-        artifact_sha256="b" * 64,
-        weights_sha256="c" * 64,
-        lineage={},
-        metrics={},
-        who="tester",
-    )
+    serving = platform.registry.register(**adapter_fields())
     platform.registry.promote(serving.id, who="tester", why="test", evidence={}, force=True)
     platform.registry.close()
     defs = build_definitions(settings)

@@ -10,23 +10,15 @@ import threading
 from modelops.lifecycle.platform import Platform
 from modelops.lifecycle.promote import promote_if_passed
 from modelops.stores.db.engine import migrate
+from modelops_tests.fixtures.registry_rows import adapter_fields
 from modelops_tests.fixtures.workspace import make_workspace
 
 
 def register_passed(registry, n: int) -> int:
     version = registry.register(
-        recipe="demo",
-        taxonomy_version="v1",
-        base_model="tiny@r1",
-        base_model_sha256="a" * 64,
-        dataset_fingerprint="d",
-        recipe_fingerprint="r",
-        artifact_uri=f"/artifacts/{n}",
-        artifact_sha256=f"{n:064x}",
-        weights_sha256=f"{n:064x}",
-        lineage={},
-        metrics={},
-        who="tester",
+        **adapter_fields(
+            artifact_uri=f"/artifacts/{n}", artifact_sha256=f"{n:064x}", weights_sha256=f"{n:064x}"
+        )
     )
     registry.record_evaluation(
         version.id, metrics={}, gate={"passed": True, "checks": []}, who="tester"

@@ -13,6 +13,7 @@ from modelops.stores.db.engine import migrate
 from modelops.stores.registry import Registry
 from modelops.stores.s3 import s3_client
 from modelops_tests.fixtures.network import free_port
+from modelops_tests.fixtures.registry_rows import adapter_fields
 
 FILES = {"a.txt": b"first", "b.txt": b"second", "c/d.txt": b"third"}
 
@@ -77,20 +78,7 @@ def test_database_lost_during_a_registry_write(pg_url):
             killed.append(pid)
 
     sa.event.listen(registry._engine, "commit", kill_before_commit)
-    fields = dict(
-        recipe="demo",
-        taxonomy_version="v1",
-        base_model="tiny@r1",
-        base_model_sha256="a" * 64,
-        dataset_fingerprint="d",
-        recipe_fingerprint="r",
-        artifact_uri="/artifacts/1",
-        artifact_sha256="b" * 64,
-        weights_sha256="c" * 64,
-        lineage={},
-        metrics={},
-        who="tester",
-    )
+    fields = adapter_fields()
     try:
         with pytest.raises(ModelopsError, match=r"registry postgresql\+psycopg2://.*rolled back"):
             registry.register(**fields)
