@@ -106,12 +106,8 @@ def _labelled_window(plog, recipe: str, size: int):
         raise ModelopsError(
             f"recipe {recipe!r}: {len(window)} production rows, a window needs {size}"
         )
-    feedback = plog.feedback(recipe)
-    if len(feedback) and "prediction_id" in feedback:
-        linked = feedback.dropna(subset=["prediction_id"]).drop_duplicates(
-            "prediction_id", keep="last"
-        )
-        labels = dict(zip(linked["prediction_id"].astype(int), linked["true_label"], strict=True))
+    labels = plog.labels_for(recipe, window["id"].astype(int).tolist())
+    if labels:
         window = window.assign(true_label=[labels.get(int(i)) for i in window["id"]])
     return window
 

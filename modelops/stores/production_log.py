@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from modelops.config.errors import InputError, NotFoundError
 from modelops.domain.text import clean_text
@@ -56,6 +57,10 @@ FEEDBACK_COLUMNS = [
     "predicted_label", "confidence", "adapter_id",
 ]  # fmt: skip
 """``feedback()`` columns; the last three come from the linked prediction (or are null)."""
+# The order of ix_predictions_recipe_id, on both columns (see ProductionLog._of_recipe).
+_OLDEST_FIRST = (PredictionRow.recipe, PredictionRow.id)
+_NEWEST_FIRST = (PredictionRow.recipe.desc(), PredictionRow.id.desc())
+_IN_CHUNK = 1000  # ids per IN (...) list: well inside SQLite's and PostgreSQL's limits
 
 
 # --------------------------------------------------------------------------- the log
@@ -154,17 +159,46 @@ class ProductionLog(Database):
 
     # ----------------------------------------------------------------- reads
 
+    def _of_recipe(self, recipe: str) -> sa.ColumnElement[bool]:
+        """``recipe = :r`` for the reads that walk the log in id order.
+
+        On PostgreSQL it is written ``recipe = ANY(ARRAY[:r])``: with a plain equality the
+        planner drops ``recipe`` from ``ORDER BY recipe, id`` and, taking rows to be spread
+        evenly, walks the primary key backwards filtering on the recipe; for a recipe with
+        no recent rows that reads the whole table (measured: 270,001 rows read for a
+        200-row window in a 300,000-row log). ``ANY`` keeps the order on both columns, which
+        only ``ix_predictions_recipe_id`` gives, so a window costs its own rows at any size
+        (benchmarks/RESULTS.md, issue 23; modelops_tests/stores/test_drift_path_queries.py).
+        """
+        if self._engine.dialect.name == "postgresql":
+            return PredictionRow.recipe == sa.any_(
+                sa.literal([recipe], type_=postgresql.ARRAY(sa.String))
+            )
+        return PredictionRow.recipe == recipe
+
     def latest_prediction_id(self, recipe: str) -> int:
         """The id of the recipe's newest prediction; 0 when there is none."""
-        query = sa.select(sa.func.max(PredictionRow.id)).where(PredictionRow.recipe == recipe)
+        query = (
+            sa.select(PredictionRow.id)
+            .where(self._of_recipe(recipe))
+            .order_by(*_NEWEST_FIRST)
+            .limit(1)
+        )
         with self._session.begin() as session:
             return session.scalar(query) or 0
 
-    def count_since(self, recipe: str, after_id: int) -> int:
-        """How many predictions of the recipe have an id above ``after_id``."""
-        query = sa.select(sa.func.count()).where(
-            PredictionRow.recipe == recipe, PredictionRow.id > after_id
+    def count_since(self, recipe: str, after_id: int, *, at_most: int | None = None) -> int:
+        """How many predictions of the recipe have an id above ``after_id``; with
+        ``at_most``, counting stops there (min(count, at_most)), so asking "is there a
+        window yet?" reads at most ``at_most`` index entries however long the log is."""
+        rows = sa.select(PredictionRow.id).where(
+            self._of_recipe(recipe), PredictionRow.id > after_id
         )
+        if at_most is not None:
+            if at_most < 0:
+                raise InputError(None, "at_most", f"must be at least 0, got {at_most}")
+            rows = rows.order_by(*_OLDEST_FIRST).limit(at_most)
+        query = sa.select(sa.func.count()).select_from(rows.subquery())
         with self._session.begin() as session:
             return session.scalar(query) or 0
 
@@ -189,12 +223,10 @@ class ProductionLog(Database):
         when given), ordered by id: the first ``limit`` of them, or with ``newest``
         the last ``limit``. Columns: :data:`PREDICTION_COLUMNS`."""
         columns = [getattr(PredictionRow, c) for c in PREDICTION_COLUMNS]
-        query = sa.select(*columns).where(
-            PredictionRow.recipe == recipe, PredictionRow.id > after_id
-        )
+        query = sa.select(*columns).where(self._of_recipe(recipe), PredictionRow.id > after_id)
         if batch_id is not None:
             query = query.where(PredictionRow.batch_id == batch_id)
-        query = query.order_by(PredictionRow.id.desc() if newest else PredictionRow.id)
+        query = query.order_by(*(_NEWEST_FIRST if newest else _OLDEST_FIRST))
         if limit is not None:
             query = query.limit(limit)
         with self._session.begin() as session:
@@ -229,6 +261,24 @@ class ProductionLog(Database):
         with self._session.begin() as session:
             rows = session.execute(query).all()
         return _frame(rows, FEEDBACK_COLUMNS)
+
+    def labels_for(self, recipe: str, prediction_ids: Sequence[int]) -> dict[int, str]:
+        """The true label fed back for each of ``prediction_ids`` that has one (the last
+        given), read through the ``feedback.prediction_id`` index: a drift window's labels
+        cost as many lookups as the window has rows, not a read of all the feedback."""
+        ids = sorted({int(i) for i in prediction_ids})
+        labels: dict[int, str] = {}
+        with self._session.begin() as session:
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start : start + _IN_CHUNK]
+                query = (
+                    sa.select(FeedbackRow.prediction_id, FeedbackRow.true_label)
+                    .where(FeedbackRow.recipe == recipe, FeedbackRow.prediction_id.in_(chunk))
+                    .order_by(FeedbackRow.id)
+                )
+                for prediction_id, label in session.execute(query):
+                    labels[int(prediction_id)] = label  # by id: the last given wins
+        return labels
 
     def feedback_count(self, recipe: str, after_id: int = 0) -> int:
         """How many feedback rows of the recipe have an id above ``after_id``."""

@@ -22,6 +22,7 @@ from modelops.stores.production_log import (
     text_sha256,
 )
 from modelops.stores.registry import Registry
+from modelops_tests.stores.test_registry import HEAD
 
 
 @pytest.fixture
@@ -197,7 +198,7 @@ def test_log_and_registry_share_one_database(db_url):
             version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
             tables = set(sa.inspect(conn).get_table_names())
         assert {"predictions", "feedback", "adapter_versions"} <= tables
-        assert version == "0006"
+        assert version == HEAD
 
 
 def test_external_ids(plog):

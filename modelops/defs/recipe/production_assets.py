@@ -78,7 +78,7 @@ def build_drift_report_asset(loaded: LoadedRecipe) -> dg.AssetsDefinition:
 
         p = platform.platform
         size = loaded.recipe.monitoring.window_size
-        available = p.production_log.count_since(name, 0)
+        available = p.production_log.count_since(name, 0, at_most=size)
         if available < size:
             context.log.info(f"{available} production rows, a window needs {size}: no report")
             yield dg.AssetCheckResult(

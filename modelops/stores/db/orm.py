@@ -135,7 +135,10 @@ class PredictionRow(Base):
 
 class FeedbackRow(Base):
     __tablename__ = "feedback"
-    __table_args__ = (sa.Index("ix_feedback_recipe_id", "recipe", "id"),)
+    __table_args__ = (
+        sa.Index("ix_feedback_recipe_id", "recipe", "id"),
+        sa.Index("ix_feedback_prediction_id", "prediction_id"),  # revision 0010
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime]

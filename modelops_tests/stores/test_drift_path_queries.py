@@ -1,0 +1,144 @@
+"""The drift path's production-log reads stay bounded however long the log grows:
+``count_since(..., at_most=)`` stops counting at the window size, ``labels_for`` reads
+the window's feedback by prediction id, and on PostgreSQL every one of these queries
+is served by the index meant for it (the planner, told not to scan tables, picks it; with
+that index missing it falls back to a scan or a wider index)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from modelops.stores.db.engine import migrate
+from modelops.stores.production_log import ProductionLog
+from modelops_tests.stores.test_production_log import record
+
+
+@pytest.fixture
+def plog(db_url):
+    migrate(db_url)
+    with ProductionLog(db_url) as log:
+        yield log
+
+
+def test_count_stops_at_the_bound(plog):
+    ids = plog.log_predictions([record(f"text {i}") for i in range(7)])
+    plog.log_predictions([record("elsewhere", recipe="other")])
+    assert plog.count_since("demo", 0, at_most=3) == 3
+    assert plog.count_since("demo", 0, at_most=100) == 7
+    assert plog.count_since("demo", ids[4], at_most=100) == 2
+    assert plog.count_since("demo", 0, at_most=0) == 0
+    assert plog.count_since("demo", 0) == 7
+
+
+def test_labels_for_the_window_only(plog):
+    ids = plog.log_predictions([record(f"text {i}") for i in range(5)])
+    other = plog.log_predictions([record("text 0", recipe="other")])
+    plog.add_feedback("demo", true_label="first", prediction_id=ids[1], source="crm")
+    plog.add_feedback("demo", true_label="second", prediction_id=ids[1], source="crm")
+    plog.add_feedback("demo", true_label="x", prediction_id=ids[3], source="crm")
+    plog.add_feedback("other", true_label="theirs", prediction_id=other[0], source="crm")
+    plog.add_feedback("demo", true_label="unlinked", text="never predicted", source="crm")
+    labels = plog.labels_for("demo", ids[:3] + [other[0]])
+    # the last label given wins; another recipe's feedback and rows outside the window don't
+    assert labels == {ids[1]: "second"}
+    assert plog.labels_for("demo", ids) == {ids[1]: "second", ids[3]: "x"}
+    assert plog.labels_for("demo", []) == {}
+
+
+def test_labels_for_more_ids_than_one_in_list(plog, monkeypatch):
+    import modelops.stores.production_log as production_log
+
+    monkeypatch.setattr(production_log, "_IN_CHUNK", 2)
+    ids = plog.log_predictions([record(f"text {i}") for i in range(5)])
+    for i, prediction_id in enumerate(ids):
+        plog.add_feedback("demo", true_label=f"l{i}", prediction_id=prediction_id, source="crm")
+    assert plog.labels_for("demo", ids) == {p: f"l{i}" for i, p in enumerate(ids)}
+
+
+FILL = """
+insert into predictions (at, recipe, taxonomy_version, adapter_id, text, text_sha256,
+    text_chars, predicted_label, confidence, top_k, source)
+select now(), case when g <= 20000 then 'demo' else 'other' end, 'v1', 1, 'text ' || g,
+    md5(g::text) || md5((g + 1)::text), 10, 'label_' || (g % 7), 0.9, '[]', 'test'
+from generate_series(1, 100000) as g;
+insert into feedback (at, recipe, prediction_id, text, text_sha256, true_label, source)
+select now(), case when g <= 20000 then 'demo' else 'other' end, g, null,
+    md5(g::text) || md5((g + 1)::text), 'label_1', 'test'
+from generate_series(1, 100000) as g where g <= 20000 or g % 3 = 0;
+"""
+
+
+def _statements(plog: ProductionLog, call) -> list[tuple[str, object]]:
+    """The SELECTs ``call`` sends through the log's engine, with their parameters."""
+    seen: list[tuple[str, object]] = []
+
+    def grab(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().lower().startswith("select"):
+            seen.append((statement, parameters))
+
+    sa.event.listen(plog._engine, "before_cursor_execute", grab)
+    try:
+        call()
+    finally:
+        sa.event.remove(plog._engine, "before_cursor_execute", grab)
+    assert seen, "the call sent no query"
+    return seen
+
+
+WINDOW = 200
+DRIFT_PATH = {
+    # drift report asset: is there a window at all?
+    "window available": (lambda log: log.count_since("demo", 0, at_most=WINDOW), "predictions"),
+    # drift check: the newest window
+    "newest window": (
+        lambda log: log.predictions("demo", newest=True, limit=WINDOW),
+        "ix_predictions_recipe_id",
+    ),
+    # production-window sensor: the newest id
+    "newest id": (lambda log: log.latest_prediction_id("demo"), "ix_predictions_recipe_id"),
+    # drift check: the window's true labels
+    "the window's feedback": (
+        lambda log: log.labels_for("demo", list(range(19801, 20001))),
+        "ix_feedback_prediction_id",
+    ),
+}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("name", sorted(DRIFT_PATH))
+def test_drift_path_reads_its_rows_only_on_postgresql(pg_url, name):
+    """The log holds 100,000 predictions; the recipe's 20,000 are the oldest (it has been
+    quiet since), the case where walking the primary key from the newest end would read
+    every other recipe's rows first; each of them has feedback. Each drift-path read, as
+    the log sends it, must use the index meant for it and read about its own rows."""
+    migrate(pg_url)
+    call, index = DRIFT_PATH[name]
+    engine = sa.create_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(FILL))
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("analyze predictions"))
+            conn.execute(sa.text("analyze feedback"))
+    finally:
+        engine.dispose()
+    with ProductionLog(pg_url) as log:
+        statements = _statements(log, lambda: call(log))
+        raw = log._engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            plans = []
+            for statement, parameters in statements:
+                cursor.execute("explain (analyze, format text) " + statement, parameters)
+                plans.append("\n".join(row[0] for row in cursor.fetchall()))
+        finally:
+            raw.close()
+    plan = "\n\n".join(plans)
+    assert "Seq Scan" not in plan, f"{name}: scans a table:\n{plan}"
+    if index != "predictions":
+        assert index in plan, f"{name}: does not use {index}:\n{plan}"
+    removed = [int(n) for n in re.findall(r"Rows Removed by Filter: (\d+)", plan)]
+    assert max(removed, default=0) <= WINDOW, f"{name}: reads other rows:\n{plan}"
