@@ -169,3 +169,13 @@ def test_the_recipe_setting_is_checked():
     ):
         with pytest.raises(ValidationError, match=f"out_of_scope.{field}"):
             MonitoringSettings(out_of_scope=bad)
+
+
+def test_a_bad_recipe_setting_names_the_file_and_field(tmp_path):
+    from modelops.config.errors import InputError
+    from modelops.config.recipe import load_recipe
+    from modelops_tests.fixtures.workspace import write_recipe
+
+    path = write_recipe(tmp_path, {"monitoring": {"out_of_scope": {"false_flag_rate": 2}}})
+    with pytest.raises(InputError, match=r"demo\.yaml: monitoring\.out_of_scope\.false_flag_rate"):
+        load_recipe(path)

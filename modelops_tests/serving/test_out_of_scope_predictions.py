@@ -6,6 +6,7 @@ still predicts (null fields), and the drift check reads the logged flags."""
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import numpy as np
 import pytest
@@ -14,12 +15,13 @@ from modelops.config.recipe import load_recipe
 from modelops.demo.generator import DemoKnobs, generate
 from modelops.domain.text import clean_text
 from modelops.lifecycle import fetch
-from modelops.lifecycle.fetch import FetchedAdapter, load_adapter
+from modelops.lifecycle.fetch import FetchedAdapter, adapter_features, load_adapter
 from modelops.lifecycle.platform import Platform
 from modelops.monitoring.check import check_window, window_flags
 from modelops.monitoring.out_of_scope import OutOfScopeModel
 from modelops.monitoring.reference import load_bundle
 from modelops.serving.batch_scoring import score_file
+from modelops.serving.model_pool import Scored
 from modelops.serving.predictor import Predictor
 from modelops.stores.production_log import ProductionLog
 from modelops_tests.fixtures.serving import TEXTS, trained_workspace
@@ -243,3 +245,18 @@ def test_the_drift_check_uses_the_logged_flags(trained, platform, plog):
     assert check.out_of_scope_computed == 0
     assert check.impact.novel_share == pytest.approx(0.25)
     assert check.impact.estimated_accuracy < check.impact.unadjusted_accuracy
+
+    # rows logged without a flag are scored with the champion, as the drift step does it
+    logged = plog.predictions("demo", after_id=before)
+    window = logged.assign(out_of_scope=[None] * 20 + logged["out_of_scope"].tolist()[20:])
+    features = partial(adapter_features, platform, version, max_length=bundle.max_length)
+    check = check_window(bundle, window, base=base, recipe=loaded.recipe, features=features)
+    assert check.out_of_scope_computed == 20
+    assert check.out_of_scope.tolist() == logged["out_of_scope"].tolist()
+
+
+def test_scored_rows_slice_with_their_scores():
+    scored = Scored(np.eye(3), np.array([0.1, 0.9, 0.2]), np.array([False, True, False]))
+    part = scored[1:3]
+    assert len(part) == 2 and part.oos(0) == (0.9, True) and part.oos(1) == (0.2, False)
+    assert Scored(np.eye(3))[0:2].oos(1) == (None, None)
