@@ -86,7 +86,7 @@ def check_window(
         known_labels={str(v) for v in (reference.labels or []) if v is not None},
         confidence=bundle.calibration.confidence,
         novel=novel,
-        novel_by_chance=0.0 if oos is None else oos.held_out_flag_rate,
+        novel_by_chance=0.0 if oos is None else oos.null_rate,
         flagged_accuracy=None if oos is None else oos.flagged_accuracy,
     )
     chosen = [s for s in settings.signals if s in scores]

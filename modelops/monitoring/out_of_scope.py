@@ -20,10 +20,12 @@ the calibration rows and the text; without ties it is also ``>= a - 1/(n + 1)``.
 keeps the rate: the threshold is infinite and nothing is flagged.
 
 **Measured.** ``held_out_flag_rate`` is the flagged share of held-out rows not used for the
-threshold (the test split; the calibration rows themselves when there is none), the rate the
-drift check expects by chance on clean traffic, and ``flagged_accuracy`` the adapter's
-accuracy on those of them that were flagged (None when none was), what the label-free
-estimate (``modelops.monitoring.impact.assess``) credits the in-scope flagged rows with.
+threshold (the test split; the calibration rows themselves when there is none), and
+``flagged_accuracy`` the adapter's accuracy on those of them that were flagged (None when
+none was), what the label-free estimate (``modelops.monitoring.impact.assess``) credits the
+in-scope flagged rows with. ``in_scope_flag_rate`` (:func:`in_scope_rate`) combines the
+conformal distribution of the rate with that measurement: the rate the drift check expects
+by chance on clean traffic (:attr:`OutOfScopeModel.null_rate`).
 
 Stored in the adapter's ``monitoring/`` folder as ``out_of_scope.json`` and
 ``out_of_scope.safetensors`` (no pickle); adapters trained before have neither, and their
@@ -103,6 +105,20 @@ def conformal_threshold(calibration_scores: np.ndarray, rate: float) -> float:
     return math.inf if rank > len(scores) else float(scores[rank - 1])
 
 
+def in_scope_rate(n: int, rate: float, measured: tuple[int, int] | None) -> float:
+    """The estimated flag rate of in-scope texts under the conformal threshold of ``n``
+    calibration rows at ``rate``: over calibration draws, that rate is Beta(n + 1 - r, r)
+    distributed (``r`` the threshold's rank; mean about ``rate``); ``measured`` (flagged,
+    rows) on other held-out rows updates it to the posterior mean
+    ``(n + 1 - r + flagged) / (n + 1 + rows)``. Steadier than the measured share alone on
+    small splits, closer to this threshold's own rate than ``rate`` on large ones."""
+    rank = math.ceil((n + 1) * (1 - rate))
+    if rank > n:  # infinite threshold: nothing is ever flagged
+        return 0.0
+    flagged, rows = measured if measured is not None else (0, 0)
+    return (n + 1 - rank + flagged) / (n + 1 + rows)
+
+
 @dataclass
 class OutOfScopeModel:
     """The reference, the calibrated threshold and what was measured with it."""
@@ -121,6 +137,17 @@ class OutOfScopeModel:
     """Held-out rows ``held_out_flag_rate`` was measured on."""
     n_flagged_measured: int = 0
     """Of those, the flagged ones ``flagged_accuracy`` was measured on."""
+    in_scope_flag_rate: float | None = None
+    """The estimated share of in-scope texts this threshold flags: what the drift check
+    expects by chance (:func:`in_scope_rate`); None in models stored without it (then
+    ``held_out_flag_rate``)."""
+
+    @property
+    def null_rate(self) -> float:
+        """The flag rate of clean traffic the drift check assumes."""
+        if self.in_scope_flag_rate is None:
+            return self.held_out_flag_rate
+        return self.in_scope_flag_rate
 
     def scores(self, features: np.ndarray) -> np.ndarray:
         """Out-of-scope scores of ``features`` (n, dim): higher is more out of scope."""
@@ -174,12 +201,18 @@ class OutOfScopeModel:
             method=method,
         )
         model.threshold = conformal_threshold(model.scores(calibration_features), false_flag_rate)
+        apart = measure_features is not None
         if measure_features is None:
             measure_features = calibration_features
         flagged = model.flags(model.scores(measure_features))
         model.n_measured = len(flagged)
         model.held_out_flag_rate = float(flagged.mean())
         model.n_flagged_measured = int(flagged.sum())
+        model.in_scope_flag_rate = in_scope_rate(
+            len(calibration_features),
+            false_flag_rate,
+            (model.n_flagged_measured, model.n_measured) if apart else None,
+        )
         if measure_correct is not None and flagged.any():
             correct = np.asarray(measure_correct, dtype=bool)
             if correct.shape != flagged.shape:
@@ -201,6 +234,7 @@ class OutOfScopeModel:
             "n_measured": self.n_measured,
             "n_flagged_measured": self.n_flagged_measured,
             "reference_rows": len(self.reference),
+            "in_scope_flag_rate": self.in_scope_flag_rate,
         }
 
     def save(self, folder: Path) -> None:
@@ -244,6 +278,7 @@ class OutOfScopeModel:
             method=doc["method"],
             n_measured=int(doc.get("n_measured", 0)),
             n_flagged_measured=int(doc.get("n_flagged_measured", 0)),
+            in_scope_flag_rate=doc.get("in_scope_flag_rate"),
         )
 
 

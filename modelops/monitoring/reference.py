@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,6 +227,12 @@ def _fit_out_of_scope(
         f"out-of-scope model: threshold {oos.threshold:.4f} on {oos.n_calibration} "
         f"{calibrate_on} rows (false-flag rate <= {oos.false_flag_rate}); "
         f"{oos.held_out_flag_rate:.1%} of {oos.n_measured} held-out rows flagged"
+        + (
+            ""
+            if np.isfinite(oos.threshold)
+            else f"; too few {calibrate_on} rows for that rate (fewer than "
+            f"{math.ceil(1 / oos.false_flag_rate) - 1}): nothing is flagged"
+        )
     )
     return oos
 

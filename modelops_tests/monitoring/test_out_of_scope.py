@@ -179,3 +179,23 @@ def test_a_bad_recipe_setting_names_the_file_and_field(tmp_path):
     path = write_recipe(tmp_path, {"monitoring": {"out_of_scope": {"false_flag_rate": 2}}})
     with pytest.raises(InputError, match=r"demo\.yaml: monitoring\.out_of_scope\.false_flag_rate"):
         load_recipe(path)
+
+
+def test_the_in_scope_rate_combines_the_conformal_prior_with_the_measurement():
+    from modelops.monitoring.out_of_scope import in_scope_rate
+
+    assert in_scope_rate(19, 0.05, None) == pytest.approx(1 / 20)  # rank 19 of 19
+    assert in_scope_rate(19, 0.05, (0, 55)) == pytest.approx(1 / 75)
+    assert in_scope_rate(19, 0.05, (11, 55)) == pytest.approx(12 / 75)
+    assert in_scope_rate(18, 0.05, (5, 55)) == 0.0  # infinite threshold: never flags
+    rng = np.random.default_rng(10)
+    centres = rng.normal(size=(4, DIM)) * 3
+    model = OutOfScopeModel.fit(
+        mixture(rng, centres, 200),
+        mixture(rng, centres, 99),
+        false_flag_rate=0.1,
+        measure_features=mixture(rng, centres, 300),
+    )
+    rank = math.ceil(100 * 0.9)
+    expected = (100 - rank + model.n_flagged_measured) / (100 + 300)
+    assert model.null_rate == model.in_scope_flag_rate == pytest.approx(expected)
