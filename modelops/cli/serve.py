@@ -201,6 +201,7 @@ def run_predict(args: argparse.Namespace) -> int:
         platform.registry.close()
     rows = [
         {"text": t, "label": p.label, "confidence": p.confidence, "top_k": p.top_k,
+         "oos_score": p.oos_score, "out_of_scope": p.out_of_scope,
          "adapter_id": p.adapter_id, "prediction_id": p.prediction_id}
         for t, p in zip(texts, predictions, strict=True)
     ]  # fmt: skip
@@ -217,11 +218,18 @@ def run_predict(args: argparse.Namespace) -> int:
         return 0
     for row in rows:
         others = ", ".join(f"{t['label']} {t['p']:.3f}" for t in row["top_k"][1:])
-        print(f"{row['label']}\t{row['confidence']:.3f}\t{row['text']}")
+        print(f"{row['label']}\t{row['confidence']:.3f}{_oos_text(row)}\t{row['text']}")
         if others:
             print(f"\t(then {others})")
     print(f"(adapter {predictor.adapter.id}, {predictor.adapter.base_model})", file=sys.stderr)
     return 0
+
+
+def _oos_text(row: dict) -> str:
+    """The out-of-scope column of a plain-text row: nothing without a score."""
+    if row["oos_score"] is None:
+        return ""
+    return f"\toos {row['oos_score']:.3f}" + (" OUT OF SCOPE" if row["out_of_scope"] else "")
 
 
 def _file_texts(path: Path, column: str) -> list[str]:

@@ -39,6 +39,32 @@ class LandingLimits(StrictSection):
     )
 
 
+class OutOfScopeSettings(StrictSection):
+    """The out-of-scope score every prediction carries (``modelops.monitoring.out_of_scope``):
+    fitted when an adapter is trained, stored in its ``monitoring/`` folder."""
+
+    false_flag_rate: float = Field(
+        default=0.05,
+        gt=0,
+        lt=0.5,
+        description="the share of in-scope texts allowed to be flagged; the threshold is a "
+        "conformal quantile of held-out in-scope rows' scores, so the expected share is at "
+        "most this",
+    )
+    k: int = Field(
+        default=1,
+        ge=1,
+        le=100,
+        description="the score is 1 - cosine similarity to the k-th nearest training row",
+    )
+    max_reference_rows: int = Field(
+        default=20_000,
+        ge=10,
+        le=1_000_000,
+        description="training rows kept as the reference (a seeded sample past this)",
+    )
+
+
 class MonitoringSettings(StrictSection):
     """Drift checks on production windows against the champion's reference data."""
 
@@ -84,6 +110,7 @@ class MonitoringSettings(StrictSection):
         "(default <MODELOPS_HOME>/landing)",
     )
     landing_limits: LandingLimits = LandingLimits()
+    out_of_scope: OutOfScopeSettings = OutOfScopeSettings()
 
 
 class RetrainingSettings(StrictSection):

@@ -345,6 +345,10 @@ def impact_metadata(impact) -> dict:
     if impact.unadjusted_accuracy is not None:
         metadata["unadjusted_estimated_accuracy"] = num(impact.unadjusted_accuracy)
         metadata["novel_share"] = num(impact.novel_share)
+    if impact.novel_share_estimate is not None and impact.novel_share_interval is not None:
+        metadata["novel_share_estimate"] = num(impact.novel_share_estimate)
+        metadata["novel_share_low"] = num(impact.novel_share_interval[0])
+        metadata["novel_share_high"] = num(impact.novel_share_interval[1])
     if impact.new_labels:
         metadata["new_labels"] = ", ".join(impact.new_labels)
     return readable(metadata)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from modelops.config.errors import ModelopsError
 from modelops.config.progress import Emit
-from modelops.lifecycle.fetch import FetchedAdapter
+from modelops.lifecycle.fetch import FetchedAdapter, adapter_features
 from modelops.monitoring.check import check_window
 from modelops.monitoring.impact import Decision, Impact
 from modelops.monitoring.reference import load_bundle
@@ -118,8 +119,9 @@ def _check_and_store(platform, loaded, champion, bundle, window):
     base = platform.resolve_base_by_sha256(champion.base_model_sha256)
     with tempfile.TemporaryDirectory(prefix="drift-") as tmp:
         check = check_window(
-            bundle, window, base=base, recipe=loaded.recipe, report_path=Path(tmp) / "report.html"
-        )
+            bundle, window, base=base, recipe=loaded.recipe, report_path=Path(tmp) / "report.html",
+            features=partial(adapter_features, platform, champion, max_length=bundle.max_length),
+        )  # fmt: skip
         window_name = f"window-{check.first_id}-{check.last_id}"
         key = f"drift/{loaded.name}/adapter-{champion.id}/{window_name}.html"
         uri = (

@@ -33,6 +33,7 @@ from modelops.domain.mapped_head import MAPPED_FILE, MappedHead
 from modelops.lifecycle.platform import Platform
 from modelops.ml.base_inspect import check_adapter_base
 from modelops.ml.catalog import ResolvedBase
+from modelops.monitoring.out_of_scope import MONITORING_FOLDER, OutOfScopeModel
 from modelops.stores.registry_records import AdapterVersion
 
 if TYPE_CHECKING:
@@ -82,6 +83,9 @@ class LoadedAdapter:
     labels: list[str]
     head: MappedHead | None = None
     """The mapping onto the new labels of a mapped adapter; None for a trained one."""
+    out_of_scope: OutOfScopeModel | None = None
+    """Its out-of-scope model (``monitoring/out_of_scope.*``); None for adapters trained
+    without one."""
 
     def predict_proba(self, texts: Sequence[str], max_length: int) -> np.ndarray:
         """Probabilities, shape (n, len(labels)), in the order of ``texts``."""
@@ -89,6 +93,23 @@ class LoadedAdapter:
 
         probs = predict_proba(self.tokenizer, self.model, list(texts), max_length=max_length)
         return self.head.apply(probs, texts) if self.head is not None else probs
+
+    def predict(self, texts: Sequence[str], max_length: int) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities (n, len(labels)) and the pooled features the head consumed
+        (n, hidden; a mapped adapter's are its old model's), from one forward pass."""
+        from modelops.ml.model import predict_with_features
+
+        probs, features = predict_with_features(
+            self.tokenizer, self.model, list(texts), max_length=max_length
+        )
+        return (self.head.apply(probs, texts) if self.head is not None else probs), features
+
+    def oos(self, features: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Out-of-scope scores and flags of ``features``; (None, None) without a model."""
+        if self.out_of_scope is None:
+            return None, None
+        scores = self.out_of_scope.scores(features)
+        return scores, self.out_of_scope.flags(scores)
 
 
 def read_mapped_head(directory: Path) -> MappedHead | None:
@@ -142,14 +163,30 @@ def attached(
 
 def _with_mapping(tokenizer, model, labels: list[str], directory: Path) -> LoadedAdapter:
     """The scorer of a loaded adapter: as it is, or through the mapping it carries."""
+    oos = read_out_of_scope(directory)
     head = read_mapped_head(directory)
     if head is None:
-        return LoadedAdapter(tokenizer, model, labels)
+        return LoadedAdapter(tokenizer, model, labels, out_of_scope=oos)
     if head.source_labels != labels:
         raise IntegrityError(
             f"{directory / MAPPED_FILE}: source_labels differ from the weights' labels"
         )
-    return LoadedAdapter(tokenizer, model, list(head.target_labels), head)
+    return LoadedAdapter(tokenizer, model, list(head.target_labels), head, oos)
+
+
+def read_out_of_scope(directory: Path) -> OutOfScopeModel | None:
+    """The out-of-scope model an adapter directory carries in ``monitoring/``, or None."""
+    return OutOfScopeModel.load(directory / MONITORING_FOLDER)
+
+
+def adapter_features(
+    platform: Platform, version: AdapterVersion, texts: Sequence[str], *, max_length: int
+) -> np.ndarray:
+    """The adapter's pooled features of ``texts`` (what its out-of-scope model scores):
+    fetched, verified and loaded on its base for the call."""
+    with FetchedAdapter(platform, version) as fetched:
+        loaded = load_adapter(platform, fetched)
+    return loaded.predict(list(texts), max_length)[1]
 
 
 def predict_with(platform: Platform, fetched: FetchedAdapter, texts: list[str], max_length: int):

@@ -79,6 +79,14 @@ class PooledClassifier(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(input_ids, attention_mask))
 
+    def features_and_logits(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """One forward pass: the pooled features the head consumes and its logits, side
+        by side (``[:, :hidden]`` and ``[:, hidden:]``); see :func:`split_features`."""
+        features = self.embed(input_ids, attention_mask)
+        return torch.cat([features, self.head(features)], dim=-1)
+
 
 def load_base(path: Path) -> tuple[PreTrainedTokenizerBase, nn.Module]:
     """Tokenizer and encoder from a local directory (never a hub), safetensors weights
@@ -196,6 +204,32 @@ def predict_proba(
 ) -> np.ndarray:
     """Class probabilities, shape (n, k), in the order of ``texts``."""
     return probabilities(_score(model, model, tokenizer, texts, max_length, batch_size))
+
+
+def predict_with_features(
+    tokenizer: PreTrainedTokenizerBase,
+    model: PooledClassifier,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    batch_size: int = 128,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities (n, k) and the pooled features the head consumed (n, hidden),
+    from one forward pass, in the order of ``texts``."""
+    out = _score(model, model.features_and_logits, tokenizer, texts, max_length, batch_size)
+    return split_features(out, model)
+
+
+def split_features(out: np.ndarray, model: PooledClassifier) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and features from :meth:`PooledClassifier.features_and_logits`'s
+    rows (as :func:`run_batches` stacks them)."""
+    hidden = model.head.in_features
+    if out.size == 0:
+        return (
+            np.zeros((0, model.head.out_features), np.float32),
+            np.zeros((0, hidden), np.float32),
+        )
+    return probabilities(np.ascontiguousarray(out[:, hidden:])), out[:, :hidden]
 
 
 def probabilities(logits: np.ndarray) -> np.ndarray:

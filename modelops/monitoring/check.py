@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from modelops.config.recipe import Recipe
 from modelops.ml.catalog import ResolvedBase
 from modelops.monitoring.evidently_scores import signal_scores
 from modelops.monitoring.impact import Decision, Impact, assess, decide_retraining
-from modelops.monitoring.novelty import novel_rows
 from modelops.monitoring.reference import MonitoringBundle, base_embeddings
 from modelops.monitoring.report import report_html
 from modelops.monitoring.signals import Window
@@ -28,6 +29,14 @@ class DriftCheck:
     report_path: Path | None
     impact: Impact | None = None
     decision: Decision | None = None
+    out_of_scope: np.ndarray | None = None
+    """Each row's out-of-scope flag (None without an out-of-scope model)."""
+    out_of_scope_computed: int = 0
+    """Rows logged without a flag whose flag the check computed."""
+
+
+Features = Callable[[Sequence[str]], np.ndarray]
+"""The adapter's pooled features of texts (``LoadedAdapter.predict``'s second part)."""
 
 
 def check_window(
@@ -37,9 +46,16 @@ def check_window(
     base: ResolvedBase,
     recipe: Recipe,
     report_path: Path | None = None,
+    features: Features | None = None,
 ) -> DriftCheck:
     """Score a production window (columns id, text, predicted_label, confidence and,
-    where feedback exists, true_label) against the adapter's reference."""
+    where feedback exists, true_label; ``out_of_scope`` where logged) against the
+    adapter's reference.
+
+    Out-of-scope flags come from the window's ``out_of_scope`` column where it holds one;
+    the rows without one (logged before, or by an adapter without the model) are scored
+    with the bundle's out-of-scope model on ``features`` of their text (a row without
+    text or ``features`` counts as not flagged)."""
     settings = recipe.monitoring
     has_text = window["text"].notna().all()
     texts = window["text"].fillna("").tolist()
@@ -60,11 +76,8 @@ def check_window(
         for name in ("text_domain_auc", "text_length", "oov_rate", "embedding"):
             scores.pop(name, None)
     reference = bundle.reference
-    novel, by_chance = None, 0.0
-    if current.embeddings is not None and reference.embeddings is not None:
-        novel, by_chance = novel_rows(
-            current.embeddings, reference.embeddings, threshold=bundle.novelty_threshold
-        )
+    oos = bundle.out_of_scope
+    novel, computed = window_flags(bundle, window, features if has_text else None)
     impact = assess(
         bundle.calibrator,
         current.confidence,
@@ -73,7 +86,8 @@ def check_window(
         known_labels={str(v) for v in (reference.labels or []) if v is not None},
         confidence=bundle.calibration.confidence,
         novel=novel,
-        novel_by_chance=by_chance,
+        novel_by_chance=0.0 if oos is None else oos.null_rate,
+        flagged_accuracy=None if oos is None else oos.flagged_accuracy,
     )
     chosen = [s for s in settings.signals if s in scores]
     result = verdict(
@@ -103,4 +117,25 @@ def check_window(
         report_path=report_path,
         impact=impact,
         decision=decision,
+        out_of_scope=novel,
+        out_of_scope_computed=computed,
     )
+
+
+def window_flags(
+    bundle: MonitoringBundle, window: pd.DataFrame, features: Features | None
+) -> tuple[np.ndarray | None, int]:
+    """Each row's out-of-scope flag (None when the bundle has no out-of-scope model) and
+    how many were computed here rather than read from the ``out_of_scope`` column."""
+    model = bundle.out_of_scope
+    if model is None:
+        return None, 0
+    stored = window["out_of_scope"].tolist() if "out_of_scope" in window else [None] * len(window)
+    unknown = [v is None or v != v for v in stored]  # null, or NaN from pandas
+    missing = [i for i, u in enumerate(unknown) if u]
+    flags = np.array([not u and bool(v) for v, u in zip(stored, unknown, strict=True)], bool)
+    if missing and features is not None:
+        texts = [str(window["text"].iloc[i]) for i in missing]
+        flags[missing] = model.flags(model.scores(features(texts)))
+        return flags, len(missing)
+    return flags, 0

@@ -10,7 +10,9 @@ hurt) or ``ok``.
 Intervals are normal approximations at the calibration's confidence (two-sided): the
 estimate's spread is that of a window of Bernoulli outcomes with the calibrated
 probabilities, the reference accuracy's that of the held-out rows it was measured on, and
-the measured accuracy's a Wilson interval.
+the measured accuracy's a Wilson interval. Rows flagged out of scope count as likely
+errors; the estimate's interval then also spans the uncertainty of the novel share
+(:func:`_flagged_estimate`).
 """
 
 from __future__ import annotations
@@ -61,9 +63,13 @@ class Impact:
     measured_drop_interval: tuple[float, float] | None = None
     new_labels: list[str] = field(default_factory=list)
     novel_share: float | None = None
-    """Share of rows unlike any reference row (``modelops.monitoring.novelty``)."""
+    """Share of rows flagged out of scope (``modelops.monitoring.out_of_scope``)."""
     unadjusted_accuracy: float | None = None
-    """The plain confidence-based estimate, before the novel rows were counted as wrong."""
+    """The plain confidence-based estimate, before the flagged rows were counted as wrong."""
+    novel_share_estimate: float | None = None
+    """The estimated share of novel rows: the flagged share beyond the in-scope flag rate."""
+    novel_share_interval: tuple[float, float] | None = None
+    """Its interval (from the flagged share's Wilson interval)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -87,30 +93,31 @@ def assess(
     confidence: float = 0.9,
     novel: np.ndarray | None = None,
     novel_by_chance: float = 0.0,
+    flagged_accuracy: float | None = None,
 ) -> Impact:
     """The window's accuracy, estimated from ``confidence_scores`` and measured on the rows
     whose ``labels`` are known, against the reference accuracy the calibrator was fitted at.
     ``known_labels`` are the labels the adapter's reference holds; a feedback label outside
     them is a new label.
 
-    ``novel`` flags rows unlike any reference row (``novelty.novel_rows``), of which
-    ``novel_by_chance`` are expected on clean data: the flagged share beyond that counts as
-    wrong, at the flagged rows' mean calibrated probability (a model is confidently wrong on
-    what it never saw), and ``estimated_accuracy`` is lowered by it."""
+    ``novel`` flags the rows out of scope (``modelops.monitoring.out_of_scope``), of which
+    ``novel_by_chance`` (the out-of-scope model's ``held_out_flag_rate``) are flagged on
+    in-scope rows; ``flagged_accuracy`` is the adapter's accuracy on flagged in-scope rows
+    (default: their mean calibrated probability). See :func:`_flagged_estimate`."""
     z = _z(confidence)
     p = calibrator.predict(np.asarray(confidence_scores, dtype=float))
     n = p.size
     estimate = plain = float(p.mean())
-    novel_share = None
-    if novel is not None:
-        flags = np.asarray(novel, dtype=bool)
-        novel_share = float(flags.mean())
-        if flags.any():
-            excess = max(0.0, novel_share - novel_by_chance)
-            estimate = max(0.0, plain - excess * float(p[flags].mean()))
     var_est = float((p * (1 - p)).sum()) / (n * n)
+    low = high = estimate
+    share = None
+    if novel is not None:
+        share = _flagged_estimate(
+            p, np.asarray(novel, dtype=bool), novel_by_chance, flagged_accuracy, confidence
+        )
+        estimate, (low, high), var_est = share.estimate, share.range, share.variance
     half = z * math.sqrt(var_est)
-    interval = (max(0.0, estimate - half), min(1.0, estimate + half))
+    interval = (max(0.0, low - half), min(1.0, high + half))
     ref = calibrator.fitted_accuracy
     var_ref = 0.0
     if ref is not None and calibrator.n_fitted:
@@ -119,10 +126,90 @@ def assess(
     if ref is not None:
         drop = ref - estimate
         half = z * math.sqrt(var_est + var_ref)
-        drop_interval = (drop - half, drop + half)
+        drop_interval = (ref - high - half, ref - low + half)
     impact = Impact(confidence, estimate, interval, ref, drop, drop_interval)
-    if novel is not None:
-        impact.novel_share, impact.unadjusted_accuracy = novel_share, plain
+    if share is not None:
+        impact.novel_share, impact.unadjusted_accuracy = share.flagged, plain
+        impact.novel_share_estimate = share.novel
+        impact.novel_share_interval = share.novel_interval
+    return _measured(impact, predicted, labels, known_labels, z, var_ref)
+
+
+@dataclass(frozen=True)
+class _FlaggedEstimate:
+    flagged: float
+    novel: float
+    novel_interval: tuple[float, float]
+    estimate: float
+    range: tuple[float, float]
+    """The estimate at the low and the high end of the novel share's interval."""
+    variance: float
+
+
+def _flagged_estimate(
+    p: np.ndarray,
+    flags: np.ndarray,
+    rate: float,
+    flagged_accuracy: float | None,
+    confidence: float,
+) -> _FlaggedEstimate:
+    """The estimate with flagged rows counted as likely errors.
+
+    With ``f`` the flagged share, ``r`` the in-scope flag rate and ``v`` the novel share,
+    ``f = r (1 - v) + v`` when every novel row is flagged, so ``v = (f - r) / (1 - r)``
+    (clipped to [0, 1]). The in-scope flagged rows are then ``min(r (1 - v), f) n``, right
+    at ``flagged_accuracy``; the other flagged rows (novel) are counted wrong and the
+    unflagged rows at their calibrated probabilities::
+
+        accuracy = (sum of p over unflagged rows + min(r (1 - v), f) n a) / n
+
+    Novel rows the model misses count at their calibrated probability, so the estimate
+    errs high when detection is weak. The interval's ends are this estimate at the ends of
+    ``v``'s interval (from the Wilson interval of ``f``), widened by the Bernoulli spread of
+    the unflagged rows and of the in-scope flagged ones."""
+    n = p.size
+    flagged = float(flags.mean()) if n else 0.0
+    rate = min(max(float(rate), 0.0), 0.999)
+    accuracy = flagged_accuracy
+    if accuracy is None:
+        accuracy = float(p[flags].mean()) if flags.any() else 0.0
+    unflagged_sum = float(p[~flags].sum())
+
+    def novel_of(share: float) -> float:
+        return min(1.0, max(0.0, (share - rate) / (1 - rate)))
+
+    def at(novel: float) -> tuple[float, float]:
+        in_scope = min(rate * (1 - novel), flagged) * n
+        return (unflagged_sum + in_scope * accuracy) / n, in_scope
+
+    novel = novel_of(flagged)
+    estimate, in_scope = at(novel)
+    f_low, f_high = wilson(int(flags.sum()), n, confidence)
+    novel_low, novel_high = novel_of(f_low), novel_of(f_high)
+    unflagged = p[~flags]
+    variance = (
+        float((unflagged * (1 - unflagged)).sum()) + in_scope * accuracy * (1 - accuracy)
+    ) / (n * n)
+    return _FlaggedEstimate(
+        flagged=flagged,
+        novel=novel,
+        novel_interval=(novel_low, novel_high),
+        estimate=estimate,
+        range=(at(novel_high)[0], at(novel_low)[0]),
+        variance=variance,
+    )
+
+
+def _measured(
+    impact: Impact,
+    predicted: Sequence[str],
+    labels: Sequence[str | None] | None,
+    known_labels: set[str],
+    z: float,
+    var_ref: float,
+) -> Impact:
+    """``impact`` with the accuracy measured on the labelled rows, when there are any."""
+    ref = impact.reference_accuracy
     if labels is None:
         return impact
     pairs = [(pr, lb) for pr, lb in zip(predicted, labels, strict=True) if lb is not None]
@@ -133,7 +220,7 @@ def assess(
     m = len(pairs)
     impact.labelled_rows = m
     impact.measured_accuracy = right / m
-    impact.measured_interval = wilson(right, m, confidence)
+    impact.measured_interval = wilson(right, m, impact.confidence)
     if ref is not None:
         acc = impact.measured_accuracy
         impact.measured_drop = ref - acc

@@ -8,6 +8,9 @@ At training, each adapter gets a ``monitoring/`` folder beside its weights:
 - ``reference.parquet`` + ``reference_embeddings.safetensors``: held-out rows (validation
   and test split) with the adapter's predictions, confidences, true labels and the base
   model's sentence embeddings: the "no drift" reference;
+- ``out_of_scope.json`` + ``out_of_scope.safetensors``: the out-of-scope model every
+  prediction is scored with (``modelops.monitoring.out_of_scope``: the adapter's features
+  of its training rows and a threshold calibrated on its validation rows);
 - ``monitoring.json``: the vocabulary of the training texts, the PCA projection of the
   embeddings, the null scores of windows of the recipe's window size resampled from the
   other half of the held-out rows with the joint thresholds they give (the recipe's
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,16 +44,17 @@ from modelops.ml.model import (
     embed_texts,
     load_base,
     load_classifier,
-    predict_proba,
+    predict_with_features,
 )
 from modelops.ml.training import HELD_OUT, TrainedModel
 from modelops.monitoring import novelty
 from modelops.monitoring.calibration import Calibration, calibrate
 from modelops.monitoring.estimate import ConfidenceCalibrator
+from modelops.monitoring.out_of_scope import MONITORING_FOLDER, OutOfScopeModel
 from modelops.monitoring.signals import Projection, Window, fit_projection, fit_vocabulary
 
 log = logging.getLogger(__name__)
-FOLDER = "monitoring"
+FOLDER = MONITORING_FOLDER
 BUNDLE_FILE = "monitoring.json"
 REFERENCE_FILE = "reference.parquet"
 EMBEDDINGS_FILE = "reference_embeddings.safetensors"
@@ -67,6 +72,9 @@ class MonitoringBundle:
     novelty_threshold: float | None = None
     """The reference's ``novelty.novelty_threshold``: None in bundles written before it was
     stored (the drift check then computes it)."""
+    out_of_scope: OutOfScopeModel | None = None
+    """The adapter's out-of-scope model (``modelops.monitoring.out_of_scope``), the one its
+    predictions were flagged with; None for adapters trained before it existed."""
 
 
 def base_embeddings(base: ResolvedBase, texts: Sequence[str], max_length: int) -> np.ndarray:
@@ -94,15 +102,20 @@ def build_bundle(
     """
     settings = recipe.monitoring
     held = dataset.frame[dataset.frame["split"] != "train"].reset_index(drop=True)
+    max_length = recipe.training.max_length
+    scorer = _scorer(base, adapter_dir, trained)
+    texts = held["text"].tolist()
+    probs, labels, features = _held_out_scores(scorer, texts, max_length, head)
+    predicted = [labels[i] for i in probs.argmax(1)] if len(held) else []
+    correct = np.array([p == t for p, t in zip(predicted, held["label"], strict=True)], bool)
+    _fit_out_of_scope(
+        recipe, dataset, adapter_dir / FOLDER, scorer, (held, features, correct), emit
+    )
     if len(held) < 2 * settings.window_size:
         return _no_reference(
             emit,
             f"only {len(held)} held-out rows, fewer than two windows of {settings.window_size}",
         )
-    max_length = recipe.training.max_length
-    texts = held["text"].tolist()
-    probs, labels = _held_out_probabilities(base, adapter_dir, texts, max_length, head, trained)
-    predicted = [labels[i] for i in probs.argmax(1)]
     window = Window(
         texts=texts,
         predicted=predicted,
@@ -123,7 +136,6 @@ def build_bundle(
     vocabulary = fit_vocabulary(dataset.split("train")["text"].tolist())
     projection = fit_projection(reference.embeddings, k=min(10, len(reference) - 1))
     calibration = _calibrate(recipe, reference, holdout, vocabulary, projection, emit)
-    correct = np.array([p == t for p, t in zip(predicted, held["label"], strict=True)])
     calibrator = ConfidenceCalibrator().fit(window.confidence, correct)
     _write_bundle(
         adapter_dir / FOLDER,
@@ -151,23 +163,78 @@ def _no_reference(emit: Emit, why: str) -> dict:
     return {}
 
 
-def _held_out_probabilities(
-    base: ResolvedBase,
-    adapter_dir: Path,
-    texts: list[str],
-    max_length: int,
-    head: MappedHead | None,
-    trained: TrainedModel | None,
-) -> tuple[np.ndarray, list[str]]:
-    """The adapter's probabilities of the held-out rows and the labels they are over."""
+def _scorer(base: ResolvedBase, adapter_dir: Path, trained: TrainedModel | None):
+    """The adapter's tokenizer, classifier and labels: as just trained, or loaded."""
     if trained is None:
-        tokenizer, model, labels = load_classifier(adapter_dir, base.path)
-    else:
-        tokenizer, model, labels = trained.tokenizer, trained.model, trained.labels
-    probs = predict_proba(tokenizer, model, texts, max_length=max_length)
+        return load_classifier(adapter_dir, base.path)
+    return trained.tokenizer, trained.model, trained.labels
+
+
+def _held_out_scores(
+    scorer, texts: list[str], max_length: int, head: MappedHead | None
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """The adapter's probabilities of the held-out rows, the labels they are over, and
+    its pooled features of them (the same forward pass)."""
+    tokenizer, model, labels = scorer
+    probs, features = predict_with_features(tokenizer, model, texts, max_length=max_length)
     if head is not None:
-        return head.apply(probs, texts), list(head.target_labels)
-    return probs, labels
+        return head.apply(probs, texts), list(head.target_labels), features
+    return probs, labels, features
+
+
+def _fit_out_of_scope(
+    recipe: Recipe,
+    dataset: PreparedDataset,
+    folder: Path,
+    scorer,
+    held_out: tuple[pd.DataFrame, np.ndarray, np.ndarray],
+    emit: Emit,
+) -> OutOfScopeModel | None:
+    """Fit and store the out-of-scope model (``modelops.monitoring.out_of_scope``): the
+    adapter's features of its training rows (a seeded sample of at most
+    ``max_reference_rows``), the threshold on the validation rows (the test rows when there
+    are none), the flag rate and the flagged rows' accuracy measured on the test rows
+    (the calibration rows when there are none besides them)."""
+    settings = recipe.monitoring.out_of_scope
+    held, features, correct = held_out
+    splits = held["split"].to_numpy()
+    train = dataset.split("train")
+    calibrate_on = "validation" if (splits == "validation").any() else "test"
+    calibration = splits == calibrate_on
+    if len(train) == 0 or not calibration.any():
+        emit("no training or held-out rows: no out-of-scope model for this adapter")
+        return None
+    measure = (splits != calibrate_on) if (splits != calibrate_on).any() else calibration
+    texts = train["text"].tolist()
+    if len(texts) > settings.max_reference_rows:
+        rng = np.random.default_rng(recipe.training.seed)
+        kept = np.sort(rng.choice(len(texts), settings.max_reference_rows, replace=False))
+        texts = [texts[i] for i in kept]
+    tokenizer, model, _ = scorer
+    reference = embed_texts(tokenizer, model, texts, max_length=recipe.training.max_length)
+    oos = OutOfScopeModel.fit(
+        reference,
+        features[calibration],
+        false_flag_rate=settings.false_flag_rate,
+        k=settings.k,
+        max_reference_rows=settings.max_reference_rows,
+        seed=recipe.training.seed,
+        measure_features=features[measure],
+        measure_correct=correct[measure],
+    )
+    oos.save(folder)
+    emit(
+        f"out-of-scope model: threshold {oos.threshold:.4f} on {oos.n_calibration} "
+        f"{calibrate_on} rows (false-flag rate <= {oos.false_flag_rate}); "
+        f"{oos.held_out_flag_rate:.1%} of {oos.n_measured} held-out rows flagged"
+        + (
+            ""
+            if np.isfinite(oos.threshold)
+            else f"; too few {calibrate_on} rows for that rate (fewer than "
+            f"{math.ceil(1 / oos.false_flag_rate) - 1}): nothing is flagged"
+        )
+    )
+    return oos
 
 
 def _held_out_embeddings(
@@ -294,6 +361,7 @@ def load_bundle(adapter_dir: Path) -> MonitoringBundle | None:
         max_length=int(doc["max_length"]),
         pooling=doc["pooling"],
         novelty_threshold=_stored_threshold(doc.get("novelty")),
+        out_of_scope=OutOfScopeModel.load(folder),
     )
 
 

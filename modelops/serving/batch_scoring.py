@@ -82,6 +82,9 @@ class BatchResult:
     batch_id: str
     already_logged: bool = False
     """True when the batch was in the log already: nothing was logged this time."""
+    out_of_scope_rows: int | None = None
+    """Rows flagged out of scope (each logged with its ``oos_score`` and ``out_of_scope``);
+    None when the adapter has no out-of-scope model or nothing was scored."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,7 @@ class LandingReport:
             "files_rejected": len(self.rejected),
             "rows": self.rows,
             "feedback_rows": self.feedback_rows,
+            "out_of_scope_rows": sum(b.out_of_scope_rows or 0 for b in self.processed),
             "rejected": [r.error for r in self.rejected],
             "files_quarantined": len(self.quarantined),
             "quarantined": [r.error for r in self.quarantined],
@@ -159,7 +163,10 @@ class LandingReport:
         lines = []
         for b in self.processed:
             what = "already logged" if b.already_logged else "logged"
-            lines.append(f"{b.file}: {what}, {b.rows} rows, {b.feedback_rows} with a label")
+            flagged = "" if b.out_of_scope_rows is None else f", {b.out_of_scope_rows} out of scope"
+            lines.append(
+                f"{b.file}: {what}, {b.rows} rows, {b.feedback_rows} with a label{flagged}"
+            )
         lines.extend(f"rejected {r.error}" for r in self.rejected)
         lines.extend(f"quarantined {r.error}" for r in self.quarantined)
         lines.extend(f"failed (attempt {f.failures}) {f.error}" for f in self.failed)
@@ -246,7 +253,9 @@ def score_batch(
             external_ids=batch.ids,
         )
     log.log_predictions(records)
-    return BatchResult(name, len(texts), feedback_rows, batch_id)
+    flags = [p.out_of_scope for p in predictions]
+    flagged = None if not flags or None in flags else sum(flags)
+    return BatchResult(name, len(texts), feedback_rows, batch_id, out_of_scope_rows=flagged)
 
 
 @contextlib.contextmanager

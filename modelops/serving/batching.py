@@ -3,7 +3,7 @@
 Requests hand their texts to :meth:`MicroBatcher.submit`, which picks the recipe's
 serving adapter *at that moment* and queues a job. One worker thread takes the queued
 jobs, groups them by adapter and scores each group on the shared base (length-sorted,
-in chunks; see :meth:`ModelPool.probabilities`). A job is scored by the adapter it was
+in chunks; see :meth:`ModelPool.score`). A job is scored by the adapter it was
 queued with, so a response always names the adapter that produced its labels.
 
 How long the worker waits for more: a request announces itself while its body is read
@@ -33,8 +33,6 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from modelops.config.errors import NotFoundError
 from modelops.serving.model_pool import ModelPool, SharedBaseAdapter
@@ -147,7 +145,9 @@ class MicroBatcher:
 
     def submit(self, recipe: str, texts: Sequence[str]) -> tuple[SharedBaseAdapter, Future]:
         """Queue ``texts`` (cleaned) for the adapter that serves ``recipe`` now; that
-        adapter and a future of the probabilities, shape (len(texts), labels).
+        adapter and a future of what :meth:`ModelPool.score` gives for them (a
+        :class:`~modelops.serving.model_pool.Scored`: probabilities, shape (len(texts),
+        labels), and out-of-scope scores and flags).
         :class:`QueueFull` when ``max_queue`` requests wait already."""
         with self._cond:
             adapter = self.route(recipe)
@@ -261,7 +261,7 @@ class MicroBatcher:
         for group in groups.values():
             texts = [t for job in group for t in job.texts]
             try:
-                probs = self.pool.probabilities(group[0].adapter, texts)
+                scored = self.pool.score(group[0].adapter, texts)
             except Exception as exc:  # each waiting request gets the error
                 logger.exception("scoring with adapter %s failed", group[0].adapter.id)
                 for job in group:
@@ -271,7 +271,7 @@ class MicroBatcher:
                 self.on_batch(len(texts), len(group))
             start = 0
             for job in group:
-                job.future.set_result(np.asarray(probs[start : start + len(job.texts)]))
+                job.future.set_result(scored[start : start + len(job.texts)])
                 start += len(job.texts)
 
     def _unload_retired(self) -> None:

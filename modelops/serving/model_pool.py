@@ -28,20 +28,47 @@ from torch import nn
 from modelops.config.errors import IntegrityError, NotFoundError
 from modelops.config.recipe import Recipe
 from modelops.domain.mapped_head import MappedHead
-from modelops.lifecycle.fetch import FetchedAdapter, read_mapped_head
+from modelops.lifecycle.fetch import FetchedAdapter, read_mapped_head, read_out_of_scope
 from modelops.lifecycle.platform import Platform
 from modelops.ml.base_inspect import check_adapter_base
 from modelops.ml.model import (
     PooledClassifier,
     load_base,
     load_head,
-    probabilities,
     run_batches,
+    split_features,
     tokenize,
 )
+from modelops.monitoring.out_of_scope import OutOfScopeModel
 from modelops.stores.registry_records import AdapterVersion
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What one forward pass gives for some texts: the probabilities (n, labels) and, when
+    the adapter has an out-of-scope model, each text's score and flag (else None). Sliced
+    by rows (``scored[a:b]``) as a batch is handed back to its requests."""
+
+    probs: np.ndarray
+    oos_scores: np.ndarray | None = None
+    oos_flags: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.probs)
+
+    def oos(self, row: int) -> tuple[float | None, bool | None]:
+        """Row ``row``'s out-of-scope score and flag; (None, None) without the model."""
+        if self.oos_scores is None or self.oos_flags is None:
+            return None, None
+        return float(self.oos_scores[row]), bool(self.oos_flags[row])
+
+    def __getitem__(self, rows: slice) -> Scored:
+        def cut(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else np.asarray(values[rows])
+
+        return Scored(np.asarray(self.probs[rows]), cut(self.oos_scores), cut(self.oos_flags))
 
 
 @dataclass(frozen=True)
@@ -61,6 +88,9 @@ class SharedBaseAdapter:
     mapped: MappedHead | None = None
     """For a mapped candidate (a taxonomy change served by the previous champion), the
     mapping of its outputs onto ``labels``; None for a trained adapter."""
+    out_of_scope: OutOfScopeModel | None = None
+    """Its out-of-scope model (``modelops.monitoring.out_of_scope``); None for adapters
+    trained without one (their predictions then carry no score)."""
 
     @property
     def id(self) -> int:
@@ -137,13 +167,19 @@ class SharedBase:
     def logits(
         self, adapter: SharedBaseAdapter, texts: Sequence[str], batch_size: int
     ) -> np.ndarray:
+        """The pooled features and the logits of ``texts``, side by side, from one forward
+        pass (:meth:`PooledClassifier.features_and_logits`; split by
+        :func:`~modelops.ml.model.split_features`)."""
         encoded = tokenize(self.tokenizer, texts, adapter.max_length)
+        classifier = adapter.classifier
         with self.lock:
             if adapter.name not in self.names:
                 raise NotFoundError(f"adapter {adapter.id} is no longer loaded")
             if not self.merged:  # merged: it is the only adapter, already in the weights
                 self.model.set_adapter(adapter.name)
-            return run_batches(adapter.classifier, encoded, self.tokenizer.pad_token_id, batch_size)
+            return run_batches(
+                classifier.features_and_logits, encoded, self.tokenizer.pad_token_id, batch_size
+            )
 
     def base_tensors(self) -> list[torch.Tensor]:
         """The base's own parameters (not the adapters' LoRA weights)."""
@@ -201,6 +237,7 @@ class ModelPool:
                 check_adapter_base(fetched.path, base_sha256=sha, base_config=base.encoder.config)
                 base.add(name, str(fetched.path))
                 classifier = base.classifier(name, head, info)
+                out_of_scope = read_out_of_scope(fetched.path)
             recipe = Recipe.model_validate(manifest["recipe_snapshot"]["recipe"])
             adapter = SharedBaseAdapter(
                 version=version,
@@ -211,6 +248,7 @@ class ModelPool:
                 classifier=classifier,
                 max_length=recipe.training.max_length,
                 mapped=mapped,
+                out_of_scope=out_of_scope,
             )
             with self._lock:
                 self._adapters[version.id] = adapter
@@ -238,12 +276,23 @@ class ModelPool:
         """Class probabilities of cleaned ``texts`` under ``adapter``, shape (n, labels),
         in input order; scored sorted by length, in chunks of ``batch_size`` texts each
         padded to its own longest text."""
+        return self.score(adapter, texts).probs
+
+    def score(self, adapter: SharedBaseAdapter, texts: Sequence[str]) -> Scored:
+        """:meth:`probabilities` and, from the same forward pass, the out-of-scope score
+        and flag of each text (None without an out-of-scope model)."""
         if not texts:
-            return np.zeros((0, len(adapter.labels)), dtype=np.float32)
-        probs = probabilities(
-            self._bases[adapter.base_sha256].logits(adapter, texts, self.batch_size)
-        )
-        return adapter.mapped.apply(probs, texts) if adapter.mapped is not None else probs
+            empty = np.zeros(0)
+            oos = None if adapter.out_of_scope is None else (empty, empty.astype(bool))
+            return Scored(np.zeros((0, len(adapter.labels)), np.float32), *(oos or (None, None)))
+        out = self._bases[adapter.base_sha256].logits(adapter, texts, self.batch_size)
+        probs, features = split_features(out, adapter.classifier)
+        if adapter.mapped is not None:
+            probs = adapter.mapped.apply(probs, texts)
+        if adapter.out_of_scope is None:
+            return Scored(probs)
+        scores = adapter.out_of_scope.scores(features)
+        return Scored(probs, scores, adapter.out_of_scope.flags(scores))
 
     def base_parameter_count(self) -> int:
         """How many base-model parameters are in memory, over every base (shared

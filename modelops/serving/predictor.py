@@ -48,6 +48,12 @@ class Prediction:
     """Its id in the production log (None when not logged)."""
     base_model: str | None = None
     """The base revision (``name@revision``) the adapter answered on."""
+    oos_score: float | None = None
+    """How unlike the adapter's training rows the text is (``modelops.monitoring.out_of_scope``;
+    higher: more out of scope); None when the adapter has no out-of-scope model."""
+    out_of_scope: bool | None = None
+    """Whether ``oos_score`` is past the adapter's threshold, calibrated so that at most its
+    stated share of in-scope texts is flagged; None likewise."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +138,8 @@ class Predictor:
         loaded = self._loaded  # one adapter for the whole call, even if another loads
         if not cleaned:
             return []
-        probs = loaded.adapter.predict_proba(cleaned, loaded.max_length)
+        probs, features = loaded.adapter.predict(cleaned, loaded.max_length)
+        scores, flags = loaded.adapter.oos(features)
         return [
             Prediction(
                 label=top[0]["label"],
@@ -141,8 +148,10 @@ class Predictor:
                 adapter_id=loaded.version.id,
                 taxonomy_version=loaded.version.taxonomy_version,
                 base_model=loaded.version.base_model,
+                oos_score=None if scores is None else float(scores[i]),
+                out_of_scope=None if flags is None else bool(flags[i]),
             )
-            for top in ranked(probs, loaded.labels, self.top_k)
+            for i, top in enumerate(ranked(probs, loaded.labels, self.top_k))
         ]
 
     def records(
@@ -175,6 +184,8 @@ class Predictor:
                 external_id=ref,
                 true_label=label,
                 base_model=p.base_model,
+                oos_score=p.oos_score,
+                out_of_scope=p.out_of_scope,
             )
             for text, p, label, ref in zip(texts, predictions, labels, refs, strict=True)
         ]
@@ -210,7 +221,8 @@ class Predictor:
         batch_id: str | None = None,
     ) -> pd.DataFrame:
         """A copy of ``frame`` with ``predicted_label``, ``confidence``, ``top_k``,
-        ``adapter_id``, ``taxonomy_version`` and ``prediction_id`` columns; the values of
+        ``oos_score``, ``out_of_scope`` (None without an out-of-scope model), ``adapter_id``,
+        ``taxonomy_version`` and ``prediction_id`` columns; the values of
         ``id_column``, when given, are logged as the rows' ``external_id``."""
         for column in (text_column, id_column):
             if column is not None and column not in frame.columns:
@@ -221,7 +233,8 @@ class Predictor:
         )
         out = frame.copy()
         out["predicted_label"] = [p.label for p in predictions]
-        for column in ("confidence", "top_k", "adapter_id", "taxonomy_version", "prediction_id"):
+        columns = ("confidence", "top_k", "oos_score", "out_of_scope", "adapter_id")
+        for column in (*columns, "taxonomy_version", "prediction_id"):
             out[column] = [getattr(p, column) for p in predictions]
         return out
 

@@ -218,6 +218,16 @@ _PREDICTION = {
         "label": {"type": "string"},
         "confidence": {"type": "number"},
         "top_k": {"type": "array", "items": _TOP},
+        "oos_score": {
+            "type": ["number", "null"],
+            "description": "how unlike the adapter's training texts (higher: more out of "
+            "scope); null when the adapter has no out-of-scope model",
+        },
+        "out_of_scope": {
+            "type": ["boolean", "null"],
+            "description": "oos_score past the adapter's threshold, calibrated so that at most "
+            "its stated share of in-scope texts is flagged; null likewise",
+        },
         "prediction_id": {"type": "string"},
         "id": {"type": ["string", "null"]},
     },

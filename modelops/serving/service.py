@@ -23,14 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from modelops.config.errors import InputError, NotFoundError
 from modelops.config.recipe import load_recipes
 from modelops.lifecycle.platform import Platform
 from modelops.serving.batching import MicroBatcher, QueueFull
 from modelops.serving.metrics import ServingMetrics
-from modelops.serving.model_pool import ModelPool, SharedBaseAdapter
+from modelops.serving.model_pool import ModelPool, Scored, SharedBaseAdapter
 from modelops.serving.prediction_buffer import LogBuffer
 from modelops.serving.ranking import ranked
 from modelops.serving.readiness import RegistryDown, Waiting
@@ -258,8 +256,8 @@ class ServingService:
                 raise RequestError(503, "recipe", str(exc)) from None
             except QueueFull:
                 raise self._busy() from None
-        probs = await asyncio.wrap_future(future)
-        answer = self.answer(recipe, request, adapter, probs, (request_id, client_request_id))
+        scored = await asyncio.wrap_future(future)
+        answer = self.answer(recipe, request, adapter, scored, (request_id, client_request_id))
         logger.info(
             "request %s (client id %s): %s, %d texts, adapter %s",
             request_id,
@@ -275,42 +273,39 @@ class ServingService:
         recipe: str,
         request: PredictRequest,
         adapter: SharedBaseAdapter,
-        probs: np.ndarray,
+        scored: Scored,
         request_ids: tuple[str, str | None],
     ) -> dict[str, Any]:
-        """The response body of a scored request; its rows go to the log buffer.
-        ``request_ids``: the server's id of the request and the client's (or None)."""
+        """The response body of a scored request (``scored``: its probabilities and
+        out-of-scope scores and flags); its rows go to the log buffer. ``request_ids``:
+        the server's id of the request and the client's (or None)."""
         request_id, client_request_id = request_ids
         now = datetime.now(UTC)
         ids = request.ids if request.ids is not None else [None] * len(request.texts)
         predictions, rows = [], []
+        probs = scored.probs
         ranking = ranked(probs, adapter.labels, request.top_k)
         for i, (text, top, ref) in enumerate(zip(request.texts, ranking, ids, strict=True)):
+            oos_score, out_of_scope = scored.oos(i)
             predictions.append(
                 {
                     "label": top[0]["label"],
                     "confidence": top[0]["p"],
                     "top_k": top,
+                    "oos_score": oos_score,
+                    "out_of_scope": out_of_scope,
                     "prediction_id": service_prediction_id(request_id, i),
                     "id": ref,
                 }
             )
             record = PredictionRecord.for_text(
-                text,
-                redact=self.config.redact_text,
-                recipe=recipe,
-                taxonomy_version=adapter.version.taxonomy_version,
-                adapter_id=adapter.id,
-                predicted_label=top[0]["label"],
-                confidence=top[0]["p"],
-                top_k=top,
-                source="api",
-                batch_id=request_id,
-                client_request_id=client_request_id,
-                external_id=ref,
-                at=now,
-                base_model=adapter.base,
-            )
+                text, redact=self.config.redact_text, recipe=recipe,
+                taxonomy_version=adapter.version.taxonomy_version, adapter_id=adapter.id,
+                predicted_label=top[0]["label"], confidence=top[0]["p"], top_k=top,
+                source="api", batch_id=request_id, client_request_id=client_request_id,
+                external_id=ref, at=now, base_model=adapter.base, oos_score=oos_score,
+                out_of_scope=out_of_scope,
+            )  # fmt: skip
             rows.append({"kind": PREDICTION, **record.to_json()})
         self.buffer.put(rows)
         self.metrics.texts.labels(recipe).inc(len(rows))
@@ -335,7 +330,7 @@ class ServingService:
         def log(done) -> None:
             if done.cancelled() or done.exception() is not None:
                 return
-            cand = [top[0] for top in ranked(done.result(), candidate.labels, 1)]
+            cand = [top[0] for top in ranked(done.result().probs, candidate.labels, 1)]
             self.buffer.put([
                 {"kind": SHADOW, "at": now, "recipe": recipe,
                  "candidate_adapter_id": candidate.id, "champion_adapter_id": champion.id,

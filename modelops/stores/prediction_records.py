@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from modelops.config.errors import InputError
@@ -65,6 +66,11 @@ class PredictionRecord:
     """Default: when it is logged."""
     base_model: str | None = None
     """The catalog reference (``name@revision``) of the base that answered."""
+    oos_score: float | None = None
+    """The adapter's out-of-scope score of the text (``modelops.monitoring.out_of_scope``);
+    None when the adapter has no out-of-scope model."""
+    out_of_scope: bool | None = None
+    """Whether ``oos_score`` is past the adapter's calibrated threshold (None likewise)."""
 
     @classmethod
     def for_text(cls, text: str, *, redact: bool = False, **fields: Any) -> PredictionRecord:
@@ -132,7 +138,28 @@ def prediction_columns(r: PredictionRecord, now: datetime) -> dict[str, Any]:
         client_request_id=_client_request_id(r.client_request_id),
         external_id=_external_id(r.external_id),
         base_model=r.base_model,
+        oos_score=_optional_float("oos_score", r.oos_score),
+        out_of_scope=_optional_bool("out_of_scope", r.out_of_scope),
     )
+
+
+def _optional_float(field: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(None, field, f"must be a number or null, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise InputError(None, field, f"must be finite, got {number}")
+    return number
+
+
+def _optional_bool(field: str, value: Any) -> bool | None:
+    if value is None:
+        return None
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(None, field, f"must be true, false or null, got {type(value).__name__}")
+    return bool(value)
 
 
 def _external_id(value: str | None) -> str | None:

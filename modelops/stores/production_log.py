@@ -2,7 +2,8 @@
 
 Two tables in the registry's database (:mod:`modelops.stores.db.orm`), created by the
 registry's alembic chain (revision 0003; 0004 adds ``predictions.external_id``, 0006
-``predictions.client_request_id``), so one URL and one ``upgrade`` cover both:
+``predictions.client_request_id``, 0007 ``predictions.oos_score`` and
+``predictions.out_of_scope``), so one URL and one ``upgrade`` cover both:
 
 - ``predictions``: what was scored, by which adapter, with what result, and the
   sender's reference for the row when there is one (``external_id``). The text may
@@ -50,7 +51,7 @@ __all__ = [
 PREDICTION_COLUMNS = [
     "id", "at", "recipe", "taxonomy_version", "adapter_id", "text", "text_sha256",
     "text_chars", "predicted_label", "confidence", "top_k", "source", "batch_id",
-    "external_id",
+    "external_id", "oos_score", "out_of_scope",
 ]  # fmt: skip
 FEEDBACK_COLUMNS = [
     "id", "at", "recipe", "prediction_id", "text", "text_sha256", "true_label", "source",

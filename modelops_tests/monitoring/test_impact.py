@@ -130,44 +130,62 @@ def test_wilson_interval():
     assert wilson(0, 0, 0.9) == (0.0, 1.0)
 
 
-def test_rows_unlike_the_reference_lower_the_estimate():
-    from modelops.monitoring.novelty import QUANTILE, novel_rows
-
-    rng = np.random.default_rng(5)
-    centres = rng.normal(size=(6, 32)) * 3
-    reference = centres[rng.integers(0, 5, 800)] + rng.normal(size=(800, 32))
-    clean = centres[rng.integers(0, 5, 2000)] + rng.normal(size=(2000, 32))
-    new = centres[5] + rng.normal(size=(40, 32))  # an intent the reference never had
-    flags, by_chance = novel_rows(clean, reference)
-    assert by_chance == QUANTILE and abs(flags.mean() - QUANTILE) < 0.015
-    mixed = np.vstack([clean[:160], new])
-    flags, _ = novel_rows(mixed, reference)
-    assert flags[160:].all() and flags[:160].mean() < 0.05
+def test_flagged_rows_count_as_likely_errors_with_an_interval():
+    """Flagged rows beyond the in-scope flag rate count wrong; the in-scope share of the
+    flagged rows counts at the held-out flagged accuracy; the interval spans the novel
+    share's uncertainty."""
     calibrator = ConfidenceCalibrator().fit(np.linspace(0, 1, 200), np.arange(200) >= 20)
-    confident = np.full(200, 0.95)  # confidently wrong on the new rows: the plain estimate
-    impact = assess(
-        calibrator,
-        confident,
-        predicted=["a"] * 200,
-        labels=None,
-        known_labels=set(),
-        novel=flags,
-        novel_by_chance=by_chance,
-    )
+    confident = np.full(200, 0.95)  # confidently wrong on the novel rows: the plain estimate
+    flags = np.zeros(200, bool)
+    flags[:50] = True  # 25 % flagged, 5 % expected by chance
+    rate, flagged_accuracy = 0.05, 0.6
+
+    def run(novel, **kwargs):
+        return assess(
+            calibrator,
+            confident,
+            predicted=["a"] * 200,
+            labels=None,
+            known_labels=set(),
+            novel=novel,
+            novel_by_chance=rate,
+            **kwargs,
+        )
+
+    impact = run(flags, flagged_accuracy=flagged_accuracy)
     plain = impact.unadjusted_accuracy
-    excess = flags.mean() - by_chance
-    assert impact.novel_share == pytest.approx(flags.mean())
-    assert impact.estimated_accuracy == pytest.approx(plain - excess * plain)
+    p = float(calibrator.predict(np.array([0.95]))[0])
+    novel = (0.25 - rate) / (1 - rate)
+    in_scope_flagged = rate * (1 - novel) * 200
+    expected = (150 * p + in_scope_flagged * flagged_accuracy) / 200
+    assert impact.novel_share == pytest.approx(0.25)
+    assert impact.novel_share_estimate == pytest.approx(novel)
+    low, high = impact.novel_share_interval
+    assert low < novel < high
+    assert impact.estimated_accuracy == pytest.approx(expected)
+    assert impact.estimated_accuracy < plain - 0.15
     assert impact.estimated_drop == pytest.approx(
         calibrator.fitted_accuracy - impact.estimated_accuracy
     )
-    unflagged = assess(
-        calibrator,
-        confident,
-        predicted=["a"] * 200,
-        labels=None,
-        known_labels=set(),
-        novel=np.zeros(200, bool),
-        novel_by_chance=0.02,
+    # the interval is wider than the Bernoulli spread alone: it covers the novel share
+    bernoulli = (
+        1.645
+        * np.sqrt(150 * p * (1 - p) + in_scope_flagged * flagged_accuracy * (1 - flagged_accuracy))
+        / 200
     )
+    lo, hi = impact.estimated_interval
+    assert lo < impact.estimated_accuracy - bernoulli - 1e-4
+    assert hi > impact.estimated_accuracy + bernoulli + 1e-4
+    drop_lo, drop_hi = impact.estimated_drop_interval
+    assert drop_lo < impact.estimated_drop < drop_hi
+
+    # a clean window (flagged share at the rate): no novel share, the flagged rows at the
+    # flagged accuracy
+    clean = np.zeros(200, bool)
+    clean[:10] = True
+    at_rate = run(clean, flagged_accuracy=flagged_accuracy)
+    assert at_rate.novel_share_estimate == 0.0
+    assert at_rate.estimated_accuracy == pytest.approx((190 * p + 10 * flagged_accuracy) / 200)
+
+    unflagged = run(np.zeros(200, bool))
     assert unflagged.estimated_accuracy == unflagged.unadjusted_accuracy == plain

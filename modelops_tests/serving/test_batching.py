@@ -35,7 +35,7 @@ class FakePool:
     def get(self, adapter_id):
         return self.adapters.get(adapter_id)
 
-    def probabilities(self, adapter, texts):
+    def score(self, adapter, texts):
         self.entered.set()
         if self.gate is not None:
             self.gate.wait(30)

@@ -17,7 +17,11 @@ from modelops.domain.text import clean_text
 from modelops.serving.auth import check_binding
 from modelops.serving.schemas import Limits
 from modelops.stores.serving_log import ServingLog
-from modelops_tests.fixtures.http_server import reference_probabilities, serving
+from modelops_tests.fixtures.http_server import (
+    reference_out_of_scope,
+    reference_probabilities,
+    serving,
+)
 from modelops_tests.fixtures.serving import TEXTS
 
 LIMITS = Limits(max_texts=8, max_chars=300, max_body_bytes=64 * 1024)
@@ -60,6 +64,10 @@ def test_predict_contract(trained, server):
         assert [t["label"] for t in p["top_k"]] == [labels[i] for i in best]
         assert [t["p"] for t in p["top_k"]] == pytest.approx(row[best].tolist(), abs=1e-5)
         assert (p["label"], p["confidence"]) == (p["top_k"][0]["label"], p["top_k"][0]["p"])
+    # every prediction carries the adapter's out-of-scope score and flag
+    scores, flags = reference_out_of_scope(settings_, champion, [clean_text(t) for t in TEXTS])
+    assert [p["oos_score"] for p in preds] == pytest.approx(scores.tolist(), abs=1e-5)
+    assert [p["out_of_scope"] for p in preds] == flags.tolist()
 
     assert service.buffer.flush(30)
     with ServingLog(settings_.database_url) as log:
@@ -67,6 +75,8 @@ def test_predict_contract(trained, server):
         bases = log.base_models("other")
     assert logged["predicted_label"].tolist() == [p["label"] for p in preds]
     assert logged["external_id"].tolist() == ["a", "7", "c"]
+    assert logged["oos_score"].tolist() == [p["oos_score"] for p in preds]
+    assert logged["out_of_scope"].tolist() == [p["out_of_scope"] for p in preds]
     assert logged["text"].tolist()[1] == "where is my NEW card?"
     assert {bases[i] for i in logged["id"]} == {"tiny@r1"}
 

@@ -244,3 +244,69 @@ def test_upgrade_from_0003_keeps_predictions(db_url):
     assert frame["source"].tolist() == ["batch:old.csv", "api"]
     assert frame["external_id"].isna().tolist() == [True, False]
     assert frame["external_id"].iloc[1] == "r-2"
+
+
+def test_out_of_scope_score_and_flag_round_trip(plog):
+    """Revision 0007: each prediction's out-of-scope score and flag, null for predictions
+    of an adapter without an out-of-scope model."""
+    ids = plog.log_predictions(
+        [
+            record("card lost", oos_score=0.125, out_of_scope=False),
+            record("zxqv blorp", oos_score=0.75, out_of_scope=True),
+            record("refund please"),
+        ]
+    )
+    frame = plog.predictions("demo")
+    assert frame["id"].tolist() == ids
+    assert frame["oos_score"].tolist()[:2] == [0.125, 0.75]
+    assert frame["out_of_scope"].tolist()[:2] == [False, True]
+    assert frame["oos_score"].isna().tolist() == [False, False, True]
+    assert frame["out_of_scope"].isna().tolist() == [False, False, True]
+    # the buffered JSON form of the HTTP service carries them too
+    buffered = PredictionRecord.from_json(record("x y", oos_score=0.5, out_of_scope=True).to_json())
+    assert (buffered.oos_score, buffered.out_of_scope) == (0.5, True)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"oos_score": "high"}, "oos_score: must be a number or null, got str"),
+        ({"oos_score": float("nan")}, "oos_score: must be finite"),
+        ({"out_of_scope": "yes"}, "out_of_scope: must be true, false or null, got str"),
+    ],
+)
+def test_bad_out_of_scope_values_are_refused(plog, fields, message):
+    with pytest.raises(InputError, match=message):
+        plog.log_predictions([record("card lost", **fields)])
+    assert plog.count_since("demo", 0) == 0
+
+
+def test_upgrade_from_0006_keeps_predictions_without_a_score(db_url):
+    """Rows logged before revision 0007 read back with a null score and flag."""
+    old_columns = [c for c in PREDICTION_COLUMNS if c not in ("oos_score", "out_of_scope")]
+    predictions = sa.table(
+        "predictions",
+        *(sa.column(c) for c in old_columns if c not in ("at", "top_k")),
+        sa.column("at", sa.DateTime(timezone=True)),
+        sa.column("top_k", sa.JSON()),
+    )
+    old = dict(
+        at=datetime(2026, 3, 4, tzinfo=UTC), recipe="demo", taxonomy_version="v1",
+        adapter_id=1, text="card lost", text_sha256=text_sha256("card lost"), text_chars=9,
+        predicted_label="card", confidence=0.5, top_k=[{"label": "card", "p": 0.5}],
+        source="api", batch_id="b0", external_id=None,
+    )  # fmt: skip
+    engine = registry_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            upgrade(conn, "0006")
+            conn.execute(predictions.insert(), [old])
+    finally:
+        engine.dispose()
+    migrate(db_url)
+    with ProductionLog(db_url) as plog:
+        plog.log_predictions([record("refund please", oos_score=0.3, out_of_scope=False)])
+        frame = plog.predictions("demo")
+    assert frame["oos_score"].isna().tolist() == [True, False]
+    assert frame["out_of_scope"].tolist()[1] is False
+    assert frame["out_of_scope"].isna().tolist() == [True, False]

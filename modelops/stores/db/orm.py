@@ -101,7 +101,8 @@ class AuditRow(Base):
 
 # --------------------------------------------------------------------------- production log
 # Created by revision 0003; 0004 adds ``predictions.external_id``, 0005
-# ``predictions.base_model``, 0006 ``predictions.client_request_id``.
+# ``predictions.base_model``, 0006 ``predictions.client_request_id``, 0007
+# ``predictions.oos_score`` and ``predictions.out_of_scope``.
 
 
 class PredictionRow(Base):
@@ -131,6 +132,12 @@ class PredictionRow(Base):
     client_request_id: Mapped[str | None] = mapped_column(sa.String(MAX_CLIENT_REQUEST_ID_CHARS))
     """The ``X-Request-ID`` the client sent (revision 0006); ``batch_id`` holds the
     server's own id of the request."""
+    oos_score: Mapped[float | None] = mapped_column(sa.Float)
+    """The out-of-scope score the serving adapter gave the text (revision 0007;
+    ``modelops.monitoring.out_of_scope``): null for rows logged before, and for adapters
+    without an out-of-scope model."""
+    out_of_scope: Mapped[bool | None] = mapped_column(sa.Boolean)
+    """Whether that score was past the adapter's calibrated threshold (revision 0007)."""
 
 
 class FeedbackRow(Base):

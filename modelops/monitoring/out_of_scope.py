@@ -1,0 +1,287 @@
+"""Out of scope: how unlike a text is to what the adapter was trained on, and a flag
+calibrated to a stated false-flag rate, on every prediction.
+
+**Score.** The adapter's own features of a text (the pooled, normalised representation its
+head consumes, computed in the same forward pass as the probabilities: see
+``modelops.ml.model.predict_with_features``) are compared with the features of its training
+rows (``reference``; a seeded sample of ``max_reference_rows`` past that size): the score is
+``1 - s_k``, where ``s_k`` is the cosine similarity to the ``k``-th most similar training
+row. Higher is more out of scope. The score function is looked up by name in
+:data:`SCORES` (stored as ``method``), so another one can be added and chosen without
+touching the callers.
+
+**Threshold.** Fitted on held-out in-scope rows (the adapter's validation split, never its
+training rows): with ``n`` calibration scores and the stated rate ``a``, the threshold is the
+``ceil((n + 1)(1 - a))``-th smallest of them, and a text is flagged when its score is above
+it. Split-conformal guarantee: for a new in-scope text exchangeable with the calibration
+rows (drawn from the same distribution), ``P(flagged) <= a``, over the draw of both
+the calibration rows and the text; without ties it is also ``>= a - 1/(n + 1)``. When
+``ceil((n + 1)(1 - a)) > n`` (fewer than ``1/a - 1`` calibration rows) no finite threshold
+keeps the rate: the threshold is infinite and nothing is flagged.
+
+**Measured.** ``held_out_flag_rate`` is the flagged share of held-out rows not used for the
+threshold (the test split; the calibration rows themselves when there is none), and
+``flagged_accuracy`` the adapter's accuracy on those of them that were flagged (None when
+none was), what the label-free estimate (``modelops.monitoring.impact.assess``) credits the
+in-scope flagged rows with. ``in_scope_flag_rate`` (:func:`in_scope_rate`) combines the
+conformal distribution of the rate with that measurement: the rate the drift check expects
+by chance on clean traffic (:attr:`OutOfScopeModel.null_rate`).
+
+Stored in the adapter's ``monitoring/`` folder as ``out_of_scope.json`` and
+``out_of_scope.safetensors`` (no pickle); adapters trained before have neither, and their
+predictions carry no score.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MONITORING_FOLDER = "monitoring"
+"""An adapter's monitoring folder (``modelops.monitoring.reference.FOLDER``), named here so
+that serving finds the model without importing torch at module level."""
+FORMAT = "modelops.out_of_scope/1"
+JSON_FILE = "out_of_scope.json"
+TENSORS_FILE = "out_of_scope.safetensors"
+BLOCK_VALUES = 1 << 22
+"""Similarities computed at once (rows x reference rows, float32: 16 MiB)."""
+
+
+def unit(features: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32; zero rows stay zero)."""
+    x = np.asarray(features, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"out_of_scope: features must be a 2-d array, got shape {x.shape}")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms == 0, 1.0, norms)
+
+
+def kth_similarity(rows: np.ndarray, reference: np.ndarray, k: int) -> np.ndarray:
+    """Each row's cosine similarity to its ``k``-th most similar reference row (both unit
+    rows), in blocks of at most :data:`BLOCK_VALUES` similarities."""
+    if len(reference) == 0:
+        raise ValueError("out_of_scope: the reference has no rows")
+    if rows.shape[1] != reference.shape[1]:
+        raise ValueError(
+            f"out_of_scope: features have {rows.shape[1]} dimensions, "
+            f"the reference has {reference.shape[1]}"
+        )
+    k = min(k, len(reference))
+    step = max(1, BLOCK_VALUES // len(reference))
+    out = np.empty(len(rows), dtype=np.float64)
+    for start in range(0, len(rows), step):
+        sims = rows[start : start + step] @ reference.T
+        out[start : start + step] = -np.partition(-sims, k - 1, axis=1)[:, k - 1]
+    return out
+
+
+def knn_cosine(features: np.ndarray, reference: np.ndarray, k: int) -> np.ndarray:
+    """``1 - `` the cosine similarity to the ``k``-th nearest reference row."""
+    return 1.0 - kth_similarity(unit(features), reference, k)
+
+
+SCORES: dict[str, Callable[[np.ndarray, np.ndarray, int], np.ndarray]] = {
+    "knn_cosine": knn_cosine,
+}
+"""Score functions by name: ``fn(features, unit reference, k) -> scores`` (higher: more out
+of scope). A model stores the name it was fitted with."""
+DEFAULT_METHOD = "knn_cosine"
+
+
+def conformal_threshold(calibration_scores: np.ndarray, rate: float) -> float:
+    """The ``ceil((n + 1)(1 - rate))``-th smallest calibration score (inf past ``n``):
+    flagging scores above it flags an exchangeable in-scope text with probability at most
+    ``rate``."""
+    scores = np.sort(np.asarray(calibration_scores, dtype=np.float64))
+    if not 0 < rate < 1:
+        raise ValueError(f"out_of_scope: false_flag_rate must be in (0, 1), got {rate}")
+    rank = math.ceil((len(scores) + 1) * (1 - rate))
+    return math.inf if rank > len(scores) else float(scores[rank - 1])
+
+
+def in_scope_rate(n: int, rate: float, measured: tuple[int, int] | None) -> float:
+    """The estimated flag rate of in-scope texts under the conformal threshold of ``n``
+    calibration rows at ``rate``: over calibration draws, that rate is Beta(n + 1 - r, r)
+    distributed (``r`` the threshold's rank; mean about ``rate``); ``measured`` (flagged,
+    rows) on other held-out rows updates it to the posterior mean
+    ``(n + 1 - r + flagged) / (n + 1 + rows)``. Steadier than the measured share alone on
+    small splits, closer to this threshold's own rate than ``rate`` on large ones."""
+    rank = math.ceil((n + 1) * (1 - rate))
+    if rank > n:  # infinite threshold: nothing is ever flagged
+        return 0.0
+    flagged, rows = measured if measured is not None else (0, 0)
+    return (n + 1 - rank + flagged) / (n + 1 + rows)
+
+
+@dataclass
+class OutOfScopeModel:
+    """The reference, the calibrated threshold and what was measured with it."""
+
+    reference: np.ndarray
+    """Unit-norm float32 features of the adapter's training rows (a seeded sample)."""
+    threshold: float
+    false_flag_rate: float
+    """The stated rate (``monitoring.out_of_scope.false_flag_rate``)."""
+    k: int
+    held_out_flag_rate: float
+    flagged_accuracy: float | None
+    n_calibration: int
+    method: str = DEFAULT_METHOD
+    n_measured: int = 0
+    """Held-out rows ``held_out_flag_rate`` was measured on."""
+    n_flagged_measured: int = 0
+    """Of those, the flagged ones ``flagged_accuracy`` was measured on."""
+    in_scope_flag_rate: float | None = None
+    """The estimated share of in-scope texts this threshold flags: what the drift check
+    expects by chance (:func:`in_scope_rate`); None in models stored without it (then
+    ``held_out_flag_rate``)."""
+
+    @property
+    def null_rate(self) -> float:
+        """The flag rate of clean traffic the drift check assumes."""
+        if self.in_scope_flag_rate is None:
+            return self.held_out_flag_rate
+        return self.in_scope_flag_rate
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        """Out-of-scope scores of ``features`` (n, dim): higher is more out of scope."""
+        features = np.asarray(features)
+        if features.ndim != 2:
+            raise ValueError(f"out_of_scope: features must be a 2-d array, got {features.shape}")
+        if len(features) == 0:
+            return np.zeros(0, dtype=np.float64)
+        return SCORES[self.method](features, self.reference, self.k)
+
+    def flags(self, scores: np.ndarray) -> np.ndarray:
+        """Whether each score is past the threshold."""
+        return np.asarray(scores, dtype=np.float64) > self.threshold
+
+    @classmethod
+    def fit(
+        cls,
+        reference_features: np.ndarray,
+        calibration_features: np.ndarray,
+        *,
+        false_flag_rate: float,
+        k: int = 1,
+        max_reference_rows: int = 20_000,
+        seed: int = 0,
+        measure_features: np.ndarray | None = None,
+        measure_correct: np.ndarray | None = None,
+        method: str = DEFAULT_METHOD,
+    ) -> OutOfScopeModel:
+        """Fit on the training rows' features (``reference_features``) and held-out
+        in-scope rows' (``calibration_features``); measure the flag rate, and the accuracy
+        of the flagged rows (``measure_correct``: whether the adapter got each right), on
+        ``measure_features`` (default: the calibration rows)."""
+        if method not in SCORES:
+            raise ValueError(f"out_of_scope: unknown method {method!r} (known: {sorted(SCORES)})")
+        if k < 1:
+            raise ValueError(f"out_of_scope: k must be at least 1, got {k}")
+        if len(reference_features) == 0 or len(calibration_features) == 0:
+            raise ValueError("out_of_scope: needs training rows and held-out calibration rows")
+        reference = unit(reference_features)
+        if len(reference) > max_reference_rows:
+            rng = np.random.default_rng(seed)
+            reference = reference[np.sort(rng.choice(len(reference), max_reference_rows, False))]
+        model = cls(
+            reference=np.ascontiguousarray(reference),
+            threshold=math.inf,
+            false_flag_rate=float(false_flag_rate),
+            k=int(k),
+            held_out_flag_rate=0.0,
+            flagged_accuracy=None,
+            n_calibration=len(calibration_features),
+            method=method,
+        )
+        model.threshold = conformal_threshold(model.scores(calibration_features), false_flag_rate)
+        apart = measure_features is not None
+        if measure_features is None:
+            measure_features = calibration_features
+        flagged = model.flags(model.scores(measure_features))
+        model.n_measured = len(flagged)
+        model.held_out_flag_rate = float(flagged.mean())
+        model.n_flagged_measured = int(flagged.sum())
+        model.in_scope_flag_rate = in_scope_rate(
+            len(calibration_features),
+            false_flag_rate,
+            (model.n_flagged_measured, model.n_measured) if apart else None,
+        )
+        if measure_correct is not None and flagged.any():
+            correct = np.asarray(measure_correct, dtype=bool)
+            if correct.shape != flagged.shape:
+                raise ValueError("out_of_scope: measure_correct must match measure_features")
+            model.flagged_accuracy = float(correct[flagged].mean())
+        return model
+
+    def to_dict(self) -> dict:
+        """Everything but the reference, JSON-ready (an infinite threshold as null)."""
+        return {
+            "format": FORMAT,
+            "method": self.method,
+            "threshold": self.threshold if math.isfinite(self.threshold) else None,
+            "false_flag_rate": self.false_flag_rate,
+            "k": self.k,
+            "held_out_flag_rate": self.held_out_flag_rate,
+            "flagged_accuracy": self.flagged_accuracy,
+            "n_calibration": self.n_calibration,
+            "n_measured": self.n_measured,
+            "n_flagged_measured": self.n_flagged_measured,
+            "reference_rows": len(self.reference),
+            "in_scope_flag_rate": self.in_scope_flag_rate,
+        }
+
+    def save(self, folder: Path) -> None:
+        """``folder/out_of_scope.safetensors`` (the reference) and ``out_of_scope.json``,
+        each written to a temporary name and moved into place."""
+        import torch
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors = folder / (TENSORS_FILE + ".tmp")
+        save_file({"reference": torch.from_numpy(self.reference)}, str(tensors))
+        os.replace(tensors, folder / TENSORS_FILE)
+        doc = folder / (JSON_FILE + ".tmp")
+        doc.write_text(json.dumps(self.to_dict()) + "\n", encoding="utf-8")
+        os.replace(doc, folder / JSON_FILE)
+
+    @classmethod
+    def load(cls, folder: Path) -> OutOfScopeModel | None:
+        """The model stored in ``folder``; None when there is none (older adapters)."""
+        folder = Path(folder)
+        if not (folder / JSON_FILE).is_file():
+            return None
+        from safetensors.numpy import load_file
+
+        doc = json.loads((folder / JSON_FILE).read_text(encoding="utf-8"))
+        if doc.get("format") != FORMAT:
+            raise ValueError(f"{folder / JSON_FILE}: format {doc.get('format')!r}, not {FORMAT!r}")
+        if doc["method"] not in SCORES:
+            raise ValueError(f"{folder / JSON_FILE}: unknown method {doc['method']!r}")
+        reference = load_file(str(folder / TENSORS_FILE))["reference"].astype(np.float32)
+        threshold = doc["threshold"]
+        return cls(
+            reference=reference,
+            threshold=math.inf if threshold is None else float(threshold),
+            false_flag_rate=float(doc["false_flag_rate"]),
+            k=int(doc["k"]),
+            held_out_flag_rate=float(doc["held_out_flag_rate"]),
+            flagged_accuracy=doc["flagged_accuracy"],
+            n_calibration=int(doc["n_calibration"]),
+            method=doc["method"],
+            n_measured=int(doc.get("n_measured", 0)),
+            n_flagged_measured=int(doc.get("n_flagged_measured", 0)),
+            in_scope_flag_rate=doc.get("in_scope_flag_rate"),
+        )
+
+
+def load(folder: Path) -> OutOfScopeModel | None:
+    """:meth:`OutOfScopeModel.load`."""
+    return OutOfScopeModel.load(folder)
