@@ -255,8 +255,9 @@ def versus_metadata(versus: dict | None) -> dict:
 def side_by_side_metadata(doc: dict | None) -> dict:
     """The candidate beside the champion it was compared with (each on its own base), on
     the same test rows, with their cost: ``side_by_side`` (a markdown table),
-    ``base_changed``, ``verdict`` and the candidate's cost figures as numbers (plotted by
-    the UI across materializations)."""
+    ``base_changed``, ``verdict``, the candidate's cost figures as numbers (plotted by
+    the UI across materializations) and what the cost gate weighed
+    (:func:`cost_gate_metadata`)."""
     if not doc:
         return {}
     cand, champ = doc["candidate"], doc.get("champion") or {}
@@ -269,7 +270,32 @@ def side_by_side_metadata(doc: dict | None) -> dict:
     }
     for field, value in cand["cost"].items():
         out[f"cost_{field}"] = num(value)
+    out.update(cost_gate_metadata(doc))
     return readable(out)
+
+
+def cost_gate_metadata(doc: dict) -> dict:
+    """What the ``gain_worth_cost`` gate weighed, from the side by side: the champion's
+    measured inference cost, the ratios, and the gain against what the recipe asked
+    (``none`` where the gate did not get that far: no champion, not costlier)."""
+    gate = doc.get("cost_gate")
+    if not gate:
+        return {"cost_gate": "off"}
+    meta, champ = gate.get("metadata", {}), doc.get("champion") or {}
+    state = "skipped" if gate["skipped"] else ("passed" if gate["passed"] else "failed")
+    return {
+        "cost_gate": state,
+        "champion_cost_inference_seconds_per_32": num(
+            champ.get("cost", {}).get("inference_seconds_per_32")
+        ),
+        "inference_cost_ratio": num(meta.get("cost_ratio")),
+        "inference_cost_ratio_lower_bound": num(meta.get("cost_ratio_lower_bound")),
+        "memory_cost_ratio": num(meta.get("memory_ratio")),
+        "costlier": meta.get("costlier", "n/a"),
+        "cost_gain": num(meta.get("gain")),
+        "cost_gain_lower_bound": num(meta.get("gain_lower_bound")),
+        "cost_required_gain": num(meta.get("required_gain")),
+    }
 
 
 def shadow_metadata(shadow: dict | None) -> dict:

@@ -1,6 +1,6 @@
 """Promotion gates: may a candidate adapter replace the champion?
 
-Four checks, each a plain verdict with a sentence and the numbers behind it, so
+Five checks, each a plain verdict with a sentence and the numbers behind it, so
 the Dagster wiring (``modelops.defs``) can turn each one into a blocking asset check:
 
 * ``min_macro_f1``: the candidate reaches an absolute floor;
@@ -11,7 +11,10 @@ the Dagster wiring (``modelops.defs``) can turn each one into a blocking asset c
   by the recipe's ``baseline_margin`` with ``baseline_confidence``: the one-sided lower
   bound of a paired bootstrap over the test rows (``modelops.domain.bootstrap``) must
   exceed the margin, so a tie or a gain within the noise of the test rows fails (only
-  when the recipe's ``beat_baseline`` is on: a gate switched off is not a check).
+  when the recipe's ``beat_baseline`` is on: a gate switched off is not a check);
+* ``gain_worth_cost``: a candidate costlier to serve than the champion shows a gain above
+  the noise and worth the extra cost under the recipe's ``gates.cost``
+  (``modelops.domain.cost_gate``; only with ``weigh_cost``, on by default).
 
 The champion must be evaluated on the candidate's test split, so that the numbers
 compare like with like.
@@ -31,7 +34,9 @@ from typing import Any
 import numpy as np
 
 from modelops.config.gates import GateSettings
+from modelops.domain import cost_gate
 from modelops.domain.bootstrap import paired_bootstrap
+from modelops.domain.cost_gate import CostEvidence
 from modelops.domain.evaluation import Evaluation
 
 # Differences are computed in floating point: 0.80 - 0.78 is 0.0200000000000000018.
@@ -106,7 +111,8 @@ class GateDecision:
 def active_gates(settings: GateSettings) -> list[str]:
     """The names of the checks ``apply_gates`` runs under ``settings``, in order."""
     names = ["min_macro_f1", "no_regression", "no_label_regression"]
-    return [*names, "beats_baseline"] if settings.beat_baseline else names
+    names += ["beats_baseline"] if settings.beat_baseline else []
+    return [*names, cost_gate.NAME] if settings.weigh_cost else names
 
 
 def _skipped(name: str, reason: str, metadata: dict[str, Any]) -> GateCheck:
@@ -287,6 +293,33 @@ def _beats_baseline(
     )
 
 
+def _gain_worth_cost(
+    champion: Evaluation | None,
+    cost: CostEvidence | None,
+    unmeasured: str | None,
+    settings: GateSettings,
+    why: _Why,
+) -> GateCheck:
+    policy = settings.cost
+    base = {
+        "metric": policy.metric,
+        "min_gain_per_cost_doubling": policy.min_gain_per_cost_doubling,
+        "same_cost_ratio": policy.same_cost_ratio,
+    }
+    if champion is None:
+        return why.check(cost_gate.NAME, base)
+    if cost is None:
+        reason = unmeasured or "no measurement was given"
+        return GateCheck(
+            cost_gate.NAME,
+            False,
+            f"inference cost not measured: {reason}",
+            {**base, "unmeasured": reason},
+        )
+    passed, description, metadata = cost_gate.gain_worth_cost(cost, policy)
+    return GateCheck(cost_gate.NAME, passed, description, metadata)
+
+
 @dataclass(frozen=True)
 class _Why:
     """Why the regression checks have no champion evaluation: skipped or unavailable."""
@@ -310,6 +343,8 @@ def apply_gates(
     champion_skipped: str | None = None,
     champion_unavailable: str | None = None,
     baseline_rows: tuple[np.ndarray, np.ndarray] | None = None,
+    cost: CostEvidence | None = None,
+    cost_unmeasured: str | None = None,
 ) -> GateDecision:
     """Run every active gate on ``candidate``; raise ``ValueError`` if the champion's test
     set differs.
@@ -322,7 +357,10 @@ def apply_gates(
     they fail. ``beats_baseline`` runs only with ``beat_baseline: true`` and fails
     without a baseline; ``baseline_rows`` is, per test row, whether the candidate and
     whether the baseline got it right (the paired bootstrap's input; without it the gate
-    fails, saying why).
+    fails, saying why). ``gain_worth_cost`` runs only with ``weigh_cost``: ``cost`` is the
+    measured inference cost of both models and their predictions on the compared rows;
+    with a champion but no ``cost`` it fails (``cost_unmeasured``: why), without a champion
+    it is skipped or fails as the regression checks do.
     """
     compared = compared or candidate
     if champion is not None:
@@ -335,5 +373,7 @@ def apply_gates(
     ]
     if settings.beat_baseline:
         checks.append(_beats_baseline(candidate, baseline, baseline_rows, settings))
+    if settings.weigh_cost:
+        checks.append(_gain_worth_cost(champion, cost, cost_unmeasured, settings, why))
     passed = all(c.passed for c in checks if not c.skipped)
     return GateDecision(passed=passed, checks=checks)

@@ -17,10 +17,17 @@ COST_FIELDS = (
     "peak_rss_bytes",
     "peak_gpu_bytes",
     "latency_seconds_per_32",
+    "inference_seconds_per_32",
+    "inference_memory_bytes",
     "adapter_bytes",
     "base_bytes",
 )
-"""Cost fields, in the order the table shows them (a missing one shows as n/a)."""
+"""Cost fields, in the order the table shows them (a missing one shows as n/a).
+``latency_seconds_per_32`` is the scoring of the test rows (by the training step, or the
+evaluation when it scored the model); ``inference_seconds_per_32`` and
+``inference_memory_bytes`` are what the ``gain_worth_cost`` gate weighed: both models timed
+in the evaluation, interleaved, and the bytes of each loaded model
+(``modelops.lifecycle.inference_cost``)."""
 
 
 def model_side(
@@ -50,18 +57,20 @@ def side_by_side(candidate: dict, champion: dict | None, *, note: str = "") -> d
     }
 
 
-def verdict_sentence(doc: dict, passed: bool, failed_gates: list[str]) -> str:
-    """What happens to serving after the gates, in one sentence."""
+def verdict_sentence(doc: dict, passed: bool, failed_gates: list[str], cost_words: str = "") -> str:
+    """What happens to serving after the gates, in one sentence; ``cost_words`` (the
+    ``gain_worth_cost`` check's description) follows it after "cost:"."""
     cand, champ = doc["candidate"], doc.get("champion")
     head = f"adapter {cand['adapter_id']} on {cand['base_model']}"
+    tail = f". Cost: {cost_words}" if cost_words else ""
     if passed:
-        return f"{head} passed every gate and may be promoted"
+        return f"{head} passed every gate and may be promoted{tail}"
     keeps = (
         f"; champion {champ['adapter_id']} on {champ['base_model']} keeps serving"
         if champ
         else "; nothing is promoted"
     )
-    return f"{head} failed gate(s) {', '.join(failed_gates) or 'n/a'}{keeps}"
+    return f"{head} failed gate(s) {', '.join(failed_gates) or 'n/a'}{keeps}{tail}"
 
 
 def _fmt(value) -> str:
@@ -104,6 +113,16 @@ def side_by_side_markdown(doc: dict) -> str:
             continue
         show = _bytes if field.endswith("_bytes") else _fmt
         row(field, show(a), show(b))
+    ratio = doc.get("cost_ratio")
+    if ratio:
+        memory = ratio.get("memory")
+        lines.append("")
+        lines.append(
+            f"Inference cost, candidate / champion: {ratio['seconds']:.2f}x seconds per 32 "
+            f"texts ({ratio['confidence']:.0%} lower bound {ratio['seconds_lower_bound']:.2f}x)"
+            + (f", {memory:.2f}x memory" if memory is not None else "")
+            + f"; {ratio['measured']}."
+        )
     if doc.get("note"):
         lines.append("")
         lines.append(doc["note"])

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from modelops.config.progress import Emit
 from modelops.config.recipe import LoadedRecipe
 from modelops.lifecycle.evaluate import EvaluationOutcome, evaluate_adapter
+from modelops.lifecycle.inference_cost import InferenceMeter
 from modelops.lifecycle.platform import Platform
 from modelops.lifecycle.shadow import shadow_evidence
 from modelops.lifecycle.taxonomy_change import compare_candidates
@@ -41,10 +42,12 @@ def evaluate_candidate(
     adapter_id: int,
     mapped_id: int | None = None,
     emit: Emit = log.info,
+    meter: InferenceMeter | None = None,
 ) -> CandidateEvaluation:
-    """:func:`evaluate_adapter`, then the candidate against the mapped candidate
-    ``mapped_id`` on the same test rows (when there is one), and its shadow evidence."""
-    outcome = evaluate_adapter(platform, adapter_id, emit=emit, loaded=loaded)
+    """:func:`evaluate_adapter` (``meter``: how it measures inference cost), then the
+    candidate against the mapped candidate ``mapped_id`` on the same test rows (when there
+    is one), and its shadow evidence."""
+    outcome = evaluate_adapter(platform, adapter_id, emit=emit, loaded=loaded, meter=meter)
     versus = (
         None
         if mapped_id is None

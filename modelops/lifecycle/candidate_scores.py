@@ -9,7 +9,10 @@ The adapter directory gets ``evaluation/``:
   on the base already in memory (``modelops.lifecycle.fetch.attached``);
 - ``scores.json``: what they are: the digest of the test texts and the ``max_length``
   they were scored with, the labels of each model's outputs, the scoring latency per 32
-  texts (``modelops.lifecycle.cost``), and the champion's adapter id and hashes.
+  texts (``modelops.lifecycle.cost``), and the champion's adapter id and hashes; with the
+  recipe's ``gates.weigh_cost``, both models' inference cost as the ``gain_worth_cost``
+  gate weighs it (``inference_cost``: timed here in interleaved rounds, the two adapters
+  switched on the one base in memory, ``modelops.lifecycle.inference_cost``).
 
 The evaluation uses the candidate's scores when the digest and ``max_length`` match its
 test rows, and the champion's when the champion it compares with is that very adapter;
@@ -28,8 +31,10 @@ from safetensors.torch import load_file, save_file
 
 from modelops.config.fingerprint import sha256_json
 from modelops.config.progress import Emit
+from modelops.domain.cost_gate import InferenceCost
 from modelops.lifecycle.cost import timed_scoring
-from modelops.lifecycle.fetch import FetchedAdapter, LoadedAdapter, attached
+from modelops.lifecycle.fetch import ATTACHED_ADAPTER, FetchedAdapter, LoadedAdapter, attached
+from modelops.lifecycle.inference_cost import measure_inference
 from modelops.lifecycle.platform import Platform
 from modelops.ml.catalog import ResolvedBase
 from modelops.ml.training import TrainedModel
@@ -60,6 +65,8 @@ class ChampionScores:
     weights_sha256: str
     artifact_sha256: str
     scored: Scored
+    costs: dict[str, InferenceCost] | None = None
+    """``candidate`` and ``champion``: their inference cost, measured beside each other."""
 
     def are_of(self, version: AdapterVersion) -> bool:
         """Whether these are the scores of ``version`` (same id, weights and artifact)."""
@@ -106,11 +113,13 @@ def score_for_evaluation(
     texts: list[str],
     max_length: int,
     emit: Emit,
+    weigh_cost: bool = False,
 ) -> None:
     """While the model is in memory: its scores of the test rows ``texts`` and those of
     ``champion`` (an adapter on the same ``base``, the one in memory, put beside the trained
-    one), stored in the adapter directory ``out``. A champion that cannot be scored here is
-    left out: the evaluation then loads it, and says so if it fails too."""
+    one), stored in the adapter directory ``out``; with ``weigh_cost``, both models'
+    inference cost too. A champion that cannot be scored here is left out: the evaluation
+    then loads it, and says so if it fails too."""
     if not texts:
         return
     candidate = LoadedAdapter(trained.tokenizer, trained.model, trained.labels)
@@ -118,7 +127,7 @@ def score_for_evaluation(
     champion_scores = None
     if champion is not None:
         champion_scores = _champion_scores(
-            platform, trained, base, champion, texts, max_length, emit
+            platform, trained, base, champion, (texts, max_length), emit, weigh_cost
         )
     write_scores(out, StoredScores(rows_digest(texts), max_length, scored, champion_scores))
 
@@ -128,21 +137,51 @@ def _champion_scores(
     trained: TrainedModel,
     base: ResolvedBase,
     champion: AdapterVersion,
-    texts: list[str],
-    max_length: int,
+    rows: tuple[list[str], int],
     emit: Emit,
+    weigh_cost: bool,
 ) -> ChampionScores | None:
+    texts, max_length = rows
+    encoder = trained.model.encoder
+    own = encoder.active_adapter
     try:
         with (
             FetchedAdapter(platform, champion) as fetched,
             attached(trained, fetched, base) as adapter,
         ):
             scored = Scored(*timed_scoring(adapter, texts, max_length))
+            costs = None
+            if weigh_cost:
+                candidate = LoadedAdapter(trained.tokenizer, trained.model, trained.labels)
+                models = {
+                    "candidate": Switched(candidate, encoder, own),
+                    "champion": Switched(adapter, encoder, ATTACHED_ADAPTER),
+                }
+                costs = measure_inference(models, texts, max_length)
     except Exception as exc:  # any failure: the evaluation tries on its own
         emit(f"champion {champion.id} not scored beside the candidate: {type(exc).__name__}: {exc}")
         return None
     emit(f"champion {champion.id} scored beside the candidate on the base in memory")
-    return ChampionScores(champion.id, champion.weights_sha256, champion.artifact_sha256, scored)
+    return ChampionScores(
+        champion.id, champion.weights_sha256, champion.artifact_sha256, scored, costs
+    )
+
+
+@dataclass(frozen=True)
+class Switched:
+    """One of two adapters on one base in memory: scoring makes it the active one."""
+
+    loaded: LoadedAdapter
+    encoder: object
+    adapter: str
+
+    @property
+    def model(self):
+        return self.loaded.model
+
+    def predict_proba(self, texts: list[str], max_length: int) -> np.ndarray:
+        self.encoder.set_adapter(self.adapter, inference_mode=True)
+        return self.loaded.predict_proba(texts, max_length)
 
 
 def write_scores(adapter_dir: Path, stored: StoredScores) -> None:
@@ -164,6 +203,14 @@ def write_scores(adapter_dir: Path, stored: StoredScores) -> None:
             "weights_sha256": champion.weights_sha256,
             "artifact_sha256": champion.artifact_sha256,
             **_describe(champion.scored),
+            "inference_cost": {
+                name: {
+                    "seconds_per_32": list(cost.seconds_per_32),
+                    "memory_bytes": cost.memory_bytes,
+                }
+                for name, cost in (champion.costs or {}).items()
+            }
+            or None,
         }
     save_file(tensors, str(folder / PROBABILITIES_FILE))
     (folder / SCORES_FILE).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
@@ -191,6 +238,7 @@ def read_scores(adapter_dir: Path, texts: list[str], max_length: int) -> StoredS
             info["weights_sha256"],
             info["artifact_sha256"],
             _scored(tensors["champion"], info),
+            _costs(info.get("inference_cost")),
         )
     return StoredScores(
         doc["rows_sha256"],
@@ -198,6 +246,15 @@ def read_scores(adapter_dir: Path, texts: list[str], max_length: int) -> StoredS
         _scored(tensors["candidate"], doc["candidate"]),
         champion,
     )
+
+
+def _costs(doc: dict | None) -> dict[str, InferenceCost] | None:
+    if not doc:
+        return None
+    return {
+        name: InferenceCost(tuple(float(s) for s in cost["seconds_per_32"]), cost["memory_bytes"])
+        for name, cost in doc.items()
+    }
 
 
 def _tensor(probs: np.ndarray) -> torch.Tensor:

@@ -1,4 +1,6 @@
-"""The evaluation step: the candidate and the champion on the same test rows, and the gates."""
+"""The evaluation step: the candidate and the champion on the same test rows
+(``modelops.lifecycle.champion_comparison``), their inference cost
+(``modelops.lifecycle.inference_cost``), and the gates."""
 
 from __future__ import annotations
 
@@ -11,55 +13,22 @@ import numpy as np
 from modelops.config.fingerprint import sha256_json
 from modelops.config.progress import Emit
 from modelops.config.recipe import LoadedRecipe, Recipe
+from modelops.domain.cost_gate import NAME as COST_GATE
+from modelops.domain.cost_gate import CostEvidence
 from modelops.domain.dataset import encode_labels
 from modelops.domain.evaluation import Evaluation, confusion_matrix_png, evaluate
 from modelops.domain.gates import GateDecision, apply_gates
-from modelops.domain.taxonomy_mapping import load_chain
-from modelops.lifecycle.candidate_scores import StoredScores, find_champion, read_scores
+from modelops.lifecycle.candidate_scores import StoredScores, read_scores
+from modelops.lifecycle.champion_comparison import ChampionComparison, TestRows, compare_champion
 from modelops.lifecycle.cost import timed_predict
 from modelops.lifecycle.dataset import load_dataset
 from modelops.lifecycle.fetch import FetchedAdapter
+from modelops.lifecycle.inference_cost import ComparedRows, InferenceMeter, measure_pair
 from modelops.lifecycle.platform import Platform
 from modelops.lifecycle.side_by_side import base_side_by_side
 from modelops.ml.training import BASELINE_FILE
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TestRows:
-    """The candidate's test split as the evaluation scores it."""
-
-    texts: list[str]
-    y: np.ndarray
-    """Label index per row, in ``labels``."""
-    labels: list[str]
-    max_length: int
-
-
-@dataclass(frozen=True)
-class ChampionComparison:
-    """The champion on the candidate's test rows, or why it was not compared."""
-
-    evaluation: Evaluation | None
-    champion_id: int | None
-    note: str
-    rows: np.ndarray | None = None
-    """The mask of the rows it was scored on; None: the whole split."""
-    unavailable: bool = False
-    """A champion exists but could not be compared: the regression gates fail."""
-    latency: float | None = None
-    """Its scoring seconds per 32 of the test rows (``modelops.lifecycle.cost``)."""
-
-
-def _not_compared(note: str, champion_id: int | None = None) -> ChampionComparison:
-    """Nothing to compare by design (no champion, or a mapping that rules it out)."""
-    return ChampionComparison(None, champion_id, note)
-
-
-def _unavailable(note: str, champion_id: int) -> ChampionComparison:
-    """A champion exists and should have been compared, but could not be."""
-    return ChampionComparison(None, champion_id, note, unavailable=True)
 
 
 @dataclass
@@ -75,6 +44,8 @@ class EvaluationOutcome:
     report_uri: str
     side_by_side: dict | None = None
     """The candidate beside the champion with their cost (``domain.side_by_side``)."""
+    cost: CostEvidence | None = None
+    """Both models' inference cost, measured by the evaluation for ``gain_worth_cost``."""
 
     def to_dict(self) -> dict:
         return {
@@ -110,6 +81,7 @@ def evaluate_adapter(
     adapter_id: int,
     emit: Emit = log.info,
     loaded: LoadedRecipe | None = None,
+    meter: InferenceMeter | None = None,
 ) -> EvaluationOutcome:
     """Score the candidate and the champion on the candidate's test split; decide gates.
 
@@ -120,7 +92,9 @@ def evaluate_adapter(
     decides, retired labels) count as errors.
 
     Scores the training step stored with the adapter are read instead of loading the
-    models again (``modelops.lifecycle.candidate_scores``).
+    models again (``modelops.lifecycle.candidate_scores``). With the recipe's
+    ``gates.weigh_cost`` and a champion compared, both are loaded and their inference cost
+    measured here by ``meter`` (default ``inference_cost.measure_inference``).
     """
     version = platform.registry.get(adapter_id)
     scored = _score_candidate(platform, version)
@@ -130,18 +104,9 @@ def evaluate_adapter(
         f"adapter {adapter_id}: accuracy {candidate.accuracy:.4f}, "
         f"macro-F1 {candidate.macro_f1:.4f}"
     )
-    comparison = _champion_evaluation(platform, version, scored.rows, loaded, emit, scored.stored)
-    mask = comparison.rows
-    decision = apply_gates(
-        candidate,
-        settings=scored.recipe.gates,
-        champion=comparison.evaluation,
-        baseline=scored.baseline,
-        compared=None if mask is None else evaluate(y[mask], scored.probs[mask], labels),
-        champion_skipped=None if comparison.unavailable else comparison.note,
-        champion_unavailable=comparison.note if comparison.unavailable else None,
-        baseline_rows=scored.baseline_rows,
-    )
+    comparison = compare_champion(platform, version, scored.rows, loaded, emit, scored.stored)
+    cost, unmeasured = _weigh_cost(platform, version, scored, comparison, meter, emit)
+    decision = _decide(scored, candidate, comparison, cost, unmeasured)
     outcome = EvaluationOutcome(
         adapter_id=adapter_id,
         candidate=candidate,
@@ -154,12 +119,98 @@ def evaluate_adapter(
             candidate, title=f"{version.recipe} adapter {adapter_id}"
         ),
         report_uri="",
+        cost=cost,
     )
     outcome.side_by_side = base_side_by_side(
         platform, version, outcome, len(y), scored.latency, comparison
     )
     _record(platform, version, outcome, scored.latency, emit)
     return outcome
+
+
+def _decide(
+    scored: _Scored,
+    candidate: Evaluation,
+    comparison: ChampionComparison,
+    cost: CostEvidence | None,
+    unmeasured: str | None,
+) -> GateDecision:
+    """The recipe's gates on the candidate, the champion comparison and the cost."""
+    y, labels, mask = scored.rows.y, scored.rows.labels, comparison.rows
+    return apply_gates(
+        candidate,
+        settings=scored.recipe.gates,
+        champion=comparison.evaluation,
+        baseline=scored.baseline,
+        compared=None if mask is None else evaluate(y[mask], scored.probs[mask], labels),
+        champion_skipped=None if comparison.unavailable else comparison.note,
+        champion_unavailable=comparison.note if comparison.unavailable else None,
+        baseline_rows=scored.baseline_rows,
+        cost=cost,
+        cost_unmeasured=unmeasured,
+    )
+
+
+def _weigh_cost(
+    platform: Platform,
+    version,
+    scored: _Scored,
+    comparison: ChampionComparison,
+    meter: InferenceMeter | None,
+    emit: Emit,
+) -> tuple[CostEvidence | None, str | None]:
+    """Both models' inference cost and their predictions on the compared rows, for
+    ``gain_worth_cost``; ``(None, why)`` when it could not be measured, ``(None, None)``
+    when there is nothing to weigh (the check off, no champion compared)."""
+    if not scored.recipe.gates.weigh_cost or comparison.evaluation is None:
+        return None, None
+    if comparison.predictions is None:  # pragma: no cover - every comparison records them
+        return None, f"champion {comparison.champion_id}'s predictions were not kept"
+    test, mask = scored.rows, comparison.rows
+    keep = np.ones(len(test.y), dtype=bool) if mask is None else mask
+    rows = ComparedRows(
+        y=test.y[keep],
+        candidate_pred=scored.probs.argmax(1)[keep],
+        champion_pred=comparison.predictions[keep],
+        n_labels=len(test.labels),
+    )
+    champion = platform.registry.get(comparison.champion_id)
+    try:
+        cost = _stored_cost(scored.stored, champion, rows) or measure_pair(
+            platform, version, champion, test.texts, test.max_length, rows, meter=meter
+        )
+    except Exception as exc:  # any failure to load or time them: the gate must say so
+        what = f"{type(exc).__name__}: {exc}"
+        note = f"could not measure adapters {version.id} and {champion.id}: {what}"
+        emit(note)
+        return None, note
+    emit(
+        f"inference seconds per 32 texts: candidate {cost.candidate.seconds:.4g}, "
+        f"champion {champion.id} {cost.champion.seconds:.4g} ({cost.how})"
+    )
+    return cost, None
+
+
+def _stored_cost(stored: StoredScores | None, champion, rows: ComparedRows) -> CostEvidence | None:
+    """The cost the training step measured, the champion beside the candidate on the base
+    in memory, when it is of this very champion."""
+    held = stored.champion if stored is not None else None
+    if held is None or held.costs is None or not held.are_of(champion):
+        return None
+    rounds = len(held.costs["candidate"].seconds_per_32)
+    how = (
+        f"timed by the training step, both adapters on the one base in memory, in {rounds} "
+        "interleaved rounds on the same batches of test texts"
+    )
+    return CostEvidence(
+        held.costs["candidate"],
+        held.costs["champion"],
+        rows.y,
+        rows.candidate_pred,
+        rows.champion_pred,
+        rows.n_labels,
+        how,
+    )
 
 
 def _score_candidate(platform: Platform, version) -> _Scored:
@@ -218,121 +269,6 @@ def _record(
         emit(f"gate {check.name}: {state}: {check.description}")
 
 
-def _champion_evaluation(
-    platform: Platform,
-    version,
-    test: TestRows,
-    loaded: LoadedRecipe | None,
-    emit: Emit,
-    stored: StoredScores | None = None,
-) -> ChampionComparison:
-    """The champion of the candidate's version (else the serving one, mapped onto the
-    candidate's labels) scored on the candidate's test rows."""
-    champion, mapped = find_champion(platform.registry, version.recipe, version.taxonomy_version)
-    if champion is None:
-        return _not_compared("no champion yet")
-    if champion.id == version.id:
-        return _not_compared(f"adapter {version.id} is itself the champion", champion.id)
-    if mapped and loaded is None:
-        note = (
-            f"champion {champion.id} is of {champion.taxonomy_version} and no taxonomy "
-            f"mapping was given to carry its predictions onto {version.taxonomy_version}"
-        )
-        return _unavailable(note, champion.id)
-    try:
-        c_probs, c_labels, c_latency = _champion_scores(platform, champion, test, stored)
-    except Exception as exc:  # any failure to load or score it: the gates must say so
-        note = f"champion {champion.id} could not be scored: {type(exc).__name__}: {exc}"
-        emit(note)
-        return _unavailable(note, champion.id)
-    if mapped:
-        return _mapped_comparison(
-            champion, version, test, loaded, (c_probs, c_labels), c_latency, emit
-        )
-    if c_labels != test.labels:
-        note = (
-            f"champion {champion.id} has another label set ({len(c_labels)} labels "
-            f"against the candidate's {len(test.labels)})"
-        )
-        return _unavailable(note, champion.id)
-    result = evaluate(test.y, c_probs, test.labels)
-    emit(f"champion {champion.id} on the same test split: macro-F1 {result.macro_f1:.4f}")
-    return ChampionComparison(
-        result,
-        champion.id,
-        f"champion {champion.id} ({champion.taxonomy_version})",
-        latency=c_latency,
-    )
-
-
-def _champion_scores(platform: Platform, champion, test: TestRows, stored: StoredScores | None):
-    """``(probabilities, labels, latency)`` of the champion on the test rows: those the
-    training step stored if they are of this very champion, else scored now."""
-    if stored is not None and stored.champion is not None and stored.champion.are_of(champion):
-        scored = stored.champion.scored
-        return scored.probs, scored.labels, scored.latency
-    with FetchedAdapter(platform, champion) as fetched:
-        return timed_predict(platform, fetched, test.texts, test.max_length)
-
-
-def _mapped_comparison(
-    champion,
-    version,
-    test: TestRows,
-    loaded: LoadedRecipe,
-    champion_scores: tuple,
-    latency: float,
-    emit: Emit,
-) -> ChampionComparison:
-    """A champion of another taxonomy version: its predictions carried onto the
-    candidate's labels through the taxonomy mapping."""
-    c_probs, c_labels = champion_scores
-    y, labels = test.y, test.labels
-    mapping = load_chain(
-        loaded.taxonomies_root,
-        loaded.taxonomy.name,
-        champion.taxonomy_version,
-        version.taxonomy_version,
-    )
-    # Rows of labels a split rule derives are left out: their labels may come from the
-    # same rules the champion's predictions are carried through (docs/taxonomies.md).
-    derived = mapping.rule_derived_labels()
-    rows = np.array([labels[i] not in derived for i in y], dtype=bool)
-    head = f"champion {champion.id} of {champion.taxonomy_version}"
-    if not rows.any():
-        note = (
-            f"{head} not compared: every test label of {version.taxonomy_version} comes from "
-            "a split rule, which would also decide the mapped champion's predictions"
-        )
-        emit(note)
-        return _not_compared(note, champion.id)
-    mapped = _mapped_probs(mapping, c_probs, c_labels, test)
-    result = evaluate(y[rows], mapped[rows], labels)
-    note = f"{head}, predictions mapped onto {version.taxonomy_version} labels"
-    if not rows.all():
-        note += (
-            f", on the {int(rows.sum())} of {len(rows)} test rows whose labels no split rule "
-            f"derives ({len(derived)} labels left out)"
-        )
-    emit(f"{note}: macro-F1 {result.macro_f1:.4f}")
-    return ChampionComparison(
-        result, champion.id, note, None if rows.all() else rows, latency=latency
-    )
-
-
-def _mapped_probs(mapping, probs, old_labels, test: TestRows):
-    """One-hot probabilities of the old model's predictions carried through ``mapping``;
-    a prediction with no single new label becomes a (deliberately) wrong one."""
-    labels = test.labels
-    index = {name: i for i, name in enumerate(labels)}
-    out = np.zeros((len(test.texts), len(labels)))
-    rows = zip(probs.argmax(1), test.texts, test.y, strict=True)
-    for row, (pred, text, truth) in enumerate(rows):
-        new = mapping.map_label(old_labels[pred], text)
-        out[row, index[new] if new in index else (truth + 1) % len(labels)] = 1.0
-    return out
-
-
 def _paired_rows(probs: np.ndarray, baseline_predictions, y: np.ndarray):
     """Per test row: is the candidate right, is the probe right (None when the probe's
     predictions were not recorded or do not cover these rows)."""
@@ -342,6 +278,13 @@ def _paired_rows(probs: np.ndarray, baseline_predictions, y: np.ndarray):
 
 
 def candidate_digest(outcome: EvaluationOutcome) -> str:
-    # the side by side holds timings, which differ run to run: not part of the digest
+    # the side by side and the cost gate's numbers hold timings, which differ run to run:
+    # not part of the digest (the cost gate's verdict is)
     body = {k: v for k, v in outcome.to_dict().items() if k not in ("report_uri", "side_by_side")}
+    body["decision"]["checks"] = [
+        {"name": c["name"], "passed": c["passed"], "skipped": c["skipped"]}
+        if c["name"] == COST_GATE
+        else c
+        for c in body["decision"]["checks"]
+    ]
     return sha256_json(body)[:16]

@@ -241,6 +241,7 @@ def _reference_and_scores(
         texts=prepared.split("test")["text"].tolist(),
         max_length=recipe.training.max_length,
         emit=request.emit,
+        weigh_cost=recipe.gates.weigh_cost,
     )
     return thresholds
 

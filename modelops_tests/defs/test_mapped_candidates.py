@@ -100,6 +100,10 @@ def test_mapped_first_serves_the_mapped_candidate_then_keeps_the_better(
     assert mapped.lineage["mapped_from"]["mapping_fingerprint"]
     promoted = [e for e in platform.registry.audit(adapter_id=mapped.id) if e.action == "promote"]
     assert "mapped candidate passed every gate" in promoted[-1].why
+    # a taxonomy change goes through the cost gate too: the mapped candidate was weighed
+    # against the v1 champion (its predictions mapped), both measured, not skipped
+    (cost,) = [c for c in mapped.gate["checks"] if c["name"] == "gain_worth_cost"]
+    assert cost["passed"] and not cost["skipped"] and cost["metadata"]["cost_ratio"] > 0
 
     # The trained adapter, on the same test rows, against the mapped one.
     evaluated = meta(result, "demo__evaluation")

@@ -165,9 +165,14 @@ def test_materialize_trains_registers_promotes_and_reproduces(
         for e in result.get_asset_check_evaluations()
         if e.check_name in CHECK_DESCRIPTIONS
     }
-    assert set(gates) == {"min_macro_f1", "no_regression", "no_label_regression"}
+    assert set(gates) == {
+        "min_macro_f1",
+        "no_regression",
+        "no_label_regression",
+        "gain_worth_cost",
+    }
     assert gates["min_macro_f1"].passed
-    for name in ("no_regression", "no_label_regression"):
+    for name in ("no_regression", "no_label_regression", "gain_worth_cost"):
         skipped = gates[name]
         assert skipped.passed is False and skipped.severity == dg.AssetCheckSeverity.WARN
         assert skipped.description == "skipped: no champion yet"

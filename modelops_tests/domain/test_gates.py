@@ -38,8 +38,9 @@ def good() -> Evaluation:
 
 
 def gates(**settings) -> GateSettings:
-    """Gate settings; the baseline gate off unless asked for (most tests pass no baseline)."""
-    return GateSettings(**{"beat_baseline": False, **settings})
+    """Gate settings; the baseline and cost gates off unless asked for (most tests pass no
+    baseline and no measured cost; ``test_cost_gate`` has the cost gate's)."""
+    return GateSettings(**{"beat_baseline": False, "weigh_cost": False, **settings})
 
 
 def with_macro_f1(e: Evaluation, value: float) -> Evaluation:
@@ -65,12 +66,17 @@ def test_without_champion_the_regression_checks_are_skipped_not_passed(good: Eva
         "no_regression",
         "no_label_regression",
         "beats_baseline",
+        "gain_worth_cost",
     ]
-    for name in ("no_regression", "no_label_regression"):
+    for name in ("no_regression", "no_label_regression", "gain_worth_cost"):
         skipped = check(decision, name)
         assert skipped.skipped and not skipped.passed and skipped.state == "skipped"
         assert skipped.description == "skipped: no champion to compare against"
-    assert [c.name for c in decision.skipped()] == ["no_regression", "no_label_regression"]
+    assert [c.name for c in decision.skipped()] == [
+        "no_regression",
+        "no_label_regression",
+        "gain_worth_cost",
+    ]
     assert decision.failed() == []
     # the reason given by the caller is the one shown
     why = apply_gates(

@@ -61,3 +61,41 @@ def test_no_champion_is_one_column():
     assert not doc["base_changed"] and not doc["same_rows"]
     assert "| accuracy | 1 | n/a |" in side_by_side_markdown(doc)
     assert verdict_sentence(doc, False, ["x"]).endswith("nothing is promoted")
+
+
+def test_the_cost_gate_shows_in_the_table_and_the_verdict():
+    new = model_side(
+        7,
+        "tiny@w",
+        scored([0, 1, 2, 0, 1, 2]),
+        {"inference_seconds_per_32": 0.08, "inference_memory_bytes": 3 * 2**20},
+        6,
+    )
+    old = model_side(
+        3,
+        "tiny@a",
+        scored([0, 1, 2, 0, 1, 2]),
+        {"inference_seconds_per_32": 0.05, "inference_memory_bytes": 2 * 2**20},
+        6,
+    )
+    doc = side_by_side(new, old)
+    doc["cost_ratio"] = {
+        "seconds": 1.6,
+        "seconds_lower_bound": 1.55,
+        "memory": 1.5,
+        "rounds": 16,
+        "confidence": 0.95,
+        "measured": "timed here",
+    }
+    table = side_by_side_markdown(doc)
+    assert "| inference_seconds_per_32 | 0.08 | 0.05 |" in table
+    assert "| inference_memory_bytes | 3.0 MiB | 2.0 MiB |" in table
+    assert (
+        "Inference cost, candidate / champion: 1.60x seconds per 32 texts (95% lower bound "
+        "1.55x), 1.50x memory; timed here." in table
+    )
+    verdict = verdict_sentence(doc, False, ["gain_worth_cost"], "inference cost 1.60x ...")
+    assert verdict == (
+        "adapter 7 on tiny@w failed gate(s) gain_worth_cost; champion 3 on tiny@a keeps "
+        "serving. Cost: inference cost 1.60x ..."
+    )

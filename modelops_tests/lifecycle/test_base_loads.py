@@ -62,6 +62,10 @@ def test_one_base_load_per_training_run(workspace):
     assert loads == 1
     assert outcome.champion_id == first.id and outcome.champion is not None
     assert_stored_scores_are_a_fresh_loads(platform, second, first, outcome)
+    # the cost gate weighed the inference cost measured there too, loading nothing more
+    (cost,) = [c for c in outcome.decision.checks if c.name == "gain_worth_cost"]
+    assert cost.metadata["measured"].startswith("timed by the training step")
+    assert cost.metadata["memory_ratio"] == 1.0  # one base in memory, both adapters on it
 
     # A full retraining with a champion in place: one load too.
     write_recipe(root, {**RECIPE, "training": {"seed": 8}})

@@ -24,6 +24,7 @@ LENIENT = {
     "max_label_f1_drop": 1.0,
     "min_label_support": 1,
     "beat_baseline": False,
+    "weigh_cost": False,
 }
 # A head that starts random and barely trains: clearly worse than the probe-started one.
 WORSE = {

@@ -41,6 +41,8 @@ CHECK_DESCRIPTIONS = {
     "no_regression": "Macro-F1 does not drop more than allowed against the champion.",
     "no_label_regression": "No label's F1 drops more than allowed against the champion.",
     "beats_baseline": "Candidate beats the linear probe on frozen embeddings.",
+    "gain_worth_cost": "A candidate costlier to serve than the champion shows a gain above "
+    "the noise and worth the extra inference cost (the recipe's gates.cost).",
 }
 
 
