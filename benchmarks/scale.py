@@ -146,11 +146,21 @@ def child_definitions(ticks: bool = True) -> None:
     )
 
 
+def init_database(env: dict[str, str]) -> None:
+    """The registry schema, as ``modelops init`` makes it (the other commands, and the
+    sensors, refuse a database that is not at the schema's head)."""
+    from modelops.stores.db.engine import migrate
+
+    Path(env["MODELOPS_HOME"]).mkdir(parents=True, exist_ok=True)
+    migrate(env["MODELOPS_DATABASE_URL"])
+
+
 def bench_definitions(counts: list[int], ticks: bool = True) -> list[dict]:
     rows = []
     for count in counts:
         with tempfile.TemporaryDirectory(prefix=f"scale-{count}-") as tmp:
             env = {**os.environ, **write_recipes(Path(tmp), count), "PYTHONPATH": str(REPO)}
+            init_database(env)
             started = time.perf_counter()
             out = subprocess.run(
                 [sys.executable, __file__, "--child-definitions"]

@@ -121,6 +121,11 @@ class RetrainingSettings(StrictSection):
     replay_fraction: float = Field(default=0.2, gt=0, le=1)
     epochs: int | None = Field(default=None, gt=0, le=100, description="default: training.epochs")
     cooldown_minutes: float = Field(default=30, ge=0)
+    on_drift: bool = Field(
+        default=True,
+        description="false: drift reports launch no retraining of this recipe (the reports "
+        "still come out; the schedule, backfills and base moves still train)",
+    )
     schedule: str | None = Field(default=None, description="cron for periodic retraining")
     trigger: Literal["impact", "drift"] = Field(
         default="impact",

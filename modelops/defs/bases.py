@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import dagster as dg
 
 from modelops.config.errors import ModelopsError
-from modelops.config.recipe import LoadedRecipe, load_recipes
+from modelops.config.recipe import LoadedRecipe
+from modelops.config.recipe_folder import RecipeFolder
 from modelops.config.settings import Settings
 from modelops.defs.k8s import k8s_tags
 from modelops.defs.keys import TAG_BASE, TAG_MODE, TAG_REASON, TAG_TRAINING, RecipeKeys
@@ -59,10 +60,11 @@ class Rebase:
 def moved_bases(recipes: list[LoadedRecipe], catalog: Catalog, registry) -> list[Rebase]:
     """The recipes whose serving champion is on another revision than the one their
     ``base_model`` resolves to now (a recipe without a champion has nothing to carry
-    over: its first training is a taxonomy backfill)."""
+    over: its first training is a taxonomy backfill). One registry query for all."""
     out = []
+    champions = registry.serving_adapters()
     for loaded in recipes:
-        serving = registry.alias(loaded.name, "champion")
+        serving = champions.get(loaded.name)
         if serving is None:
             continue
         new = current_base(loaded, catalog)
@@ -139,6 +141,7 @@ def rebase_tags(loaded: LoadedRecipe, rebase: Rebase) -> dict[str, str]:
 def build_base_sensor(settings: Settings, recipes: list[LoadedRecipe]) -> dg.SensorDefinition:
     """The sensor over the training assets of ``recipes`` (those in the code location)."""
     known = {r.name for r in recipes}
+    folder = RecipeFolder.shared(settings.recipes_dir)  # re-reads only the files that changed
     selection = [key for r in recipes for key in RecipeKeys.of(r.name).training]
 
     @dg.sensor(
@@ -151,7 +154,7 @@ def build_base_sensor(settings: Settings, recipes: list[LoadedRecipe]) -> dg.Sen
         "revision (one run per recipe x version x base). Turn it off to hold base moves.",
     )
     def base_models(context: dg.SensorEvaluationContext, platform: PlatformResource):
-        on_disk = [r for r in load_recipes(settings.recipes_dir) if r.name in known]
+        on_disk = [r for r in folder.load() if r.name in known]
         catalog = Catalog.load(settings.catalog_path)
         moves = moved_bases(on_disk, catalog, platform.registry.registry)
         by_name = {r.name: r for r in on_disk}

@@ -33,7 +33,7 @@ coordinator caps how many run at once (``docker/dagster.yaml``)."""
 @dataclass(frozen=True)
 class RecipeKeys:
     """``RecipeKeys.of("demo").adapter == AssetKey(["demo", "adapter"])``, and the names of
-    the recipe's sensors, job and schedule."""
+    the recipe's job and schedule."""
 
     recipe: str
 
@@ -84,7 +84,7 @@ class RecipeKeys:
             self.champion,
         )
 
-    # Names of the recipe's other definitions (sensors, job, schedule).
+    # Names of the recipe's other definitions (job, schedule).
     @property
     def retrain_job(self) -> str:
         return f"{self.recipe}__retrain"
@@ -93,14 +93,11 @@ class RecipeKeys:
     def retrain_schedule(self) -> str:
         return f"{self.recipe}__periodic_retrain"
 
-    @property
-    def landing_sensor(self) -> str:
-        return f"{self.recipe}__landing"
 
-    @property
-    def window_sensor(self) -> str:
-        return f"{self.recipe}__production_window"
-
-    @property
-    def drift_sensor(self) -> str:
-        return f"{self.recipe}__drift"
+# The sensors over every recipe (``defs/sensors/``): one per kind of event.
+LANDING_SENSOR = "landing_files"
+"""Files waiting in a recipe's landing folder -> that recipe's ``batch_scoring``."""
+WINDOW_SENSOR = "production_windows"
+"""A recipe's ``monitoring.window_size`` new production rows -> its ``drift_report``."""
+DRIFT_SENSOR = "drift_retraining"
+"""A recipe's drift report whose policy says retrain -> its retraining job."""

@@ -96,7 +96,12 @@ def ensure_base_request(instance: dg.DagsterInstance, base_ref: str):
 def versions_on_disk(recipes: list[LoadedRecipe]) -> dict[str, list[str]]:
     """``{partitions name: versions}`` over every taxonomy the recipes use."""
     found: dict[str, set[str]] = {}
-    for loaded in recipes:
+    seen = set()
+    for loaded in recipes:  # one glob per taxonomy folder and start, not per recipe
+        where = (loaded.taxonomy.name, loaded.taxonomy_path.parent, loaded.data_version)
+        if where in seen:
+            continue
+        seen.add(where)
         found.setdefault(partitions_name(loaded.taxonomy.name), set()).update(
             loaded.taxonomy_versions()
         )

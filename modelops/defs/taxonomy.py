@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from modelops.config.recipe import load_recipes
+from modelops.config.recipe_folder import RecipeFolder
 from modelops.config.settings import Settings
 from modelops.defs.partitions import missing_partitions
 from modelops.domain.taxonomy_mapping import validate_taxonomy_dir
@@ -14,6 +14,7 @@ def build_taxonomy_sensor(settings: Settings) -> dg.SensorDefinition:
     A file that does not validate fails the tick with the file and field in the error,
     and adds nothing; fix the file and the next tick adds the version.
     """
+    folder = RecipeFolder.shared(settings.recipes_dir)  # re-reads only the files that changed
 
     @dg.sensor(
         name="taxonomy_versions",
@@ -23,7 +24,7 @@ def build_taxonomy_sensor(settings: Settings) -> dg.SensorDefinition:
         "partition of every recipe that uses the taxonomy.",
     )
     def taxonomy_versions(context: dg.SensorEvaluationContext):
-        recipes = load_recipes(settings.recipes_dir)
+        recipes = folder.load()
         for root in sorted({loaded.taxonomies_root for loaded in recipes}):
             validate_taxonomy_dir(root)
         added = missing_partitions(context.instance, recipes)

@@ -1,7 +1,7 @@
 """The continuous-adaptation scenario on the demo recipe.
 
 Headless (``modelops demo``): Dagster runs in this process. Each production batch is
-dropped in the landing folder, then the recipe's sensors are ticked and every run they
+dropped in the landing folder, then the sensors are ticked and every run they
 request is executed in process, exactly as the daemon would launch it: landing ->
 batch scoring, a full window -> drift report, a drifted report -> retraining (with its
 run key, cooldown and tags). The first batches are drawn like the training data; then
@@ -28,7 +28,14 @@ from modelops.config.progress import Emit
 from modelops.config.recipe import LoadedRecipe, load_recipe
 from modelops.config.settings import Settings
 from modelops.defs.build import build_definitions
-from modelops.defs.keys import TAG_MODE, TAG_REASON, RecipeKeys
+from modelops.defs.keys import (
+    DRIFT_SENSOR,
+    LANDING_SENSOR,
+    TAG_MODE,
+    TAG_REASON,
+    WINDOW_SENSOR,
+    RecipeKeys,
+)
 from modelops.defs.partitions import current_base, partition_key, sync_partitions
 from modelops.defs.resources import build_resources
 from modelops.defs.webserver import launch_taxonomy_backfill, report_lines, wait_for_webserver
@@ -173,7 +180,7 @@ class Loop:
             if request.asset_selection:
                 result = self.materialize(request.asset_selection, tags=tags)
             else:
-                job = self.defs.resolve_job_def(sensor.job_name)
+                job = self.defs.resolve_job_def(request.job_name or sensor.job_name)
                 result = job.execute_in_process(
                     instance=self.instance,
                     partition_key=request.partition_key,
@@ -268,9 +275,9 @@ def _run(loop: Loop, knobs: ScenarioKnobs, emit: Emit, started: float) -> dict:
             share,
             knobs.seed + index,
         )
-        loop.tick(keys.landing_sensor)
+        loop.tick(LANDING_SENSOR)
         record = {"batch": index, "kind": kind, "rows": len(frame)}
-        for _request, result in loop.tick(keys.window_sensor):
+        for _request, result in loop.tick(WINDOW_SENSOR):
             event = loop.instance.get_latest_materialization_event(keys.drift_report)
             md = event.asset_materialization.metadata if event else {}
             record.update(
@@ -290,7 +297,7 @@ def _run(loop: Loop, knobs: ScenarioKnobs, emit: Emit, started: float) -> dict:
             )
         if record.get("drifted") and summary["first_drift_batch"] is None:
             summary["first_drift_batch"] = index
-        for request, result in loop.tick(keys.drift_sensor):
+        for request, result in loop.tick(DRIFT_SENSOR):
             champion = registry.alias(name, "champion")
             run = {
                 "batch": index,

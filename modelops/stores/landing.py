@@ -168,17 +168,42 @@ class LandingLocation(abc.ABC):
 
 
 def open_landing(
-    root: str | Path, recipe: str, *, s3_endpoint_url: str | None = None
+    root: str | Path, recipe: str, *, s3_endpoint_url: str | None = None, client: Any = None
 ) -> LandingLocation:
     """The landing folder of ``recipe`` under ``root``: ``s3://bucket[/prefix]`` for S3,
-    anything else a local directory."""
+    anything else a local directory. ``client``: an S3 client to share (one per root)."""
     if str(root).startswith("s3://"):
-        bucket, prefix = split_s3_uri(str(root))
-        if not bucket:
-            raise InputError(str(root), None, "an S3 landing zone needs s3://bucket[/prefix]")
+        bucket, prefix = _s3_root(root)
         base = f"{prefix}/{recipe}" if prefix else recipe
-        return S3LandingLocation(bucket, base, endpoint_url=s3_endpoint_url)
+        return S3LandingLocation(bucket, base, endpoint_url=s3_endpoint_url, client=client)
     return LocalLandingLocation(Path(root) / recipe)
+
+
+def recipe_folders(root: str | Path, *, client: Any = None) -> set[str]:
+    """The names of the recipe folders under a landing ``root``, from one listing (one
+    directory scan; on S3 one listing by ``/``, a page per 1,000 folders): who may have
+    files waiting. ``client``: the S3 client of an ``s3://`` root."""
+    if str(root).startswith("s3://"):
+        bucket, prefix = _s3_root(root)
+        base = f"{prefix}/" if prefix else ""
+        with s3_errors(str(root)):
+            pages = client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=base, Delimiter="/"
+            )
+            found = [p["Prefix"] for page in pages for p in page.get("CommonPrefixes", [])]
+        return {folder[len(base) :].rstrip("/") for folder in found}
+    try:
+        with os.scandir(root) as entries:
+            return {entry.name for entry in entries}
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+
+
+def _s3_root(root: str | Path) -> tuple[str, str]:
+    bucket, prefix = split_s3_uri(str(root))
+    if not bucket:
+        raise InputError(str(root), None, "an S3 landing zone needs s3://bucket[/prefix]")
+    return bucket, prefix
 
 
 class LocalLandingLocation(LandingLocation):

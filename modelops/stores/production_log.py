@@ -18,7 +18,8 @@ the last drift check") are cheap on the ``(recipe, id)`` indexes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -202,6 +203,32 @@ class ProductionLog(Database):
         query = sa.select(sa.func.count()).select_from(rows.subquery())
         with self._session.begin() as session:
             return session.scalar(query) or 0
+
+    def new_rows(self, after: Mapping[str, int]) -> dict[str, tuple[int, int]]:
+        """``{recipe: (rows, newest id)}`` of the predictions logged after each recipe's id
+        in ``after`` (``{recipe: id}``), for the recipes that have any; one query for all
+        of them (an index range scan of ``(recipe, id)`` per recipe, so its cost grows
+        with the new rows, not with the table). The production-window sensor's read."""
+        if not after:
+            return {}
+        # The cursors travel as one JSON parameter, whatever their number.
+        if self._engine.dialect.name == "postgresql":
+            cursors = (
+                "select key as recipe, value::bigint as after_id "
+                "from json_each_text(cast(:cursors as json))"
+            )
+        else:
+            cursors = "select key as recipe, value as after_id from json_each(:cursors)"
+        query = sa.text(
+            f"with cursors as ({cursors}) "
+            "select cursors.recipe, count(p.id), max(p.id) from cursors "
+            "join predictions p on p.recipe = cursors.recipe and p.id > cursors.after_id "
+            "group by cursors.recipe"
+        )
+        payload = json.dumps({recipe: int(after_id) for recipe, after_id in after.items()})
+        with self._session.begin() as session:
+            rows = session.execute(query, {"cursors": payload})
+            return {recipe: (count, newest) for recipe, count, newest in rows}
 
     def batch_logged(self, recipe: str, batch_id: str) -> bool:
         """Whether predictions of this batch are in the log."""

@@ -259,6 +259,21 @@ class Registry(Database):
                 adapter_id = None
             return to_version(adapter_row(session, adapter_id)) if adapter_id is not None else None
 
+    def serving_adapters(self) -> dict[str, AdapterVersion]:
+        """``{recipe: the adapter that serves it}`` for every recipe that has one, in one
+        query (what :meth:`alias` ``(recipe, "champion")`` gives, for all recipes at once:
+        the ``base_models`` sensor's read)."""
+        query = sa.select(AdapterRow).join(
+            AliasRow,
+            sa.and_(
+                AliasRow.adapter_id == AdapterRow.id,
+                AliasRow.taxonomy_version == RECIPE_SCOPE,
+                AliasRow.name == SERVING,
+            ),
+        )
+        with self._session.begin() as session:
+            return {row.recipe: to_version(row) for row in session.scalars(query)}
+
     def aliases(self, recipe: str, taxonomy_version: str | None = None) -> dict[str, int]:
         """``{alias name: adapter id}`` for one recipe.
 

@@ -35,13 +35,20 @@ built = build_definitions(settings)
 built.resolve_asset_graph()
 after_load = heavy()
 resources = build_resources(settings)
+requested = []
 with dg.DagsterInstance.ephemeral() as instance:
     for sensor in built.sensors:
-        with dg.build_sensor_context(instance=instance, resources=resources) as context:
-            sensor(context)
+        with dg.build_sensor_context(
+            instance=instance, resources=resources, definitions=built
+        ) as context:
+            data = sensor.evaluate_tick(context)
+        for request in data.run_requests or []:
+            requested += ["/".join(k.path) for k in request.asset_selection or []]
 result = {
     "groups": sorted(groups),
-    "sensors": [s.name for s in built.sensors],
+    "sensors": sorted(s.name for s in built.sensors),
+    "drift_jobs": sorted(j.name for j in built.resolve_sensor_def("drift_retraining").jobs),
+    "requested": requested,
     "after_load": after_load,
     "after_ticks": heavy(),
 }
@@ -55,6 +62,10 @@ def test_loading_the_definitions_and_ticking_every_sensor_import_no_ml_library(
     settings = make_workspace(tmp_path, tiny_catalog)
     for name in RECIPES[1:]:
         write_recipe(tmp_path, {"name": name})
+    # a file waiting for one recipe: the landing tick lists it and asks for its scoring
+    incoming = settings.home / "landing" / "second" / "incoming"
+    incoming.mkdir(parents=True)
+    (incoming / "batch.csv").write_text("text\nwhere is my card\n", encoding="utf-8")
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
@@ -78,9 +89,18 @@ def test_loading_the_definitions_and_ticking_every_sensor_import_no_ml_library(
     assert out.returncode == 0, out.stderr[-3000:]
     (line,) = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
     result = json.loads(line.removeprefix("RESULT "))
-    # the definitions were built, every recipe's assets and sensors included
+    # the definitions were built, every recipe's assets included; one sensor per kind of
+    # event watches every recipe
     assert set(RECIPES) <= set(result["groups"])
-    assert all(any(name in s for s in result["sensors"]) for name in RECIPES)
+    assert result["sensors"] == [
+        "base_models",
+        "drift_retraining",
+        "landing_files",
+        "production_windows",
+        "taxonomy_versions",
+    ]
+    assert result["drift_jobs"] == sorted(f"{name}__retrain" for name in RECIPES)
+    assert result["requested"] == ["second/batch_scoring"]
     assert result["after_load"] == [], f"loading the definitions imported {result['after_load']}"
     # the code server evaluates the sensors: a tick must not load them either
     assert result["after_ticks"] == [], f"a round of sensor ticks imported {result['after_ticks']}"

@@ -95,9 +95,9 @@ def test_asset_graph_shape(tiny_catalog, tmp_path):
     assert graph.get(dg.AssetKey(["demo", "drift_report"])).partitions_def is None
     assert sorted(s.name for s in defs.sensors) == [
         "base_models",
-        "demo__drift",
-        "demo__landing",
-        "demo__production_window",
+        "drift_retraining",
+        "landing_files",
+        "production_windows",
         "taxonomy_versions",
     ]
     assert [j.name for j in defs.jobs] == ["demo__retrain"]

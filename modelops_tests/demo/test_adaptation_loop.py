@@ -8,6 +8,7 @@ import json
 import dagster as dg
 import pytest
 
+from modelops.defs.keys import DRIFT_SENSOR, LANDING_SENSOR, WINDOW_SENSOR
 from modelops.demo.scenario import Loop, ScenarioKnobs, drop_batch, run_scenario
 from modelops.lifecycle.platform import Platform
 from modelops_tests.fixtures.workspace import make_workspace
@@ -80,29 +81,30 @@ def test_sensor_run_keys_cursor_and_cooldown(tiny_catalog, tmp_path, instance):
     loop = Loop(settings, instance, "demo", emit=lambda _m: None)
     assert loop.train("v1").success
     landing = loop.loaded.landing_root(settings.home)
-    assert loop.tick("demo__landing") == []  # nothing waiting
+    assert loop.tick(LANDING_SENSOR) == []  # nothing waiting
     drop_batch(landing, "demo", KNOBS.batch(2).head(30), "a.csv", 0.5, 1)
-    ((request, result),) = loop.tick("demo__landing")
+    ((request, result),) = loop.tick(LANDING_SENSOR)
     assert result.success and request.run_key.startswith("demo-landing-")
-    assert loop.tick("demo__production_window") == []  # 30 of 60 rows
-    assert loop.tick("demo__drift") == []  # no report yet
+    assert loop.tick(WINDOW_SENSOR) == []  # 30 of 60 rows
+    assert loop.tick(DRIFT_SENSOR) == []  # no report yet
     drop_batch(landing, "demo", KNOBS.batch(3).head(30), "b.csv", 0.5, 2)
-    loop.tick("demo__landing")
-    ((request, result),) = loop.tick("demo__production_window")
-    assert request.run_key == "demo-window-60" and loop.cursors["demo__production_window"] == "60"
+    loop.tick(LANDING_SENSOR)
+    ((request, result),) = loop.tick(WINDOW_SENSOR)
+    assert request.run_key == "demo-window-60"
+    assert json.loads(loop.cursors[WINDOW_SENSOR]) == {"demo": 60}
     assert result.success
-    drift_cursor = loop.cursors.get("demo__drift")
-    ((request, result),) = loop.tick("demo__drift")  # new intents + shifted vocabulary
+    drift_cursor = loop.cursors.get(DRIFT_SENSOR)
+    ((request, result),) = loop.tick(DRIFT_SENSOR)  # new intents + shifted vocabulary
     assert request.partition_key == "tiny@r1|v1" and request.tags["modelops/mode"] == "incremental"
     assert request.run_key.startswith("demo-drift-") and result.success
-    assert loop.tick("demo__drift") == []  # the same report never launches twice
+    assert loop.tick(DRIFT_SENSOR) == []  # the same report never launches twice
     # Replaying the tick from the old cursor asks for the same run key: Dagster's
     # run-key dedupe keeps it to one run.
-    loop.cursors["demo__drift"] = drift_cursor
-    assert loop.tick("demo__drift") == []
+    loop.cursors[DRIFT_SENSOR] = drift_cursor
+    assert loop.tick(DRIFT_SENSOR) == []
     drop_batch(landing, "demo", KNOBS.batch(4), "c.csv", 0.5, 3)
-    loop.tick("demo__landing")
-    loop.tick("demo__production_window")
-    assert loop.tick("demo__drift") == []  # drifted again, but in the 60-minute cooldown
-    state = json.loads(loop.cursors["demo__drift"])
+    loop.tick(LANDING_SENSOR)
+    loop.tick(WINDOW_SENSOR)
+    assert loop.tick(DRIFT_SENSOR) == []  # drifted again, but in the 60-minute cooldown
+    state = json.loads(loop.cursors[DRIFT_SENSOR])["recipes"]["demo"]
     assert state["launched_at"] > 0 and state["storage_id"] > 0

@@ -3,12 +3,14 @@ retraining policy through Dagster in process, with the tiny model."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import dagster as dg
 import httpx
 import pytest
 
+from modelops.defs.keys import DRIFT_SENSOR, LANDING_SENSOR, WINDOW_SENSOR
 from modelops.demo.scenario import Loop, ScenarioKnobs, drop_batch
 from modelops.serving.reports import reports_app
 from modelops.stores.artifacts.open_store import open_store
@@ -55,9 +57,10 @@ def test_drift_without_impact_warns_and_links_its_report(
     assert adapter["drift_rate_reachable"].value is False  # 30 windows cannot show 1%
     assert "NOT reachable" in adapter["drift_calibration"].value
     landing = loop.loaded.landing_root(settings.home)
+    assert loop.tick(DRIFT_SENSOR) == []  # its first tick: no report yet
     drop_batch(landing, "demo", KNOBS.batch(2), "drifted.csv", 0.5, 1)
-    loop.tick("demo__landing")
-    ((_request, result),) = loop.tick("demo__production_window")
+    loop.tick(LANDING_SENSOR)
+    ((_request, result),) = loop.tick(WINDOW_SENSOR)
     assert result.success
     md = instance.get_latest_materialization_event(
         dg.AssetKey(["demo", "drift_report"])
@@ -69,7 +72,10 @@ def test_drift_without_impact_warns_and_links_its_report(
     assert md["measured_accuracy"].value is not None and md["new_labels"].value
     (check,) = result.get_asset_check_evaluations()
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
-    assert loop.tick("demo__drift") == []  # movement alone launches nothing
+    assert loop.tick(DRIFT_SENSOR) == []  # movement alone launches nothing
+    report = instance.fetch_materializations(dg.AssetKey(["demo", "drift_report"]), limit=1)
+    seen = json.loads(loop.cursors[DRIFT_SENSOR])["recipes"]["demo"]
+    assert seen == {"storage_id": report.records[0].storage_id}  # read, nothing launched
     assert instance.get_runs(filters=dg.RunsFilter(job_name="demo__retrain")) == []
     # The report's link answers in a browser's stead.
     url = md["report_url"].value

@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 
 from modelops.config.errors import InputError
+from modelops.defs.keys import LANDING_SENSOR
 from modelops.demo.scenario import Loop
 from modelops_tests.fixtures.hostile_landing import Landing, control_characters, stored_rows
 from modelops_tests.fixtures.workspace import write_recipe
@@ -50,7 +51,7 @@ def test_links_to_secret_files_are_refused_unread_through_dagster(
 
     with dg.instance_for_test() as instance:
         loop = Loop(settings, instance, "demo", emit=lambda _m: None)
-        ((_request, result),) = loop.tick("demo__landing")
+        ((_request, result),) = loop.tick(LANDING_SENSOR)
         assert result.success
         event = instance.get_latest_materialization_event(dg.AssetKey(["demo", "batch_scoring"]))
         metadata = event.asset_materialization.metadata

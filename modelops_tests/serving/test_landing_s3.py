@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 
 from modelops.config.errors import InputError, ModelopsError
+from modelops.defs.keys import LANDING_SENSOR
 from modelops.demo.scenario import Loop
 from modelops.serving.batch_scoring import pending_files, process_landing
 from modelops.stores.landing import S3LandingLocation, open_landing
@@ -178,14 +179,14 @@ def test_landing_sensor_and_batch_scoring_on_s3(s3, trained, tmp_path, plog):
     with dg.instance_for_test() as instance:
         loop = Loop(settings, instance, "demo", emit=lambda _m: None)
         assert loop.loaded.landing_root(settings.home) == s3.root
-        assert loop.tick("demo__landing") == []  # nothing waiting
+        assert loop.tick(LANDING_SENSOR) == []  # nothing waiting
         s3.drop("day2.csv", "id,text\nx-1,card lost\nx-2,refund please\n")
         s3.drop(".day3.csv", "text\nstill uploading\n")
-        ((request, result),) = loop.tick("demo__landing")
+        ((request, result),) = loop.tick(LANDING_SENSOR)
         assert result.success and request.run_key.startswith("demo-landing-")
         event = instance.get_latest_materialization_event(dg.AssetKey(["demo", "batch_scoring"]))
         metadata = event.asset_materialization.metadata
         assert (metadata["files_processed"].value, metadata["rows"].value) == (1, 2)
-        assert loop.tick("demo__landing") == []  # only the partial upload is left
+        assert loop.tick(LANDING_SENSOR) == []  # only the partial upload is left
     assert s3.names("incoming") == [".day3.csv"] and s3.names("processed") == ["day2.csv"]
     assert plog.predictions("demo", after_id=before)["external_id"].tolist() == ["x-1", "x-2"]

@@ -310,3 +310,17 @@ def test_upgrade_from_0006_keeps_predictions_without_a_score(db_url):
     assert frame["oos_score"].isna().tolist() == [True, False]
     assert frame["out_of_scope"].tolist()[1] is False
     assert frame["out_of_scope"].isna().tolist() == [True, False]
+
+
+def test_new_rows_of_every_recipe_in_one_query(plog):
+    demo = plog.log_predictions([record(f"text number {i}") for i in range(4)])
+    other = plog.log_predictions([record(f"other {i}", recipe="other") for i in range(3)])
+    quiet = {"demo": demo[-1], "other": other[-1], "none": 0}
+    assert plog.new_rows(quiet) == {}
+    assert plog.new_rows({}) == {}
+    # each recipe from its own id; a recipe with no rows after it is left out
+    assert plog.new_rows({"demo": demo[1], "other": 0, "none": 0}) == {
+        "demo": (2, demo[-1]),
+        "other": (3, other[-1]),
+    }
+    assert plog.new_rows({"other": other[0]}) == {"other": (2, other[-1])}

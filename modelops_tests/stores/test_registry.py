@@ -742,3 +742,18 @@ def test_unusable_database_url_is_one_clear_error(tmp_path):
         migrate(f"sqlite:///{blocker / 'sub' / 'r.db'}")
     with pytest.raises(ModelopsError, match="no database file: run `modelops init`"):
         Registry(f"sqlite:///{blocker / 'sub' / 'r.db'}")
+
+
+def test_serving_adapters_of_every_recipe_in_one_query(registry):
+    assert registry.serving_adapters() == {}
+    first = register(registry, "demo")
+    other = register(registry, "other")
+    register(registry, "idle")  # registered, never promoted: serves nothing
+    for version in (first, other):
+        registry.promote(version.id, who="alice", why="test", evidence={}, force=True)
+    newer = register(registry, "demo")
+    registry.promote(newer.id, who="alice", why="test", evidence={}, force=True)
+    serving = registry.serving_adapters()
+    assert {recipe: v.id for recipe, v in serving.items()} == {"demo": newer.id, "other": other.id}
+    # the same as asking recipe by recipe
+    assert serving["other"] == registry.alias("other", "champion")
