@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from modelops.stores.db.engine import migrate
 from modelops.stores.production_log import ProductionLog
-from modelops_tests.stores.test_production_log import record
+from modelops_tests.fixtures.prediction_rows import record
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from modelops.config.errors import InputError, NotFoundError
 from modelops.config.fingerprint import sha256_bytes
 from modelops.domain.text import normalize_text
-from modelops.stores.db.engine import migrate, registry_engine, upgrade
+from modelops.stores.db.engine import head_revision, migrate, registry_engine, upgrade
 from modelops.stores.production_log import (
     FEEDBACK_COLUMNS,
     PREDICTION_COLUMNS,
@@ -22,7 +22,7 @@ from modelops.stores.production_log import (
     text_sha256,
 )
 from modelops.stores.registry import Registry
-from modelops_tests.stores.test_registry import HEAD
+from modelops_tests.fixtures.prediction_rows import record
 
 
 @pytest.fixture
@@ -30,22 +30,6 @@ def plog(db_url):
     migrate(db_url)
     with ProductionLog(db_url) as log:
         yield log
-
-
-def record(text: str, recipe: str = "demo", *, redact: bool = False, **fields) -> PredictionRecord:
-    """A prediction of ``text`` whose label is its first word."""
-    label = text.split()[0].lower()
-    values = dict(
-        recipe=recipe,
-        taxonomy_version="v1",
-        adapter_id=7,
-        predicted_label=label,
-        confidence=0.75,
-        top_k=[{"label": label, "p": 0.75}, {"label": "other", "p": 0.25}],
-        source="api",
-    )
-    values.update(fields)
-    return PredictionRecord.for_text(text, redact=redact, **values)
 
 
 def test_round_trip(plog):
@@ -198,7 +182,7 @@ def test_log_and_registry_share_one_database(db_url):
             version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
             tables = set(sa.inspect(conn).get_table_names())
         assert {"predictions", "feedback", "adapter_versions"} <= tables
-        assert version == HEAD
+        assert version == head_revision()  # test_registry pins which revision that is
 
 
 def test_external_ids(plog):
