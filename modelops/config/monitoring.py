@@ -51,11 +51,16 @@ class OutOfScopeSettings(StrictSection):
         "conformal quantile of held-out in-scope rows' scores, so the expected share is at "
         "most this",
     )
+    method: Literal["knn_msp", "knn_cosine"] = Field(
+        default="knn_msp",
+        description="knn_msp: the kNN score plus 1 - the top probability, each standardised "
+        "on held-out rows; knn_cosine: the kNN score alone",
+    )
     k: int = Field(
         default=1,
         ge=1,
         le=100,
-        description="the score is 1 - cosine similarity to the k-th nearest training row",
+        description="the kNN score is 1 - cosine similarity to the k-th nearest training row",
     )
     max_reference_rows: int = Field(
         default=20_000,

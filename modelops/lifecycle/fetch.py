@@ -104,11 +104,14 @@ class LoadedAdapter:
         )
         return (self.head.apply(probs, texts) if self.head is not None else probs), features
 
-    def oos(self, features: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Out-of-scope scores and flags of ``features``; (None, None) without a model."""
+    def oos(
+        self, features: np.ndarray, probs: np.ndarray
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Out-of-scope scores and flags of ``features`` and the probabilities served for
+        them (``predict``'s pair); (None, None) without a model."""
         if self.out_of_scope is None:
             return None, None
-        scores = self.out_of_scope.scores(features)
+        scores = self.out_of_scope.scores(features, probs.max(1) if len(probs) else None)
         return scores, self.out_of_scope.flags(scores)
 
 

@@ -136,6 +136,7 @@ def window_flags(
     flags = np.array([not u and bool(v) for v, u in zip(stored, unknown, strict=True)], bool)
     if missing and features is not None:
         texts = [str(window["text"].iloc[i]) for i in missing]
-        flags[missing] = model.flags(model.scores(features(texts)))
+        confidence = window["confidence"].to_numpy(dtype=float)[missing]
+        flags[missing] = model.flags(model.scores(features(texts), confidence))
         return flags, len(missing)
     return flags, 0

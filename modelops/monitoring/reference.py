@@ -109,7 +109,12 @@ def build_bundle(
     predicted = [labels[i] for i in probs.argmax(1)] if len(held) else []
     correct = np.array([p == t for p, t in zip(predicted, held["label"], strict=True)], bool)
     _fit_out_of_scope(
-        recipe, dataset, adapter_dir / FOLDER, scorer, (held, features, correct), emit
+        recipe,
+        dataset,
+        adapter_dir / FOLDER,
+        scorer,
+        (held, features, correct, probs.max(1) if len(held) else np.zeros(0)),
+        emit,
     )
     if len(held) < 2 * settings.window_size:
         return _no_reference(
@@ -187,7 +192,7 @@ def _fit_out_of_scope(
     dataset: PreparedDataset,
     folder: Path,
     scorer,
-    held_out: tuple[pd.DataFrame, np.ndarray, np.ndarray],
+    held_out: tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray],
     emit: Emit,
 ) -> OutOfScopeModel | None:
     """Fit and store the out-of-scope model (``modelops.monitoring.out_of_scope``): the
@@ -196,7 +201,7 @@ def _fit_out_of_scope(
     are none), the flag rate and the flagged rows' accuracy measured on the test rows
     (the calibration rows when there are none besides them)."""
     settings = recipe.monitoring.out_of_scope
-    held, features, correct = held_out
+    held, features, correct, confidence = held_out
     splits = held["split"].to_numpy()
     train = dataset.split("train")
     calibrate_on = "validation" if (splits == "validation").any() else "test"
@@ -221,6 +226,9 @@ def _fit_out_of_scope(
         seed=recipe.training.seed,
         measure_features=features[measure],
         measure_correct=correct[measure],
+        method=settings.method,
+        calibration_confidence=confidence[calibration],
+        measure_confidence=confidence[measure],
     )
     oos.save(folder)
     emit(

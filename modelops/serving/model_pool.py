@@ -291,7 +291,7 @@ class ModelPool:
             probs = adapter.mapped.apply(probs, texts)
         if adapter.out_of_scope is None:
             return Scored(probs)
-        scores = adapter.out_of_scope.scores(features)
+        scores = adapter.out_of_scope.scores(features, probs.max(1))
         return Scored(probs, scores, adapter.out_of_scope.flags(scores))
 
     def base_parameter_count(self) -> int:

@@ -139,7 +139,7 @@ class Predictor:
         if not cleaned:
             return []
         probs, features = loaded.adapter.predict(cleaned, loaded.max_length)
-        scores, flags = loaded.adapter.oos(features)
+        scores, flags = loaded.adapter.oos(features, probs)
         return [
             Prediction(
                 label=top[0]["label"],

@@ -1,6 +1,7 @@
-"""The out-of-scope model: the k-nearest-neighbour score, the conformal threshold's stated
-false-flag rate on in-scope rows (seeded simulation), detection of far-off rows, storage,
-and the recipe setting."""
+"""The out-of-scope model: the k-nearest-neighbour score (``knn_cosine``) and its sum with
+the model's doubt (``knn_msp``, the default), the conformal threshold's stated false-flag
+rate on in-scope rows (seeded simulation), detection of far-off rows, storage, and the
+recipe setting."""
 
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ def test_calibration_holds_the_stated_rate_on_in_scope_rows(rate, n_cal):
         model = OutOfScopeModel.fit(
             mixture(rng, centres, 400),
             mixture(rng, centres, n_cal),
+            method="knn_cosine",
             false_flag_rate=rate,
         )
         rates.append(model.flags(model.scores(mixture(rng, centres, 500))).mean())
@@ -81,7 +83,11 @@ def test_rows_of_an_unseen_intent_score_higher_and_are_flagged():
     centres = rng.normal(size=(6, DIM)) * 3
     seen, unseen = centres[:5], centres[5:]
     model = OutOfScopeModel.fit(
-        mixture(rng, seen, 500), mixture(rng, seen, 300), false_flag_rate=0.05, k=3
+        mixture(rng, seen, 500),
+        mixture(rng, seen, 300),
+        method="knn_cosine",
+        false_flag_rate=0.05,
+        k=3,
     )
     in_scope = model.scores(mixture(rng, seen, 400))
     novel = model.scores(mixture(rng, unseen, 100))
@@ -98,6 +104,7 @@ def test_measured_flag_rate_and_flagged_accuracy():
     model = OutOfScopeModel.fit(
         mixture(rng, centres, 300),
         mixture(rng, centres, 200),
+        method="knn_cosine",
         false_flag_rate=0.1,
         measure_features=measure,
         measure_correct=correct,
@@ -112,8 +119,12 @@ def test_measured_flag_rate_and_flagged_accuracy():
 def test_the_reference_is_a_seeded_sample_past_its_cap():
     rng = np.random.default_rng(5)
     rows, cal = rng.normal(size=(300, DIM)), rng.normal(size=(50, DIM))
-    a = OutOfScopeModel.fit(rows, cal, false_flag_rate=0.1, max_reference_rows=100, seed=1)
-    b = OutOfScopeModel.fit(rows, cal, false_flag_rate=0.1, max_reference_rows=100, seed=1)
+    a = OutOfScopeModel.fit(
+        rows, cal, method="knn_cosine", false_flag_rate=0.1, max_reference_rows=100, seed=1
+    )
+    b = OutOfScopeModel.fit(
+        rows, cal, method="knn_cosine", false_flag_rate=0.1, max_reference_rows=100, seed=1
+    )
     assert a.reference.shape == (100, DIM) and a.reference.dtype == np.float32
     np.testing.assert_array_equal(a.reference, b.reference)
     np.testing.assert_allclose(np.linalg.norm(a.reference, axis=1), 1.0, atol=1e-5)
@@ -122,7 +133,11 @@ def test_the_reference_is_a_seeded_sample_past_its_cap():
 def test_save_and_load_round_trip(tmp_path):
     rng = np.random.default_rng(6)
     model = OutOfScopeModel.fit(
-        rng.normal(size=(80, DIM)), rng.normal(size=(40, DIM)), false_flag_rate=0.1, k=2
+        rng.normal(size=(80, DIM)),
+        rng.normal(size=(40, DIM)),
+        method="knn_cosine",
+        false_flag_rate=0.1,
+        k=2,
     )
     model.save(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [JSON_FILE, "out_of_scope.safetensors"]
@@ -137,7 +152,10 @@ def test_save_and_load_round_trip(tmp_path):
 def test_too_few_calibration_rows_flag_nothing_and_store_as_null(tmp_path):
     rng = np.random.default_rng(8)
     model = OutOfScopeModel.fit(
-        rng.normal(size=(30, DIM)), rng.normal(size=(5, DIM)), false_flag_rate=0.05
+        rng.normal(size=(30, DIM)),
+        rng.normal(size=(5, DIM)),
+        method="knn_cosine",
+        false_flag_rate=0.05,
     )
     assert model.threshold == math.inf
     assert not model.flags(model.scores(rng.normal(size=(20, DIM)) * 50)).any()
@@ -149,10 +167,10 @@ def test_bad_inputs_say_what_is_wrong():
     rng = np.random.default_rng(9)
     rows = rng.normal(size=(10, DIM))
     with pytest.raises(ValueError, match="k must be"):
-        OutOfScopeModel.fit(rows, rows, false_flag_rate=0.1, k=0)
+        OutOfScopeModel.fit(rows, rows, method="knn_cosine", false_flag_rate=0.1, k=0)
     with pytest.raises(ValueError, match="unknown method"):
         OutOfScopeModel.fit(rows, rows, false_flag_rate=0.1, method="nope")
-    model = OutOfScopeModel.fit(rows, rows, false_flag_rate=0.1)
+    model = OutOfScopeModel.fit(rows, rows, method="knn_cosine", false_flag_rate=0.1)
     with pytest.raises(ValueError, match="dimensions"):
         model.scores(rng.normal(size=(3, DIM + 1)))
 
@@ -193,9 +211,81 @@ def test_the_in_scope_rate_combines_the_conformal_prior_with_the_measurement():
     model = OutOfScopeModel.fit(
         mixture(rng, centres, 200),
         mixture(rng, centres, 99),
+        method="knn_cosine",
         false_flag_rate=0.1,
         measure_features=mixture(rng, centres, 300),
     )
     rank = math.ceil(100 * 0.9)
     expected = (100 - rank + model.n_flagged_measured) / (100 + 300)
     assert model.null_rate == model.in_scope_flag_rate == pytest.approx(expected)
+
+
+def doubt(rng, n, low=0.6):
+    """Top probabilities of in-scope rows: mostly sure."""
+    return np.clip(rng.beta(8, 1, size=n), low, 1.0)
+
+
+@pytest.mark.parametrize(("rate", "n_cal"), [(0.1, 19), (0.05, 39)])
+def test_knn_msp_calibration_holds_the_stated_rate(rate, n_cal):
+    """As for the kNN score: the standardisation comes from the measured rows, not the
+    calibration rows, so the conformal rank keeps its guarantee."""
+    rng = np.random.default_rng(17)
+    centres = rng.normal(size=(5, DIM)) * 3
+    rates = []
+    for _ in range(200):
+        model = OutOfScopeModel.fit(
+            mixture(rng, centres, 300),
+            mixture(rng, centres, n_cal),
+            false_flag_rate=rate,
+            calibration_confidence=doubt(rng, n_cal),
+            measure_features=mixture(rng, centres, 100),
+            measure_confidence=doubt(rng, 100),
+        )
+        assert model.method == "knn_msp"
+        fresh = model.scores(mixture(rng, centres, 400), doubt(rng, 400))
+        rates.append(model.flags(fresh).mean())
+    mean = float(np.mean(rates))
+    spread = 3 * np.std(rates) / np.sqrt(len(rates))
+    assert mean <= rate + spread
+    assert mean >= rate - 1 / (n_cal + 1) - spread
+
+
+def test_knn_msp_adds_the_model_doubt_to_the_distance():
+    rng = np.random.default_rng(18)
+    centres = rng.normal(size=(5, DIM)) * 3
+    model = OutOfScopeModel.fit(
+        mixture(rng, centres, 300),
+        mixture(rng, centres, 100),
+        false_flag_rate=0.05,
+        calibration_confidence=doubt(rng, 100),
+        measure_features=mixture(rng, centres, 100),
+        measure_confidence=doubt(rng, 100),
+    )
+    rows = mixture(rng, centres, 50)
+    sure, unsure = model.scores(rows, np.full(50, 0.99)), model.scores(rows, np.full(50, 0.3))
+    # same texts, less sure: higher by the standardised doubt, row by row
+    step = (0.99 - 0.3) / model.scale["msp_std"]
+    np.testing.assert_allclose(unsure - sure, step, rtol=1e-9)
+    far = rng.normal(size=(50, DIM)) * 3 + 40  # far from every intent, and unsure
+    assert model.flags(model.scores(far, np.full(50, 0.3))).mean() > 0.9
+    with pytest.raises(ValueError, match="needs each row's confidence"):
+        model.scores(rows)
+    with pytest.raises(ValueError, match="confidence has shape"):
+        model.scores(rows, np.ones(3))
+    with pytest.raises(ValueError, match="needs the rows' confidence"):
+        OutOfScopeModel.fit(rows, rows, false_flag_rate=0.1)
+
+
+def test_knn_msp_round_trip_keeps_its_scale(tmp_path):
+    rng = np.random.default_rng(19)
+    model = OutOfScopeModel.fit(
+        rng.normal(size=(80, DIM)),
+        rng.normal(size=(40, DIM)),
+        false_flag_rate=0.1,
+        calibration_confidence=doubt(rng, 40),
+    )
+    model.save(tmp_path)
+    back = OutOfScopeModel.load(tmp_path)
+    assert back.scale == model.scale and back.method == "knn_msp"
+    rows, confidence = rng.normal(size=(10, DIM)), doubt(rng, 10)
+    np.testing.assert_array_equal(back.scores(rows, confidence), model.scores(rows, confidence))

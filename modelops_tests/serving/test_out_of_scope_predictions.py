@@ -196,12 +196,19 @@ def test_window_flags_read_the_log_and_compute_only_the_rest():
         cluster + 0.1 * rng.normal(size=(50, 8)),
         cluster + 0.1 * rng.normal(size=(40, 8)),
         false_flag_rate=0.1,
+        calibration_confidence=rng.uniform(0.8, 1.0, 40),
     )
 
     class Bundle:
         out_of_scope = model
 
-    window = pd.DataFrame({"text": ["a", "b", "c", "d"], "out_of_scope": [True, None, False, None]})
+    window = pd.DataFrame(
+        {
+            "text": ["a", "b", "c", "d"],
+            "out_of_scope": [True, None, False, None],
+            "confidence": [0.9, 0.5, 0.9, 0.95],  # the logged confidence takes part (knn_msp)
+        }
+    )
     asked = []
 
     def features(texts):
