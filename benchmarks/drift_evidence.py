@@ -51,6 +51,11 @@ COMBINATIONS = [
     ("knn5", "energy"),
     ("mahalanobis", "knn5"),
     ("base_nn", "msp"),
+    ("knn1", "max_logit"),
+    ("knn1", "energy"),
+    ("knn1", "base_nn"),
+    ("knn1", "base_nn", "msp"),
+    ("knn1", "base_nn", "max_logit"),
 ]
 
 

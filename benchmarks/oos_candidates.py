@@ -9,7 +9,7 @@ Candidates (every one from the champion's single forward pass, or the frozen bas
 - ``knn{k}``: 1 - cosine similarity to the k-th nearest training row, adapter features;
 - ``mahalanobis``: minimum over classes of the Mahalanobis distance of the adapter features
   to the class means of the training rows, shared (Ledoit-Wolf shrunk) covariance;
-- ``z(a)+z(b)``: the sum of two scores, each standardised by its mean and standard
+- ``z(a)+z(b)``: the sum of two (or three) scores, each standardised by its mean and standard
   deviation on the champion's held-out in-scope rows (never test.csv).
 
 For the best candidates, the true-positive rate at false-flag rates 0.01 / 0.02 / 0.05 two
@@ -86,14 +86,17 @@ def candidate_scores(scored, train, reference_base: np.ndarray, ks=(1, 5, 10)) -
     return out
 
 
-def standardised_sums(scores: dict, calibration: dict, pairs: list[tuple[str, str]]) -> dict:
-    """``z(a)+z(b)`` for each pair, z by the mean and std of the calibration rows' scores."""
+def standardised_sums(scores: dict, calibration: dict, groups: list[tuple[str, ...]]) -> dict:
+    """``z(a)+z(b)+...`` for each group, z by the mean and std of the calibration rows'
+    scores."""
 
     def z(name: str, values: np.ndarray) -> np.ndarray:
         ref = calibration[name]
         return (values - ref.mean()) / max(ref.std(), 1e-12)
 
-    return {f"z({a})+z({b})": z(a, scores[a]) + z(b, scores[b]) for a, b in pairs}
+    return {
+        "+".join(f"z({n})" for n in group): sum(z(n, scores[n]) for n in group) for group in groups
+    }
 
 
 def conformal(calibration: np.ndarray, rate: float) -> float:
