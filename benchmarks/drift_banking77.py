@@ -395,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=None,
         help="a lasting workspace: trains the champion there unless its registry has one "
-        "for the recipe, which later runs reuse",
+        "for the recipe, which later runs reuse (with the recipe the first run wrote: "
+        "--variant, --epochs and --held-fraction then change nothing)",
     )
     parser.add_argument(
         "--variant",
