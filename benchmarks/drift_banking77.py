@@ -26,12 +26,29 @@ minus the measured accuracy. The JSON's top level holds ``clean_windows``,
 ``false_alarms``, ``retraining_runs_clean``, ``retraining_runs_drifted``,
 ``detection_delay_windows`` and ``smallest_share_detected_within_3``.
 
+**Accumulated evidence and out of scope (issue 24; ``--evidence``,
+``benchmarks/drift_evidence.py``).** Instead of the alarm protocol: a clean stream
+(``--clean`` windows), a mild-shift stream (``--mild`` windows, the champion's true accuracy
+1.25 points below validation) and novel streams (``--novel-shares``, ``--novel-replicates``
+streams of ``--novel-windows`` windows each) are built by ``benchmarks/banking77_streams.py``
+(how, in its docstring) and checked window by window with ``check_window`` (accumulating
+evidence per stream where the platform has it), and out-of-scope scores are compared by
+AUROC (``benchmarks/oos_candidates.py``; ``--oos-notes FILE`` writes the table). The last
+line's JSON starts with the issue's keys.
+
+``--home DIR`` keeps the workspace: the first run trains the champion there (``--variant``:
+a ``train_banking77.py`` recipe, e.g. its chosen ``v2_all_r16_cos_ls``; ``--train-only``
+stops there), later runs reuse the registry's champion. The adapter's logits and pooled
+features of test.csv, training and held-out rows are cached (``--cache``, default
+``DIR/features``), so an out-of-scope model the champion predates is built from them.
+
 The Predictor/ProductionLog stream, the check-time comparison and the incremental/full
 retraining of runs 1-5 in RESULTS.md run with ``--full`` (their stream has
 ``--stream-clean`` clean batches, 20 by default).
 
     .venv/bin/python benchmarks/drift_banking77.py [--epochs 1] [--threads 2] [--limit N]
         [--held-fraction 0.1] [--replay-fraction F] [--full]
+        [--home DIR [--variant V] [--train-only]] [--evidence [--oos-notes FILE]]
 """
 
 from __future__ import annotations
@@ -73,6 +90,8 @@ from modelops.stores.db.engine import migrate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from drift_alarms import run_alarms  # noqa: E402  (a sibling script, not a package)
+from drift_evidence import run_evidence  # noqa: E402
+from train_banking77 import DEFAULT_VARIANT, VARIANTS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "banking77"
@@ -107,14 +126,26 @@ def label_name(category: str) -> str:
     return re.sub(r"[^a-z0-9_]", "", category.lower())
 
 
+def variant_settings(name: str | None) -> tuple[dict, dict]:
+    """The adapter and training settings: ``ADAPTER``/``TRAINING`` (None), or a
+    ``train_banking77.py`` variant (its chosen one is ``DEFAULT_VARIANT``)."""
+    if name is None:
+        return ADAPTER, TRAINING
+    lora, training = VARIANTS[name]
+    adapter = lora.model_dump(mode="json")
+    adapter["target_modules"] = list(adapter["target_modules"])
+    return adapter, {**TRAINING, **training}
+
+
 def write_workspace(root: Path, rows: pd.DataFrame, labels: list[str], args) -> Settings:
     """Training CSV (known intents only), taxonomy v1 with all 77 labels, recipe, Settings."""
-    (root / "data").mkdir(parents=True)
+    (root / "data").mkdir(parents=True, exist_ok=True)
     rows[["text", "label"]].to_csv(root / "data" / "known_intents.csv", index=False)
     tax = root / "taxonomies" / "banking77" / "v1.yaml"
-    tax.parent.mkdir(parents=True)
+    tax.parent.mkdir(parents=True, exist_ok=True)
     doc = {"name": "banking77", "version": "v1", "labels": [{"name": n} for n in labels]}
     tax.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    adapter, training = variant_settings(args.variant)
     recipe = {
         "name": RECIPE,
         "data": {
@@ -124,9 +155,9 @@ def write_workspace(root: Path, rows: pd.DataFrame, labels: list[str], args) -> 
         },
         "taxonomy": "../taxonomies/banking77/v1.yaml",
         "base_model": "minilm@stable",
-        "adapter": ADAPTER,
+        "adapter": adapter,
         "head": HEAD,
-        "training": {**TRAINING, "epochs": args.epochs},
+        "training": {**training, "epochs": args.epochs},
         "gates": {"min_macro_f1": args.min_macro_f1, "beat_baseline": False},
         "monitoring": {
             "window_size": args.batch_size,
@@ -137,7 +168,7 @@ def write_workspace(root: Path, rows: pd.DataFrame, labels: list[str], args) -> 
             **({"replay_fraction": args.replay_fraction} if args.replay_fraction else {}),
         },
     }
-    (root / "recipes").mkdir()
+    (root / "recipes").mkdir(exist_ok=True)
     (root / "recipes" / f"{RECIPE}.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
     return workspace_settings(root, args)
 
@@ -288,9 +319,39 @@ def accuracy(plat: Platform, version, rows: pd.DataFrame, max_length: int) -> fl
     return float(np.mean(np.array(labels)[probs.argmax(1)] == rows["label"].to_numpy()))
 
 
+class TrainingProgress:
+    """``emit`` for a training: adds samples/s and an ETA to the loop's step messages
+    (``epoch E step S/N ...``), from the steps done since the first one seen."""
+
+    STEP = re.compile(r"epoch (\d+) step (\d+)/(\d+)")
+
+    def __init__(self, mode: str, batch_size: int, epochs: int) -> None:
+        self.mode, self.batch_size, self.epochs = mode, batch_size, epochs
+        self.first: tuple[float, int] | None = None
+
+    def __call__(self, message: str) -> None:
+        match = self.STEP.search(message)
+        if match:
+            epoch, step, per_epoch = (int(g) for g in match.groups())
+            done = (epoch - 1) * per_epoch + step
+            now = time.perf_counter()
+            if self.first is None:
+                self.first = (now, done)
+            elif done > self.first[1]:
+                rate = (done - self.first[1]) / (now - self.first[0])
+                left = (self.epochs * per_epoch - done) / rate
+                message += (
+                    f" | {rate * self.batch_size:.1f} samples/s, loop ETA {left / 60:.0f} min "
+                    f"({datetime.fromtimestamp(time.time() + left, UTC):%H:%M} UTC)"
+                )
+        emit(f"{self.mode}: {message}")
+
+
 def timed_training(plat, loaded, dataset, mode: str) -> tuple:
     started = time.perf_counter()
-    version = train_adapter(plat, loaded, dataset, emit=lambda m: emit(f"{mode}: {m}"), mode=mode)
+    training = loaded.recipe.training
+    progress = TrainingProgress(mode, training.batch_size, training.epochs)
+    version = train_adapter(plat, loaded, dataset, emit=progress, mode=mode)
     return version, time.perf_counter() - started
 
 
@@ -330,6 +391,58 @@ def main(argv: list[str] | None = None) -> int:
         help="reuse the champion of an earlier run's workspace (alarm protocol only)",
     )
     parser.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="a lasting workspace: trains the champion there unless its registry has one "
+        "for the recipe, which later runs reuse (with the recipe the first run wrote: "
+        "--variant, --epochs and --held-fraction then change nothing)",
+    )
+    parser.add_argument(
+        "--variant",
+        default=None,
+        choices=sorted(VARIANTS),
+        help=f"train_banking77.py settings for the champion (its chosen: {DEFAULT_VARIANT}); "
+        "default: the settings of runs 1-5 (r 8 on query/value)",
+    )
+    parser.add_argument(
+        "--evidence",
+        action="store_true",
+        help="issue 24: clean, mild-shift and novel streams through check_window with "
+        "accumulating evidence, and out-of-scope AUROC (benchmarks/drift_evidence.py)",
+    )
+    parser.add_argument("--mild", type=int, default=20, help="mild-shift windows (--evidence)")
+    parser.add_argument(
+        "--novel-shares",
+        type=lambda v: [float(x) for x in v.split(",")],
+        default=[0.02, 0.05, 0.10, 0.20, 0.30],
+        help="held-out-intent shares of the novel streams (--evidence)",
+    )
+    parser.add_argument(
+        "--novel-replicates", type=int, default=3, help="streams per share (--evidence)"
+    )
+    parser.add_argument(
+        "--novel-windows", type=int, default=5, help="windows per novel stream (--evidence)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="--evidence: streams checked in parallel by this many forked processes",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="feature cache of --evidence (default <--home>/features)",
+    )
+    parser.add_argument(
+        "--oos-notes", type=Path, default=None, help="--evidence: write the AUROC table here"
+    )
+    parser.add_argument(
+        "--train-only", action="store_true", help="stop once the champion exists (--home)"
+    )
+    parser.add_argument(
         "--recalibrate",
         action="store_true",
         help="with --workspace: redo the champion's calibration with the current code",
@@ -354,8 +467,10 @@ def main(argv: list[str] | None = None) -> int:
         help="retraining.replay_fraction (default: the recipe default, 0.2)",
     )
     args = parser.parse_args(argv)
-    if args.full and args.workspace:
-        raise SystemExit("--full trains its own champion; leave out --workspace")
+    if args.full and (args.workspace or args.home):
+        raise SystemExit("--full trains its own champion; leave out --workspace and --home")
+    if args.workspace and args.home:
+        raise SystemExit("give --workspace or --home, not both")
     torch.set_num_threads(args.threads)
     load_start = os.getloadavg()
     train, test = (pd.read_csv(args.data / f"{s}.csv") for s in ("train", "test"))
@@ -377,6 +492,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.workspace:  # the champion of an earlier run, same seed and data
         work = args.workspace
         settings = workspace_settings(work, args)
+    elif args.home and (args.home / "recipes" / f"{RECIPE}.yaml").is_file():
+        work = args.home  # its recipe and data stay as the first run wrote them
+        settings = workspace_settings(work, args)
+    elif args.home:
+        work = args.home
+        settings = write_workspace(work, known_train, labels, args)
     else:
         work = Path(tempfile.mkdtemp(prefix="drift-banking77-"))
         settings = write_workspace(work, known_train, labels, args)
@@ -385,8 +506,9 @@ def main(argv: list[str] | None = None) -> int:
     loaded = load_recipe(settings.recipes_dir / f"{RECIPE}.yaml")
     max_length = loaded.recipe.training.max_length
 
-    if args.workspace:
-        champion, champion_s = plat.registry.alias(RECIPE, "champion"), None
+    reused = plat.registry.alias(RECIPE, "champion") if args.home else None
+    if args.workspace or reused is not None:
+        champion, champion_s = reused or plat.registry.alias(RECIPE, "champion"), None
         dataset = None
         emit(f"reusing champion adapter {champion.id} of {work}")
     else:
@@ -394,7 +516,54 @@ def main(argv: list[str] | None = None) -> int:
         champion, champion_s = timed_training(plat, loaded, dataset, "full")
         evaluate_adapter(plat, champion.id, emit=emit, loaded=loaded)
         promote_if_passed(plat, champion.id, who="benchmark", why="drift benchmark champion")
+        emit(f"champion {champion.id} trained in {champion_s:.0f} s: {champion.metrics}")
+        if args.home:
+            (work / "champion.json").write_text(
+                json.dumps({"id": champion.id, "wall_seconds": champion_s}) + "\n"
+            )
+    if champion_s is None and (work / "champion.json").is_file():
+        stored = json.loads((work / "champion.json").read_text())
+        if stored.get("id") == champion.id:
+            champion_s = stored["wall_seconds"]
+    if args.train_only:
+        return 0
 
+    if args.evidence:
+        args.command = ".venv/bin/python " + shlex.join(sys.argv)
+        result = run_evidence(plat, loaded, champion, test, held_out, args, emit)
+        keys = list(result)[:7]
+        print(
+            json.dumps(
+                {
+                    **{k: result[k] for k in keys},
+                    "benchmark": "drift_banking77 --evidence (issue 24)",
+                    "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "command": args.command,
+                    "held_out_intents": held_out,
+                    "champion": {
+                        "id": champion.id,
+                        "wall_seconds": champion_s,
+                        "train_seconds": champion.metrics.get("train_seconds"),
+                        "train_rows": champion.metrics.get("train_rows"),
+                        "recipe": loaded.recipe.model_dump(
+                            mode="json", include={"adapter", "training"}
+                        ),
+                    },
+                    **{k: v for k, v in result.items() if k not in keys},
+                    "settings": {
+                        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                    },
+                    "machine": {
+                        "cpus": os.cpu_count(),
+                        "loadavg_start": load_start,
+                        "loadavg_end": os.getloadavg(),
+                    },
+                    "total_seconds": time.perf_counter() - STARTED,
+                },
+                default=float,
+            )
+        )
+        return 0
     frame = None
     if args.recalibrate:
         from modelops.lifecycle.dataset import load_dataset
