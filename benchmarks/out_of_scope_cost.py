@@ -57,7 +57,11 @@ def main() -> None:
     rng = np.random.default_rng(0)
     reference = rng.normal(size=(args.reference, 384)).astype(np.float32)
     oos = OutOfScopeModel.fit(
-        reference, rng.normal(size=(200, 384)), false_flag_rate=0.05, max_reference_rows=10**6
+        reference,
+        rng.normal(size=(200, 384)),
+        false_flag_rate=0.05,
+        max_reference_rows=10**6,
+        calibration_confidence=rng.uniform(0.5, 1.0, 200),
     )
     rows = []
     for n in (1, 32, 64):
@@ -66,7 +70,8 @@ def main() -> None:
         forward = timed(
             lambda b=batch: predict_with_features(tokenizer, model, b, max_length=64), args.repeats
         )
-        scoring = timed(lambda f=features: oos.scores(f), args.repeats)
+        confidence = np.full(len(features), 0.9)
+        scoring = timed(lambda f=features, c=confidence: oos.scores(f, c), args.repeats)
         row = {
             "texts": n,
             "reference_rows": args.reference,
