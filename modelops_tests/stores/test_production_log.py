@@ -197,7 +197,7 @@ def test_log_and_registry_share_one_database(db_url):
             version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
             tables = set(sa.inspect(conn).get_table_names())
         assert {"predictions", "feedback", "adapter_versions"} <= tables
-        assert version == "0006"
+        assert version == "0008"
 
 
 def test_external_ids(plog):
