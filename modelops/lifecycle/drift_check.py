@@ -120,11 +120,14 @@ def stored_evidence(platform, recipe: str, adapter_id: int, window, emit: Emit):
                 return stored, state
             note = f"new champion: adapter {adapter_id} replaced {state.adapter_id}"
     ours = window[window["adapter_id"] == adapter_id] if "adapter_id" in window else window
-    first = ours if len(ours) else window
-    row = first.loc[first["id"].idxmin()]
-    at = row["at"] if "at" in first and row["at"] == row["at"] else datetime.now(UTC)
+    if not len(ours):  # it has served none of these rows yet: its evidence starts after them
+        first_id, at = int(window["id"].max()) + 1, datetime.now(UTC)
+    else:
+        row = ours.loc[ours["id"].idxmin()]
+        first_id = int(row["id"])
+        at = row["at"] if "at" in ours and row["at"] == row["at"] else datetime.now(UTC)
     started = at.isoformat() if hasattr(at, "isoformat") else str(at)
-    return stored, EvidenceState.fresh(adapter_id, int(row["id"]), started, note=note)
+    return stored, EvidenceState.fresh(adapter_id, first_id, started, note=note)
 
 
 def _save_evidence(platform, recipe: str, state: EvidenceState, stored, emit: Emit) -> None:

@@ -74,4 +74,7 @@ def test_a_new_champion_restarts_the_evidence(tmp_path):
         assert stored.version == 1 and state.adapter_id == 5 and state.rows == 0
         assert (state.first_id, state.last_id) == (302, 301)
         assert state.since.startswith("2026-12-02T09:05") and "replaced 4" in state.note
+        # Adapter 6 served none of them: its evidence starts after the window.
+        _, state = stored_evidence(platform, "demo", 6, window, said.append)
+        assert (state.first_id, state.last_id, state.adapter_id) == (304, 303, 6)
     assert said == []
