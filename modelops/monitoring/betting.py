@@ -79,9 +79,9 @@ def mean_bets(null_mean: float, count: int = 20) -> np.ndarray:
 
 
 def e_value_bets(count: int = 12) -> np.ndarray:
-    """Bets on gains ``e - 1`` of e-values (at least -1): ``lam`` in (0, 1], where 1 is
-    the plain product of the e-values."""
-    return np.geomspace(0.02, 1.0, count)
+    """Bets on gains ``e - 1`` of e-values (at least -1): ``lam`` from 0.02 to 0.98 (1
+    would be the plain product of the e-values, which an e-value of 0 would end)."""
+    return np.geomspace(0.02, 0.98, count)
 
 
 def p_to_e(p: np.ndarray | float) -> np.ndarray:

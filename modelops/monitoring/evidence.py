@@ -45,6 +45,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from modelops.config.errors import InputError
 from modelops.monitoring import betting
@@ -259,6 +260,8 @@ class EvidenceState:
                     test = state.tests[name]
                     test.bet(name, test.null - values, ids[new][keep], when)
             state.accuracy = betting.cs_update(state.accuracy, values, settings.alpha)
+        if window_e is not None and not window_e >= 0:
+            raise InputError(_SOURCE, "window_e", f"must be an e-value >= 0, got {window_e!r}")
         counts = window_e is not None and ids.size and ids[0] > state.drift_last_id
         if counts and "drift" in state.tests:
             state.tests["drift"].bet("drift", np.array([window_e - 1.0]), ids[-1:], when)
@@ -339,7 +342,7 @@ class EvidenceState:
 def _known(values: Any, order: np.ndarray, new: np.ndarray, name: str) -> np.ndarray:
     """Per-row values in id order, the new rows only, NaN where unknown (None)."""
     array = np.asarray(
-        [np.nan if v is None else v for v in np.asarray(values, dtype=object)], dtype=float
+        [np.nan if pd.isna(v) else float(v) for v in np.asarray(values, dtype=object)]
     )
     if array.shape != order.shape:
         raise InputError(_SOURCE, name, f"has {array.size} values for {order.size} ids")

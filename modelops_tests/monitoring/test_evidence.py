@@ -200,3 +200,9 @@ def test_bad_input_names_the_field():
         state.update(EvidenceSettings(null_flag_rate=0.1), ids=[1, 2], at="a", flags=[1])
     with pytest.raises(InputError, match="state"):
         EvidenceState.from_dict({"adapter_id": 1})
+    with pytest.raises(InputError, match="window_e"):
+        state.update(EvidenceSettings(), ids=[1, 2], at="a", window_e=-1.0)
+    unknown = state.update(
+        EvidenceSettings(null_flag_rate=0.1), ids=[1, 2, 3], at="a", flags=[True, None, False]
+    )
+    assert unknown.tests["novelty"].observations == 2 and unknown.rows == 3
