@@ -344,6 +344,7 @@ def evidence_metadata(evidence) -> dict:
         "evidence_accuracy": num(summary["accuracy"]),
         "evidence_accuracy_low": num(summary["accuracy_low"]),
         "evidence_accuracy_high": num(summary["accuracy_high"]),
+        "evidence_accuracy_row_mean": num(summary["accuracy_row_mean"]),
         "evidence_reference_low": num(summary["reference_low"]),
         "evidence_crossed": ", ".join(summary["crossed"]) or "none",
     }

@@ -287,11 +287,18 @@ class EvidenceState:
         return [name for name in TESTS if name in self.tests and self.tests[name].crossed]
 
     def estimate(self) -> tuple[float, float, float] | None:
-        """The accumulated estimated accuracy and its confidence sequence, or None."""
+        """The accumulated estimated accuracy and its confidence sequence, or None. The
+        estimate is the sequence's centre, the bet-weighted mean of the rows (earlier rows
+        weigh more; on a steady stream it is the plain mean, :meth:`row_mean`): when the
+        accuracy moved, the plain mean can lie outside the sequence."""
         sums = self.accuracy
         if not sums["n"]:
             return None
-        return sums["sum"] / sums["n"], sums["low"], sums["high"]
+        return sums["sum_lam_x"] / sums["sum_lam"], sums["low"], sums["high"]
+
+    def row_mean(self) -> float | None:
+        """The plain mean of the rows' estimated accuracy."""
+        return self.accuracy["sum"] / self.accuracy["n"] if self.accuracy["n"] else None
 
     def summary(self) -> dict[str, Any]:
         """What a report shows: how much evidence, since when, each test's e-value."""
@@ -309,6 +316,7 @@ class EvidenceState:
             "accuracy": None if estimate is None else estimate[0],
             "accuracy_low": None if estimate is None else estimate[1],
             "accuracy_high": None if estimate is None else estimate[2],
+            "accuracy_row_mean": self.row_mean(),
             "crossed": self.crossed(),
             "tests": {
                 name: {
@@ -331,7 +339,7 @@ class EvidenceState:
         if estimate is not None:
             level = "" if not self.settings else f" ({1 - self.settings['alpha']:.0%} CS)"
             head += f", estimated accuracy {estimate[0]:.3f} [{estimate[1]:.3f}, "
-            head += f"{estimate[2]:.3f}]{level}"
+            head += f"{estimate[2]:.3f}]{level}, mean of the rows {self.row_mean():.3f}"
         parts = [
             f"{name} e={test.e_value:.3g}/{test.needed:.3g}" + (" CROSSED" if test.crossed else "")
             for name, test in self.tests.items()
