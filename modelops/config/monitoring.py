@@ -108,6 +108,19 @@ class MonitoringSettings(StrictSection):
         le=1,
         description="label-free trigger: retrain when the estimated accuracy falls below",
     )
+    evidence_alpha: float = Field(
+        default=0.01,
+        gt=0,
+        lt=0.5,
+        description="drift decisions on accumulated evidence: the probability that a "
+        "champion whose traffic is clean ever raises an alarm (warn or retrain) over its "
+        "whole time in service, split across the sequential tests",
+    )
+    evidence_drift_signals: bool = Field(
+        default=True,
+        description="also accumulate the drift signals' evidence (p-values among the "
+        "calibration's null windows) across disjoint windows",
+    )
     redact_text: bool = False
     landing: str | None = Field(
         default=None,

@@ -322,11 +322,13 @@ def drift_metadata(result: DriftResult, serve_url: str | None = None) -> dict:
     from modelops.serving.reports import report_url
 
     verdict, decision = result.verdict, result.decision
+    crossed = [] if result.evidence is None else result.evidence.crossed()
     metadata = {
-        "drifted": bool(verdict.drifted),
+        "drifted": bool(result.alarm),
+        "window_drifted": bool(verdict.drifted),
         "retrain": bool(decision.retrain) if decision is not None else bool(verdict.drifted),
         "action": decision.action if decision is not None else "n/a",
-        "fired": ", ".join(verdict.fired) or "none",
+        "fired": ", ".join(verdict.fired + [f"evidence:{name}" for name in crossed]) or "none",
         "reason": verdict.reason,
         "policy": decision.sentence if decision is not None else "n/a",
         "estimated_accuracy": num(verdict.estimated_accuracy),
@@ -345,10 +347,38 @@ def drift_metadata(result: DriftResult, serve_url: str | None = None) -> dict:
         metadata["false_alarm_rate_bound"] = num(guarantee.get("rate_bound"))
     if result.impact is not None:
         metadata.update(impact_metadata(result.impact))
+    if result.evidence is not None:
+        metadata.update(evidence_metadata(result.evidence))
     for signal, score in verdict.scores.items():
         metadata[f"score_{signal}"] = float(score)
         if signal in verdict.thresholds:
             metadata[f"threshold_{signal}"] = float(verdict.thresholds[signal])
+    return readable(metadata)
+
+
+def evidence_metadata(evidence) -> dict:
+    """How much evidence accumulated for the champion and since when, the accumulated
+    estimated accuracy with its confidence sequence, and each test's e-value against the
+    one that rejects its null (``monitoring.evidence``)."""
+    summary = evidence.summary()
+    metadata = {
+        "evidence_since": summary["since"],
+        "evidence_rows": summary["rows"],
+        "evidence_windows": summary["windows"],
+        "evidence_first_id": summary["first_id"],
+        "evidence_alpha": num(summary["alpha"]),
+        "evidence_accuracy": num(summary["accuracy"]),
+        "evidence_accuracy_low": num(summary["accuracy_low"]),
+        "evidence_accuracy_high": num(summary["accuracy_high"]),
+        "evidence_accuracy_row_mean": num(summary["accuracy_row_mean"]),
+        "evidence_reference_low": num(summary["reference_low"]),
+        "evidence_crossed": ", ".join(summary["crossed"]) or "none",
+    }
+    if evidence.note:
+        metadata["evidence_note"] = evidence.note
+    for name, test in summary["tests"].items():
+        metadata[f"evidence_e_{name}"] = num(test["e_value"])
+        metadata[f"evidence_needed_{name}"] = num(test["needed"])
     return readable(metadata)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from modelops.config.errors import ModelopsError
 from modelops.config.progress import Emit
 from modelops.lifecycle.fetch import FetchedAdapter, adapter_features
 from modelops.monitoring.check import check_window
+from modelops.monitoring.evidence import EvidenceState
 from modelops.monitoring.impact import Decision, Impact
 from modelops.monitoring.reference import load_bundle
 from modelops.monitoring.verdict import Verdict
@@ -48,7 +50,18 @@ class DriftResult:
     impact: Impact | None = None
     """Estimated (and, with feedback, measured) accuracy and its drop, with intervals."""
     decision: Decision | None = None
-    """The recipe's retraining policy applied: ``retrain``, ``warn`` or ``ok``."""
+    """The recipe's retraining policy applied to the accumulated evidence: ``retrain``,
+    ``warn`` or ``ok``."""
+    evidence: EvidenceState | None = None
+    """The evidence accumulated for the champion, this window included (as stored)."""
+
+    @property
+    def alarm(self) -> bool:
+        """The accumulated alarm: the decision on the evidence is not ``ok``. Without
+        evidence (or decision), the window's own verdict."""
+        if self.evidence is None or self.decision is None:
+            return self.verdict.drifted
+        return self.decision.action != "ok"
 
 
 def run_drift_check(platform, loaded, emit: Emit = log.info) -> DriftResult:
@@ -66,9 +79,12 @@ def run_drift_check(platform, loaded, emit: Emit = log.info) -> DriftResult:
             f"asks {loaded.recipe.monitoring.window_size} (takes effect with the next adapter)"
         )
     window = _labelled_window(platform.production_log, loaded.name, size)
-    check, key, uri = _check_and_store(platform, loaded, champion, bundle, window)
+    stored, evidence = stored_evidence(platform, loaded.name, champion.id, window, emit)
+    check, key, uri = _check_and_store(platform, loaded, champion, bundle, window, evidence)
     verdict = check.verdict
     emit(f"drift check of rows {check.first_id}-{check.last_id}: {verdict.reason}")
+    if check.evidence is not None:
+        _save_evidence(platform, loaded.name, check.evidence, stored, emit)
     if check.decision is not None:
         emit(check.decision.sentence)
     return DriftResult(
@@ -84,7 +100,46 @@ def run_drift_check(platform, loaded, emit: Emit = log.info) -> DriftResult:
         report_key=key,
         impact=check.impact,
         decision=check.decision,
+        evidence=check.evidence,
     )
+
+
+def stored_evidence(platform, recipe: str, adapter_id: int, window, emit: Emit):
+    """The recipe's stored evidence (or None) and the state this check goes on from: the
+    stored one while ``adapter_id`` serves, else a fresh one from the first row of the
+    window it served (a new champion resets the evidence)."""
+    stored = platform.drift_evidence.load(recipe)
+    note = ""
+    if stored is not None:
+        try:
+            state = EvidenceState.from_dict(stored.state)
+        except ModelopsError as exc:
+            note = f"the stored evidence was unreadable ({exc}): evidence restarted"
+            emit(note)
+        else:
+            if state.adapter_id == adapter_id:
+                return stored, state
+            note = f"new champion: adapter {adapter_id} replaced {state.adapter_id}"
+    ours = window[window["adapter_id"] == adapter_id] if "adapter_id" in window else window
+    if not len(ours):  # it has served none of these rows yet: its evidence starts after them
+        first_id, at = int(window["id"].max()) + 1, datetime.now(UTC)
+    else:
+        row = ours.loc[ours["id"].idxmin()]
+        first_id = int(row["id"])
+        at = row["at"] if "at" in ours and row["at"] == row["at"] else datetime.now(UTC)
+    started = at.isoformat() if hasattr(at, "isoformat") else str(at)
+    return stored, EvidenceState.fresh(adapter_id, first_id, started, note=note)
+
+
+def _save_evidence(platform, recipe: str, state: EvidenceState, stored, emit: Emit) -> None:
+    """Store the new state unless another drift check stored one since it was loaded (its
+    rows stay above the stored ``last_id``: the next check counts them)."""
+    expected = None if stored is None else stored.version
+    if not platform.drift_evidence.save(recipe, state.to_dict(), expected_version=expected):
+        emit(
+            f"drift evidence of {recipe!r} changed while this check ran (another check "
+            "stored first): this window's evidence is not stored; the next check counts its rows"
+        )
 
 
 def _champion_reference(platform, loaded):
@@ -113,15 +168,21 @@ def _labelled_window(plog, recipe: str, size: int):
     return window
 
 
-def _check_and_store(platform, loaded, champion, bundle, window):
-    """Check ``window`` on the champion's own base; store the HTML report once under
-    ``drift/<recipe>/adapter-N/window-A-B.html``. Returns the check, the key and its URI."""
+def _check_and_store(platform, loaded, champion, bundle, window, evidence):
+    """Check ``window`` on the champion's own base, adding it to ``evidence``; store the
+    HTML report once under ``drift/<recipe>/adapter-N/window-A-B.html``. Returns the
+    check, the key and its URI."""
     base = platform.resolve_base_by_sha256(champion.base_model_sha256)
     with tempfile.TemporaryDirectory(prefix="drift-") as tmp:
         check = check_window(
-            bundle, window, base=base, recipe=loaded.recipe, report_path=Path(tmp) / "report.html",
+            bundle,
+            window,
+            base=base,
+            recipe=loaded.recipe,
+            report_path=Path(tmp) / "report.html",
+            evidence=evidence,
             features=partial(adapter_features, platform, champion, max_length=bundle.max_length),
-        )  # fmt: skip
+        )
         window_name = f"window-{check.first_id}-{check.last_id}"
         key = f"drift/{loaded.name}/adapter-{champion.id}/{window_name}.html"
         uri = (

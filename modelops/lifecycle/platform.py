@@ -15,6 +15,7 @@ from modelops.stores.registry import Registry
 from modelops.stores.s3 import download_base_model
 
 if TYPE_CHECKING:
+    from modelops.stores.drift_evidence import DriftEvidenceStore
     from modelops.stores.production_log import ProductionLog
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ class Platform:
 
     Built from the settings (``from_settings``: the CLI, the demo, tests) or from stores
     opened elsewhere (the Dagster resources, one per store). The production log opens on
-    first use unless one is given.
+    first use unless one is given, and so does the drift evidence store.
     """
 
     settings: Settings
@@ -34,6 +35,7 @@ class Platform:
     store: ArtifactStore
     catalog: Catalog
     opened_production_log: ProductionLog | None = field(default=None, repr=False)
+    opened_drift_evidence: DriftEvidenceStore | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Platform:
@@ -52,6 +54,15 @@ class Platform:
 
             self.opened_production_log = ProductionLog(self.settings.database_url)
         return self.opened_production_log
+
+    @property
+    def drift_evidence(self) -> DriftEvidenceStore:
+        """The drift evidence accumulated per recipe (same database as the registry)."""
+        if self.opened_drift_evidence is None:
+            from modelops.stores.drift_evidence import DriftEvidenceStore
+
+            self.opened_drift_evidence = DriftEvidenceStore(self.settings.database_url)
+        return self.opened_drift_evidence
 
     def base_sources(self) -> dict[str, Any]:
         """What ``Catalog.resolve`` needs to make any base-model location local: the cache

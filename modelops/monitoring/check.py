@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,10 @@ import pandas as pd
 
 from modelops.config.recipe import Recipe
 from modelops.ml.catalog import ResolvedBase
+from modelops.monitoring.evidence import SHARES, EvidenceSettings, EvidenceState, signals_e_value
 from modelops.monitoring.evidently_scores import signal_scores
 from modelops.monitoring.impact import Decision, Impact, assess, decide_retraining
+from modelops.monitoring.novelty import QUANTILE, novel_rows
 from modelops.monitoring.reference import MonitoringBundle, base_embeddings
 from modelops.monitoring.report import report_html
 from modelops.monitoring.signals import Window
@@ -29,6 +32,10 @@ class DriftCheck:
     report_path: Path | None
     impact: Impact | None = None
     decision: Decision | None = None
+    evidence: EvidenceState | None = None
+    """The evidence with this window added (None when the check was given none)."""
+    window_e_value: float | None = None
+    """The window's drift e-value (``evidence.signals_e_value``), when it counted."""
     out_of_scope: np.ndarray | None = None
     """Each row's out-of-scope flag (None without an out-of-scope model)."""
     out_of_scope_computed: int = 0
@@ -46,16 +53,23 @@ def check_window(
     base: ResolvedBase,
     recipe: Recipe,
     report_path: Path | None = None,
+    evidence: EvidenceState | None = None,
     features: Features | None = None,
 ) -> DriftCheck:
     """Score a production window (columns id, text, predicted_label, confidence and,
-    where feedback exists, true_label; ``out_of_scope`` where logged) against the
-    adapter's reference.
+    where feedback exists, true_label; ``adapter_id`` and ``out_of_scope`` where logged)
+    against the adapter's reference.
 
     Out-of-scope flags come from the window's ``out_of_scope`` column where it holds one;
     the rows without one (logged before, or by an adapter without the model) are scored
     with the bundle's out-of-scope model on ``features`` of their text (a row without
-    text or ``features`` counts as not flagged)."""
+    text or ``features`` counts as not flagged). An adapter without an out-of-scope model
+    falls back to the frozen base's nearest-neighbour novelty (``novelty.novel_rows``).
+
+    With ``evidence`` (the state accumulated for the serving champion so far), the
+    window's rows above ``evidence.last_id`` served by ``evidence.adapter_id`` are added to
+    it, and the decision is on the accumulated evidence (``impact.decide_on_evidence``);
+    ``DriftCheck.evidence`` is the new state, for the caller to store."""
     settings = recipe.monitoring
     has_text = window["text"].notna().all()
     texts = window["text"].fillna("").tolist()
@@ -77,7 +91,14 @@ def check_window(
             scores.pop(name, None)
     reference = bundle.reference
     oos = bundle.out_of_scope
-    novel, computed = window_flags(bundle, window, features if has_text else None)
+    novel, by_chance, computed = None, 0.0, 0
+    if oos is not None:
+        novel, computed = window_flags(bundle, window, features if has_text else None)
+        by_chance = oos.null_rate
+    elif current.embeddings is not None and reference.embeddings is not None:
+        novel, by_chance = novel_rows(
+            current.embeddings, reference.embeddings, threshold=bundle.novelty_threshold
+        )
     impact = assess(
         bundle.calibrator,
         current.confidence,
@@ -86,7 +107,7 @@ def check_window(
         known_labels={str(v) for v in (reference.labels or []) if v is not None},
         confidence=bundle.calibration.confidence,
         novel=novel,
-        novel_by_chance=0.0 if oos is None else oos.null_rate,
+        novel_by_chance=by_chance,
         flagged_accuracy=None if oos is None else oos.flagged_accuracy,
     )
     chosen = [s for s in settings.signals if s in scores]
@@ -97,7 +118,12 @@ def check_window(
         estimated_accuracy=impact.estimated_accuracy,
         min_accuracy=settings.min_estimated_accuracy,
     )
-    decision = decide_retraining(result, impact, recipe.retraining)
+    window_e, updated = None, None
+    if evidence is not None:
+        window_e, updated = _add_evidence(
+            evidence, bundle, window, recipe, novel=novel, scores=scores, signals=chosen
+        )
+    decision = decide_retraining(result, impact, recipe.retraining, evidence=updated)
     if report_path is not None:
         report_html(
             bundle.reference,
@@ -117,9 +143,65 @@ def check_window(
         report_path=report_path,
         impact=impact,
         decision=decision,
+        evidence=updated,
+        window_e_value=window_e,
         out_of_scope=novel,
         out_of_scope_computed=computed,
     )
+
+
+def evidence_settings(bundle: MonitoringBundle, recipe: Recipe) -> EvidenceSettings:
+    """What the accumulated tests hold against, for this champion and recipe."""
+    calibrator = bundle.calibrator
+    alpha = recipe.monitoring.evidence_alpha
+    oos = bundle.out_of_scope
+    reference_accuracy = calibrator.fitted_accuracy
+    if oos is not None:
+        # Flagged rows count as wrong (``_add_evidence``): on clean traffic that takes the
+        # in-scope flagged rows' accuracy off the per-row mean. Both bounds are taken at
+        # the ``flag_rate`` share of alpha, so clean traffic meets the nulls.
+        share = alpha * SHARES["flag_rate"]
+        null_flag_rate = oos.null_rate_upper(share / 2)
+        if reference_accuracy is not None:
+            reference_accuracy -= null_flag_rate * oos.flagged_accuracy_upper(share / 2)
+    else:
+        # The frozen base's novelty (``novelty.novel_rows``) flags QUANTILE of clean rows.
+        null_flag_rate = QUANTILE if bundle.reference.embeddings is not None else None
+    return EvidenceSettings(
+        alpha=alpha,
+        null_flag_rate=null_flag_rate,
+        reference_accuracy=reference_accuracy,
+        reference_rows=calibrator.n_fitted,
+        policy_drop=recipe.retraining.min_estimated_drop,
+        min_accuracy=recipe.monitoring.min_estimated_accuracy,
+        drift=recipe.monitoring.evidence_drift_signals,
+    )
+
+
+def _add_evidence(evidence, bundle, window, recipe, *, novel, scores, signals):
+    """The window added to ``evidence``: per-row flags and calibrated probabilities of the
+    rows the evidence's adapter served; the drift e-value when the whole window is its and
+    of the calibrated size. Returns the e-value (or None) and the new state."""
+    ours = np.ones(len(window), dtype=bool)
+    if "adapter_id" in window:
+        ours = window["adapter_id"].to_numpy() == evidence.adapter_id
+    ids = window["id"].to_numpy(dtype=np.int64)[ours]
+    # The per-row probability of being right: the calibrated confidence; a row flagged
+    # out of scope counts as wrong (the reference is lowered to match, evidence_settings).
+    correct = bundle.calibrator.predict(window["confidence"].to_numpy(dtype=float)[ours])
+    flags = None if novel is None else np.asarray(novel, dtype=bool)[ours]
+    if flags is not None and bundle.out_of_scope is not None:
+        correct = np.where(flags, 0.0, correct)
+    window_e = None
+    whole = bool(ours.all()) and len(window) == bundle.calibration.window_size
+    if whole and recipe.monitoring.evidence_drift_signals:
+        window_e, _ = signals_e_value(scores, bundle.calibration.null_scores, signals)
+    settings = evidence_settings(bundle, recipe)
+    at = datetime.now(UTC)
+    updated = evidence.update(
+        settings, ids=ids, at=at, flags=flags, correct=correct, window_e=window_e
+    )
+    return window_e, updated
 
 
 def window_flags(

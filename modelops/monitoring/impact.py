@@ -27,6 +27,7 @@ import numpy as np
 
 from modelops.config.monitoring import RetrainingSettings
 from modelops.monitoring.estimate import ConfidenceCalibrator
+from modelops.monitoring.evidence import WHAT, EvidenceState
 from modelops.monitoring.verdict import ACCURACY, Verdict
 
 
@@ -244,9 +245,16 @@ class Decision:
 
 
 def decide_retraining(
-    verdict: Verdict, impact: Impact | None, policy: RetrainingSettings
+    verdict: Verdict,
+    impact: Impact | None,
+    policy: RetrainingSettings,
+    evidence: EvidenceState | None = None,
 ) -> Decision:
-    """Apply the recipe's retraining policy to a verdict and its impact."""
+    """Apply the recipe's retraining policy to a verdict and its impact; with
+    ``evidence``, to the evidence accumulated since the champion started instead of the
+    one window (:func:`decide_on_evidence`)."""
+    if evidence is not None:
+        return decide_on_evidence(evidence, impact, policy)
     if policy.trigger == "drift" or impact is None:
         if verdict.drifted:
             return Decision("retrain", ["drift"], "Retrain: the data drifted (trigger: drift).")
@@ -260,6 +268,21 @@ def decide_retraining(
             f"drift with an estimated drop of {100 * drop:.1f} points "
             f"(>= {100 * policy.min_estimated_drop:g})"
         )
+    reasons += _feedback_reasons(impact, policy)
+    if reasons:
+        return Decision("retrain", reasons, "Retrain: " + "; ".join(reasons) + ".")
+    if verdict.drifted:
+        shown = "" if drop is None else f" (estimated drop {100 * drop:.1f} points)"
+        return Decision(
+            "warn", [], f"Warn: the data moved, but the model is not shown hurt{shown}."
+        )
+    return Decision("ok", [], "No drift.")
+
+
+def _feedback_reasons(impact: Impact, policy: RetrainingSettings) -> list[str]:
+    """The window's feedback that retrains under ``impact``: a measured drop (enough
+    labelled rows, its interval above 0) or labels the reference never had."""
+    reasons = []
     measured = impact.measured_drop
     if (
         policy.min_measured_drop is not None
@@ -275,11 +298,34 @@ def decide_retraining(
         )
     if policy.on_new_labels and impact.new_labels:
         reasons.append("new labels in feedback: " + ", ".join(impact.new_labels[:5]))
-    if reasons:
-        return Decision("retrain", reasons, "Retrain: " + "; ".join(reasons) + ".")
-    if verdict.drifted:
-        shown = "" if drop is None else f" (estimated drop {100 * drop:.1f} points)"
+    return reasons
+
+
+def decide_on_evidence(
+    evidence: EvidenceState, impact: Impact | None, policy: RetrainingSettings
+) -> Decision:
+    """The policy on the evidence accumulated since the champion started
+    (``modelops.monitoring.evidence``). ``trigger: impact``: retrain when the estimated
+    accuracy is below the reference by more than ``min_estimated_drop`` with confidence
+    (test ``policy_drop`` crossed), or on the window's feedback (measured drop, new labels);
+    any other crossed test (a smaller drop, however steady; novelty; drift) warns.
+    ``trigger: drift``: any crossed test retrains. ``reasons`` name the crossed tests as
+    ``evidence: <test>``."""
+    crossed = evidence.crossed()
+    told = [f"evidence: {name} ({WHAT[name]})" for name in crossed]
+    retraining = [] if impact is None else _feedback_reasons(impact, policy)
+    if policy.trigger == "drift":
+        retraining = told + retraining
+    elif "policy_drop" in crossed:
+        retraining.insert(0, told[crossed.index("policy_drop")])
+    summary = evidence.sentence()
+    if retraining:
+        return Decision("retrain", retraining, f"Retrain: {'; '.join(retraining)}. {summary}")
+    if crossed:
         return Decision(
-            "warn", [], f"Warn: the data moved, but the model is not shown hurt{shown}."
+            "warn",
+            told,
+            f"Warn: {'; '.join(told)}, not enough to retrain (trigger: {policy.trigger}). "
+            + summary,
         )
-    return Decision("ok", [], "No drift.")
+    return Decision("ok", [], f"No accumulated evidence of drift. {summary}")

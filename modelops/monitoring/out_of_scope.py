@@ -170,6 +170,9 @@ class OutOfScopeModel:
     ``held_out_flag_rate``)."""
     scale: dict | None = None
     """``knn_msp``: the means and spreads its two parts are standardised by."""
+    rate_measured: tuple[int, int] | None = None
+    """(flagged, rows) of the held-out rows apart from the calibration rows that updated
+    ``in_scope_flag_rate`` (None when there were none)."""
 
     @property
     def null_rate(self) -> float:
@@ -177,6 +180,33 @@ class OutOfScopeModel:
         if self.in_scope_flag_rate is None:
             return self.held_out_flag_rate
         return self.in_scope_flag_rate
+
+    def null_rate_upper(self, alpha: float) -> float:
+        """An upper bound, holding with probability ``1 - alpha``, of the share of in-scope
+        texts this threshold flags: the ``1 - alpha`` quantile of the Beta distribution
+        :func:`in_scope_rate` takes the mean of (the conformal prior updated with the
+        measured rows); 0 for an infinite threshold."""
+        from scipy.special import betaincinv
+
+        n = self.n_calibration
+        rank = math.ceil((n + 1) * (1 - self.false_flag_rate))
+        if rank > n:
+            return 0.0
+        flagged, rows = self.rate_measured or (0, 0)
+        return float(betaincinv(n + 1 - rank + flagged, rank + rows - flagged, 1 - alpha))
+
+    def flagged_accuracy_upper(self, alpha: float) -> float:
+        """One-sided Clopper-Pearson upper bound of ``flagged_accuracy`` (1 when none was
+        measured)."""
+        from scipy.special import betaincinv
+
+        n = self.n_flagged_measured
+        if self.flagged_accuracy is None or n <= 0:
+            return 1.0
+        right = round(self.flagged_accuracy * n)
+        if right >= n:
+            return 1.0
+        return float(betaincinv(right + 1, n - right, 1 - alpha))
 
     def scores(self, features: np.ndarray, confidence: np.ndarray | None = None) -> np.ndarray:
         """Out-of-scope scores of ``features`` (n, dim), higher is more out of scope;
@@ -257,10 +287,9 @@ class OutOfScopeModel:
         model.n_measured = len(flagged)
         model.held_out_flag_rate = float(flagged.mean())
         model.n_flagged_measured = int(flagged.sum())
+        model.rate_measured = (model.n_flagged_measured, model.n_measured) if apart else None
         model.in_scope_flag_rate = in_scope_rate(
-            len(calibration_features),
-            false_flag_rate,
-            (model.n_flagged_measured, model.n_measured) if apart else None,
+            len(calibration_features), false_flag_rate, model.rate_measured
         )
         if measure_correct is not None and flagged.any():
             correct = np.asarray(measure_correct, dtype=bool)
@@ -285,6 +314,7 @@ class OutOfScopeModel:
             "reference_rows": len(self.reference),
             "in_scope_flag_rate": self.in_scope_flag_rate,
             "scale": self.scale,
+            "rate_measured": None if self.rate_measured is None else list(self.rate_measured),
         }
 
     def save(self, folder: Path) -> None:
@@ -330,6 +360,7 @@ class OutOfScopeModel:
             n_flagged_measured=int(doc.get("n_flagged_measured", 0)),
             in_scope_flag_rate=doc.get("in_scope_flag_rate"),
             scale=_checked_scale(doc, folder) if doc["method"] in NEEDS_CONFIDENCE else None,
+            rate_measured=_measured(doc.get("rate_measured")),
         )
 
 
@@ -344,6 +375,10 @@ def _scale(model: OutOfScopeModel, features: np.ndarray, confidence: np.ndarray)
         "msp_std": float(max(msp.std(), 1e-6)),
         "rows": len(knn),
     }
+
+
+def _measured(value) -> tuple[int, int] | None:
+    return None if value is None else (int(value[0]), int(value[1]))
 
 
 def _checked_scale(doc: dict, folder: Path) -> dict:

@@ -1,5 +1,13 @@
-"""Movement alone warns without launching a run, and the drift report's link answers: the
-retraining policy through Dagster in process, with the tiny model."""
+"""Evidence that does not meet the retraining policy warns without launching a run, and
+the drift report's link answers: the retraining policy through Dagster in process, with
+the tiny model.
+
+The evidence accumulated since the champion started decides (``monitoring.evidence``).
+One window cannot cross a lifetime error rate here: its 30 null windows give p-values of
+at least 1/31 (a drift e-value of at most 2.25 per window, 1,000 needed), and the tiny
+random base's embeddings flag 0 to 2 % of rows of new intents as novel. So the champion's
+evidence is seeded, through the public update, with 60 earlier rows that were all flagged
+out of scope (ids -59..0): its novelty test crossed before this window came."""
 
 from __future__ import annotations
 
@@ -8,10 +16,16 @@ from dataclasses import replace
 
 import dagster as dg
 import httpx
+import numpy as np
 import pytest
 
 from modelops.defs.keys import DRIFT_SENSOR, LANDING_SENSOR, WINDOW_SENSOR
 from modelops.demo.scenario import Loop, ScenarioKnobs, drop_batch
+from modelops.lifecycle.fetch import FetchedAdapter
+from modelops.lifecycle.platform import Platform
+from modelops.monitoring.check import evidence_settings
+from modelops.monitoring.evidence import EvidenceState
+from modelops.monitoring.reference import load_bundle
 from modelops.serving.reports import reports_app
 from modelops.stores.artifacts.open_store import open_store
 from modelops_tests.fixtures.http_server import ServerThread
@@ -56,6 +70,7 @@ def test_drift_without_impact_warns_and_links_its_report(
     ).asset_materialization.metadata
     assert adapter["drift_rate_reachable"].value is False  # 30 windows cannot show 1%
     assert "NOT reachable" in adapter["drift_calibration"].value
+    seed_crossed_novelty(settings, loop.loaded.recipe)
     landing = loop.loaded.landing_root(settings.home)
     assert loop.tick(DRIFT_SENSOR) == []  # its first tick: no report yet
     drop_batch(landing, "demo", KNOBS.batch(2), "drifted.csv", 0.5, 1)
@@ -66,7 +81,11 @@ def test_drift_without_impact_warns_and_links_its_report(
         dg.AssetKey(["demo", "drift_report"])
     ).asset_materialization.metadata
     assert md["drifted"].value is True and md["retrain"].value is False
+    assert md["window_drifted"].value is True
     assert md["action"].value == "warn" and md["policy"].value.startswith("Warn")
+    assert md["evidence_crossed"].value == "novelty" and md["evidence_rows"].value == 120
+    assert md["evidence_since"].value.startswith("2026-12-01")
+    assert md["evidence_e_novelty"].value >= md["evidence_needed_novelty"].value
     low, high = md["estimated_accuracy_low"].value, md["estimated_accuracy_high"].value
     assert low <= md["estimated_accuracy"].value <= high
     assert md["measured_accuracy"].value is not None and md["new_labels"].value
@@ -84,3 +103,21 @@ def test_drift_without_impact_warns_and_links_its_report(
     with ServerThread(reports_app(store), port=port):
         response = httpx.get(url)
     assert response.status_code == 200 and "<html" in response.text[:2000].lower()
+
+
+def seed_crossed_novelty(settings, recipe) -> None:
+    """Store evidence for the champion whose novelty test crossed on 60 earlier rows."""
+    platform = Platform.from_settings(settings)
+    champion = platform.registry.alias("demo", "champion")
+    with FetchedAdapter(platform, champion) as fetched:
+        bundle = load_bundle(fetched.path)
+    state = EvidenceState.fresh(champion.id, -59, "2026-12-01T00:00:00+00:00").update(
+        evidence_settings(bundle, recipe),
+        ids=range(-59, 1),
+        at="2026-12-01T01:00:00+00:00",
+        flags=np.ones(60, dtype=bool),
+    )
+    assert state.crossed() == ["novelty"]
+    assert platform.drift_evidence.save("demo", state.to_dict(), expected_version=None)
+    platform.drift_evidence.close()
+    platform.registry.close()

@@ -12,7 +12,8 @@ from modelops.lifecycle.dataset import build_dataset
 from modelops.lifecycle.fetch import FetchedAdapter, predict_with
 from modelops.lifecycle.platform import Platform
 from modelops.lifecycle.train import train_adapter
-from modelops.monitoring.check import check_window
+from modelops.monitoring.check import check_window, evidence_settings
+from modelops.monitoring.evidence import EvidenceState
 from modelops.monitoring.novelty import novelty_threshold
 from modelops.monitoring.reference import load_bundle
 from modelops_tests.fixtures.workspace import make_workspace
@@ -115,3 +116,35 @@ def test_new_intents_and_vocabulary_are_flagged(champion, tmp_path):
     for signal in check.verdict.fired:
         assert check.verdict.scores[signal] > check.verdict.thresholds[signal]
     assert (tmp_path / "report.html").stat().st_size > 10_000
+
+
+def test_the_check_adds_its_window_to_the_evidence_once(champion):
+    """With evidence, the decision is on what accumulated: one drifted window's verdict
+    alone raises no alarm (its rows are added, its drift e-value counted), and the same
+    window checked again adds nothing."""
+    platform, loaded, version = champion
+    frame = generate(
+        DemoKnobs(
+            n=60, seed=303, new_intents=("crypto_transfer", "gift_card"),
+            new_intent_share=0.4, vocabulary_shift=0.8,
+        )
+    )  # fmt: skip
+    with FetchedAdapter(platform, version) as fetched:
+        bundle = load_bundle(fetched.path)
+    base = platform.resolve_base_by_sha256(version.base_model_sha256)
+    window = window_of(platform, version, frame).assign(adapter_id=version.id)
+    fresh = EvidenceState.fresh(version.id, 1, "2026-12-06T00:00:00+00:00")
+    check = check_window(bundle, window, base=base, recipe=loaded.recipe, evidence=fresh)
+    state = check.evidence
+    assert check.verdict.drifted is True and check.decision.action == "ok"
+    assert (state.rows, state.windows, state.last_id) == (60, 1, 60) and fresh.rows == 0
+    assert check.window_e_value is not None and state.tests["drift"].observations == 1
+    assert set(state.tests) == {"novelty", "policy_drop", "any_drop", "drift"}
+    assert state.settings == evidence_settings(bundle, loaded.recipe).to_dict()
+    assert "60 rows in 1 window(s)" in check.decision.sentence
+    again = check_window(bundle, window, base=base, recipe=loaded.recipe, evidence=state)
+    assert again.evidence.rows == 60 and again.evidence.tests["drift"].observations == 1
+    # Rows another adapter served are not this champion's evidence.
+    other = EvidenceState.fresh(version.id + 1, 1, "2026-12-06T00:00:00+00:00")
+    check = check_window(bundle, window, base=base, recipe=loaded.recipe, evidence=other)
+    assert check.evidence.rows == 0 and check.window_e_value is None

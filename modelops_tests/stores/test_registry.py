@@ -20,7 +20,7 @@ from modelops.stores import champions
 from modelops.stores.db.engine import UTCDateTime, migrate, registry_engine, upgrade
 from modelops.stores.registry import Registry
 
-HEAD = "0010"  # the newest migration: bump with every new revision
+HEAD = "0009"  # the newest migration: bump with every new revision
 
 ADAPTER_COLUMNS = (
     "id", "recipe", "taxonomy_version", "base_model", "base_model_sha256", "dataset_fingerprint",

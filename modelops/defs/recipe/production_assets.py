@@ -13,10 +13,14 @@ from modelops.defs.metadata import drift_metadata, readable
 from modelops.defs.resources import PlatformResource
 
 NO_DRIFT = (
-    "The window's verdict: fails when any calibrated signal fired, as a warning when the "
-    "data moved but the retraining policy does not act, as an error when it retrains. Not "
-    "blocking: retraining is the drift sensor's job."
+    "The evidence accumulated since the serving champion started, this window included: "
+    "fails when a sequential test crossed (one error rate, monitoring.evidence_alpha, for "
+    "the champion's lifetime), as a warning when the retraining policy does not act, as an "
+    "error when it retrains. Not blocking: retraining is the drift sensor's job."
 )
+
+CHECK_KEYS = ("fired", "action", "evidence_rows", "evidence_windows", "evidence_since")
+"""The report's metadata the ``no_drift`` check repeats."""
 
 
 def build_production_assets(loaded: LoadedRecipe) -> list[dg.AssetsDefinition]:
@@ -96,14 +100,15 @@ def build_drift_report_asset(loaded: LoadedRecipe) -> dg.AssetsDefinition:
 
 
 def no_drift_result(result, metadata: dict) -> dg.AssetCheckResult:
-    """The ``no_drift`` check of a drift report: failed when any signal fired, as an
-    error when the retraining policy retrains, else as a warning."""
+    """The ``no_drift`` check of a drift report: failed on an accumulated alarm, as an
+    error when the retraining policy retrains, else as a warning; its description says
+    how much evidence accumulated and since when."""
     retrain = result.decision is not None and result.decision.retrain
     return dg.AssetCheckResult(
         check_name="no_drift",
-        passed=not result.verdict.drifted and not retrain,
+        passed=not result.alarm and not retrain,
         severity=dg.AssetCheckSeverity.ERROR if retrain else dg.AssetCheckSeverity.WARN,
         description=result.verdict.reason
         + ("" if result.decision is None else " " + result.decision.sentence),
-        metadata={"fired": metadata["fired"], "action": metadata["action"]},
+        metadata={k: metadata[k] for k in CHECK_KEYS if k in metadata},
     )

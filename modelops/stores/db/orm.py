@@ -144,7 +144,7 @@ class FeedbackRow(Base):
     __tablename__ = "feedback"
     __table_args__ = (
         sa.Index("ix_feedback_recipe_id", "recipe", "id"),
-        sa.Index("ix_feedback_prediction_id", "prediction_id"),  # revision 0010
+        sa.Index("ix_feedback_prediction_id", "prediction_id"),  # revision 0009
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -178,3 +178,28 @@ class ShadowRow(Base):
     candidate_confidence: Mapped[float] = mapped_column(sa.Float)
     champion_label: Mapped[str] = mapped_column(sa.String(200))
     champion_confidence: Mapped[float] = mapped_column(sa.Float)
+
+
+# --------------------------------------------------------------------------- drift evidence
+# Created by revision 0008.
+
+
+class DriftEvidenceRow(Base):
+    """The drift evidence accumulated for a recipe's serving champion (one row per recipe;
+    ``modelops.monitoring.evidence.EvidenceState`` as JSON in ``state``)."""
+
+    __tablename__ = "drift_evidence"
+
+    recipe: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    adapter_id: Mapped[int]
+    since: Mapped[str] = mapped_column(sa.String(64))
+    """ISO time the evidence started (the champion's first counted row, or a reset)."""
+    first_id: Mapped[int]
+    last_id: Mapped[int]
+    """The last production log id counted: only rows above it are added."""
+    rows: Mapped[int]
+    windows: Mapped[int]
+    state: Mapped[dict[str, Any]]
+    version: Mapped[int]
+    """Bumped by every save; a save that expected another version stores nothing."""
+    updated_at: Mapped[datetime]

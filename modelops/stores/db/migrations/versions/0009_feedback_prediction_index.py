@@ -5,8 +5,8 @@ The drift check reads the true labels of its window's predictions by prediction 
 matched them in memory, a cost that grew with all the feedback ever given; PostgreSQL
 does not index foreign-key columns by itself.
 
-Revision ID: 0010
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-06
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels = None
 depends_on = None
 
