@@ -8,8 +8,9 @@ are imported inside the assets, so loading the code location does not load Evide
 import dagster as dg
 
 from modelops.config.recipe import LoadedRecipe
+from modelops.defs.drift_metadata import drift_metadata
 from modelops.defs.keys import RecipeKeys
-from modelops.defs.metadata import drift_metadata, readable
+from modelops.defs.metadata import readable
 from modelops.defs.resources import PlatformResource
 
 NO_DRIFT = (
