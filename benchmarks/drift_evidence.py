@@ -91,8 +91,8 @@ def out_of_scope_model(bundle, recipe, train, held, held_splits, held_correct, e
         measure_features=held.features[~calibrate_on],
         measure_correct=held_correct[~calibrate_on],
         method=settings.method,
-        calibration_confidence=held.probs()[calibrate_on].max(1),
-        measure_confidence=held.probs()[~calibrate_on].max(1),
+        calibration_confidence=held.probs[calibrate_on].max(1),
+        measure_confidence=held.probs[~calibrate_on].max(1),
     )
     emit(f"out-of-scope model built from cached features: {model.to_dict()}")
     bundle.out_of_scope = model
@@ -250,9 +250,9 @@ def run_evidence(plat, loaded, champion, test: pd.DataFrame, held_out, args, emi
         bundle, recipe, train, held, held_splits, held_correct, emit
     )
     if oos is not None:
-        test_scores["platform_out_of_scope"] = oos.scores(scored.features, scored.probs().max(1))
+        test_scores["platform_out_of_scope"] = oos.scores(scored.features, scored.probs.max(1))
         calibration["platform_out_of_scope"] = oos.scores(
-            validation.features, validation.probs().max(1)
+            validation.features, validation.probs.max(1)
         )
     table = auroc_table(test_scores, is_new, calibration)
     if args.oos_notes:
