@@ -355,6 +355,19 @@ def timed_training(plat, loaded, dataset, mode: str) -> tuple:
     return version, time.perf_counter() - started
 
 
+def run_info(args, load_start) -> dict:
+    """The settings, machine and wall time every result JSON ends with."""
+    return {
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "loadavg_start": load_start,
+            "loadavg_end": os.getloadavg(),
+        },
+        "total_seconds": time.perf_counter() - STARTED,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -550,15 +563,7 @@ def main(argv: list[str] | None = None) -> int:
                         ),
                     },
                     **{k: v for k, v in result.items() if k not in keys},
-                    "settings": {
-                        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                    },
-                    "machine": {
-                        "cpus": os.cpu_count(),
-                        "loadavg_start": load_start,
-                        "loadavg_end": os.getloadavg(),
-                    },
-                    "total_seconds": time.perf_counter() - STARTED,
+                    **run_info(args, load_start),
                 },
                 default=float,
             )
@@ -601,15 +606,7 @@ def main(argv: list[str] | None = None) -> int:
                         "validation_accuracy": champion.metrics["validation_accuracy"],
                     },
                     "alarms": alarms,
-                    "settings": {
-                        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                    },
-                    "machine": {
-                        "cpus": os.cpu_count(),
-                        "loadavg_start": load_start,
-                        "loadavg_end": os.getloadavg(),
-                    },
-                    "total_seconds": time.perf_counter() - STARTED,
+                    **run_info(args, load_start),
                 }
             )
         )

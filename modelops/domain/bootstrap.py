@@ -74,19 +74,7 @@ def paired_bootstrap(
             size = min(_CHUNK, resamples - start)
             idx = rng.integers(0, n, size=(size, n))
             means[start : start + size] = diff[idx].mean(axis=1)
-    tail = 1.0 - confidence
-    return PairedBootstrap(
-        n=n,
-        observed=float(diff.mean()),
-        low=float(np.quantile(means, tail / 2)),
-        high=float(np.quantile(means, 1 - tail / 2)),
-        lower_bound=float(np.quantile(means, tail)),
-        confidence=confidence,
-        resamples=resamples,
-        seed=seed,
-        a_only=int((diff > 0).sum()),
-        b_only=int((diff < 0).sum()),
-    )
+    return _summary(means, float(diff.mean()), n, confidence, resamples, seed, diff > 0, diff < 0)
 
 
 def paired_bootstrap_macro_f1(
@@ -133,8 +121,15 @@ def paired_bootstrap_macro_f1(
             means[start : start + size] = _macro_f1(y, a, idx, n_labels) - _macro_f1(
                 y, b, idx, n_labels
             )
-    tail = 1.0 - confidence
     a_right, b_right = a == y, b == y
+    return _summary(
+        means, observed, n, confidence, resamples, seed, a_right & ~b_right, b_right & ~a_right
+    )
+
+
+def _summary(means, observed, n, confidence, resamples, seed, a_only, b_only) -> PairedBootstrap:
+    """The resampled margins ``means`` as intervals at ``confidence``."""
+    tail = 1.0 - confidence
     return PairedBootstrap(
         n=n,
         observed=observed,
@@ -144,8 +139,8 @@ def paired_bootstrap_macro_f1(
         confidence=confidence,
         resamples=resamples,
         seed=seed,
-        a_only=int((a_right & ~b_right).sum()),
-        b_only=int((b_right & ~a_right).sum()),
+        a_only=int(np.sum(a_only)),
+        b_only=int(np.sum(b_only)),
     )
 
 
