@@ -111,7 +111,7 @@ class LoadedAdapter:
         them (``predict``'s pair); (None, None) without a model."""
         if self.out_of_scope is None:
             return None, None
-        scores = self.out_of_scope.scores(features, probs.max(1) if len(probs) else None)
+        scores = self.out_of_scope.scores(features, probs.max(1))
         return scores, self.out_of_scope.flags(scores)
 
 

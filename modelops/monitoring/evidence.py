@@ -49,6 +49,7 @@ import pandas as pd
 
 from modelops.config.errors import InputError
 from modelops.monitoring import betting
+from modelops.monitoring.bounds import clopper_pearson_low
 
 _SOURCE = "evidence"
 TESTS = ("novelty", "policy_drop", "any_drop", "drift")
@@ -107,15 +108,10 @@ class EvidenceSettings:
     @property
     def reference_low(self) -> float | None:
         """One-sided Clopper-Pearson lower bound of the reference accuracy at its share."""
-        from scipy.special import betaincinv
-
         acc, n = self.reference_accuracy, self.reference_rows
         if acc is None or n <= 0:
             return None
-        right = round(acc * n)
-        if right <= 0:
-            return 0.0
-        return float(betaincinv(right, n - right + 1, self.alpha_of("reference")))
+        return clopper_pearson_low(round(acc * n), n, self.alpha_of("reference"))
 
     def nulls(self) -> dict[str, float | None]:
         """Each test's null bound (None: the test is off or cannot be run)."""

@@ -54,6 +54,13 @@ from pathlib import Path
 
 import numpy as np
 
+from modelops.monitoring.bounds import (
+    clopper_pearson_high,
+    conformal_threshold,
+    in_scope_rate,
+    rate_posterior,
+)
+
 MONITORING_FOLDER = "monitoring"
 """An adapter's monitoring folder (``modelops.monitoring.reference.FOLDER``), named here so
 that serving finds the model without importing torch at module level."""
@@ -121,31 +128,6 @@ NEEDS_CONFIDENCE = {"knn_msp"}
 DEFAULT_METHOD = "knn_msp"
 
 
-def conformal_threshold(calibration_scores: np.ndarray, rate: float) -> float:
-    """The ``ceil((n + 1)(1 - rate))``-th smallest calibration score (inf past ``n``):
-    flagging scores above it flags an exchangeable in-scope text with probability at most
-    ``rate``."""
-    scores = np.sort(np.asarray(calibration_scores, dtype=np.float64))
-    if not 0 < rate < 1:
-        raise ValueError(f"out_of_scope: false_flag_rate must be in (0, 1), got {rate}")
-    rank = math.ceil((len(scores) + 1) * (1 - rate))
-    return math.inf if rank > len(scores) else float(scores[rank - 1])
-
-
-def in_scope_rate(n: int, rate: float, measured: tuple[int, int] | None) -> float:
-    """The estimated flag rate of in-scope texts under the conformal threshold of ``n``
-    calibration rows at ``rate``: over calibration draws, that rate is Beta(n + 1 - r, r)
-    distributed (``r`` the threshold's rank; mean about ``rate``); ``measured`` (flagged,
-    rows) on other held-out rows updates it to the posterior mean
-    ``(n + 1 - r + flagged) / (n + 1 + rows)``. Steadier than the measured share alone on
-    small splits, closer to this threshold's own rate than ``rate`` on large ones."""
-    rank = math.ceil((n + 1) * (1 - rate))
-    if rank > n:  # infinite threshold: nothing is ever flagged
-        return 0.0
-    flagged, rows = measured if measured is not None else (0, 0)
-    return (n + 1 - rank + flagged) / (n + 1 + rows)
-
-
 @dataclass
 class OutOfScopeModel:
     """The reference, the calibrated threshold and what was measured with it."""
@@ -188,25 +170,18 @@ class OutOfScopeModel:
         measured rows); 0 for an infinite threshold."""
         from scipy.special import betaincinv
 
-        n = self.n_calibration
-        rank = math.ceil((n + 1) * (1 - self.false_flag_rate))
-        if rank > n:
+        posterior = rate_posterior(self.n_calibration, self.false_flag_rate, self.rate_measured)
+        if posterior is None:
             return 0.0
-        flagged, rows = self.rate_measured or (0, 0)
-        return float(betaincinv(n + 1 - rank + flagged, rank + rows - flagged, 1 - alpha))
+        return float(betaincinv(*posterior, 1 - alpha))
 
     def flagged_accuracy_upper(self, alpha: float) -> float:
         """One-sided Clopper-Pearson upper bound of ``flagged_accuracy`` (1 when none was
         measured)."""
-        from scipy.special import betaincinv
-
         n = self.n_flagged_measured
         if self.flagged_accuracy is None or n <= 0:
             return 1.0
-        right = round(self.flagged_accuracy * n)
-        if right >= n:
-            return 1.0
-        return float(betaincinv(right + 1, n - right, 1 - alpha))
+        return clopper_pearson_high(round(self.flagged_accuracy * n), n, alpha)
 
     def scores(self, features: np.ndarray, confidence: np.ndarray | None = None) -> np.ndarray:
         """Out-of-scope scores of ``features`` (n, dim), higher is more out of scope;

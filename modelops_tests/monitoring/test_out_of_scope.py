@@ -72,6 +72,12 @@ def test_calibration_holds_the_stated_rate_on_in_scope_rows(rate, n_cal):
             false_flag_rate=rate,
         )
         rates.append(model.flags(model.scores(mixture(rng, centres, 500))).mean())
+    assert_rate_held(rates, rate, n_cal)
+
+
+def assert_rate_held(rates, rate, n_cal):
+    """The flagged shares of many calibration draws average at most ``rate``, and at
+    least ``rate - 1/(n_cal + 1)``, within their Monte Carlo error."""
     mean = float(np.mean(rates))
     spread = 3 * np.std(rates) / np.sqrt(len(rates))  # Monte Carlo error of the mean
     assert mean <= rate + spread
@@ -244,10 +250,7 @@ def test_knn_msp_calibration_holds_the_stated_rate(rate, n_cal):
         assert model.method == "knn_msp"
         fresh = model.scores(mixture(rng, centres, 400), doubt(rng, 400))
         rates.append(model.flags(fresh).mean())
-    mean = float(np.mean(rates))
-    spread = 3 * np.std(rates) / np.sqrt(len(rates))
-    assert mean <= rate + spread
-    assert mean >= rate - 1 / (n_cal + 1) - spread
+    assert_rate_held(rates, rate, n_cal)
 
 
 def test_knn_msp_adds_the_model_doubt_to_the_distance():
