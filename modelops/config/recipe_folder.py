@@ -11,6 +11,7 @@ from pathlib import Path
 
 from modelops.config.errors import InputError
 from modelops.config.recipe import LoadedRecipe, load_recipe
+from modelops.config.recipe_shard import RecipeShard
 from modelops.config.taxonomy import Taxonomy
 
 
@@ -33,20 +34,22 @@ class RecipeFolder:
     (``defs/recipes.py``) reads through it, so the sensors evaluated by the same code
     server start from what the load read."""
 
-    _shared: dict[Path, RecipeFolder] = {}
+    _shared: dict[tuple[Path, RecipeShard | None], RecipeFolder] = {}
     _shared_lock = threading.Lock()
 
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | Path, shard: RecipeShard | None = None):
         self.directory = Path(directory)
+        self.shard = shard
         self._cache: dict[str, tuple[tuple, LoadedRecipe]] = {}
         self._lock = threading.Lock()  # sensors may tick in threads
 
     @classmethod
-    def shared(cls, directory: str | Path) -> RecipeFolder:
-        key = Path(directory).absolute()
+    def shared(cls, directory: str | Path, shard: RecipeShard | None = None) -> RecipeFolder:
+        """``shard``: only the recipes of that shard (their other files are never read)."""
+        key = (Path(directory).absolute(), shard)
         with cls._shared_lock:
             if key not in cls._shared:
-                cls._shared[key] = cls(key)
+                cls._shared[key] = cls(key[0], shard)
             return cls._shared[key]
 
     def load(self) -> list[LoadedRecipe]:
@@ -66,7 +69,9 @@ class RecipeFolder:
 
         with os.scandir(self.directory.absolute()) as entries:
             files = sorted(
-                (e.name, e.path) for e in entries if e.name.endswith(".yaml") and e.is_file()
+                (e.name, e.path)
+                for e in entries
+                if e.name.endswith(".yaml") and e.is_file() and self._holds(e.name)
             )
         fresh: dict[str, tuple[tuple, LoadedRecipe]] = {}
         for _, path in files:
@@ -80,3 +85,7 @@ class RecipeFolder:
             fresh[path] = ((stamp, stamp_of(loaded.taxonomy_path)), loaded)
         self._cache = fresh
         return [loaded for _, loaded in fresh.values()]
+
+    def _holds(self, file_name: str) -> bool:
+        # the file name is the recipe's name (load_recipe refuses any other)
+        return self.shard is None or self.shard.holds(file_name[: -len(".yaml")])

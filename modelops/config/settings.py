@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelops.config.recipe_shard import VARIABLE as SHARD_VARIABLE
+from modelops.config.recipe_shard import RecipeShard
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -48,6 +51,10 @@ class Settings:
     serve_token: str | None = field(default=None, repr=False)
     """Bearer token ``modelops serve`` requires (``MODELOPS_SERVE_TOKEN``); needed to bind
     beyond loopback. Left out of the repr."""
+    recipe_shard: RecipeShard | None = None
+    """The share of the recipes folder this code location holds
+    (``MODELOPS_RECIPE_SHARD=<index>/<count>``, default all: ``config/recipe_shard.py``).
+    Only the Dagster definitions read it; the CLI and the API see every recipe."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +75,7 @@ class Settings:
             serve_url=env.get("MODELOPS_SERVE_URL", "http://127.0.0.1:8080").rstrip("/"),
             checkpoint_steps=max(1, int(env.get("MODELOPS_CHECKPOINT_STEPS", "50") or 50)),
             serve_token=env.get("MODELOPS_SERVE_TOKEN") or None,
+            recipe_shard=RecipeShard.parse(env.get(SHARD_VARIABLE)),
         )
 
 

@@ -141,7 +141,8 @@ def rebase_tags(loaded: LoadedRecipe, rebase: Rebase) -> dict[str, str]:
 def build_base_sensor(settings: Settings, recipes: list[LoadedRecipe]) -> dg.SensorDefinition:
     """The sensor over the training assets of ``recipes`` (those in the code location)."""
     known = {r.name for r in recipes}
-    folder = RecipeFolder.shared(settings.recipes_dir)  # re-reads only the files that changed
+    # re-reads only the files that changed, and only this location's shard of them
+    folder = RecipeFolder.shared(settings.recipes_dir, settings.recipe_shard)
     selection = [key for r in recipes for key in RecipeKeys.of(r.name).training]
 
     @dg.sensor(

@@ -15,7 +15,7 @@ from modelops.defs.sensors.build import build_event_sensors
 def build_recipe_groups(settings: Settings) -> dg.Definitions:
     """Read every recipe in ``settings.recipes_dir``; a bad one fails the load, naming its
     file and field, which the Dagster UI shows on the code location."""
-    recipes = RecipeFolder.shared(settings.recipes_dir).load()
+    recipes = RecipeFolder.shared(settings.recipes_dir, settings.recipe_shard).load()
     jobs = {loaded.name: build_retrain_job(loaded) for loaded in recipes}
     sensors = build_event_sensors(recipes, jobs)
     return dg.Definitions.merge(

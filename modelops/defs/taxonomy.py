@@ -14,7 +14,8 @@ def build_taxonomy_sensor(settings: Settings) -> dg.SensorDefinition:
     A file that does not validate fails the tick with the file and field in the error,
     and adds nothing; fix the file and the next tick adds the version.
     """
-    folder = RecipeFolder.shared(settings.recipes_dir)  # re-reads only the files that changed
+    # re-reads only the files that changed, and only this location's shard of them
+    folder = RecipeFolder.shared(settings.recipes_dir, settings.recipe_shard)
 
     @dg.sensor(
         name="taxonomy_versions",
