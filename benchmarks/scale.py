@@ -18,9 +18,12 @@ The last line printed is JSON with the issue's ratios from whichever legs ran
 1. Definitions load + one tick of every sensor, at 1, 10, 100, 500 generated recipes
    (copies of the demo recipe in a temporary folder). Each count runs in a fresh Python
    process, as a code server starts: imports, then building the definitions, then one
-   evaluation of every sensor against an ephemeral instance (``--no-ticks``: none). It
-   also reports which of torch, transformers, peft and evidently were imported. Ratios are
-   against 1 recipe.
+   evaluation of every sensor against an ephemeral instance (``--no-ticks``: none); the
+   fastest of ``--repeats`` processes counts. Past ``--per-location`` recipes (default 50;
+   0: one location holds all) the recipes are split between code locations
+   (``MODELOPS_RECIPE_SHARD``, docs/deploy.md) and the fullest location is measured. It
+   also reports which of torch, transformers, peft and evidently were imported, and the
+   process's peak RSS. Ratios are against 1 recipe.
 2. The drift path on PostgreSQL (127.0.0.1:5432, a database created and dropped here)
    with 1e5, 1e6, 1e7 logged predictions, bulk-inserted with ``generate_series``: what
    the drift report asset and the production-window sensor ask the production log (the
@@ -195,6 +198,7 @@ def bench_definitions(
             + f": process {result['process_s']:6.1f} s = imports {result['import_s']:5.1f} s"
             f" + definitions {result['build_s']:6.2f} s, {result['sensors']} sensors"
             + (f", ticks {result['ticks_s']:6.2f} s" if ticks else "")
+            + f", RSS {result['max_rss_mb']:.0f} MB"
             + f"; imported {', '.join(result['heavy_modules']) or 'none'} of torch,"
             " transformers, peft, evidently",
             flush=True,
@@ -589,6 +593,9 @@ def summary(results: dict) -> dict:
         out["definitions_build_only_ratio_1000_to_1"] = round(
             defs[1000]["build_s"] / defs[1]["build_s"], 1
         )
+        # with shards: the recipes of the fullest code location at 1,000 (the one measured)
+        out["definitions_location_recipes_at_1000"] = defs[1000]["location_recipes"]
+        out["definitions_location_rss_mb_at_1000"] = round(defs[1000]["max_rss_mb"])
     ticks = {k: r for k, r in defs.items() if r.get("ticks_s") is not None}
     if 10 in ticks and 1000 in ticks:
         out["sensor_round_ratio_1000_to_10"] = round(
