@@ -47,6 +47,7 @@ The last line printed is JSON with the issue's ratios from whichever legs ran
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -178,18 +179,27 @@ def fullest_shard(count: int, per_location: int) -> str | None:
 def bench_definitions(
     counts: list[int], ticks: bool = True, per_location: int = 0, repeats: int = 1
 ) -> list[dict]:
-    """Per count, the fastest of ``repeats`` fresh processes (imports + definitions): the
-    first process after a change pays for a cold file cache, not for the recipes."""
-    rows = []
-    for count in counts:
-        shard = fullest_shard(count, per_location)
-        with tempfile.TemporaryDirectory(prefix=f"scale-{count}-") as tmp:
+    """Per count, the fastest of ``repeats`` fresh processes (imports + definitions). The
+    counts take turns (1, 10, ..., then again), so a busy spell of the machine falls on
+    all of them alike, and the first process after a change pays for a cold file cache."""
+    with contextlib.ExitStack() as stack:
+        envs = {}
+        for count in counts:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix=f"scale-{count}-"))
             env = {**os.environ, **write_recipes(Path(tmp), count), "PYTHONPATH": str(REPO)}
+            shard = fullest_shard(count, per_location)
             if shard:
                 env["MODELOPS_RECIPE_SHARD"] = shard
             init_database(env)
-            tries = [definitions_process(env, tmp, ticks) for _ in range(max(1, repeats))]
-        result = min(tries, key=lambda r: r["import_s"] + r["build_s"])
+            envs[count] = (env, tmp, shard)
+        tries: dict[int, list[dict]] = {count: [] for count in counts}
+        for _ in range(max(1, repeats)):
+            for count, (env, tmp, _) in envs.items():
+                tries[count].append(definitions_process(env, tmp, ticks))
+    rows = []
+    for count in counts:
+        result = min(tries[count], key=lambda r: r["import_s"] + r["build_s"])
+        shard = envs[count][2]
         result.update(recipes=count, shard=shard, location_recipes=result.pop("recipes_loaded"))
         rows.append(result)
         print(

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "modelops.cli.serve",
     "modelops.cli.ui",
     "modelops.cli.base",
+    "modelops.cli.shards",
 )
 
 
