@@ -9,6 +9,7 @@ import os
 import threading
 from pathlib import Path
 
+from modelops.config.distillation import check_teachers
 from modelops.config.errors import InputError
 from modelops.config.recipe import LoadedRecipe, load_recipe
 from modelops.config.taxonomy import Taxonomy
@@ -78,5 +79,7 @@ class RecipeFolder:
             loaded = load_recipe(path, taxonomies=taxonomies)
             # the stamp from before the read: a change during it is read next time
             fresh[path] = ((stamp, stamp_of(loaded.taxonomy_path)), loaded)
+        recipes = [loaded for _, loaded in fresh.values()]
+        check_teachers(recipes)  # before the cache moves: a bad folder is read again
         self._cache = fresh
-        return [loaded for _, loaded in fresh.values()]
+        return recipes
