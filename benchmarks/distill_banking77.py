@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import sys
 import time
@@ -65,6 +63,7 @@ from train_banking77 import (  # noqa: E402
     VARIANTS,
     emit,
     load_banking77,
+    machine,
     scores,
     versions,
 )
@@ -297,11 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "distill_banking77",
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "cpu": platform.processor() or platform.machine(),
-            "load_average_end": os.getloadavg(),
-        },
+        "machine": machine(),
         "threads": args.threads,
         "data": dataset.stats,
         "teacher": {**teacher, "variant": args.teacher_variant, "base": args.teacher_base},

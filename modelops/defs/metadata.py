@@ -127,7 +127,7 @@ def dataset_metadata(record: DatasetRecord) -> dict:
 
 def adapter_metadata(version: AdapterVersion) -> dict:
     """A trained adapter: its weights and base, how it was trained (mode, warm start,
-    selected epoch), its training metrics and cost, and its drift calibration."""
+    teacher, selected epoch), its training metrics and cost, and its drift calibration."""
     lineage, metrics = version.lineage, version.metrics
     history = lineage.get("history") or []
     return readable(
@@ -138,6 +138,9 @@ def adapter_metadata(version: AdapterVersion) -> dict:
             "base_model": version.base_model,
             "mode": lineage.get("mode", "full"),
             "warm_start_adapter": (lineage.get("warm_start") or {}).get("adapter_id", "none"),
+            "teacher_adapter": (lineage.get("distillation") or {}).get(
+                "teacher_adapter_id", "none"
+            ),
             "selected_epoch": int(lineage.get("selected_epoch", len(history))),
             "lora_weights_nonzero": bool(lineage.get("lora_nonzero", True)),
             "train_rows": int(metrics.get("train_rows") or 0),

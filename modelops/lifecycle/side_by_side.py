@@ -16,7 +16,7 @@ from modelops.domain.cost_gate import NAME as COST_GATE
 from modelops.domain.cost_gate import InferenceCost
 from modelops.domain.evaluation import evaluate
 from modelops.domain.side_by_side import model_side, side_by_side, verdict_sentence
-from modelops.lifecycle.fetch import FetchedAdapter, load_adapter
+from modelops.lifecycle.fetch import loaded_adapters
 from modelops.lifecycle.inference_cost import InferenceMeter, measure_inference
 from modelops.lifecycle.platform import Platform
 
@@ -122,14 +122,7 @@ def add_teacher(
 def _teacher_scores(platform: Platform, version, teacher, record: dict, rows, meter):
     """The teacher's probabilities of the test rows (columns in ``rows.labels``' order)
     and both models' inference cost (``{"candidate": ..., "teacher": ...}``)."""
-    with (
-        FetchedAdapter(platform, version) as s_fetched,
-        FetchedAdapter(platform, teacher) as t_fetched,
-    ):
-        models = {
-            "candidate": load_adapter(platform, s_fetched),
-            "teacher": load_adapter(platform, t_fetched),
-        }
+    with loaded_adapters(platform, {"candidate": version, "teacher": teacher}) as models:
         length = int(record["soft_labels"]["teacher_max_length"])
         probs = models["teacher"].predict_proba(rows.texts, length)
         measured = (meter or measure_inference)(models, rows.texts, rows.max_length)
