@@ -419,6 +419,15 @@ def run_probe(recipe: Recipe, base: ResolvedBase, dataset: PreparedDataset) -> d
     }
 
 
+def machine() -> dict:
+    """Where a benchmark ran: CPU count and kind, and the load average at its end."""
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": platform.processor() or platform.machine(),
+        "load_average_end": os.getloadavg(),
+    }
+
+
 def versions() -> dict:
     names = ("torch", "transformers", "peft", "scikit-learn", "numpy", "pandas")
     return {
@@ -527,11 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "banking77",
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "cpu": platform.processor() or platform.machine(),
-            "load_average_end": os.getloadavg(),
-        },
+        "machine": machine(),
         "threads": args.threads,
         "variant": args.variant,
         "screen": args.screen,

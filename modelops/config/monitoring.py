@@ -144,6 +144,11 @@ class RetrainingSettings(StrictSection):
         description="false: drift reports launch no retraining of this recipe (the reports "
         "still come out; the schedule, backfills and base moves still train)",
     )
+    on_teacher_change: bool = Field(
+        default=True,
+        description="false: a new champion of the recipe's distillation teacher launches no "
+        "distillation of this recipe (the teacher_champions sensor)",
+    )
     schedule: str | None = Field(default=None, description="cron for periodic retraining")
     trigger: Literal["impact", "drift"] = Field(
         default="impact",

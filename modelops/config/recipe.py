@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from modelops.config.compute import ComputeSettings
+from modelops.config.distillation import DistillationSettings, check_teachers
 from modelops.config.errors import InputError
 from modelops.config.fingerprint import sha256_json
 from modelops.config.gates import GateSettings
@@ -118,6 +119,9 @@ class Recipe(StrictSection):
     compute: ComputeSettings = ComputeSettings()
     taxonomy_changes: TaxonomyChangeSettings = TaxonomyChangeSettings()
     serving: ServingSettings = ServingSettings()
+    distillation: DistillationSettings | None = Field(
+        default=None, description="train on a teacher recipe's soft labels"
+    )
 
     @model_validator(mode="after")
     def _columns_differ(self) -> Recipe:
@@ -170,19 +174,20 @@ class LoadedRecipe:
     def fingerprint(self) -> str:
         """What decides the weights of a full training: not description, gates,
         monitoring, retraining, compute, taxonomy_changes or serving (an incremental run
-        records its warm start apart)."""
-        body = self.recipe.model_dump(
-            mode="json",
-            exclude={
-                "description",
-                "gates",
-                "monitoring",
-                "retraining",
-                "compute",
-                "taxonomy_changes",
-                "serving",
-            },
-        )
+        records its warm start apart, a distillation its teacher adapter and texts). A
+        recipe without ``distillation`` hashes as before the section existed."""
+        excluded = {
+            "description",
+            "gates",
+            "monitoring",
+            "retraining",
+            "compute",
+            "taxonomy_changes",
+            "serving",
+        }
+        if self.recipe.distillation is None:
+            excluded.add("distillation")
+        body = self.recipe.model_dump(mode="json", exclude=excluded)
         body["taxonomy"] = self.taxonomy.fingerprint()
         body["data"]["sources"] = self.source_uris()
         return sha256_json(body)
@@ -216,6 +221,8 @@ def load_recipe(
     _check_relative_paths(recipe, path)
     if recipe.name != path.stem:
         raise InputError(path, "name", f"{recipe.name!r} must match the file name {path.stem!r}")
+    if recipe.distillation is not None and recipe.distillation.teacher == recipe.name:
+        raise InputError(path, "distillation.teacher", "a recipe cannot be its own teacher")
     taxonomy_path = Path(resolve_location(recipe.taxonomy, path.parent))
     if not taxonomy_path.is_file():
         raise InputError(path, "taxonomy", f"taxonomy file {taxonomy_path} not found")
@@ -253,4 +260,6 @@ def load_recipes(directory: str | Path) -> list[LoadedRecipe]:
     if not directory.is_dir():
         raise InputError(directory, None, "recipes directory not found")
     taxonomies: dict[Path, Taxonomy] = {}
-    return [load_recipe(p, taxonomies=taxonomies) for p in sorted(directory.glob("*.yaml"))]
+    recipes = [load_recipe(p, taxonomies=taxonomies) for p in sorted(directory.glob("*.yaml"))]
+    check_teachers(recipes)
+    return recipes

@@ -9,6 +9,7 @@ import os
 import threading
 from pathlib import Path
 
+from modelops.config.distillation import check_teachers
 from modelops.config.errors import InputError
 from modelops.config.recipe import LoadedRecipe, load_recipe
 from modelops.config.recipe_shard import RecipeShard
@@ -83,9 +84,21 @@ class RecipeFolder:
             loaded = load_recipe(path, taxonomies=taxonomies)
             # the stamp from before the read: a change during it is read next time
             fresh[path] = ((stamp, stamp_of(loaded.taxonomy_path)), loaded)
+        recipes = [loaded for _, loaded in fresh.values()]
+        # before the cache moves: a bad folder is read again. A teacher in another shard is
+        # checked by the location that holds it and by every command (they read all).
+        check_teachers(recipes, elsewhere=self._elsewhere)
         self._cache = fresh
-        return [loaded for _, loaded in fresh.values()]
+        return recipes
 
     def _holds(self, file_name: str) -> bool:
         # the file name is the recipe's name (load_recipe refuses any other)
         return self.shard is None or self.shard.holds(file_name[: -len(".yaml")])
+
+    def _elsewhere(self, name: str) -> bool:
+        """Whether recipe ``name`` is another shard's (its file is there, unread here)."""
+        return (
+            self.shard is not None
+            and not self.shard.holds(name)
+            and (self.directory / f"{name}.yaml").is_file()
+        )

@@ -127,7 +127,7 @@ def dataset_metadata(record: DatasetRecord) -> dict:
 
 def adapter_metadata(version: AdapterVersion) -> dict:
     """A trained adapter: its weights and base, how it was trained (mode, warm start,
-    selected epoch), its training metrics and cost, and its drift calibration."""
+    teacher, selected epoch), its training metrics and cost, and its drift calibration."""
     lineage, metrics = version.lineage, version.metrics
     history = lineage.get("history") or []
     return readable(
@@ -138,6 +138,9 @@ def adapter_metadata(version: AdapterVersion) -> dict:
             "base_model": version.base_model,
             "mode": lineage.get("mode", "full"),
             "warm_start_adapter": (lineage.get("warm_start") or {}).get("adapter_id", "none"),
+            "teacher_adapter": (lineage.get("distillation") or {}).get(
+                "teacher_adapter_id", "none"
+            ),
             "selected_epoch": int(lineage.get("selected_epoch", len(history))),
             "lora_weights_nonzero": bool(lineage.get("lora_nonzero", True)),
             "train_rows": int(metrics.get("train_rows") or 0),
@@ -255,8 +258,8 @@ def side_by_side_metadata(doc: dict | None) -> dict:
     """The candidate beside the champion it was compared with (each on its own base), on
     the same test rows, with their cost: ``side_by_side`` (a markdown table),
     ``base_changed``, ``verdict``, the candidate's cost figures as numbers (plotted by
-    the UI across materializations) and what the cost gate weighed
-    (:func:`cost_gate_metadata`)."""
+    the UI across materializations), what the cost gate weighed
+    (:func:`cost_gate_metadata`) and, for a distilled candidate, its teacher's scores."""
     if not doc:
         return {}
     cand, champ = doc["candidate"], doc.get("champion") or {}
@@ -269,6 +272,12 @@ def side_by_side_metadata(doc: dict | None) -> dict:
     }
     for field, value in cand["cost"].items():
         out[f"cost_{field}"] = num(value)
+    teacher = doc.get("teacher")
+    if teacher:  # a distilled candidate: its teacher on the same rows
+        out["teacher_adapter_id"] = teacher["adapter_id"]
+        out["teacher_accuracy"] = num(teacher["accuracy"])
+        out["teacher_macro_f1"] = num(teacher["macro_f1"])
+        out["teacher_inference_cost_ratio"] = num(doc["teacher_cost_ratio"]["seconds"])
     out.update(cost_gate_metadata(doc))
     return readable(out)
 

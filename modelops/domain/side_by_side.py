@@ -88,31 +88,39 @@ def _bytes(value) -> str:
 
 
 def side_by_side_markdown(doc: dict) -> str:
-    """A markdown table: metrics, per-label F1 and cost, candidate beside champion."""
+    """A markdown table: metrics, per-label F1 and cost, candidate beside champion (and,
+    for a distilled candidate, beside its teacher)."""
     cand, champ = doc["candidate"], doc.get("champion") or {}
+    teacher = doc.get("teacher")
+    columns = [cand, champ] + ([teacher] if teacher else [])
     head = f"| | candidate {cand['adapter_id']} ({cand['base_model']}) | " + (
         f"champion {champ['adapter_id']} ({champ['base_model']}) |" if champ else "champion |"
     )
-    lines = [head, "|---|---:|---:|"]
+    if teacher:
+        head += f" teacher {teacher['adapter_id']} ({teacher['recipe']}, {teacher['base_model']}) |"
+    lines = [head, "|---|" + "---:|" * len(columns)]
 
-    def row(name, a, b):
-        lines.append(f"| {name} | {a} | {b} |")
+    def row(name, values):
+        lines.append(f"| {name} | " + " | ".join(str(v) for v in values) + " |")
 
-    row("test rows", cand["rows"], champ.get("rows", "n/a"))
+    row("test rows", [c.get("rows", "n/a") for c in columns])
     for metric in ("accuracy", "macro_f1", "ece"):
-        row(metric, _fmt(cand[metric]), _fmt(champ.get(metric)))
-    for label in sorted(set(cand["per_label_f1"]) | set(champ.get("per_label_f1", {}))):
-        row(
-            f"F1 {label}",
-            _fmt(cand["per_label_f1"].get(label)),
-            _fmt(champ.get("per_label_f1", {}).get(label)),
-        )
+        row(metric, [_fmt(c.get(metric)) for c in columns])
+    for label in sorted({k for c in columns for k in c.get("per_label_f1", {})}):
+        row(f"F1 {label}", [_fmt(c.get("per_label_f1", {}).get(label)) for c in columns])
     for field in COST_FIELDS:
-        a, b = cand["cost"].get(field), champ.get("cost", {}).get(field)
-        if a is None and b is None:
+        values = [c.get("cost", {}).get(field) for c in columns]
+        if all(v is None for v in values):
             continue
         show = _bytes if field.endswith("_bytes") else _fmt
-        row(field, show(a), show(b))
+        row(field, [show(v) for v in values])
+    lines.extend(_ratio_lines(doc))
+    return "\n".join(lines)
+
+
+def _ratio_lines(doc: dict) -> list[str]:
+    """The cost ratios and notes under the table."""
+    lines = []
     ratio = doc.get("cost_ratio")
     if ratio:
         memory = ratio.get("memory")
@@ -123,7 +131,18 @@ def side_by_side_markdown(doc: dict) -> str:
             + (f", {memory:.2f}x memory" if memory is not None else "")
             + f"; {ratio['measured']}."
         )
-    if doc.get("note"):
+    taught = doc.get("teacher_cost_ratio")
+    if taught and taught.get("seconds") is not None:
+        memory = taught.get("memory")
         lines.append("")
-        lines.append(doc["note"])
-    return "\n".join(lines)
+        lines.append(
+            f"Inference cost, teacher / candidate: {taught['seconds']:.2f}x seconds per 32 "
+            "texts"
+            + (f", {memory:.2f}x memory" if memory is not None else "")
+            + " (timed in this evaluation, interleaved)."
+        )
+    for note in (doc.get("note"), doc.get("teacher_note")):
+        if note:
+            lines.append("")
+            lines.append(note)
+    return lines

@@ -25,7 +25,7 @@ from modelops.lifecycle.dataset import load_dataset
 from modelops.lifecycle.fetch import FetchedAdapter
 from modelops.lifecycle.inference_cost import ComparedRows, InferenceMeter, measure_pair
 from modelops.lifecycle.platform import Platform
-from modelops.lifecycle.side_by_side import base_side_by_side
+from modelops.lifecycle.side_by_side import add_teacher, base_side_by_side
 from modelops.ml.training import BASELINE_FILE
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,7 @@ def evaluate_adapter(
     outcome.side_by_side = base_side_by_side(
         platform, version, outcome, len(y), scored.latency, comparison
     )
+    add_teacher(outcome.side_by_side, platform, version, scored.rows, meter, emit)
     _record(platform, version, outcome, scored.latency, emit)
     return outcome
 

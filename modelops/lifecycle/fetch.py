@@ -18,7 +18,7 @@ import contextlib
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,6 +131,19 @@ def load_adapter(platform: Platform, fetched: FetchedAdapter) -> LoadedAdapter:
     tokenizer, model, labels = load_classifier(fetched.path, base.path, base_sha256=base.sha256)
     model.eval()
     return _with_mapping(tokenizer, model, labels, fetched.path)
+
+
+@contextlib.contextmanager
+def loaded_adapters(
+    platform: Platform, versions: Mapping[str, AdapterVersion]
+) -> Iterator[dict[str, LoadedAdapter]]:
+    """Each of ``versions`` fetched and loaded on its own base, by the same names; the
+    fetched copies are removed on exit."""
+    with contextlib.ExitStack() as stack:
+        yield {
+            name: load_adapter(platform, stack.enter_context(FetchedAdapter(platform, version)))
+            for name, version in versions.items()
+        }
 
 
 @contextlib.contextmanager

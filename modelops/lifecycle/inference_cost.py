@@ -23,7 +23,7 @@ import numpy as np
 
 from modelops.domain.cost_gate import CostEvidence, InferenceCost
 from modelops.lifecycle.cost import LATENCY_BATCH
-from modelops.lifecycle.fetch import FetchedAdapter, LoadedAdapter, load_adapter
+from modelops.lifecycle.fetch import LoadedAdapter, loaded_adapters
 from modelops.lifecycle.platform import Platform
 
 TIMING_ROUNDS = 16
@@ -96,14 +96,7 @@ def measure_pair(
     """Load the ``candidate`` and ``champion`` adapters (registry versions) here and
     measure both with ``meter`` (default :func:`measure_inference`) on ``texts``."""
     meter = meter or measure_inference
-    with (
-        FetchedAdapter(platform, candidate) as c_fetched,
-        FetchedAdapter(platform, champion) as h_fetched,
-    ):
-        models = {
-            "candidate": load_adapter(platform, c_fetched),
-            "champion": load_adapter(platform, h_fetched),
-        }
+    with loaded_adapters(platform, {"candidate": candidate, "champion": champion}) as models:
         measured = meter(models, texts, max_length)
     how = (
         f"both loaded in this evaluation, timed in {len(measured['candidate'].seconds_per_32)} "

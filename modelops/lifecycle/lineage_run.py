@@ -1,4 +1,5 @@
-"""The training run of a lineage (full, or incremental from its warm start): one function
+"""The training run of a lineage (full, distilled from a teacher's stored soft labels, or
+incremental from its warm start): one function
 for the training step (``modelops.lifecycle.train``) and ``reproduce``, so a reproduction
 trains exactly as the adapter was trained."""
 
@@ -15,6 +16,7 @@ from modelops.domain.dataset import PreparedDataset, incremental_split
 from modelops.lifecycle.dataset import load_dataset
 from modelops.lifecycle.fetch import FetchedAdapter
 from modelops.lifecycle.platform import Platform
+from modelops.lifecycle.soft_labels import read_soft_labels
 from modelops.ml.catalog import ResolvedBase
 from modelops.ml.checkpoint import Checkpointer
 from modelops.ml.training import TrainingResult, train_classifier
@@ -51,6 +53,7 @@ def train_from_lineage(
     prepared = load_dataset(platform, run.dataset)
     warm = run.lineage.get("warm_start")
     if not warm:
+        distilled = run.lineage.get("distillation")
         result = train_classifier(
             recipe=recipe,
             base=base,
@@ -61,6 +64,7 @@ def train_from_lineage(
             checkpointer=run.checkpointer,
             blas_threads=run.blas_threads,
             keep_model=run.keep_model,
+            soft=read_soft_labels(platform, distilled, prepared) if distilled else None,
         )
         return result, prepared
     champion = platform.registry.get(warm["adapter_id"])

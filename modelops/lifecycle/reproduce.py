@@ -62,6 +62,7 @@ def reproduce(platform: Platform, adapter_id: int, emit: Emit = log.info) -> dic
         "torch_threads": threads,
         "blas_threads": blas_threads,
         "warm_start": lineage.get("warm_start"),
+        "distillation": lineage.get("distillation"),
         "recorded_code_version": lineage.get("code_version"),
         "code_version": code_version(),
         "recorded_libraries": lineage.get("libraries"),

@@ -5,13 +5,19 @@ what matters on a base change (``base_changed``), shown by the evaluation asset 
 in the registry's metrics, so the audit entry of the gate decision carries it. With the
 ``gain_worth_cost`` gate it holds both models' measured inference cost (the columns'
 ``inference_*``), their ratio (``cost_ratio``), that check (``cost_gate``) and its words in
-the ``verdict``."""
+the ``verdict``. For a distilled candidate :func:`add_teacher` puts its teacher beside
+them, scored on the same rows and timed beside the candidate (``teacher``,
+``teacher_cost_ratio``); the gates never read it."""
 
 from __future__ import annotations
 
+from modelops.config.progress import Emit
 from modelops.domain.cost_gate import NAME as COST_GATE
 from modelops.domain.cost_gate import InferenceCost
+from modelops.domain.evaluation import evaluate
 from modelops.domain.side_by_side import model_side, side_by_side, verdict_sentence
+from modelops.lifecycle.fetch import loaded_adapters
+from modelops.lifecycle.inference_cost import InferenceMeter, measure_inference
 from modelops.lifecycle.platform import Platform
 
 
@@ -71,3 +77,54 @@ def base_side_by_side(platform: Platform, version, outcome, rows: int, latency, 
     words = gate.description if gate is not None and not gate.skipped else ""
     doc["verdict"] = verdict_sentence(doc, outcome.decision.passed, failed, words)
     return doc
+
+
+def add_teacher(
+    doc: dict, platform: Platform, version, rows, meter: InferenceMeter | None, emit: Emit
+) -> None:
+    """The teacher of a distilled candidate ``version`` as a third column of ``doc``: its
+    accuracy on the candidate's test ``rows`` (a ``TestRows``), its training cost, and
+    both models' inference cost timed here in interleaved rounds (``meter``). Nothing
+    for an adapter trained without a teacher; a teacher that cannot be scored leaves a
+    note instead (the side by side informs, the gates do not depend on it)."""
+    record = (version.lineage or {}).get("distillation")
+    if not record:
+        return
+    try:
+        teacher = platform.registry.get(record["teacher_adapter_id"])
+        probs, measured = _teacher_scores(platform, version, teacher, record, rows, meter)
+    except Exception as exc:  # any failure to fetch, load or time the teacher
+        doc["teacher_note"] = f"teacher adapter {record['teacher_adapter_id']} not compared: {exc}"
+        emit(doc["teacher_note"])
+        return
+    column = model_side(
+        teacher.id,
+        teacher.base_model,
+        evaluate(rows.y, probs, rows.labels),
+        _cost(teacher.metrics, None, measured["teacher"]),
+        len(rows.y),
+    )
+    doc["teacher"] = {**column, "recipe": teacher.recipe}
+    student, taught = measured["candidate"], measured["teacher"]
+    doc["teacher_cost_ratio"] = {
+        "seconds": taught.seconds / student.seconds if student.seconds else None,
+        "memory": taught.memory_bytes / student.memory_bytes
+        if taught.memory_bytes and student.memory_bytes
+        else None,
+        "candidate_seconds_per_32": student.seconds,
+    }
+    emit(
+        f"teacher adapter {teacher.id}: accuracy {column['accuracy']:.4f}; inference "
+        f"seconds per 32 texts {taught.seconds:.4g} (candidate {student.seconds:.4g})"
+    )
+
+
+def _teacher_scores(platform: Platform, version, teacher, record: dict, rows, meter):
+    """The teacher's probabilities of the test rows (columns in ``rows.labels``' order)
+    and both models' inference cost (``{"candidate": ..., "teacher": ...}``)."""
+    with loaded_adapters(platform, {"candidate": version, "teacher": teacher}) as models:
+        length = int(record["soft_labels"]["teacher_max_length"])
+        probs = models["teacher"].predict_proba(rows.texts, length)
+        measured = (meter or measure_inference)(models, rows.texts, rows.max_length)
+    order = [models["teacher"].labels.index(label) for label in rows.labels]
+    return probs[:, order], measured

@@ -24,10 +24,12 @@ from modelops.domain.lineage import (
 )
 from modelops.lifecycle.candidate_scores import find_champion, score_for_evaluation
 from modelops.lifecycle.cost import dir_bytes, measure
-from modelops.lifecycle.dataset import DatasetRecord
+from modelops.lifecycle.dataset import DatasetRecord, load_dataset
+from modelops.lifecycle.distillation import Distillation, recorded_identity, resolve_distillation
 from modelops.lifecycle.lineage_run import LineageRun, train_from_lineage
 from modelops.lifecycle.mapped import is_mapped
 from modelops.lifecycle.platform import Platform
+from modelops.lifecycle.soft_labels import store_soft_labels
 from modelops.ml.base_inspect import base_lineage
 from modelops.ml.catalog import ResolvedBase
 from modelops.ml.checkpoint import Checkpointer
@@ -50,6 +52,8 @@ class _Request:
     version: str
     warm: AdapterVersion | None
     emit: Emit
+    distill: Distillation | None = None
+    """The teacher and production texts of a distillation (None: none)."""
 
 
 def train_adapter(
@@ -82,6 +86,8 @@ def train_adapter(
         emit(f"adapter {existing.id} already has this lineage; not training again")
         return existing
     lineage = _lineage(request)
+    if request.distill is not None:  # the teacher's soft labels, stored before training
+        lineage["distillation"] = _soft_labels(request)
     # A killed run resumes from its checkpoint, kept under the cache and keyed by the
     # lineage, so only the very same training can pick it up (docs/reliability.md).
     checkpointer = Checkpointer(
@@ -118,10 +124,15 @@ def _resolve(
     base = platform.resolve_base(base_ref or loaded.recipe.base_model)
     emit(f"base model {base.entry.ref} sha256 {base.sha256[:12]} at {base.path}")
     version = dataset.taxonomy_version or loaded.data_version
-    warm = None
-    if mode == "incremental":
+    warm, distill = None, None
+    if loaded.recipe.distillation is not None:
+        if mode == "incremental":
+            emit("a distillation trains in full: the soft labels are the teacher's")
+        prepared = load_dataset(platform, dataset.to_dict())
+        distill = resolve_distillation(platform, loaded, version, prepared, emit)
+    elif mode == "incremental":
         warm = _warm_start(platform, loaded.name, version, base, emit)
-    return _Request(platform, loaded, dataset, base, version, warm, emit)
+    return _Request(platform, loaded, dataset, base, version, warm, emit, distill)
 
 
 def _warm_start(
@@ -148,10 +159,25 @@ def _warm_start(
     return warm
 
 
+def _soft_labels(request: _Request) -> dict:
+    """The teacher's soft labels stored (or found stored): the lineage's record."""
+    dataset = load_dataset(request.platform, request.dataset.to_dict())
+    return store_soft_labels(
+        request.platform,
+        request.loaded.name,
+        request.version,
+        request.distill,
+        dataset,
+        request.emit,
+    )
+
+
 def _find_existing(request: _Request) -> AdapterVersion | None:
-    """An adapter already registered with this lineage (recipe, dataset, base, warm start)."""
+    """An adapter already registered with this lineage (recipe, dataset, base, warm start,
+    teacher and production texts)."""
     fingerprint = request.loaded.fingerprint()
     warm_id = request.warm.id if request.warm else None
+    taught = request.distill.identity() if request.distill else None
     for existing in request.platform.registry.list(request.loaded.name):
         if (
             not is_mapped(existing)
@@ -159,6 +185,7 @@ def _find_existing(request: _Request) -> AdapterVersion | None:
             and existing.dataset_fingerprint == request.dataset.fingerprint
             and existing.base_model_sha256 == request.base.sha256
             and (existing.lineage.get("warm_start") or {}).get("adapter_id") == warm_id
+            and recorded_identity(existing.lineage) == taught
         ):
             return existing
     return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -15,7 +15,8 @@ from sklearn.metrics import accuracy_score, f1_score
 from modelops.config.progress import Emit
 from modelops.config.recipe import TrainingSettings
 from modelops.ml.checkpoint import Checkpointer, optimizer_tensors, restore_optimizer
-from modelops.ml.model import PooledClassifier, collate, run_batches
+from modelops.ml.distill import UNLABELLED, SoftTargets
+from modelops.ml.model import PooledClassifier, collate, run_batches, tokenize
 from modelops.ml.schedule import grouped_batches, optimizer_and_schedule
 from modelops.ml.selection import Selector
 
@@ -38,6 +39,22 @@ class FitJob:
     pad: int
     settings: TrainingSettings
     start_logits: np.ndarray | None
+    soft: SoftTargets | None = None
+    """A teacher's soft labels of the training rows (``modelops.ml.distill``); None: the
+    plain cross-entropy."""
+
+    def with_soft_targets(self, soft: SoftTargets, tokenizer, max_length: int) -> FitJob:
+        """This job with the production texts appended to its training rows (label
+        :data:`~modelops.ml.distill.UNLABELLED`) and the soft targets the loss reads."""
+        extra = tokenize(tokenizer, list(soft.production_texts), max_length)
+        rows = len(self.train_ids) + len(extra)
+        if soft.log_probs.shape[0] != rows:
+            raise ValueError(
+                f"soft labels: {soft.log_probs.shape[0]} rows for {len(self.train_ids)} "
+                f"training and {len(extra)} production texts"
+            )
+        labels = torch.cat([self.train_labels, torch.full((len(extra),), UNLABELLED)])
+        return replace(self, train_ids=[*self.train_ids, *extra], train_labels=labels, soft=soft)
 
 
 def fit(
@@ -212,11 +229,12 @@ class _Loop:
         """One optimizer step on ``batch``; the running loss sum and row count."""
         job = self.job
         ids, mask = collate([job.train_ids[i] for i in batch], job.pad)
-        loss = torch.nn.functional.cross_entropy(
-            job.model(ids, mask),
-            job.train_labels[batch],
-            label_smoothing=job.settings.label_smoothing,
-        )
+        logits, labels = job.model(ids, mask), job.train_labels[batch]
+        smoothing = job.settings.label_smoothing
+        if job.soft is None:
+            loss = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=smoothing)
+        else:
+            loss = job.soft.loss(logits, labels, batch, smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

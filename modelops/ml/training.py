@@ -37,6 +37,7 @@ from modelops.domain.dataset import PreparedDataset, encode_labels
 from modelops.ml.architectures import lora_target_modules
 from modelops.ml.catalog import ResolvedBase
 from modelops.ml.checkpoint import Checkpointer
+from modelops.ml.distill import SoftTargets
 from modelops.ml.fit import FitJob, OnEpoch, fit
 from modelops.ml.model import (
     WEIGHT_FILES,
@@ -172,8 +173,12 @@ def train_classifier(
     blas_threads: int | None = None,
     on_epoch: OnEpoch | None = None,
     keep_model: bool = False,
+    soft: SoftTargets | None = None,
 ) -> TrainingResult:
     """Fit a LoRA adapter and head on the dataset's train split; write ``out_dir``.
+
+    ``soft``: a teacher's soft labels of the train split and of production texts, which
+    are trained on too (``modelops.ml.distill``).
 
     With a ``checkpointer`` a run killed mid-epoch resumes from its last checkpoint (see
     ``modelops.ml.checkpoint``); the caller clears it once the adapter is stored.
@@ -205,6 +210,8 @@ def train_classifier(
             settings=settings,
             start_logits=_start_logits(model, probed.features),
         )
+        if soft is not None:
+            job = job.with_soft_targets(soft, start.tokenizer, settings.max_length)
         history, selection = fit(job, emit, checkpointer, on_epoch)
         lora_nonzero = any(
             bool(p.detach().abs().max() > 0) for n, p in model.named_parameters() if "lora_B" in n

@@ -18,6 +18,7 @@ the tables in :mod:`modelops.stores.db.orm`, promotion and rollback in
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
@@ -259,10 +260,11 @@ class Registry(Database):
                 adapter_id = None
             return to_version(adapter_row(session, adapter_id)) if adapter_id is not None else None
 
-    def serving_adapters(self) -> dict[str, AdapterVersion]:
-        """``{recipe: the adapter that serves it}`` for every recipe that has one, in one
-        query (what :meth:`alias` ``(recipe, "champion")`` gives, for all recipes at once:
-        the ``base_models`` sensor's read)."""
+    def serving_adapters(self, recipes: Collection[str] | None = None) -> dict[str, AdapterVersion]:
+        """``{recipe: the adapter that serves it}`` for every recipe that has one (or each
+        of ``recipes``), in one query (what :meth:`alias` ``(recipe, "champion")`` gives,
+        for all recipes at once: the ``base_models`` and ``teacher_champions`` sensors'
+        read)."""
         query = sa.select(AdapterRow).join(
             AliasRow,
             sa.and_(
@@ -271,6 +273,8 @@ class Registry(Database):
                 AliasRow.name == SERVING,
             ),
         )
+        if recipes is not None:
+            query = query.where(AdapterRow.recipe.in_(sorted(recipes)))
         with self._session.begin() as session:
             return {row.recipe: to_version(row) for row in session.scalars(query)}
 

@@ -85,3 +85,18 @@ def test_shared_folders_are_kept_apart_by_shard(tmp_path):
     part = RecipeFolder.shared(tmp_path / "recipes", RecipeShard(1, 2))
     assert whole is not part and part.shard == RecipeShard(1, 2)
     assert RecipeFolder.shared(tmp_path / "recipes", RecipeShard(1, 2)) is part
+
+
+def test_a_teacher_in_another_shard_is_not_read_but_must_exist(tiny_catalog, tmp_path):
+    settings = make_workspace(tmp_path, tiny_catalog)
+    names = [f"r{k}" for k in range(40)]
+    teacher = next(n for n in names if shard_of(n, 2) == 1)
+    student = next(n for n in names if shard_of(n, 2) == 0)
+    write_recipe(tmp_path, {"name": teacher})
+    write_recipe(tmp_path, {"name": student, "distillation": {"teacher": teacher}})
+    held = RecipeFolder(settings.recipes_dir, RecipeShard(0, 2)).load()
+    assert student in [r.name for r in held] and teacher not in [r.name for r in held]
+    (settings.recipes_dir / f"{teacher}.yaml").unlink()
+    with pytest.raises(InputError) as err:
+        RecipeFolder(settings.recipes_dir, RecipeShard(0, 2)).load()
+    assert err.value.where == "distillation.teacher" and teacher in str(err.value)
