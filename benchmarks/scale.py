@@ -19,7 +19,7 @@ The last line printed is JSON with the issue's ratios from whichever legs ran
    (copies of the demo recipe in a temporary folder). Each count runs in a fresh Python
    process, as a code server starts: imports, then building the definitions, then one
    evaluation of every sensor against an ephemeral instance (``--no-ticks``: none); the
-   fastest of ``--repeats`` processes counts. Past ``--per-location`` recipes (default 50;
+   fastest of ``--repeats`` processes counts. Past ``--per-location`` recipes (default 40;
    0: one location holds all) the recipes are split between code locations
    (``MODELOPS_RECIPE_SHARD``, docs/deploy.md) and the fullest location is measured. It
    also reports which of torch, transformers, peft and evidently were imported, and the
@@ -639,7 +639,7 @@ def main() -> int:
     parser.add_argument(
         "--per-location",
         type=int,
-        default=50,
+        default=40,
         help="recipes a code location holds (MODELOPS_RECIPE_SHARD); 0: one location holds all",
     )
     parser.add_argument(

@@ -12,7 +12,7 @@ from modelops.config.errors import InputError, ModelopsError
 from modelops.config.recipe_shard import shard_of
 from modelops.config.settings import Settings
 
-ADVISED_PER_LOCATION = 50
+ADVISED_PER_LOCATION = 40
 """Recipes a location should hold at most (benchmarks/RESULTS.md, issue 23)."""
 
 

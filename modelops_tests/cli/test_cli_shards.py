@@ -35,7 +35,7 @@ def test_the_default_count_keeps_locations_small_and_errors_are_one_line(
     monkeypatch.setenv("MODELOPS_RECIPES", str(folder))
     assert main(["shards"]) == 0
     out = capsys.readouterr().out
-    assert "120 recipes" in out and "3 code location(s)" in out
+    assert "120 recipes" in out and "3 code location(s)" in out  # 40 a location
     assert out.count("MODELOPS_RECIPE_SHARD=") == 3
     assert main(["shards", "--count", "0"]) == 1
     assert "--count 0" in capsys.readouterr().err
