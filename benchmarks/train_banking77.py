@@ -46,10 +46,10 @@ from sklearn.linear_model import LogisticRegression
 
 from modelops.config.fingerprint import sha256_bytes
 from modelops.config.recipe import (
+    AdapterSettings,
     DataSettings,
     DataSource,
     HeadSettings,
-    LoraSettings,
     Recipe,
     TrainingSettings,
 )
@@ -92,25 +92,25 @@ QV = ("query", "value")
 ALL_LINEAR = ("query", "key", "value", "dense")
 # Recipes compared on validation data (RESULTS.md); "default" is the one the benchmark
 # records, chosen by ``--screen`` runs only.
-VARIANTS: dict[str, tuple[LoraSettings, dict]] = {
+VARIANTS: dict[str, tuple[AdapterSettings, dict]] = {
     "v0_qv_r8": (
-        LoraSettings(r=8, alpha=16, dropout=0.1, target_modules=QV),
+        AdapterSettings(r=8, alpha=16, dropout=0.1, target_modules=QV),
         dict(learning_rate=5e-4, warmup_ratio=0.06),
     ),
     "v1_all_r16_cos": (
-        LoraSettings(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR),
+        AdapterSettings(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR),
         dict(learning_rate=1e-3, warmup_ratio=0.1, schedule="cosine"),
     ),
     "v2_all_r16_cos_ls": (
-        LoraSettings(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR),
+        AdapterSettings(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR),
         dict(learning_rate=1e-3, warmup_ratio=0.1, schedule="cosine", label_smoothing=0.1),
     ),
     "v3_all_r16_lr2e3_ls": (
-        LoraSettings(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR),
+        AdapterSettings(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR),
         dict(learning_rate=2e-3, warmup_ratio=0.1, schedule="cosine", label_smoothing=0.1),
     ),
     "v4_qv_r8_lr2e3_ls": (
-        LoraSettings(r=8, alpha=16, dropout=0.1, target_modules=QV),
+        AdapterSettings(r=8, alpha=16, dropout=0.1, target_modules=QV),
         dict(learning_rate=2e-3, warmup_ratio=0.1, schedule="cosine", label_smoothing=0.1),
     ),
 }
