@@ -114,7 +114,7 @@ def run_contrastive(job: ContrastiveJob, emit: Emit) -> dict:
         order = pairs[rng.permutation(len(pairs))]
         loss_sum = 0.0
         for i in range(0, len(order), batch):
-            loss_sum += _step(job, order[i : i + batch], stage.margin, optimizer, scheduler)
+            loss_sum += pair_step(job, order[i : i + batch], stage.margin, optimizer, scheduler)
             progress.step()
         losses.append(loss_sum / max(steps_per_epoch, 1))
     emit(f"contrastive stage done: mean pair loss {losses[0]:.4f} -> {losses[-1]:.4f}")
@@ -127,7 +127,7 @@ def run_contrastive(job: ContrastiveJob, emit: Emit) -> dict:
     }
 
 
-def _step(job: ContrastiveJob, pairs: np.ndarray, margin: float, optimizer, scheduler) -> float:
+def pair_step(job: ContrastiveJob, pairs: np.ndarray, margin: float, optimizer, scheduler) -> float:
     """One optimizer step on a batch of pairs: the distinct rows embedded once."""
     rows, inverse = np.unique(pairs[:, :2], return_inverse=True)
     ids, mask = collate([job.train_ids[r] for r in rows], job.pad)
