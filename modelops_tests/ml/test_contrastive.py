@@ -8,23 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from modelops.config.recipe import AdapterSettings, ContrastiveSettings, load_recipe
-from modelops.domain.dataset import encode_labels, prepare_dataset
+from modelops.config.recipe import AdapterSettings, ContrastiveSettings
+from modelops.domain.dataset import encode_labels
 from modelops.ml.adapter_methods import with_adapter
-from modelops.ml.catalog import Catalog
 from modelops.ml.contrastive import ContrastiveJob, pair_loss, run_contrastive, sample_pairs
 from modelops.ml.model import PooledClassifier, load_base, run_batches, tokenize
-from modelops.ml.training import deterministic, train_classifier
-from modelops_tests.fixtures.workspace import make_workspace
+from modelops.ml.training import deterministic
+from modelops_tests.fixtures.training_setup import tiny_training, train_quietly
 
 
 @pytest.fixture(scope="module")
 def setup(tiny_catalog, tmp_path_factory):
-    root = tmp_path_factory.mktemp("contrastive")
-    settings = make_workspace(root, tiny_catalog, rows=240)
-    loaded = load_recipe(settings.recipes_dir / "demo.yaml")
-    base = Catalog.load(tiny_catalog).resolve("tiny@stable")
-    return loaded, base, prepare_dataset(loaded)
+    return tiny_training(tmp_path_factory.mktemp("contrastive"), tiny_catalog)
 
 
 def test_pairs_come_from_the_labels():
@@ -97,9 +92,7 @@ def test_training_with_the_stage_is_deterministic_and_recorded(setup, tmp_path):
         recipe = loaded.recipe.model_copy(
             update={"training": loaded.recipe.training.model_copy(update=training)}
         )
-        return train_classifier(
-            recipe=recipe, base=base, dataset=dataset, out_dir=out, threads=1, emit=lambda _m: None
-        )
+        return train_quietly(recipe, base, dataset, out)
 
     with_stage = {"contrastive": ContrastiveSettings(**stage), "epochs": 1}
     first = run(tmp_path / "a", with_stage)

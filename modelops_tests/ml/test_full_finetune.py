@@ -10,26 +10,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from modelops.config.recipe import load_recipe
-from modelops.domain.dataset import prepare_dataset
 from modelops.ml.adapter_methods import FULL_WEIGHTS_FILE, is_full_adapter, with_adapter
-from modelops.ml.catalog import Catalog
 from modelops.ml.layer_decay import layer_depth
 from modelops.ml.model import PooledClassifier, load_base, load_classifier, predict_proba
 from modelops.ml.schedule import optimizer_and_schedule
-from modelops.ml.training import train_classifier
-from modelops_tests.fixtures.workspace import make_workspace
+from modelops_tests.fixtures.training_setup import tiny_training, train_quietly
 
 FULL = {"adapter": {"method": "full"}}
 
 
 @pytest.fixture(scope="module")
 def setup(tiny_catalog, tmp_path_factory):
-    root = tmp_path_factory.mktemp("full")
-    settings = make_workspace(root, tiny_catalog, rows=240)
-    loaded = load_recipe(settings.recipes_dir / "demo.yaml")
-    base = Catalog.load(tiny_catalog).resolve("tiny@stable")
-    return loaded, base, prepare_dataset(loaded)
+    return tiny_training(tmp_path_factory.mktemp("full"), tiny_catalog)
 
 
 def recipe_with(loaded, adapter: dict | None = None, **training):
@@ -45,11 +37,9 @@ def recipe_with(loaded, adapter: dict | None = None, **training):
     )
 
 
-def train(setup, out, recipe):
+def train(setup, out, recipe, **options):
     _, base, dataset = setup
-    return train_classifier(
-        recipe=recipe, base=base, dataset=dataset, out_dir=out, threads=1, emit=lambda _m: None
-    )
+    return train_quietly(recipe, base, dataset, out, **options)
 
 
 def test_full_fine_tune_changes_every_encoder_weight_lora_none(setup, tmp_path):
@@ -89,15 +79,7 @@ def test_full_fine_tune_round_trip_and_determinism(setup, tmp_path):
     assert other.weights_sha256 != first.weights_sha256
 
     texts = dataset.split("test")["text"].tolist()
-    kept = train_classifier(
-        recipe=recipe,
-        base=base,
-        dataset=dataset,
-        out_dir=tmp_path / "d",
-        threads=1,
-        emit=lambda _m: None,
-        keep_model=True,
-    )
+    kept = train(setup, tmp_path / "d", recipe, keep_model=True)
     in_memory = predict_proba(kept.trained.tokenizer, kept.trained.model, texts, max_length=32)
     tokenizer, model, labels = load_classifier(kept.directory, base.path)
     loaded_back = predict_proba(tokenizer, model, texts, max_length=32)
@@ -110,15 +92,7 @@ def test_full_warm_start_continues_from_the_whole_encoder(setup, tmp_path):
     loaded, base, dataset = setup
     recipe = recipe_with(loaded, FULL["adapter"], epochs=1, select_best=False)
     first = train(setup, tmp_path / "a", recipe)
-    warm = train_classifier(
-        recipe=recipe,
-        base=base,
-        dataset=dataset,
-        out_dir=tmp_path / "w",
-        threads=1,
-        emit=lambda _m: None,
-        warm_start=first.directory,
-    )
+    warm = train(setup, tmp_path / "w", recipe, warm_start=first.directory)
     assert is_full_adapter(warm.directory) and warm.weights_sha256 != first.weights_sha256
     # the baseline stays the probe on the frozen base (loaded again for a full fine-tune)
     assert warm.baseline["test"]["predictions"] == first.baseline["test"]["predictions"]
