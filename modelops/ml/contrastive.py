@@ -92,7 +92,7 @@ class ContrastiveJob:
 
 def run_contrastive(job: ContrastiveJob, emit: Emit) -> dict:
     """Train ``job.model``'s encoder on label pairs, in place; a summary (pairs, steps,
-    first and last epoch's loss, seconds)."""
+    each epoch's mean loss, that of the first and the last tenth of the steps, seconds)."""
     stage: ContrastiveSettings = job.settings.contrastive
     rng = np.random.default_rng(job.settings.seed + PAIR_SEED_OFFSET)
     pairs = sample_pairs(job.train_labels, stage.pairs_per_row, stage.positive_fraction, rng)
@@ -108,21 +108,26 @@ def run_contrastive(job: ContrastiveJob, emit: Emit) -> dict:
         f"{len(job.train_ids)} rows, {stage.epochs} epochs of {steps_per_epoch} steps"
     )
     progress = _Progress(total, emit)
-    losses = []
+    steps: list[float] = []
     job.model.train()
     for _ in range(stage.epochs):
         order = pairs[rng.permutation(len(pairs))]
-        loss_sum = 0.0
         for i in range(0, len(order), batch):
-            loss_sum += pair_step(job, order[i : i + batch], stage.margin, optimizer, scheduler)
+            steps.append(pair_step(job, order[i : i + batch], stage.margin, optimizer, scheduler))
             progress.step()
-        losses.append(loss_sum / max(steps_per_epoch, 1))
-    emit(f"contrastive stage done: mean pair loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+    tenth = max(len(steps) // 10, 1)
+    first, last = float(np.mean(steps[:tenth] or [0])), float(np.mean(steps[-tenth:] or [0]))
+    emit(f"contrastive stage done: mean pair loss {first:.4f} (first tenth) -> {last:.4f}")
     return {
         "pairs": len(pairs),
         "positive_pairs": int(pairs[:, 2].sum()),
         "steps": total,
-        "epoch_losses": losses,
+        "epoch_losses": [
+            float(np.mean(steps[e * steps_per_epoch : (e + 1) * steps_per_epoch] or [0]))
+            for e in range(stage.epochs)
+        ],
+        "loss_first_tenth": first,
+        "loss_last_tenth": last,
         "seconds": progress.elapsed(),
     }
 
