@@ -148,3 +148,34 @@ def test_layer_depth_reads_bert_mpnet_and_peft_names():
     assert layer_depth("encoder.relative_attention_bias.weight", 12) == 12
     assert layer_depth("pooler.dense.weight", 6) == 6
     assert layer_depth("model.layers.3.mlp.Wi.weight", 22) == 4  # ModernBERT-style
+
+
+class Crash(Exception):
+    pass
+
+
+def test_full_fine_tune_with_decay_and_stage_resumes_to_the_same_weights(setup, tmp_path):
+    """A run stopped after its mid-epoch checkpoints resumes (the contrastive stage run
+    again, every layer's optimizer group restored) to the uninterrupted run's weights."""
+    from modelops.config.recipe import ContrastiveSettings
+    from modelops.ml.checkpoint import Checkpointer
+
+    loaded, _, _ = setup
+    stage = ContrastiveSettings(pairs_per_row=2, learning_rate=0.001)
+    recipe = recipe_with(
+        loaded, FULL["adapter"], epochs=2, layer_decay=0.7, contrastive=stage, learning_rate=0.01
+    )
+    whole = train(setup, tmp_path / "whole", recipe)
+
+    def stop(epoch, _model):
+        raise Crash(epoch)
+
+    checkpoints = Checkpointer(tmp_path / "checkpoint", every_steps=2)
+    with pytest.raises(Crash):
+        train(setup, tmp_path / "a", recipe, checkpointer=checkpoints, on_epoch=stop)
+    assert (tmp_path / "checkpoint" / "state.json").is_file()
+    messages: list[str] = []
+    resumed = train(setup, tmp_path / "b", recipe, checkpointer=checkpoints, emit=messages.append)
+    assert any(m.startswith("resuming from checkpoint") for m in messages)
+    assert any(m.startswith("contrastive stage done") for m in messages)
+    assert resumed.weights_sha256 == whole.weights_sha256
