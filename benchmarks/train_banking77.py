@@ -21,8 +21,14 @@ as a diagnostic of the selection rule only: nothing in training reads it.
 (``--validation-fraction``, ``--train-limit`` rows of the rest, chosen by text hash), to
 compare ``--variant`` recipes on validation data (RESULTS.md).
 
+``--variant`` picks a recipe: the LoRA ones screened before, and issue 25's options
+(``lora-r32``, ``full-llrd``: ``adapter.method: full`` with layer-wise learning-rate decay,
+``contrastive``: a contrastive stage before the head, ``full-llrd-contrastive``: both);
+``--base mpnet`` trains on all-mpnet-base-v2 instead of MiniLM.
+
     .venv/bin/python benchmarks/train_banking77.py [--seeds 13,14,15] [--variant NAME]
-        [--epochs N] [--threads 2] [--limit N] [--screen --train-limit N]
+        [--base minilm|mpnet] [--epochs N] [--threads 2] [--limit N]
+        [--screen --train-limit N]
 """
 
 from __future__ import annotations
@@ -46,10 +52,11 @@ from sklearn.linear_model import LogisticRegression
 
 from modelops.config.fingerprint import sha256_bytes
 from modelops.config.recipe import (
+    AdapterSettings,
+    ContrastiveSettings,
     DataSettings,
     DataSource,
     HeadSettings,
-    LoraSettings,
     Recipe,
     TrainingSettings,
 )
@@ -74,6 +81,7 @@ from modelops.ml.model import (
     predict_proba,
     run_batches,
     tokenize,
+    weight_files,
 )
 from modelops.ml.training import train_classifier
 
@@ -90,28 +98,62 @@ HEAD = HeadSettings(pooling="mean", init="probe", probe_c=10.0)
 TRAINING = dict(batch_size=32, max_length=64, seed=13)
 QV = ("query", "value")
 ALL_LINEAR = ("query", "key", "value", "dense")
+# A full fine-tune with layer-wise decay: the literature's starting points (docs/concepts.md)
+FULL_LLRD = dict(
+    learning_rate=1e-4,
+    head_learning_rate=2e-3,
+    layer_decay=0.9,
+    weight_decay=0.01,
+    warmup_ratio=0.1,
+    schedule="cosine",
+    label_smoothing=0.1,
+)
 # Recipes compared on validation data (RESULTS.md); "default" is the one the benchmark
 # records, chosen by ``--screen`` runs only.
-VARIANTS: dict[str, tuple[LoraSettings, dict]] = {
+VARIANTS: dict[str, tuple[AdapterSettings, dict]] = {
     "v0_qv_r8": (
-        LoraSettings(r=8, alpha=16, dropout=0.1, target_modules=QV),
+        AdapterSettings(r=8, alpha=16, dropout=0.1, target_modules=QV),
         dict(learning_rate=5e-4, warmup_ratio=0.06),
     ),
     "v1_all_r16_cos": (
-        LoraSettings(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR),
+        AdapterSettings(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR),
         dict(learning_rate=1e-3, warmup_ratio=0.1, schedule="cosine"),
     ),
     "v2_all_r16_cos_ls": (
-        LoraSettings(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR),
+        AdapterSettings(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR),
         dict(learning_rate=1e-3, warmup_ratio=0.1, schedule="cosine", label_smoothing=0.1),
     ),
     "v3_all_r16_lr2e3_ls": (
-        LoraSettings(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR),
+        AdapterSettings(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR),
         dict(learning_rate=2e-3, warmup_ratio=0.1, schedule="cosine", label_smoothing=0.1),
     ),
     "v4_qv_r8_lr2e3_ls": (
-        LoraSettings(r=8, alpha=16, dropout=0.1, target_modules=QV),
+        AdapterSettings(r=8, alpha=16, dropout=0.1, target_modules=QV),
         dict(learning_rate=2e-3, warmup_ratio=0.1, schedule="cosine", label_smoothing=0.1),
+    ),
+    # issue 25: what the literature says works for intent classification on sentence
+    # encoders (docs/concepts.md), as recipe options. Not yet screened on validation data.
+    "lora-r32": (
+        AdapterSettings(r=32, alpha=64, dropout=0.1, target_modules=ALL_LINEAR),
+        dict(learning_rate=1e-3, warmup_ratio=0.1, schedule="cosine", label_smoothing=0.1),
+    ),
+    "full-llrd": (AdapterSettings(method="full"), FULL_LLRD),
+    "contrastive": (
+        AdapterSettings(r=16, alpha=32, dropout=0.1, target_modules=ALL_LINEAR),
+        dict(
+            learning_rate=1e-3,
+            warmup_ratio=0.1,
+            schedule="cosine",
+            label_smoothing=0.1,
+            contrastive=ContrastiveSettings(pairs_per_row=4, epochs=1, learning_rate=5e-4),
+        ),
+    ),
+    "full-llrd-contrastive": (
+        AdapterSettings(method="full"),
+        dict(
+            **FULL_LLRD,
+            contrastive=ContrastiveSettings(pairs_per_row=4, epochs=1, learning_rate=5e-5),
+        ),
     ),
 }
 DEFAULT_VARIANT = "v2_all_r16_cos_ls"
@@ -231,6 +273,11 @@ def run_platform(
         "wall_seconds": result.seconds,
         "train_loop_seconds": sum(h["seconds"] for h in result.history),
         "samples_per_second": result.samples_per_second,
+        "adapter_method": recipe.adapter.method,
+        "contrastive": result.contrastive,
+        "weights_bytes": sum(
+            (result.directory / name).stat().st_size for name in weight_files(result.directory)
+        ),
         "predict_seconds": time.perf_counter() - started,
         "history": result.history,
         "selection": result.selection,
@@ -444,6 +491,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seeds", default=str(TRAINING["seed"]), help="comma-separated")
     parser.add_argument("--variant", default=DEFAULT_VARIANT, choices=sorted(VARIANTS))
+    parser.add_argument(
+        "--base", default="minilm", help="catalog name of the base (its @stable revision)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--limit", type=int, default=None, help="subsample train/test (smoke)")
     parser.add_argument(
@@ -495,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
         return Recipe(
             name="banking77_benchmark",
             taxonomy="(benchmark: categories.json)",
-            base_model="minilm@stable",
+            base_model=f"{args.base}@stable",
             data=DataSettings(
                 sources=(DataSource(path=str(data / "train.csv")),),
                 label_column="category",

@@ -24,6 +24,9 @@ from modelops.config.taxonomy_changes import TaxonomyChangeSettings
 from modelops.config.yaml_files import StrictSection, read_yaml_mapping, validate_model
 
 BASE_MODEL_PATTERN = r"^[a-z0-9][a-z0-9_.-]*@[A-Za-z0-9_.-]+$"
+ADDED_SETTINGS = (("training", "layer_decay", 1.0), ("training", "contrastive", None))
+"""Settings added after recipes were fingerprinted: left out of the fingerprint while at
+their default (off), so a recipe that does not use them keeps its fingerprint."""
 
 
 class DataSource(StrictSection):
@@ -47,12 +50,50 @@ class DataSettings(StrictSection):
     test_fraction: float = Field(default=0.2, gt=0.0, lt=0.5)
 
 
-class LoraSettings(StrictSection):
-    method: Literal["lora"] = "lora"
+class AdapterSettings(StrictSection):
+    """How the encoder adapts: ``lora`` (a PEFT LoRA adapter; the other fields are its
+    settings) or ``full`` (every encoder weight trains; the artifact is the whole encoder,
+    ``modelops.ml.adapter_methods``). LoRA fields set to other than their defaults are
+    refused with ``full``."""
+
+    method: Literal["lora", "full"] = "lora"
     r: int = Field(default=8, gt=0, le=256)
     alpha: float = Field(default=16.0, gt=0)
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     target_modules: tuple[str, ...] = Field(default=("query", "value"), min_length=1)
+
+    @model_validator(mode="after")
+    def _lora_fields_only_for_lora(self) -> AdapterSettings:
+        fields = type(self).model_fields
+        written = [k for k in fields if k != "method" and getattr(self, k) != fields[k].default]
+        if self.method == "full" and written:
+            raise ValueError(
+                f"LoRA settings {', '.join(written)} are not used by method 'full' (remove them)"
+            )
+        return self
+
+
+class ContrastiveSettings(StrictSection):
+    """A contrastive stage before the head (SetFit-style, ``modelops.ml.contrastive``):
+    pairs of training rows (same label: positive, other label: negative) pull the pooled
+    embeddings of a label together and push other labels apart, updating the trainable
+    encoder weights (LoRA or full); the probe head is then fitted on the new embeddings."""
+
+    pairs_per_row: int = Field(default=4, gt=0, le=64)
+    positive_fraction: float = Field(default=0.5, gt=0.0, lt=1.0)
+    epochs: int = Field(default=1, gt=0, le=20)
+    learning_rate: float | None = Field(
+        default=None, gt=0, lt=1, description="default: training.learning_rate"
+    )
+    batch_size: int | None = Field(
+        default=None, gt=1, le=4096, description="pairs per step; default: training.batch_size"
+    )
+    margin: float = Field(
+        default=0.0,
+        ge=-1.0,
+        lt=1.0,
+        description="a negative pair costs nothing once its cosine similarity is below it",
+    )
 
 
 class HeadSettings(StrictSection):
@@ -89,6 +130,16 @@ class TrainingSettings(StrictSection):
         default="linear", description="learning-rate decay after the warmup"
     )
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
+    layer_decay: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=1.0,
+        description="layer-wise learning-rate decay: layer i of L trains at "
+        "learning_rate * layer_decay ** (L - i), the embeddings (i = 0) lowest; 1: off",
+    )
+    contrastive: ContrastiveSettings | None = Field(
+        default=None, description="a contrastive stage before the head; default off"
+    )
 
 
 class ServingSettings(StrictSection):
@@ -110,7 +161,7 @@ class Recipe(StrictSection):
     base_model: str = Field(
         pattern=BASE_MODEL_PATTERN, description="catalog reference name@revision"
     )
-    adapter: LoraSettings = LoraSettings()
+    adapter: AdapterSettings = AdapterSettings()
     head: HeadSettings = HeadSettings()
     training: TrainingSettings = TrainingSettings()
     gates: GateSettings = GateSettings()
@@ -188,6 +239,9 @@ class LoadedRecipe:
         if self.recipe.distillation is None:
             excluded.add("distillation")
         body = self.recipe.model_dump(mode="json", exclude=excluded)
+        for section, key, default in ADDED_SETTINGS:  # off: the fingerprint of before
+            if body[section][key] == default:
+                del body[section][key]
         body["taxonomy"] = self.taxonomy.fingerprint()
         body["data"]["sources"] = self.source_uris()
         return sha256_json(body)

@@ -143,6 +143,7 @@ def adapter_metadata(version: AdapterVersion) -> dict:
             ),
             "selected_epoch": int(lineage.get("selected_epoch", len(history))),
             "lora_weights_nonzero": bool(lineage.get("lora_nonzero", True)),
+            "adapter_method": lineage.get("adapter_method", "lora"),
             "train_rows": int(metrics.get("train_rows") or 0),
             **drift_calibration_metadata(lineage.get("drift_calibration") or {}),
             "train_loss": num(metrics.get("train_loss")),

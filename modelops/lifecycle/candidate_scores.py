@@ -36,6 +36,7 @@ from modelops.lifecycle.cost import timed_scoring
 from modelops.lifecycle.fetch import ATTACHED_ADAPTER, FetchedAdapter, LoadedAdapter, attached
 from modelops.lifecycle.inference_cost import measure_inference
 from modelops.lifecycle.platform import Platform
+from modelops.ml.adapter_methods import is_peft
 from modelops.ml.catalog import ResolvedBase
 from modelops.ml.training import TrainedModel
 from modelops.stores.registry_records import AdapterVersion
@@ -143,7 +144,7 @@ def _champion_scores(
 ) -> ChampionScores | None:
     texts, max_length = rows
     encoder = trained.model.encoder
-    own = encoder.active_adapter
+    own = encoder.active_adapter if is_peft(encoder) else None
     try:
         with (
             FetchedAdapter(platform, champion) as fetched,
@@ -155,7 +156,7 @@ def _champion_scores(
                 candidate = LoadedAdapter(trained.tokenizer, trained.model, trained.labels)
                 models = {
                     "candidate": Switched(candidate, encoder, own),
-                    "champion": Switched(adapter, encoder, ATTACHED_ADAPTER),
+                    "champion": Switched(adapter, encoder, _attached_name(adapter, encoder)),
                 }
                 costs = measure_inference(models, texts, max_length)
     except Exception as exc:  # any failure: the evaluation tries on its own
@@ -167,20 +168,28 @@ def _champion_scores(
     )
 
 
+def _attached_name(adapter: LoadedAdapter, encoder) -> str | None:
+    """The champion's PEFT name on the candidate's encoder; None when it was loaded on a
+    base of its own (a full fine-tune on either side, ``modelops.lifecycle.fetch.attached``)."""
+    return ATTACHED_ADAPTER if adapter.model.encoder is encoder else None
+
+
 @dataclass(frozen=True)
 class Switched:
-    """One of two adapters on one base in memory: scoring makes it the active one."""
+    """One of two adapters on one base in memory: scoring makes it the active one (None:
+    a model with an encoder of its own, nothing to switch)."""
 
     loaded: LoadedAdapter
     encoder: object
-    adapter: str
+    adapter: str | None
 
     @property
     def model(self):
         return self.loaded.model
 
     def predict_proba(self, texts: list[str], max_length: int) -> np.ndarray:
-        self.encoder.set_adapter(self.adapter, inference_mode=True)
+        if self.adapter is not None:
+            self.encoder.set_adapter(self.adapter, inference_mode=True)
         return self.loaded.predict_proba(texts, max_length)
 
 

@@ -153,15 +153,28 @@ def attached(
     """``fetched`` as a second adapter on the base already in memory under ``trained``
     (PEFT holds several adapters on one base model): it scores as :func:`load_adapter`
     would load it, without loading the base again. ``base`` is the one in memory; an
-    adapter of another base is refused. Removed again on exit."""
+    adapter of another base is refused. Removed again on exit. When either is a full
+    fine-tune (no PEFT adapter to share a base with), ``fetched`` is loaded on a base of
+    its own instead."""
     from safetensors.torch import load_file
 
-    from modelops.ml.model import HEAD_FILE, LABELS_FILE, PooledClassifier, check_adapter_files
+    from modelops.ml.adapter_methods import is_full_adapter, is_peft
+    from modelops.ml.model import (
+        HEAD_FILE,
+        LABELS_FILE,
+        PooledClassifier,
+        check_adapter_files,
+        load_classifier,
+    )
 
     path = fetched.path
     check_adapter_files(path)
     check_adapter_base(path, base_path=base.path, base_sha256=base.sha256)
     encoder = trained.model.encoder
+    if is_full_adapter(path) or not is_peft(encoder):
+        tokenizer, model, labels = load_classifier(path, base.path, base_sha256=base.sha256)
+        yield _with_mapping(tokenizer, model.eval(), labels, path)
+        return
     active = encoder.active_adapter
     try:
         encoder.load_adapter(str(path), adapter_name=ATTACHED_ADAPTER)

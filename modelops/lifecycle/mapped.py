@@ -46,6 +46,7 @@ from modelops.domain.taxonomy_mapping import load_chain
 from modelops.lifecycle.dataset import DatasetRecord, load_dataset
 from modelops.lifecycle.fetch import FetchedAdapter, read_mapped_head
 from modelops.lifecycle.platform import Platform
+from modelops.ml.adapter_methods import FULL_WEIGHTS_FILE, is_full_adapter
 from modelops.ml.catalog import ResolvedBase
 from modelops.ml.model import LABELS_FILE, PooledClassifier, embed_texts, load_base
 from modelops.ml.probe import fit_probe
@@ -57,6 +58,8 @@ log = logging.getLogger(__name__)
 KIND = "mapped"
 # Files of the old adapter that the mapped one carries over (its weights and their config).
 CARRIED = ("adapter_config.json", "adapter_model.safetensors", "head.safetensors", LABELS_FILE)
+FULL_CARRIED = (FULL_WEIGHTS_FILE, "head.safetensors", LABELS_FILE)
+"""What a mapped adapter carries of a full fine-tune (``modelops.ml.adapter_methods``)."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ def build_mapped_candidate(
         with tempfile.TemporaryDirectory(prefix="mapped-") as tmp:
             out = Path(tmp) / "adapter"
             out.mkdir()
-            for name in CARRIED:
+            for name in FULL_CARRIED if is_full_adapter(fetched.path) else CARRIED:
                 shutil.copy2(fetched.path / name, out / name)
             return _register(
                 platform, loaded, dataset, source, fetched.manifest, head, out, started, emit

@@ -304,6 +304,8 @@ def _write_manifest(
         "selected_epoch": result.selected_epoch,
         "selection": result.selection,
         "lora_nonzero": result.lora_nonzero,
+        "adapter_method": lineage["recipe_snapshot"]["recipe"]["adapter"]["method"],
+        "contrastive": result.contrastive,
         "baseline": {k: v for k, v in result.baseline.items() if k != "test"},
         "drift_thresholds": thresholds,
         "drift_calibration": calibration_summary(out),
@@ -352,7 +354,7 @@ def _register(
         who=platform.settings.user,
     )
     kept = f"kept epoch {result.selected_epoch}" + (
-        "" if result.lora_nonzero else ", LoRA weights all zero (the probe head alone)"
+        "" if result.lora_nonzero else ", encoder as the base's (the probe head alone)"
     )
     request.emit(f"registered adapter {registered.id} ({ref.uri}) as candidate; {kept}")
     return registered

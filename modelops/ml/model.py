@@ -1,22 +1,28 @@
-"""The classifier: a (LoRA-adapted) encoder, the pooling its base was trained with,
-and a linear head. Saved as a standard PEFT directory plus the head and label map.
+"""The classifier: a (LoRA-adapted or fully fine-tuned) encoder, the pooling its base was
+trained with, and a linear head. Saved as a standard PEFT directory plus the head and label
+map, or for a full fine-tune the whole encoder's weights plus the same head and label map
+(``modelops.ml.adapter_methods``).
 
 Layout of a saved adapter directory::
 
     adapter_config.json          PEFT (LoRA on the encoder)
     adapter_model.safetensors    PEFT weights
+      or encoder.safetensors     the whole encoder's weights (adapter.method: full)
     head.safetensors             linear head: weight [k, hidden], bias [k]
     labels.json                  {"labels": [...], "pooling": "mean", "normalize": true}
     manifest.json                lineage (see modelops.domain.lineage)
 
 Outside modelops the encoder loads with plain ``PeftModel.from_pretrained(
-AutoModel.from_pretrained(base), adapter_dir)``; docs/concepts.md shows the pooling.
+AutoModel.from_pretrained(base), adapter_dir)`` (a full fine-tune:
+``AutoModel.from_pretrained(base)`` then ``load_state_dict(safetensors.torch.load_file(
+"encoder.safetensors"))``); docs/concepts.md shows the pooling.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +33,18 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
 from modelops.config.errors import IntegrityError
+from modelops.ml.adapter_methods import (
+    PEFT_WEIGHTS_FILE,
+    encoder_weights_file,
+    is_peft,
+    load_encoder,
+)
 from modelops.ml.base_inspect import check_adapter_base
 
 HEAD_FILE = "head.safetensors"
 LABELS_FILE = "labels.json"
-PEFT_WEIGHTS_FILE = "adapter_model.safetensors"
 WEIGHT_FILES = (PEFT_WEIGHTS_FILE, HEAD_FILE)
+"""The weight files of a LoRA adapter (:func:`weight_files` of any saved adapter)."""
 # Files torch or transformers would unpickle: never loaded (arbitrary code on load).
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 BASE_LOADS = {"count": 0}
@@ -117,9 +129,26 @@ def check_adapter_files(adapter_dir: Path) -> None:
             f"adapter {adapter_dir}: {', '.join(pickled)} would need unpickling; refused "
             "(only safetensors weights load)"
         )
-    missing = [n for n in WEIGHT_FILES if not (Path(adapter_dir) / n).is_file()]
+    missing = [n for n in weight_files(adapter_dir) if not (Path(adapter_dir) / n).is_file()]
     if missing:
         raise IntegrityError(f"adapter {adapter_dir}: {', '.join(missing)} missing")
+
+
+def weight_files(adapter_dir: Path) -> tuple[str, str]:
+    """The files holding a saved adapter's weights (what its weights sha256 covers): the
+    encoder's (PEFT's, or the whole encoder of a full fine-tune) and the head."""
+    return encoder_weights_file(adapter_dir), HEAD_FILE
+
+
+@contextlib.contextmanager
+def base_encoder(encoder: nn.Module, base_path: Path) -> Iterator[nn.Module]:
+    """An encoder with the base's own weights: the PEFT encoder with its adapters switched
+    off (no second load), or for a full fine-tune the base loaded again from ``base_path``."""
+    if is_peft(encoder):
+        with encoder.disable_adapter():
+            yield encoder
+        return
+    yield load_base(base_path)[1].eval()
 
 
 def save_head(model: PooledClassifier, labels: Sequence[str], directory: Path) -> None:
@@ -137,12 +166,10 @@ def load_classifier(
     A base other than the one the adapter's lineage records (sha256, architecture, shapes)
     is refused (``modelops.ml.base_inspect.check_adapter_base``); ``base_sha256`` saves
     hashing the base directory when the caller knows it."""
-    from peft import PeftModel
-
     check_adapter_files(adapter_dir)
     check_adapter_base(adapter_dir, base_path=base_path, base_sha256=base_sha256)
     tokenizer, encoder = load_base(base_path)
-    encoder = PeftModel.from_pretrained(encoder, str(adapter_dir), is_trainable=trainable)
+    encoder = load_encoder(encoder, adapter_dir, trainable=trainable)
     head, info = load_head(adapter_dir, encoder.config.hidden_size)
     model = PooledClassifier(
         encoder, len(info["labels"]), info["pooling"], info["normalize"], head=head

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from modelops.config.recipe import TrainingSettings
+from modelops.ml.layer_decay import encoder_groups, num_layers_of
 
 
 def grouped_batches(
@@ -24,16 +25,23 @@ def grouped_batches(
 
 
 def optimizer_and_schedule(model: torch.nn.Module, settings: TrainingSettings, total_steps: int):
-    """AdamW over the trainable parameters (the head at ``head_learning_rate``), warmup
+    """AdamW over the trainable parameters (the head at ``head_learning_rate``, the encoder's
+    layers at the rates of ``layer_decay``, ``modelops.ml.layer_decay``), warmup
     over ``warmup_ratio`` of the steps, then a linear or cosine decay to zero."""
     from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
 
     head_params = list(model.head.parameters())
     head_ids = {id(p) for p in head_params}
-    encoder_params = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+    encoder_params = [(n, p) for n, p in model.named_parameters() if id(p) not in head_ids]
+    groups = encoder_groups(
+        encoder_params,
+        num_layers_of(model.encoder),
+        settings.learning_rate,
+        settings.layer_decay,
+    )
     optimizer = torch.optim.AdamW(
         [
-            {"params": encoder_params, "lr": settings.learning_rate},
+            *groups,
             {"params": head_params, "lr": settings.head_learning_rate or settings.learning_rate},
         ],
         weight_decay=settings.weight_decay,

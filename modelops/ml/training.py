@@ -1,10 +1,12 @@
-"""LoRA fine-tuning of a pooled classifier, deterministic for a given lineage.
+"""Fine-tuning of a pooled classifier (LoRA or full, ``modelops.ml.adapter_methods``),
+deterministic for a given lineage.
 
 The loop (``modelops.ml.fit``) is plain torch: batches are grouped by length and padded to their own
 longest sequence (where the speed is on CPU), the order comes from a seeded
 generator, and torch runs with deterministic algorithms on a recorded thread count.
 The head starts from a linear probe on frozen embeddings, which is also the baseline
-the adapter must beat.
+the adapter must beat. An optional contrastive stage (``modelops.ml.contrastive``) tunes
+the encoder on label pairs first; the head then starts from a probe on its embeddings.
 
 A warm start (incremental retraining) continues from an earlier adapter. Its head rows
 for the labels that adapter was trained on are kept; rows for labels it never saw (new
@@ -34,19 +36,21 @@ from modelops.config.fingerprint import file_manifest, sha256_manifest
 from modelops.config.progress import Emit
 from modelops.config.recipe import Recipe
 from modelops.domain.dataset import PreparedDataset, encode_labels
-from modelops.ml.architectures import lora_target_modules
+from modelops.ml.adapter_methods import encoder_adapted, save_encoder, with_adapter
 from modelops.ml.catalog import ResolvedBase
 from modelops.ml.checkpoint import Checkpointer
+from modelops.ml.contrastive import ContrastiveJob, run_contrastive
 from modelops.ml.distill import SoftTargets
 from modelops.ml.fit import FitJob, OnEpoch, fit
 from modelops.ml.model import (
-    WEIGHT_FILES,
     PooledClassifier,
+    base_encoder,
     load_base,
     load_classifier,
     run_batches,
     save_head,
     tokenize,
+    weight_files,
 )
 from modelops.ml.probe import extend_head, fit_probe, init_head
 from modelops.ml.warm_start import WarmStart
@@ -87,10 +91,14 @@ class TrainingResult:
     selected_epoch: int = 0
     """The epoch whose weights were kept (0: the starting point, see ``select_best``)."""
     lora_nonzero: bool = True
-    """Whether the kept LoRA weights differ from zero (epoch 0 of a full training: no)."""
+    """Whether the kept encoder differs from the base: LoRA weights not all zero (epoch 0 of
+    a full training: no), or a full fine-tune's kept epoch or contrastive stage."""
     blas_threads: int = 1
     """The BLAS threads of the probe fit (pinned like torch's)."""
     extra: dict = field(default_factory=dict)
+    contrastive: dict | None = None
+    """The contrastive stage's summary (``modelops.ml.contrastive``); None without one. Its
+    time is in ``seconds``, not in ``samples_per_second`` (the main training's)."""
     selection: dict | None = None
     """What was kept and why (``modelops.ml.selection``); None without selection."""
     trained: TrainedModel | None = field(default=None, repr=False, compare=False)
@@ -122,18 +130,20 @@ def deterministic(seed: int, threads: int, blas_threads: int | None = None) -> I
 def weights_digest(directory: Path) -> tuple[str, dict[str, str]]:
     """sha256 of the weight files only (the manifest and reports vary by time)."""
     files = file_manifest(directory)
-    weights = {name: files[name] for name in WEIGHT_FILES}
+    weights = {name: files[name] for name in weight_files(directory)}
     return sha256_manifest(weights), files
 
 
 def _frozen_features(
-    model: PooledClassifier, enc: dict, pad: int, batch: int
+    model: PooledClassifier, base: Path, enc: dict, pad: int, batch: int
 ) -> dict[str, np.ndarray]:
     """Every split embedded by the base alone (the warm adapter's LoRA switched off): what
     the baseline probe is fitted on with a warm start too, so ``beats_baseline`` always asks
-    whether adaptation beats the base. PEFT's ``disable_adapter`` spares a second load."""
-    with model.encoder.disable_adapter():
-        return {k: run_batches(model.embed, v, pad, batch) for k, v in enc.items()}
+    whether adaptation beats the base. PEFT's ``disable_adapter`` spares a second load (a
+    full fine-tune's warm start loads the base again)."""
+    with base_encoder(model.encoder, base) as encoder:
+        frozen = PooledClassifier(encoder, 1, model.pooling, model.normalize)
+        return {k: run_batches(frozen.embed, v, pad, batch) for k, v in enc.items()}
 
 
 @dataclass(frozen=True)
@@ -146,6 +156,7 @@ class _Start:
     model: PooledClassifier
     warm: WarmStart | None
     what: str
+    base_path: Path
 
 
 @dataclass(frozen=True)
@@ -158,6 +169,8 @@ class _Probe:
     frozen: dict[str, np.ndarray]
     probe: tuple
     baseline: dict
+    contrastive: dict | None = None
+    """The contrastive stage's summary (``modelops.ml.contrastive``); None without one."""
 
 
 def train_classifier(
@@ -175,7 +188,7 @@ def train_classifier(
     keep_model: bool = False,
     soft: SoftTargets | None = None,
 ) -> TrainingResult:
-    """Fit a LoRA adapter and head on the dataset's train split; write ``out_dir``.
+    """Fit an adapter (LoRA or full) and head on the dataset's train split; write ``out_dir``.
 
     ``soft``: a teacher's soft labels of the train split and of production texts, which
     are trained on too (``modelops.ml.distill``).
@@ -200,6 +213,8 @@ def train_classifier(
         pad = start.tokenizer.pad_token_id
         probed = _probe_baseline(start, recipe, dataset, enc, emit)
         model = _initial_head(start, recipe, labels, probed, y_train, emit)
+        if settings.contrastive is not None and start.warm is None:
+            probed = _contrastive(model, recipe, dataset, enc, pad, probed, emit)
         job = FitJob(
             model=model,
             train_ids=enc["train"],
@@ -213,10 +228,10 @@ def train_classifier(
         if soft is not None:
             job = job.with_soft_targets(soft, start.tokenizer, settings.max_length)
         history, selection = fit(job, emit, checkpointer, on_epoch)
-        lora_nonzero = any(
-            bool(p.detach().abs().max() > 0) for n, p in model.named_parameters() if "lora_B" in n
+        lora_nonzero = encoder_adapted(
+            model.encoder, selected_epoch(history), probed.contrastive is not None
         )
-        model.encoder.save_pretrained(str(out_dir))
+        save_encoder(model.encoder, out_dir)
         save_head(model, labels, out_dir)
     seconds = time.perf_counter() - started
     (out_dir / BASELINE_FILE).write_text(
@@ -239,6 +254,7 @@ def train_classifier(
         lora_nonzero=lora_nonzero,
         blas_threads=blas_threads,
         selection=selection,
+        contrastive=probed.contrastive,
         trained=_kept(start, model, labels, probed) if keep_model else None,
     )
 
@@ -251,13 +267,13 @@ def _starting_point(
         tokenizer, encoder = load_base(base.path)
         pooling = recipe.head.pooling or base.entry.pooling
         model = PooledClassifier(encoder, len(labels), pooling)
-        return _Start(tokenizer, model, None, "the frozen base")
+        return _Start(tokenizer, model, None, "the frozen base", base.path)
     if isinstance(warm_start, Path):
         warm_start = WarmStart(warm_start, frozenset(labels))
     tokenizer, model, warm_labels = load_classifier(warm_start.path, base.path, trainable=True)
     if warm_labels != labels:
         raise ValueError("warm start adapter has a different label set")
-    return _Start(tokenizer, model, warm_start, "the warm start's frozen encoder")
+    return _Start(tokenizer, model, warm_start, "the warm start's frozen encoder", base.path)
 
 
 def _probe_baseline(
@@ -276,7 +292,7 @@ def _probe_baseline(
     frozen = feats
     if start.warm is not None:
         warm_probe = baseline["test"]
-        frozen = _frozen_features(model, enc, pad, batch)
+        frozen = _frozen_features(model, start.base_path, enc, pad, batch)
         _, baseline = fit_probe(recipe, frozen, dataset, labels)
         baseline["warm_start_probe_test"] = {k: warm_probe[k] for k in ("accuracy", "macro_f1")}
     emit(
@@ -295,7 +311,8 @@ def _initial_head(
     emit: Emit,
 ) -> PooledClassifier:
     """The model training starts from: the warm start with head rows fitted for labels it
-    never saw, or LoRA on the base with the head started from the probe."""
+    never saw, or the adapter (LoRA or full) on the base with the head started from the
+    probe."""
     model = start.model
     if start.warm is not None:
         extend_head(
@@ -308,10 +325,37 @@ def _initial_head(
             emit=emit,
         )
         return model
-    model = _with_lora(model, recipe)
+    model = with_adapter(model, recipe.adapter)
     if recipe.head.init == "probe":
         init_head(model, probed.probe, len(labels))
     return model
+
+
+def _contrastive(
+    model: PooledClassifier,
+    recipe: Recipe,
+    dataset: PreparedDataset,
+    enc: dict,
+    pad: int,
+    probed: _Probe,
+    emit: Emit,
+) -> _Probe:
+    """The contrastive stage on the encoder, then the head from a probe on its embeddings:
+    the features the training starts from. The baseline stays the frozen base's probe; the
+    stage's summary (with the new probe's validation accuracy) is kept apart."""
+    labels = dataset.labels
+    y_train = encode_labels(dataset.split("train"), labels)
+    stage = ContrastiveJob(model, enc["train"], y_train, pad, recipe.training)
+    summary = run_contrastive(stage, emit)
+    model.eval()
+    batch = recipe.training.eval_batch_size
+    features = {k: run_batches(model.embed, v, pad, batch) for k, v in enc.items()}
+    probe, after = fit_probe(recipe, features, dataset, labels)
+    if recipe.head.init == "probe":
+        init_head(model, probe, len(labels))
+    summary["probe_validation_accuracy"] = accuracy = after["validation_accuracy"]
+    emit(f"probe after the contrastive stage: validation accuracy {accuracy:.4f}")
+    return _Probe(features, probed.frozen, probe, probed.baseline, summary)
 
 
 def _start_logits(model: PooledClassifier, feats: dict[str, np.ndarray]) -> np.ndarray | None:
@@ -339,18 +383,3 @@ def selected_epoch(history: list[dict]) -> int:
     if history and "selected" in history[0]:
         return 0
     return int(history[-1]["epoch"]) if history else 0
-
-
-def _with_lora(model: PooledClassifier, recipe: Recipe) -> PooledClassifier:
-    from peft import LoraConfig, get_peft_model
-
-    lora = recipe.adapter
-    config = LoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=lora_target_modules(model.encoder, lora.target_modules),
-        bias="none",
-    )
-    model.encoder = get_peft_model(model.encoder, config)
-    return model

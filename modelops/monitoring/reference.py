@@ -41,6 +41,7 @@ from modelops.domain.mapped_head import MappedHead
 from modelops.ml.catalog import ResolvedBase
 from modelops.ml.model import (
     PooledClassifier,
+    base_encoder,
     embed_texts,
     load_base,
     load_classifier,
@@ -254,8 +255,8 @@ def _held_out_embeddings(
 ) -> np.ndarray:
     """The frozen base's embeddings of the held-out rows (``texts``, in the order of the
     dataset's frame), pooled as the base was trained: the training's own features when it
-    pooled so, else the trained model with its adapter switched off; loaded only without a
-    trained model."""
+    pooled so, else the trained model with its adapter switched off (a full fine-tune: the
+    base loaded again); loaded only without a trained model."""
     if trained is None:
         return base_embeddings(base, texts, max_length)
     splits = dataset.frame.loc[dataset.frame["split"] != "train", "split"].to_numpy()
@@ -269,9 +270,8 @@ def _held_out_embeddings(
         for split in HELD_OUT:
             out[splits == split] = features[split]
         return out
-    encoder = trained.model.encoder
-    frozen = PooledClassifier(encoder, 1, base.entry.pooling)
-    with encoder.disable_adapter():
+    with base_encoder(trained.model.encoder, base.path) as encoder:
+        frozen = PooledClassifier(encoder, 1, base.entry.pooling)
         return embed_texts(trained.tokenizer, frozen, texts, max_length=max_length)
 
 

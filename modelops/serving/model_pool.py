@@ -9,6 +9,10 @@ forward pass of training), so a base's forward passes run one at a time (a lock 
 base): the adapter chosen is the one used for the whole pass. Adding or removing an
 adapter takes the same lock, so it never changes a model in the middle of a pass.
 
+A full fine-tune (``adapter.method: full``) has no PEFT adapter to put on a shared base: it
+gets a base of its own (``SharedBase(own=True)``), the base's encoder loaded once more with
+the adapter's weights in place, counted as the adapter's parameters, not the base's.
+
 The adapters are fetched out of the artifact store and verified (sha256) exactly as the
 :class:`~modelops.serving.predictor.Predictor` does it.
 """
@@ -30,6 +34,7 @@ from modelops.config.recipe import Recipe
 from modelops.domain.mapped_head import MappedHead
 from modelops.lifecycle.fetch import FetchedAdapter, read_mapped_head, read_out_of_scope
 from modelops.lifecycle.platform import Platform
+from modelops.ml.adapter_methods import is_full_adapter, load_encoder
 from modelops.ml.base_inspect import check_adapter_base
 from modelops.ml.model import (
     PooledClassifier,
@@ -91,21 +96,32 @@ class SharedBaseAdapter:
     out_of_scope: OutOfScopeModel | None = None
     """Its out-of-scope model (``modelops.monitoring.out_of_scope``); None for adapters
     trained without one (their predictions then carry no score)."""
+    own_encoder: bool = False
+    """A full fine-tune, on an encoder of its own (see the module's docstring)."""
 
     @property
     def id(self) -> int:
         return self.version.id
 
+    @property
+    def key(self) -> str:
+        """Its base's key in the pool: the base's sha256, or its own for a full fine-tune."""
+        return f"{self.base_sha256}/{self.name}" if self.own_encoder else self.base_sha256
+
 
 class SharedBase:
-    """One base encoder and the named PEFT adapters loaded on it."""
+    """One base encoder and the named PEFT adapters loaded on it; with ``own``, the encoder
+    of one full fine-tune (its weights loaded into it, no PEFT)."""
 
-    def __init__(self, sha256: str, ref: str, tokenizer: Any, encoder: nn.Module):
+    def __init__(
+        self, sha256: str, ref: str, tokenizer: Any, encoder: nn.Module, own: bool = False
+    ):
         self.sha256 = sha256
         self.ref = ref
         self.tokenizer = tokenizer
         self.encoder = encoder
-        self.model: Any = None  # the PeftModel, once the first adapter is on it
+        self.own = own
+        self.model: Any = None  # the PeftModel (or own encoder), once an adapter is on it
         self.names: set[str] = set()
         self.merged = False
         """Whether the only adapter on the base is merged into its weights (see _settle)."""
@@ -115,6 +131,10 @@ class SharedBase:
         from peft import PeftModel
 
         with self.lock:
+            if self.own:
+                self.model = load_encoder(self.encoder, adapter_dir, trainable=False).eval()
+                self.names.add(name)
+                return
             self._unmerge()
             if self.model is None:
                 self.model = PeftModel.from_pretrained(self.encoder, adapter_dir, adapter_name=name)
@@ -127,6 +147,9 @@ class SharedBase:
     def remove(self, name: str) -> None:
         with self.lock:
             if name not in self.names:
+                return
+            if self.own:
+                self.names.discard(name)
                 return
             self._unmerge()
             if len(self.names) > 1:  # PEFT keeps one adapter: the last one stays until replaced
@@ -175,15 +198,25 @@ class SharedBase:
         with self.lock:
             if adapter.name not in self.names:
                 raise NotFoundError(f"adapter {adapter.id} is no longer loaded")
-            if not self.merged:  # merged: it is the only adapter, already in the weights
+            if not (self.merged or self.own):  # merged: the only adapter, in the weights
                 self.model.set_adapter(adapter.name)
             return run_batches(
                 classifier.features_and_logits, encoded, self.tokenizer.pad_token_id, batch_size
             )
 
     def base_tensors(self) -> list[torch.Tensor]:
-        """The base's own parameters (not the adapters' LoRA weights)."""
+        """The base's own parameters (not the adapters' LoRA weights; none of a full
+        fine-tune's own encoder: those are the adapter's)."""
+        if self.own:
+            return []
         return [p for n, p in self.encoder.named_parameters() if "lora_" not in n]
+
+    def adapter_tensors(self) -> list[torch.Tensor]:
+        """What the adapters on it add to the base: LoRA weights, or a full fine-tune's
+        whole encoder."""
+        if self.own:
+            return list(self.encoder.parameters())
+        return [p for n, p in self.encoder.named_parameters() if "lora_" in n]
 
 
 class ModelPool:
@@ -218,14 +251,9 @@ class ModelPool:
             with FetchedAdapter(self.platform, version) as fetched:
                 manifest = fetched.manifest
                 sha = manifest["base_model"]["sha256"]
-                base = self._bases.get(sha)
-                if base is None:
-                    resolved = self.platform.resolve_base_by_sha256(sha)
-                    tokenizer, encoder = load_base(resolved.path)
-                    base = SharedBase(sha, version.base_model, tokenizer, encoder)
-                    with self._lock:
-                        self._bases[sha] = base
-                    logger.info("base %s loaded (sha256 %s)", base.ref, sha[:12])
+                name = f"a{version.id}"
+                own = is_full_adapter(fetched.path)
+                base = self._base(version, sha, f"{sha}/{name}" if own else sha, own)
                 head, info = load_head(fetched.path, base.encoder.config.hidden_size)
                 mapped = read_mapped_head(fetched.path)
                 if mapped is not None and list(mapped.source_labels) != list(info["labels"]):
@@ -233,7 +261,6 @@ class ModelPool:
                         f"adapter {version.id}: its label mapping's source labels differ from "
                         "the labels of its weights"
                     )
-                name = f"a{version.id}"
                 check_adapter_base(fetched.path, base_sha256=sha, base_config=base.encoder.config)
                 base.add(name, str(fetched.path))
                 classifier = base.classifier(name, head, info)
@@ -249,6 +276,7 @@ class ModelPool:
                 max_length=recipe.training.max_length,
                 mapped=mapped,
                 out_of_scope=out_of_scope,
+                own_encoder=own,
             )
             with self._lock:
                 self._adapters[version.id] = adapter
@@ -257,19 +285,33 @@ class ModelPool:
             )
             return adapter
 
+    def _base(self, version: AdapterVersion, sha: str, key: str, own: bool) -> SharedBase:
+        """The base in the pool under ``key``, loaded the first time (``own``: a full
+        fine-tune's encoder of its own, loaded for it alone)."""
+        base = self._bases.get(key)
+        if base is None:
+            resolved = self.platform.resolve_base_by_sha256(sha)
+            tokenizer, encoder = load_base(resolved.path)
+            ref = version.base_model + (f" (fully fine-tuned by adapter {version.id})" * own)
+            base = SharedBase(sha, ref, tokenizer, encoder, own=own)
+            with self._lock:
+                self._bases[key] = base
+            logger.info("base %s loaded (sha256 %s)", base.ref, sha[:12])
+        return base
+
     def unload(self, adapter_id: int) -> None:
         """Take an adapter off its base (the caller makes sure nothing still scores it)."""
         with self._lock:
             adapter = self._adapters.pop(adapter_id, None)
             if adapter is None:
                 return
-            base = self._bases[adapter.base_sha256]
+            base = self._bases[adapter.key]
             base.remove(adapter.name)
             logger.info("adapter %s unloaded", adapter_id)
-            # no adapter left on it (its recipes moved to another base), and no load that
-            # may be putting one on it right now
+            # no adapter left on it (its recipes moved to another base, or it was a full
+            # fine-tune's own), and no load that may be putting one on it right now
             if not base.names and not self._load_lock.locked():
-                del self._bases[adapter.base_sha256]
+                del self._bases[adapter.key]
                 logger.info("base %s unloaded", base.ref)
 
     def probabilities(self, adapter: SharedBaseAdapter, texts: Sequence[str]) -> np.ndarray:
@@ -285,7 +327,7 @@ class ModelPool:
             empty = np.zeros(0)
             oos = None if adapter.out_of_scope is None else (empty, empty.astype(bool))
             return Scored(np.zeros((0, len(adapter.labels)), np.float32), *(oos or (None, None)))
-        out = self._bases[adapter.base_sha256].logits(adapter, texts, self.batch_size)
+        out = self._bases[adapter.key].logits(adapter, texts, self.batch_size)
         probs, features = split_features(out, adapter.classifier)
         if adapter.mapped is not None:
             probs = adapter.mapped.apply(probs, texts)
@@ -308,13 +350,9 @@ class ModelPool:
         return total
 
     def adapter_parameter_count(self) -> int:
-        """Parameters the loaded adapters add (LoRA weights and heads)."""
-        lora = sum(
-            p.numel()
-            for base in self._bases.values()
-            for n, p in base.encoder.named_parameters()
-            if "lora_" in n
-        )
-        return lora + sum(
+        """Parameters the loaded adapters add (LoRA weights, full fine-tunes' encoders and
+        heads)."""
+        added = sum(p.numel() for base in self._bases.values() for p in base.adapter_tensors())
+        return added + sum(
             sum(p.numel() for p in a.classifier.head.parameters()) for a in self.loaded()
         )

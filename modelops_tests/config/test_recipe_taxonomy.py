@@ -80,6 +80,23 @@ def test_fingerprint_ignores_gates_and_description_but_not_training(root):
         ({"task": "translation"}, "task", "text_classification"),
         ({"data": {"sources": []}}, "data.sources", "at least 1"),
         ({"head": {"pooling": "max"}}, "head.pooling", "mean"),
+        ({"training": {"layer_decay": 0}}, "training.layer_decay", "greater than 0"),
+        ({"training": {"layer_decay": 1.5}}, "training.layer_decay", "less than or equal to 1"),
+        (
+            {"training": {"contrastive": {"pairs_per_row": 0}}},
+            "training.contrastive.pairs_per_row",
+            "greater than 0",
+        ),
+        ({"training": {"contrastive": {"margin": 1.0}}}, "training.contrastive.margin", "less"),
+        (
+            {"training": {"contrastive": {"positive_fraction": 1.0}}},
+            "training.contrastive.positive_fraction",
+            "less than 1",
+        ),
+        ({"training": {"contrastive": {"batch_size": 1}}}, "training.contrastive.batch_size", "1"),
+        ({"training": {"contrastive": {"tau": 0.05}}}, "training.contrastive.tau", "Extra inputs"),
+        ({"adapter": {"method": "qlora"}}, "adapter.method", "'lora' or 'full'"),
+        ({"adapter": {"method": "full"}}, "adapter", "LoRA settings r, alpha, dropout are not"),
     ],
 )
 def test_bad_recipe_names_file_and_field(root, overrides, field, fragment):

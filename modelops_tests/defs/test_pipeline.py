@@ -180,6 +180,7 @@ def test_materialize_trains_registers_promotes_and_reproduces(
     adapter_md = result.asset_materializations_for_node("demo__adapter")[0].metadata
     assert adapter_md["selected_epoch"].value == adapter.lineage["selected_epoch"]
     assert adapter_md["lora_weights_nonzero"].value == adapter.lineage["lora_nonzero"]
+    assert adapter_md["adapter_method"].value == adapter.lineage["adapter_method"] == "lora"
     assert adapter.metrics["selected_epoch"] == adapter.lineage["selected_epoch"]
     eval_md = result.asset_materializations_for_node("demo__evaluation")[0].metadata
     assert eval_md["confusion_matrix"].value.startswith(
