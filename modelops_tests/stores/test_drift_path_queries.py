@@ -1,6 +1,7 @@
 """The drift path's production-log reads stay bounded however long the log grows:
 ``count_since(..., at_most=)`` stops counting at the window size, ``labels_for`` reads
-the window's feedback by prediction id, and on PostgreSQL every one of these queries
+the window's feedback by prediction id, ``new_rows`` reads each recipe's range past its
+cursor, and on PostgreSQL every one of these queries
 is served by the index meant for it (the planner, told not to scan tables, picks it; with
 that index missing it falls back to a scan or a wider index)."""
 
@@ -72,11 +73,12 @@ from generate_series(1, 100000) as g where g <= 20000 or g % 3 = 0;
 
 
 def _statements(plog: ProductionLog, call) -> list[tuple[str, object]]:
-    """The SELECTs ``call`` sends through the log's engine, with their parameters."""
+    """The queries (SELECT, WITH) ``call`` sends through the log's engine, with their
+    parameters."""
     seen: list[tuple[str, object]] = []
 
     def grab(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().lower().startswith("select"):
+        if statement.lstrip().lower().startswith(("select", "with")):
             seen.append((statement, parameters))
 
     sa.event.listen(plog._engine, "before_cursor_execute", grab)
@@ -103,6 +105,16 @@ DRIFT_PATH = {
     "the window's feedback": (
         lambda log: log.labels_for("demo", list(range(19801, 20001))),
         "ix_feedback_prediction_id",
+    ),
+    # production-window sensor: new rows of every recipe since its cursor (a window of
+    # demo's, none of other's), and a first tick (cursors at 0), its count bounded
+    "new rows": (
+        lambda log: log.new_rows({"demo": 20000 - WINDOW, "other": 100000}, at_most=WINDOW),
+        "ix_predictions_recipe_id",
+    ),
+    "first tick": (
+        lambda log: log.new_rows({"demo": 0, "other": 0}, at_most=WINDOW),
+        "ix_predictions_recipe_id",
     ),
 }
 
@@ -140,5 +152,9 @@ def test_drift_path_reads_its_rows_only_on_postgresql(pg_url, name):
     assert "Seq Scan" not in plan, f"{name}: scans a table:\n{plan}"
     if index != "predictions":
         assert index in plan, f"{name}: does not use {index}:\n{plan}"
-    removed = [int(n) for n in re.findall(r"Rows Removed by Filter: (\d+)", plan)]
+    removed = [int(n) for n in re.findall(r"Rows Removed by (?:Join )?Filter: (\d+)", plan)]
     assert max(removed, default=0) <= WINDOW, f"{name}: reads other rows:\n{plan}"
+    # what each scan returned (per loop: one loop per recipe asked): no more than a window
+    scanned = [int(n) for n in re.findall(r"Scan .*actual time=\S+ rows=(\d+) loops", plan)]
+    assert scanned, plan
+    assert max(scanned) <= WINDOW, f"{name}: reads more than a window:\n{plan}"
