@@ -512,34 +512,16 @@ def _drift_path_times(log, window: int) -> dict:
 def _explain_drift_path(log, window: int) -> None:
     """Each read's statements as the log sends them, with EXPLAIN (ANALYZE, BUFFERS): the
     indexes used, the most rows one scan returned, the pages touched; then the plans."""
-    import sqlalchemy as sa
+    from modelops_tests.fixtures.query_plans import explained
 
     print(f"    plans of the drift path's reads (window {window}):")
     plans = []
     for name, read in _drift_path_reads(log, window).items():
-        seen: list = []
-
-        def grab(conn, cursor, statement, parameters, context, executemany, seen=seen):
-            if statement.lstrip().lower().startswith(("select", "with")):
-                seen.append((statement, parameters))
-
-        sa.event.listen(log._engine, "before_cursor_execute", grab)
-        try:
-            read()
-        finally:
-            sa.event.remove(log._engine, "before_cursor_execute", grab)
-        raw = log._engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            for statement, parameters in seen:
-                cursor.execute("explain (analyze, buffers) " + statement, parameters)
-                plan = "\n".join(row[0] for row in cursor.fetchall())
-                # (an id list of 500 makes a line of 4,000 characters: its start will do)
-                short = "\n".join(x if len(x) < 200 else x[:196] + " ..." for x in plan.split("\n"))
-                plans.append(f"--- {name}\n{short}")
-                print(f"      {name}: {plan_summary(plan)}", flush=True)
-        finally:
-            raw.close()
+        for plan in explained(log._engine, read, "analyze, buffers"):
+            print(f"      {name}: {plan_summary(plan)}", flush=True)
+            # (an id list of 500 makes a line of 4,000 characters: its start will do)
+            short = "\n".join(x if len(x) < 200 else x[:196] + " ..." for x in plan.split("\n"))
+            plans.append(f"--- {name}\n{short}")
     print("\n".join(plans), flush=True)
 
 
@@ -548,7 +530,7 @@ def plan_summary(plan: str) -> str:
     most rows one scan returned (per loop), the pages it touched, its execution time."""
     import re
 
-    indexes = sorted(set(re.findall(r"using (\w+)", plan)))
+    indexes = sorted(set(re.findall(r"(?:using|Bitmap Index Scan on) (\w+)", plan)))
     scans = [int(n) for n in re.findall(r"Scan .*rows=(\d+) loops", plan)]
     top = next((line for line in plan.split("\n") if "Buffers:" in line), "")
     pages = sum(int(n) for n in re.findall(r"(?:hit|read)=(\d+)", top))

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from modelops.stores.db.engine import migrate
 from modelops.stores.production_log import ProductionLog
 from modelops_tests.fixtures.prediction_rows import record
+from modelops_tests.fixtures.query_plans import explained
 
 
 @pytest.fixture
@@ -72,24 +73,6 @@ from generate_series(1, 100000) as g where g <= 20000 or g % 3 = 0;
 """
 
 
-def _statements(plog: ProductionLog, call) -> list[tuple[str, object]]:
-    """The queries (SELECT, WITH) ``call`` sends through the log's engine, with their
-    parameters."""
-    seen: list[tuple[str, object]] = []
-
-    def grab(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().lower().startswith(("select", "with")):
-            seen.append((statement, parameters))
-
-    sa.event.listen(plog._engine, "before_cursor_execute", grab)
-    try:
-        call()
-    finally:
-        sa.event.remove(plog._engine, "before_cursor_execute", grab)
-    assert seen, "the call sent no query"
-    return seen
-
-
 WINDOW = 200
 DRIFT_PATH = {
     # drift report asset: is there a window at all?
@@ -138,16 +121,7 @@ def test_drift_path_reads_its_rows_only_on_postgresql(pg_url, name):
     finally:
         engine.dispose()
     with ProductionLog(pg_url) as log:
-        statements = _statements(log, lambda: call(log))
-        raw = log._engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            plans = []
-            for statement, parameters in statements:
-                cursor.execute("explain (analyze, format text) " + statement, parameters)
-                plans.append("\n".join(row[0] for row in cursor.fetchall()))
-        finally:
-            raw.close()
+        plans = explained(log._engine, lambda: call(log), "analyze, format text")
     plan = "\n\n".join(plans)
     assert "Seq Scan" not in plan, f"{name}: scans a table:\n{plan}"
     if index != "predictions":
