@@ -204,31 +204,52 @@ class ProductionLog(Database):
         with self._session.begin() as session:
             return session.scalar(query) or 0
 
-    def new_rows(self, after: Mapping[str, int]) -> dict[str, tuple[int, int]]:
+    def new_rows(
+        self, after: Mapping[str, int], *, at_most: int | None = None
+    ) -> dict[str, tuple[int, int]]:
         """``{recipe: (rows, newest id)}`` of the predictions logged after each recipe's id
-        in ``after`` (``{recipe: id}``), for the recipes that have any; one query for all
-        of them (an index range scan of ``(recipe, id)`` per recipe, so its cost grows
-        with the new rows, not with the table). The production-window sensor's read."""
+        in ``after`` (``{recipe: id}``), for the recipes that have any; with ``at_most``,
+        each count stops there, as in :meth:`count_since`. One query for all of them: per
+        recipe, the range of ``ix_predictions_recipe_id`` past its id (its count, then its
+        newest entry), so its cost grows with the new rows (at most ``at_most`` of them),
+        not with the table. The production-window sensor's read."""
         if not after:
             return {}
-        # The cursors travel as one JSON parameter, whatever their number.
+        if at_most is not None and at_most < 1:
+            raise InputError(None, "at_most", f"must be at least 1, got {at_most}")
+        payload = json.dumps({recipe: int(after_id) for recipe, after_id in after.items()})
+        with self._session.begin() as session:
+            rows = session.execute(
+                sa.text(self._new_rows_sql(at_most)), {"cursors": payload, "at_most": at_most}
+            )
+            return {recipe: (count, newest) for recipe, count, newest in rows if count}
+
+    def _new_rows_sql(self, at_most: int | None) -> str:
+        """The query of :meth:`new_rows`: the cursors travel as one JSON parameter, whatever
+        their number; each recipe's rows are read by two correlated subqueries shaped as
+        :meth:`count_since` and :meth:`latest_prediction_id` (``ORDER BY recipe, id`` on
+        the recipe's range, its recipe test written as in :meth:`_of_recipe`). A join of
+        the cursors with the table, grouped by recipe, was planned on PostgreSQL as a scan
+        of the whole index (1,000,000 entries read for a 1,000-row answer, 323 ms;
+        benchmarks/RESULTS.md, issue 23)."""
         if self._engine.dialect.name == "postgresql":
             cursors = (
                 "select key as recipe, value::bigint as after_id "
                 "from json_each_text(cast(:cursors as json))"
             )
+            of_recipe = "p.recipe = any(array[c.recipe])"
         else:
             cursors = "select key as recipe, value as after_id from json_each(:cursors)"
-        query = sa.text(
-            f"with cursors as ({cursors}) "
-            "select cursors.recipe, count(p.id), max(p.id) from cursors "
-            "join predictions p on p.recipe = cursors.recipe and p.id > cursors.after_id "
-            "group by cursors.recipe"
+            of_recipe = "p.recipe = c.recipe"
+        since = f"from predictions p where {of_recipe} and p.id > c.after_id"
+        bound = "" if at_most is None else " limit :at_most"
+        # (the recipes without new rows are dropped by the caller: a ``where`` on the
+        # count would have PostgreSQL count them twice)
+        return (
+            f"with c as ({cursors}) select c.recipe, "
+            f"(select count(*) from (select p.id {since} order by p.recipe, p.id{bound}) s), "
+            f"(select p.id {since} order by p.recipe desc, p.id desc limit 1) from c"
         )
-        payload = json.dumps({recipe: int(after_id) for recipe, after_id in after.items()})
-        with self._session.begin() as session:
-            rows = session.execute(query, {"cursors": payload})
-            return {recipe: (count, newest) for recipe, count, newest in rows}
 
     def batch_logged(self, recipe: str, batch_id: str) -> bool:
         """Whether predictions of this batch are in the log."""

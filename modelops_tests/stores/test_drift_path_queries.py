@@ -1,6 +1,7 @@
 """The drift path's production-log reads stay bounded however long the log grows:
 ``count_since(..., at_most=)`` stops counting at the window size, ``labels_for`` reads
-the window's feedback by prediction id, and on PostgreSQL every one of these queries
+the window's feedback by prediction id, ``new_rows`` reads each recipe's range past its
+cursor, and on PostgreSQL every one of these queries
 is served by the index meant for it (the planner, told not to scan tables, picks it; with
 that index missing it falls back to a scan or a wider index)."""
 
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from modelops.stores.db.engine import migrate
 from modelops.stores.production_log import ProductionLog
 from modelops_tests.fixtures.prediction_rows import record
+from modelops_tests.fixtures.query_plans import explained
 
 
 @pytest.fixture
@@ -71,23 +73,6 @@ from generate_series(1, 100000) as g where g <= 20000 or g % 3 = 0;
 """
 
 
-def _statements(plog: ProductionLog, call) -> list[tuple[str, object]]:
-    """The SELECTs ``call`` sends through the log's engine, with their parameters."""
-    seen: list[tuple[str, object]] = []
-
-    def grab(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().lower().startswith("select"):
-            seen.append((statement, parameters))
-
-    sa.event.listen(plog._engine, "before_cursor_execute", grab)
-    try:
-        call()
-    finally:
-        sa.event.remove(plog._engine, "before_cursor_execute", grab)
-    assert seen, "the call sent no query"
-    return seen
-
-
 WINDOW = 200
 DRIFT_PATH = {
     # drift report asset: is there a window at all?
@@ -103,6 +88,16 @@ DRIFT_PATH = {
     "the window's feedback": (
         lambda log: log.labels_for("demo", list(range(19801, 20001))),
         "ix_feedback_prediction_id",
+    ),
+    # production-window sensor: new rows of every recipe since its cursor (a window of
+    # demo's, none of other's), and a first tick (cursors at 0), its count bounded
+    "new rows": (
+        lambda log: log.new_rows({"demo": 20000 - WINDOW, "other": 100000}, at_most=WINDOW),
+        "ix_predictions_recipe_id",
+    ),
+    "first tick": (
+        lambda log: log.new_rows({"demo": 0, "other": 0}, at_most=WINDOW),
+        "ix_predictions_recipe_id",
     ),
 }
 
@@ -126,19 +121,14 @@ def test_drift_path_reads_its_rows_only_on_postgresql(pg_url, name):
     finally:
         engine.dispose()
     with ProductionLog(pg_url) as log:
-        statements = _statements(log, lambda: call(log))
-        raw = log._engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            plans = []
-            for statement, parameters in statements:
-                cursor.execute("explain (analyze, format text) " + statement, parameters)
-                plans.append("\n".join(row[0] for row in cursor.fetchall()))
-        finally:
-            raw.close()
+        plans = explained(log._engine, lambda: call(log), "analyze, format text")
     plan = "\n\n".join(plans)
     assert "Seq Scan" not in plan, f"{name}: scans a table:\n{plan}"
     if index != "predictions":
         assert index in plan, f"{name}: does not use {index}:\n{plan}"
-    removed = [int(n) for n in re.findall(r"Rows Removed by Filter: (\d+)", plan)]
+    removed = [int(n) for n in re.findall(r"Rows Removed by (?:Join )?Filter: (\d+)", plan)]
     assert max(removed, default=0) <= WINDOW, f"{name}: reads other rows:\n{plan}"
+    # what each scan returned (per loop: one loop per recipe asked): no more than a window
+    scanned = [int(n) for n in re.findall(r"Scan .*actual time=\S+ rows=(\d+) loops", plan)]
+    assert scanned, plan
+    assert max(scanned) <= WINDOW, f"{name}: reads more than a window:\n{plan}"

@@ -308,3 +308,17 @@ def test_new_rows_of_every_recipe_in_one_query(plog):
         "other": (3, other[-1]),
     }
     assert plog.new_rows({"other": other[0]}) == {"other": (2, other[-1])}
+
+
+def test_new_rows_count_stops_at_the_bound(plog):
+    demo = plog.log_predictions([record(f"text number {i}") for i in range(6)])
+    other = plog.log_predictions([record(f"other {i}", recipe="other") for i in range(2)])
+    # the count stops at the bound; the newest id is still each recipe's newest
+    assert plog.new_rows({"demo": 0, "other": 0}, at_most=3) == {
+        "demo": (3, demo[-1]),
+        "other": (2, other[-1]),
+    }
+    assert plog.new_rows({"demo": demo[3]}, at_most=3) == {"demo": (2, demo[-1])}
+    assert plog.new_rows({"demo": demo[-1]}, at_most=3) == {}
+    with pytest.raises(InputError, match="at_most"):
+        plog.new_rows({"demo": 0}, at_most=0)

@@ -3,7 +3,9 @@ production rows since its last window -> that recipe's ``drift_report``.
 
 The cursor holds the newest prediction id of each recipe's last window (JSON
 ``{recipe: id}``; a recipe not in it starts at 0). Each tick is one query for every
-recipe's new rows (:meth:`ProductionLog.new_rows`), an index range scan per recipe.
+recipe's new rows (:meth:`ProductionLog.new_rows`), an index range scan per recipe that
+stops counting at the largest window size, so a recipe's first tick over a long log (its
+cursor at 0) reads no more than a window either.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ def build_window_sensor(recipes: list[LoadedRecipe]) -> dg.SensorDefinition:
     def production_windows(context: dg.SensorEvaluationContext, platform: PlatformResource):
         state = read_cursor(context.cursor)
         after = {name: int(state.get(name, 0)) for name in sizes}
-        new = platform.production_log.log.new_rows(after)
+        largest = max(sizes.values(), default=1)
+        new = platform.production_log.log.new_rows(after, at_most=largest)
         requests, why = [], {}
         for name, (count, newest) in sorted(new.items()):
             if count < sizes[name]:
@@ -41,7 +44,7 @@ def build_window_sensor(recipes: list[LoadedRecipe]) -> dg.SensorDefinition:
             request = dg.RunRequest(
                 run_key=f"{name}-window-{newest}",
                 asset_selection=[RecipeKeys.of(name).drift_report],
-                tags={TAG_REASON: f"{count} new production rows"},
+                tags={TAG_REASON: f"{count}{'+' if count == largest else ''} new production rows"},
             )
             if launched(context.instance, request.run_key):
                 continue  # that window's report was requested before (by the old sensor)
