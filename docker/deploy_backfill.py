@@ -212,7 +212,9 @@ def switch_code_image(dt, names: list[str]) -> None:
     )
     env_file.write_text(text)
     dt.ENVFILE["MODELOPS_IMAGE"] = BACKFILL_IMAGE
-    dt.compose("up", "-d", "--no-build", "modelops-code", timeout=1800)
+    # --no-deps: Compose 2.40 on podman 4.3 recreates every dependency (PostgreSQL, S3) on
+    # `up` of a running stack, even unchanged (measured here; PostgreSQL was killed in it).
+    dt.compose("up", "-d", "--no-build", "--no-deps", "modelops-code", timeout=1800)
     dt.wait_healthy(900)
     dt.compose("restart", "dagster-daemon", timeout=300)
     dt.wait_healthy(900)
@@ -250,7 +252,7 @@ def launch_and_wait(dt, prefix: str, watcher, timeout: float) -> tuple[dict, flo
             except subprocess.TimeoutExpired:
                 lines = progress.read_text().splitlines()
                 last = lines[-1][:160] if lines else "starting"
-                seen = len(watcher.run_containers)
+                seen, elapsed = len(watcher.run_containers), time.monotonic() - start
                 dt.log(f"backfill {elapsed:.0f} s: {last}; run containers seen: {seen}")
     wall = time.monotonic() - start
     text = out.read_text()
