@@ -232,7 +232,7 @@ def switch_code_image(dt, names: list[str]) -> None:
     assert known.returncode == 0, "the webserver does not know the generated recipes"
 
 
-def launch_and_wait(dt, prefix: str, watcher, timeout: float) -> tuple[dict, float]:
+def launch_and_wait(dt, prefix: str, watcher, before: set, timeout: float) -> tuple[dict, float]:
     """``modelops backfill --taxonomy PREFIX:v1 --wait --json`` in the code container,
     with a progress line every 30 s; returns its report and the wall time."""
     out, progress = dt.WORK / "backfill-report.json", dt.WORK / "backfill-progress.log"
@@ -252,7 +252,8 @@ def launch_and_wait(dt, prefix: str, watcher, timeout: float) -> tuple[dict, flo
             except subprocess.TimeoutExpired:
                 lines = progress.read_text().splitlines()
                 last = lines[-1][:160] if lines else "starting"
-                seen, elapsed = len(watcher.run_containers), time.monotonic() - start
+                seen = len(set(watcher.run_containers) - before)
+                elapsed = time.monotonic() - start
                 dt.log(f"backfill {elapsed:.0f} s: {last}; run containers seen: {seen}")
     wall = time.monotonic() - start
     text = out.read_text()
@@ -295,7 +296,7 @@ def run_stage(dt, count: int, watcher, prefix: str = PREFIX) -> dict:
     with dt.timed("code server on the backfill image"):
         switch_code_image(dt, names)
     before = set(watcher.run_containers)
-    report, wall = launch_and_wait(dt, prefix, watcher, timeout=max(3600, 600 * count))
+    report, wall = launch_and_wait(dt, prefix, watcher, before, timeout=max(3600, 600 * count))
     time.sleep(6)  # the Watcher's last look at the last run's container
     run_ids = [r["run_id"] for b in report.get("backfills") or [] for r in b["runs"]]
     rows = run_rows(dt, run_ids)
