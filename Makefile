@@ -90,6 +90,8 @@ mpnet: $(STAMP)
 # docs/deploy.md). Needs root on Debian (it apt-installs podman, runc, mmdebstrap and CNI's
 # dnsname plugin) and about 15 minutes on 2 cores from nothing (benchmarks/RESULTS.md).
 # Its last line is a JSON summary. `.ci/run` runs it after `make test`.
+# DEPLOY_TEST_BACKFILL_RECIPES=N adds the backfill of N generated recipes through the Docker
+# run launcher (docker/deploy_backfill.py; about 3 minutes a recipe on 2 busy cores).
 deploy-test:
 	python3 docker/deploy_test.py
 

@@ -15,11 +15,13 @@ through the webserver (``modelops backfill`` in the code container, GraphQL
 ``launchPartitionBackfill``), its run container, the champion in PostgreSQL, a prediction
 from ``modelops serve``, step logs in S3, a batch file scored by the landing sensor's
 run, the daemon restarted during a training run, ``compose down``/``up`` keeping the
-state, and teardown. The last line is one JSON document.
+state, the optional backfill over N recipes, and teardown. The last line is one JSON document.
 
 Only the standard library: it runs with the system's python3, as root (apt-get, podman).
 Environment: DEPLOY_TEST_KEEP=1 leaves the stack up; DEPLOY_TEST_SKIP=restart,batch skips
-stages; DEPLOY_TEST_DIR (default .deploy-test) holds the tools, secrets and logs.
+stages; DEPLOY_TEST_DIR (default .deploy-test) holds the tools, secrets and logs;
+DEPLOY_TEST_BACKFILL_RECIPES=N adds, after the others, the backfill of one taxonomy version
+over N generated recipes, one run container each (docker/deploy_backfill.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+import deploy_backfill  # docker/, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = Path(os.environ.get("DEPLOY_TEST_DIR", REPO / ".deploy-test")).resolve()
@@ -71,6 +75,9 @@ SERVICES = [
     "modelops-serve",
 ]
 SKIP = set(filter(None, os.environ.get("DEPLOY_TEST_SKIP", "").split(",")))
+# The optional last stage (docker/deploy_backfill.py): one taxonomy version backfilled over
+# this many generated recipes through the Docker run launcher; 0 skips it.
+BACKFILL_RECIPES = int(os.environ.get("DEPLOY_TEST_BACKFILL_RECIPES", "0"))
 NICE = ["nice", "-n", "15"]
 
 START = time.monotonic()
@@ -321,7 +328,7 @@ class Watcher(threading.Thread):
     """Runs the containers' health checks (podman runs them from systemd timers, and this
     machine has no systemd): every 5 s while a container is starting, every 30 s once it
     is healthy. Also notes every run container the launcher starts (no compose label,
-    ``dagster api execute_run`` as its command)."""
+    ``dagster api execute_run`` as its command, which holds the run's id)."""
 
     def __init__(self):
         super().__init__(daemon=True)
@@ -351,7 +358,7 @@ class Watcher(threading.Thread):
         for line in listing.splitlines():
             cid, name, status, labels, command = (line.split("\t") + [""] * 5)[:5]
             if "com.docker.compose.project" not in labels and "execute_run" in command:
-                self.run_containers.setdefault(name, command[:200])
+                self.run_containers.setdefault(name, command)
             if not status.startswith("Up") or "(" not in status:
                 continue  # not running, or no health check
             every = 30 if "(healthy)" in status else 5
@@ -630,7 +637,7 @@ def main() -> int:
         RESULT["run_container_seen"] = (
             bool(watcher.run_containers) or "execute_run" in (WORK / "events.log").read_text()
         )
-        log(f"run containers: {watcher.run_containers}")
+        log(f"run containers: {sorted(watcher.run_containers)}")
         stage = "champion"
         RESULT["champion_id"] = champion()
         assert RESULT["champion_id"] is not None, "no champion in the registry"
@@ -662,6 +669,12 @@ def main() -> int:
         after = registry_state()
         RESULT["state_kept_after_restart"] = before == after and champion() is not None
         log(f"state before {before} after {after}")
+        if BACKFILL_RECIPES:
+            stage = "backfill"
+            with timed(f"backfill of {BACKFILL_RECIPES} recipes"):
+                RESULT["backfill"] = deploy_backfill.run_stage(
+                    sys.modules[__name__], BACKFILL_RECIPES, watcher
+                )
         stage = "done"
     except Exception as error:  # noqa: BLE001 - reported in the JSON line
         RESULT["failed"] = f"{stage}: {type(error).__name__}: {error}"[:2000]
@@ -685,15 +698,20 @@ def main() -> int:
             compose("down", "-v", "--remove-orphans", check=False, timeout=600)
         RESULT["seconds"] = round(time.monotonic() - START, 1)
         print(json.dumps(RESULT), flush=True)
-    ok = RESULT["failed"] is None and all(
-        RESULT[k]
-        for k in (
-            "images_built",
-            "services_healthy",
-            "run_container_seen",
-            "champion_id",
-            "serve_answered",
-            "step_logs_in_s3",
+    backfill_ok = not BACKFILL_RECIPES or RESULT.get("backfill", {}).get("ok", False)
+    ok = (
+        backfill_ok
+        and RESULT["failed"] is None
+        and all(
+            RESULT[k]
+            for k in (
+                "images_built",
+                "services_healthy",
+                "run_container_seen",
+                "champion_id",
+                "serve_answered",
+                "step_logs_in_s3",
+            )
         )
     )
     return 0 if ok else 1
