@@ -26,8 +26,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from scale import (
@@ -81,49 +83,81 @@ def instance_config(home: Path) -> dict:
     return config
 
 
-def drive(context, ids: list[str], execute: bool, log) -> dict:
-    """Daemon iterations (backfill, then queued runs) once a second until every run of
-    the backfills ``ids`` exists (``execute`` False) or every backfill ended; progress
-    about every 30 s. Returns the iterations and when the runs were all submitted."""
-    from dagster._daemon.backfill import execute_backfill_iteration
+@contextlib.contextmanager
+def dequeuing(context, interval: float) -> Iterator[None]:
+    """The queued run coordinator's iterations in a thread of their own every
+    ``interval`` seconds, as the daemon runs them (beside the backfill daemon's, not
+    after them: one backfill iteration over 100 backfills takes seconds, and runs
+    waiting for it would leave the training slots idle)."""
     from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
         QueuedRunCoordinatorDaemon,
     )
 
+    stop, errors = threading.Event(), []
+
+    def loop() -> None:
+        daemon = QueuedRunCoordinatorDaemon(interval_seconds=interval)
+        try:
+            while not stop.is_set():
+                list(daemon.run_iteration(context))
+                stop.wait(interval)
+        except Exception as exc:  # raised in the benchmark, not lost in the thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=300)
+    if errors:
+        raise errors[0]
+
+
+def drive(context, ids: list[str], execute: bool, interval: float, log) -> dict:
+    """Backfill daemon iterations until every run of the backfills ``ids`` exists
+    (``execute`` False) or every backfill ended, the queued runs dequeued meanwhile every
+    ``interval`` seconds; progress about every 30 s. Returns the backfill iterations and
+    when the runs were all submitted."""
+    from dagster._daemon.backfill import execute_backfill_iteration
+
     from modelops.defs import webserver
 
-    instance = context.instance
-    daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
+    instance, wanted = context.instance, set(ids)
     started = last = time.perf_counter()
-    iterations, submitted, wanted = 0, None, set(ids)
-    while True:
-        iterations += 1
-        for error in execute_backfill_iteration(context, log):
-            if error is not None:
-                raise RuntimeError(str(error))
-        runs = [r for r in instance.get_runs() if r.tags.get("dagster/backfill") in wanted]
-        if submitted is None and len(runs) >= len(ids):
-            submitted = time.perf_counter()
-            if not execute:
-                break
-        if execute:
-            list(daemon.run_iteration(context))
+    iterations, submitted = 0, None
+    with dequeuing(context, interval) if execute else contextlib.nullcontext():
+        while True:
+            iterations += 1
+            for error in execute_backfill_iteration(context, log):
+                if error is not None:
+                    raise RuntimeError(str(error))
+            runs = [r for r in instance.get_runs() if r.tags.get("dagster/backfill") in wanted]
+            if submitted is None and len(runs) >= len(ids):
+                submitted = time.perf_counter()
+                if not execute:
+                    break
             ended = sum(instance.get_backfill(i).status.value in webserver.TERMINAL for i in ids)
             if ended == len(ids):
                 break
             if time.perf_counter() - last >= PROGRESS_SECONDS:
                 last = time.perf_counter()
-                done = time.perf_counter() - started
-                left = done / ended * (len(ids) - ended) if ended else float("nan")
-                states = dict(Counter(r.status.value for r in runs))
-                print(
-                    f"    {ended}/{len(ids)} backfills ended after {done:.0f} s "
-                    f"(about {left:.0f} s left); runs {states}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        time.sleep(1)
+                progress(runs, time.perf_counter() - started, ended, iterations)
+            time.sleep(1)
     return {"iterations": iterations, "submitted": submitted}
+
+
+def progress(runs, elapsed: float, ended: int, iterations: int) -> None:
+    states = Counter(r.status.value for r in runs)
+    done = states["SUCCESS"] + states["FAILURE"] + states["CANCELED"]
+    left = elapsed / done * (len(runs) - done) if done else float("nan")
+    print(
+        f"    {done}/{len(runs)} runs ended after {elapsed:.0f} s (about {left:.0f} s left), "
+        f"{ended} backfills marked ended, {iterations} backfill iterations; {dict(states)}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def launch_and_drive(context, settings, execute: bool, log) -> dict:
@@ -135,7 +169,10 @@ def launch_and_drive(context, settings, execute: bool, log) -> dict:
     report = webserver.launch_taxonomy_backfill(settings, "demo", "v1", url="http://local")
     ids = [b["id"] for b in report["backfills"]]
     launched = time.perf_counter()
-    driven = drive(context, ids, execute, log) if ids else {"iterations": 0, "submitted": None}
+    interval = context.instance.run_coordinator.dequeue_interval_seconds
+    driven = (
+        drive(context, ids, execute, interval, log) if ids else {"iterations": 0, "submitted": None}
+    )
     finished = time.perf_counter()
     runs = [r for r in context.instance.get_runs() if r.tags.get("dagster/backfill") in set(ids)]
     return {
@@ -185,8 +222,14 @@ def run_anatomy(instance, records) -> dict:
                 inside += took
         runs.append((record.end_time - record.start_time, inside))
     median = statistics.median
+    timed = [r for r in records if r.start_time and r.end_time]
+    span = max(r.end_time for r in timed) - min(r.start_time for r in timed) if timed else 0
     return {
         "processes": len(pids),
+        # run time over (peak slots x first start to last end): how full the slots were
+        "busy_share": sum(r for r, _ in runs) / (peak_concurrency(records) * span)
+        if span
+        else None,
         "run_median_s": median(r for r, _ in runs) if runs else None,
         "in_steps_median_s": median(i for _, i in runs) if runs else None,
         "step_median_s": {k: round(median(v), 2) for k, v in sorted(steps.items())},
@@ -295,10 +338,30 @@ def run_metered(command: list[str], env: dict, cwd: str) -> tuple[str, float]:
                         times = proc.cpu_times()
                         seen[(proc.pid, proc.create_time())] = times.user + times.system
             time.sleep(0.5)
+        end_leftovers(seen)
         if child.returncode != 0:
             raise RuntimeError(f"backfill child exited {child.returncode}")
         stdout.seek(0)
         return stdout.read(), sum(seen.values())
+
+
+def end_leftovers(seen: dict[tuple[int, float], float]) -> None:
+    """Stop what the child left running among the processes it started (a code server
+    outlived it once): those with the pid and start time seen, still alive."""
+    import psutil
+
+    left = []
+    for pid, created in seen:
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(pid)
+            if proc.create_time() == created:
+                left.append(proc)
+    for proc in left:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    for proc in psutil.wait_procs(left, timeout=10)[1]:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
 
 
 def bench_backfill(counts: list[int], execute: bool, fail_one: bool = False) -> list[dict]:
@@ -333,7 +396,8 @@ def describe(r: dict, execute: bool) -> str:
             f", all ended after {r['execute_s']:5.1f} s in {r['processes']} processes, peak "
             f"{r['peak_concurrent_trainings']} trainings at once (limit {r['training_limit']})"
             f"\n        a run took {r['run_median_s']:.1f} s (median), "
-            f"{r['in_steps_median_s']:.1f} s of it inside its steps {r['step_median_s']}"
+            f"{r['in_steps_median_s']:.1f} s of it inside its steps {r['step_median_s']}; "
+            f"the training slots were busy {r['busy_share']:.0%} of the time"
         )
     line += f"\n        {r['cpu_s']:.0f} CPU seconds in all, wall {r['wall_s']:.0f} s"
     if "relaunch" in r:
