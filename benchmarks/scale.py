@@ -60,7 +60,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,9 +76,12 @@ def child_result(stdout: str) -> dict:
 # ----------------------------------------------------------------- workspace
 
 
-def write_recipes(root: Path, count: int) -> dict[str, str]:
-    """``count`` copies of the demo recipe (names demo0000...), one taxonomy, one
-    dataset; the environment a code server would have."""
+def write_recipes(
+    root: Path, count: int, base: str = "minilm@stable", catalog: Path | None = None
+) -> dict[str, str]:
+    """``count`` copies of the demo recipe (names demo0000...) on ``base`` of ``catalog``
+    (default: the repository's), one taxonomy, one dataset; the environment a code
+    server would have."""
     import yaml
 
     from modelops.demo.files import taxonomy_document, write_demo_dataset
@@ -97,7 +99,7 @@ def write_recipes(root: Path, count: int) -> dict[str, str]:
             "name": f"demo{n:04d}",
             "data": {"sources": [{"path": "../data/requests.csv"}]},
             "taxonomy": "../taxonomies/demo/v1.yaml",
-            "base_model": "minilm@stable",
+            "base_model": base,
             "training": {"epochs": 1, "max_length": 32},
             # one epoch on 200 rows does not beat the baseline: a gate verdict would end
             # every executed backfill run FAILURE, which is not what leg 3 measures
@@ -110,7 +112,7 @@ def write_recipes(root: Path, count: int) -> dict[str, str]:
         "MODELOPS_RECIPES": str(recipes),
         "MODELOPS_DATABASE_URL": f"sqlite:///{home / 'modelops.db'}",
         "MODELOPS_ARTIFACTS": str(home / "artifacts"),
-        "MODELOPS_CATALOG": str(REPO / "catalog" / "base_models.yaml"),
+        "MODELOPS_CATALOG": str(catalog or REPO / "catalog" / "base_models.yaml"),
         "MODELOPS_TORCH_THREADS": "1",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
@@ -585,155 +587,6 @@ def plan_summary(plan: str) -> str:
     )
 
 
-# ----------------------------------------------------------------- backfill
-
-
-def child_backfill(execute: bool) -> None:
-    """In a fresh process with the recipes' environment: ``modelops backfill`` of v1 over
-    every recipe (one backfill per recipe, GraphQL answered in process by Dagster's schema
-    over a code server), the backfill daemon's and the queued run coordinator's iterations
-    on the instance of docker/dagster.yaml on PostgreSQL. ``execute``: the runs are
-    launched (default run launcher: a process each) and run to the end; else they stay
-    queued."""
-    import logging
-
-    import dagster as dg
-    import yaml
-    from dagster._core.workspace.context import WorkspaceProcessContext
-    from dagster._core.workspace.load_target import ModuleTarget
-    from dagster._daemon.backfill import execute_backfill_iteration
-    from dagster._daemon.controller import create_daemon_grpc_server_registry
-    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
-        QueuedRunCoordinatorDaemon,
-    )
-    from dagster_graphql.test.utils import execute_dagster_graphql
-
-    from modelops.config.settings import Settings
-    from modelops.defs import webserver
-
-    home = Path(os.environ["DAGSTER_HOME"])
-    config = yaml.safe_load((REPO / "docker" / "dagster.yaml").read_text())
-    config.pop("run_launcher")  # dagster-docker: in the images only
-    config.pop("compute_logs")  # no S3 server in this benchmark
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
-    limit = config["run_coordinator"]["config"]["tag_concurrency_limits"][0]
-    settings = Settings.from_env()
-    log = logging.getLogger("bf")
-    started = time.perf_counter()
-    target = ModuleTarget("modelops.definitions", None, str(REPO), "modelops.definitions")
-    with (
-        dg.DagsterInstance.get() as instance,
-        create_daemon_grpc_server_registry(instance) as registry,
-        WorkspaceProcessContext(instance, target, grpc_server_registry=registry) as context,
-    ):
-        webserver.GraphQL.call = lambda self, query, variables: (
-            execute_dagster_graphql(context.create_request_context(), query, variables).data
-        )
-        loaded = time.perf_counter()
-        report = webserver.launch_taxonomy_backfill(settings, "demo", "v1", url="http://local")
-        ids = [b["id"] for b in report["backfills"]]
-        launched = time.perf_counter()
-        daemon, iterations, submitted = QueuedRunCoordinatorDaemon(interval_seconds=1), 0, None
-        while True:
-            iterations += 1
-            for error in execute_backfill_iteration(context, log):
-                if error is not None:
-                    raise RuntimeError(str(error))
-            if submitted is None and len(instance.get_runs()) >= len(ids):
-                submitted = time.perf_counter()
-                if not execute:
-                    break
-            if execute:
-                list(daemon.run_iteration(context))
-                states = [instance.get_backfill(i).status.value for i in ids]
-                if all(state in webserver.TERMINAL for state in states):
-                    break
-            time.sleep(1)
-        finished = time.perf_counter()
-        records = instance.get_run_records()
-    runs = [r.dagster_run for r in records]
-    print(
-        MARK
-        + json.dumps(
-            {
-                "backfills": len(ids),
-                "runs": len(runs),
-                "recipes_per_run": sorted(
-                    {len({k.path[0] for k in r.asset_selection}) for r in runs}
-                ),
-                "statuses": dict(Counter(r.status.value for r in runs)),
-                "training_limit": limit["limit"],
-                "peak_concurrent_trainings": peak_concurrency(records) if execute else None,
-                "iterations": iterations,
-                "location_load_s": loaded - started,
-                "launch_s": launched - loaded,
-                "submit_s": (submitted or finished) - loaded,
-                "execute_s": finished - loaded if execute else None,
-            }
-        )
-    )
-
-
-def peak_concurrency(records) -> int:
-    """The most runs that were running at once, from their records' start and end times."""
-    events = sorted(
-        [(r.start_time, 1) for r in records if r.start_time]
-        + [(r.end_time, -1) for r in records if r.end_time]
-    )
-    peak = running = 0
-    for _, step in events:  # an end before a start at the same instant (sorted -1 first)
-        running += step
-        peak = max(peak, running)
-    return peak
-
-
-def bench_backfill(counts: list[int], execute: bool) -> list[dict]:
-    rows = []
-    for count in counts:
-        name, url = fresh_database()
-        try:
-            with tempfile.TemporaryDirectory(prefix=f"scale-bf-{count}-") as tmp:
-                env = {**os.environ, **write_recipes(Path(tmp), count), "PYTHONPATH": str(REPO)}
-                env.update(
-                    DAGSTER_PG_HOST="127.0.0.1",
-                    DAGSTER_PG_USER="postgres",
-                    DAGSTER_PG_PASSWORD="",
-                    DAGSTER_PG_DB=name,
-                )
-                out = subprocess.run(
-                    [sys.executable, __file__, "--child-backfill"]
-                    + (["--execute"] if execute else []),
-                    env=env,
-                    cwd=tmp,
-                    capture_output=True,
-                    text=True,
-                )
-                if out.returncode != 0:
-                    raise RuntimeError(out.stderr[-3000:])
-        finally:
-            drop_database(name)
-        result = child_result(out.stdout)
-        result["recipes"] = count
-        rows.append(result)
-        print(
-            f"  {count:4d} recipes: {result['backfills']} backfills -> {result['runs']} runs "
-            f"({result['recipes_per_run']} recipes per run, {result['statuses']}) in "
-            f"{result['iterations']} daemon iterations; code location load "
-            f"{result['location_load_s']:5.1f} s, launch {result['launch_s']:5.1f} s, runs "
-            f"submitted after {result['submit_s']:5.1f} s"
-            + (
-                f", all ended after {result['execute_s']:5.1f} s, peak "
-                f"{result['peak_concurrent_trainings']} trainings at once (limit "
-                f"{result['training_limit']})"
-                if execute
-                else ""
-            ),
-            flush=True,
-        )
-    return rows
-
-
 # ----------------------------------------------------------------- novelty
 
 
@@ -846,20 +699,29 @@ def summary(results: dict) -> dict:
         )
     for r in results.get("backfill", []):
         out[f"backfill_runs_for_{r['recipes']}_recipes"] = r["runs"]
-        if r["peak_concurrent_trainings"] is not None:
+        if r.get("peak_concurrent_trainings") is not None:
+            out[f"backfill_statuses_{r['recipes']}"] = r["statuses"]
+            out[f"backfill_processes_{r['recipes']}"] = r["processes"]
+            out[f"backfill_execute_s_{r['recipes']}"] = round(r["execute_s"])
+            out[f"backfill_cpu_s_{r['recipes']}"] = round(r["cpu_s"])
             out["peak_concurrent_trainings"] = r["peak_concurrent_trainings"]
             out["training_limit"] = r["training_limit"]
+        if "relaunch" in r:
+            out[f"relaunch_runs_{r['recipes']}"] = r["relaunch"]["statuses"]
     novelty = {r["reference_rows"]: r for r in results.get("novelty", [])}
     for size, r in novelty.items():
         out[f"novelty_peak_mb_at_1e{len(str(size)) - 1}"] = round(r["max_rss_mb"])
+    out["leg_s"] = results["leg_s"]
     return out
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", help="default 1,10,100,500 (with --all: and 1000)")
-    parser.add_argument("--rows", default="1e5,1e6,1e7")
-    parser.add_argument("--backfill", default="10,100", help="recipe counts; '' skips")
+    parser.add_argument("--rows", help="default 1e5,1e6,1e7 (with --all: 1e5,1e6)")
+    parser.add_argument(
+        "--backfill", help="recipe counts, default 10,100 (with --all: 100); '' skips"
+    )
     parser.add_argument("--references", default="1e4,1e5,1e6", help="novelty reference rows")
     parser.add_argument(
         "--legs",
@@ -867,7 +729,9 @@ def main() -> int:
         help=f"comma-separated, of {', '.join(LEGS)}",
     )
     parser.add_argument("--novelty", action="store_true", help="the novelty leg alone")
-    parser.add_argument("--all", action="store_true", help="every leg")
+    parser.add_argument(
+        "--all", action="store_true", help="every leg, the backfill executed (issue 23's set)"
+    )
     parser.add_argument("--no-ticks", action="store_true", help="definitions without sensor ticks")
     parser.add_argument(
         "--per-location",
@@ -879,53 +743,76 @@ def main() -> int:
         "--repeats", type=int, default=3, help="definitions: fresh processes per count (fastest)"
     )
     parser.add_argument("--child-definitions", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--child-backfill", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--execute",
         action="store_true",
         help="run the backfill leg's runs to the end (else they stay queued)",
     )
+    parser.add_argument(
+        "--fail-one",
+        action="store_true",
+        help="with --execute: break the last recipe's data, then relaunch after mending it",
+    )
     parser.add_argument("--child-novelty", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    legs = set(LEGS) if args.all else {"novelty"} if args.novelty else set(args.legs.split(","))
+    if legs - set(LEGS):
+        parser.error(f"unknown legs {sorted(legs - set(LEGS))}; known: {', '.join(LEGS)}")
+    if args.fail_one and not (args.execute or args.all):
+        parser.error("--fail-one needs --execute")
+    if args.backfill == "":
+        legs.discard("backfill")
+    args.legs = legs
+    args.execute = args.execute or args.all
+    args.recipes = args.recipes or ("1,10,100,500,1000" if args.all else "1,10,100,500")
+    args.rows = args.rows or ("1e5,1e6" if args.all else "1e5,1e6,1e7")
+    args.backfill = args.backfill or ("100" if args.all else "10,100")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
     if args.child_definitions:
         child_definitions(not args.no_ticks)
-        return 0
-    if args.child_backfill:
-        child_backfill(args.execute)
         return 0
     if args.child_novelty is not None:
         child_novelty(args.child_novelty)
         return 0
-    legs = set(LEGS) if args.all else {"novelty"} if args.novelty else set(args.legs.split(","))
-    if legs - set(LEGS):
-        parser.error(f"unknown legs {sorted(legs - set(LEGS))}; known: {', '.join(LEGS)}")
-    if not args.backfill:
-        legs.discard("backfill")
     started = time.perf_counter()
-    results: dict = {}
-    if "definitions" in legs:
-        counts = args.recipes or ("1,10,100,500,1000" if args.all else "1,10,100,500")
-        run_definitions(
-            results,
-            [int(c) for c in counts.split(",")],
-            not args.no_ticks,
-            per_location=args.per_location,
-            repeats=args.repeats,
-        )
-    if "log" in legs:
-        run_production_log(results, [int(float(r)) for r in args.rows.split(",")])
-    if "backfill" in legs:
-        what = "executed to the end" if args.execute else "submission"
-        print(f"3. backfill {what}: one backfill per recipe, through the queued run coordinator")
-        counts = [int(c) for c in args.backfill.split(",")]
-        results["backfill"] = bench_backfill(counts, args.execute)
-    if "novelty" in legs:
-        print("4. novelty scoring: peak memory and time by reference size (fresh process each)")
-        results["novelty"] = bench_novelty([int(float(r)) for r in args.references.split(",")])
+    results: dict = {"leg_s": {}}
+    for leg in LEGS:
+        if leg in args.legs:
+            leg_started = time.perf_counter()
+            run_leg(leg, args, results)
+            results["leg_s"][leg] = round(time.perf_counter() - leg_started)
+            print(f"   ({leg}: {results['leg_s'][leg]} s)", flush=True)
     print(f"total {time.perf_counter() - started:.0f} s")
     print("RESULTS " + json.dumps(results))
     print(json.dumps(summary(results)))
     return 0
+
+
+def run_leg(leg: str, args: argparse.Namespace, results: dict) -> None:
+    if leg == "definitions":
+        run_definitions(
+            results,
+            [int(c) for c in args.recipes.split(",")],
+            not args.no_ticks,
+            per_location=args.per_location,
+            repeats=args.repeats,
+        )
+    elif leg == "log":
+        run_production_log(results, [int(float(r)) for r in args.rows.split(",")])
+    elif leg == "backfill":
+        from scale_backfill import bench_backfill
+
+        what = "executed to the end" if args.execute else "submission"
+        print(f"3. backfill {what}: one backfill per recipe, through the queued run coordinator")
+        counts = [int(c) for c in args.backfill.split(",")]
+        results["backfill"] = bench_backfill(counts, args.execute, args.fail_one)
+    elif leg == "novelty":
+        print("4. novelty scoring: peak memory and time by reference size (fresh process each)")
+        results["novelty"] = bench_novelty([int(float(r)) for r in args.references.split(",")])
 
 
 def run_definitions(

@@ -48,6 +48,10 @@ class Settings:
     serve_url: str = "http://127.0.0.1:8080"
     """Where ``modelops serve`` answers, as people and links reach it: prediction
     requests and the stored drift reports linked from the UI (``MODELOPS_SERVE_URL``)."""
+    executor: str = "in_process"
+    """How a Dagster run executes its steps (``MODELOPS_EXECUTOR``): ``in_process``, all
+    in the run's own process (or container, or pod), or ``multiprocess``, a process per
+    step (``modelops.defs.executor``)."""
     serve_token: str | None = field(default=None, repr=False)
     """Bearer token ``modelops serve`` requires (``MODELOPS_SERVE_TOKEN``); needed to bind
     beyond loopback. Left out of the repr."""
@@ -76,6 +80,7 @@ class Settings:
             checkpoint_steps=max(1, int(env.get("MODELOPS_CHECKPOINT_STEPS", "50") or 50)),
             serve_token=env.get("MODELOPS_SERVE_TOKEN") or None,
             recipe_shard=RecipeShard.parse(env.get(SHARD_VARIABLE)),
+            executor=env.get("MODELOPS_EXECUTOR") or "in_process",
         )
 
 

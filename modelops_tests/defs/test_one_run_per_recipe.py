@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -136,6 +137,19 @@ def daemon_thread(context) -> Iterator[None]:
     assert not errors, errors
 
 
+def run_pids(instance, run_id: str) -> tuple[set[int], set[int]]:
+    """The pids the run launcher reported starting for the run ("Started process for run
+    (pid: N)") and the pids its steps ran in."""
+    engine = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+    launched = {
+        int(found.group(1))
+        for r in engine.records
+        if (found := re.search(r"process for run \(pid: (\d+)\)", r.event_log_entry.message))
+    }
+    starts = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_START)
+    return launched, {r.event_log_entry.dagster_event.pid for r in starts.records}
+
+
 def backfill(capsys, *options: str) -> tuple[int, dict]:
     code = main(["backfill", "--taxonomy", "demo:v1", "--url", URL, "--json", *options])
     return code, json.loads(capsys.readouterr().out)
@@ -162,12 +176,19 @@ def test_each_recipe_is_its_own_run_under_the_training_limit(
         by_recipe = {b["recipe"]: b for b in report["backfills"]}
         assert sorted(by_recipe) == RECIPES
         assert len({b["id"] for b in report["backfills"]}) == 3
+        processes = set()
         for run in runs:
             (recipe,) = {key.path[0] for key in run.asset_selection}
             assert set(run.asset_selection) == set(RecipeKeys.of(recipe).training)
             assert run.tags[TAG_TRAINING] == recipe
             assert run.tags["dagster/backfill"] == by_recipe[recipe]["id"]
             assert [r["run_id"] for r in by_recipe[recipe]["runs"]] == [run.run_id]
+            # Its own process, started by the run launcher; its steps ran in that process
+            # (the location's executor: in process, no process per step).
+            launched, steps = run_pids(instance, run.run_id)
+            assert len(launched) == 1 and steps == launched
+            processes |= launched
+        assert len(processes) == 3
         # The failure of zulu's run stopped neither alpha's nor demo's.
         statuses = {r: b["runs"][0]["status"] for r, b in by_recipe.items()}
         assert statuses == {"alpha": "SUCCESS", "demo": "SUCCESS", "zulu": "FAILURE"}
