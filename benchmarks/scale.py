@@ -731,7 +731,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--novelty", action="store_true", help="the novelty leg alone")
     parser.add_argument(
-        "--all", action="store_true", help="every leg, the backfill executed (issue 23's set)"
+        "--all",
+        action="store_true",
+        help="every leg, the backfill executed with --fail-one (issue 23's set)",
     )
     parser.add_argument("--no-ticks", action="store_true", help="definitions without sensor ticks")
     parser.add_argument(
@@ -765,6 +767,7 @@ def parse_args() -> argparse.Namespace:
         legs.discard("backfill")
     args.legs = legs
     args.execute = args.execute or args.all
+    args.fail_one = args.fail_one or args.all  # issue 23: one failure stops no other run
     args.recipes = args.recipes or ("1,10,100,500,1000" if args.all else "1,10,100,500")
     args.rows = args.rows or ("1e5,1e6" if args.all else "1e5,1e6,1e7")
     args.backfill = args.backfill or ("100" if args.all else "10,100")

@@ -11,34 +11,31 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import re
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import ModuleTarget
-from dagster._daemon.backfill import execute_backfill_iteration
 from dagster._daemon.controller import create_daemon_grpc_server_registry
-from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
-    QueuedRunCoordinatorDaemon,
-)
-from dagster_graphql.test.utils import execute_dagster_graphql
 
 from modelops.cli import main
-from modelops.config.errors import ModelopsError
 from modelops.defs import webserver
 from modelops.defs.keys import TAG_TRAINING, RecipeKeys
+from modelops_tests.fixtures.dagster_daemon import (
+    answer_graphql_in_process,
+    backfill_iteration,
+    daemon_thread,
+    queued_coordinator,
+)
 from modelops_tests.fixtures.processes import workspace_env
 from modelops_tests.fixtures.workspace import LENIENT, make_workspace, write_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = ["alpha", "demo", "zulu"]
 URL = "http://in-process"
-log = logging.getLogger("test-one-run-per-recipe")
 
 
 @contextlib.contextmanager
@@ -48,33 +45,14 @@ def in_process_dagster(monkeypatch, settings, limit: int) -> Iterator:
     client answered by Dagster's schema over it."""
     for name, value in workspace_env(settings).items():
         monkeypatch.setenv(name, value)
-    overrides = {
-        "run_coordinator": {
-            "module": "dagster._core.run_coordinator",
-            "class": "QueuedRunCoordinator",
-            "config": {"tag_concurrency_limits": [{"key": TAG_TRAINING, "limit": limit}]},
-        }
-    }
     target = ModuleTarget("modelops.definitions", None, str(REPO), "modelops")
     with (
-        dg.instance_for_test(overrides=overrides) as instance,
+        dg.instance_for_test(overrides=queued_coordinator(limit)) as instance,
         create_daemon_grpc_server_registry(instance) as registry,
         WorkspaceProcessContext(instance, target, grpc_server_registry=registry) as context,
     ):
-
-        def call(self, query, variables):
-            result = execute_dagster_graphql(context.create_request_context(), query, variables)
-            if result.errors:
-                raise ModelopsError(f"Dagster GraphQL error: {result.errors[0]}")
-            return result.data
-
-        monkeypatch.setattr(webserver.GraphQL, "call", call)
+        answer_graphql_in_process(monkeypatch, context)
         yield context
-
-
-def backfill_iteration(context) -> None:
-    for error in execute_backfill_iteration(context, log):
-        assert error is None, error
 
 
 def workspace(tmp_path, tiny_catalog):
@@ -109,32 +87,6 @@ def test_dagster_puts_recipes_sharing_a_key_in_one_run(tiny_catalog, tmp_path, m
         )
     assert len(runs) == 1
     assert {key.path[0] for key in runs[0].asset_selection} == set(RECIPES)
-
-
-@contextlib.contextmanager
-def daemon_thread(context) -> Iterator[None]:
-    """The daemon's loop in a thread while the command waits: backfill and queued-run
-    iterations, once a second."""
-    stop, errors = threading.Event(), []
-
-    def loop():
-        daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
-        try:
-            while not stop.is_set():
-                backfill_iteration(context)
-                list(daemon.run_iteration(context))
-                stop.wait(1)
-        except Exception as exc:  # surfaced in the test, not lost in the thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=120)
-    assert not errors, errors
 
 
 def run_pids(instance, run_id: str) -> tuple[set[int], set[int]]:
