@@ -51,6 +51,15 @@ mutation Launch($params: LaunchBackfillParams!) {
   }
 }"""
 
+REQUESTED_IDS = """
+query Requested {
+  partitionBackfillsOrError(status: REQUESTED) {
+    __typename
+    ... on PartitionBackfills { results { id } }
+    ... on PythonError { message }
+  }
+}"""
+
 RUNNING_BACKFILLS = """
 query Running {
   partitionBackfillsOrError(status: REQUESTED) {
