@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from modelops.defs import webserver
+from modelops.defs import backfill_wait, webserver
 
 
 class FakeWebserver:
@@ -20,13 +20,13 @@ class FakeWebserver:
         self.reads: Counter = Counter()
 
     def call(self, query, variables):
-        if query is webserver.REQUESTED_IDS:
+        if query is backfill_wait.REQUESTED_IDS:
             self.calls["list"] += 1
             if self.calls["list"] > 1 and self.requested:
                 self.requested.pop(0)  # the first one ended since the last poll
             answer = [{"id": b} for b in self.requested]
             return {"partitionBackfillsOrError": {"results": answer}}
-        if query is webserver.BACKFILL_STATUS:
+        if query is backfill_wait.BACKFILL_STATUS:
             backfill = variables["id"]
             assert backfill not in self.requested, "read while it was still listed"
             self.reads[backfill] += 1
@@ -44,7 +44,7 @@ def test_one_query_a_poll_and_each_backfill_read_when_it_ends(monkeypatch):
     monkeypatch.setattr(webserver.GraphQL, "call", lambda self, q, v: fake.call(q, v))
     backfills = [{"id": f"b{i}", "recipe": f"recipe{i}"} for i in range(6)]
     lines: list[str] = []
-    webserver.wait_for_backfills(
+    backfill_wait.wait_for_backfills(
         webserver.GraphQL("http://x"),
         backfills,
         emit=lines.append,
@@ -69,5 +69,5 @@ def test_one_query_a_poll_and_each_backfill_read_when_it_ends(monkeypatch):
 
 def test_progress_estimates_the_time_left_from_the_rate_so_far():
     pending = [{"recipe": "c"}, {"recipe": "d"}]
-    line = webserver.progress_line(2, pending, elapsed=100.0)
+    line = backfill_wait.progress_line(2, pending, elapsed=100.0)
     assert line == "2 of 4 backfills finished after 100 s, about 100 s left; waiting for c, d"
