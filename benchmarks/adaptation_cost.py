@@ -29,10 +29,12 @@ import torch
 
 from modelops.config.recipe import AdapterSettings, ContrastiveSettings, TrainingSettings
 from modelops.ml.adapter_methods import with_adapter
-from modelops.ml.catalog import Catalog
 from modelops.ml.contrastive import ContrastiveJob, pair_step, sample_pairs
 from modelops.ml.model import PooledClassifier, collate, load_base, tokenize
 from modelops.ml.schedule import optimizer_and_schedule
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_banking77 import resolve_base  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "banking77"
@@ -83,7 +85,7 @@ def main() -> int:
     parser.add_argument("--pairs-per-row", type=int, default=4)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    base = Catalog.load(None).resolve(f"{args.base}@stable")
+    base = resolve_base(f"{args.base}@stable")
     frame = pd.read_csv(args.data / "train.csv")
     names = sorted(frame["category"].unique())
     y_all = frame["category"].map({n: i for i, n in enumerate(names)}).to_numpy()

@@ -28,7 +28,6 @@ from pathlib import Path
 import torch
 
 from modelops.config.recipe import DataSettings, DataSource, Recipe, TrainingSettings
-from modelops.ml.catalog import Catalog
 from modelops.ml.checkpoint import Checkpointer
 from modelops.ml.training import train_classifier
 from train_banking77 import (
@@ -39,6 +38,7 @@ from train_banking77 import (
     VALIDATION_FRACTION,
     emit,
     load_banking77,
+    resolve_base,
 )
 
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         head=HEAD,
         training=TrainingSettings(**TRAINING, epochs=args.epochs),
     )
-    base = Catalog.load(None).resolve(recipe.base_model)
+    base = resolve_base(recipe.base_model)
     stop_at = f"checkpoint saved: epoch 1 step {args.every * 2}/"
 
     def train(name: str, work: Path, checkpointer=None, interrupt=False):

@@ -48,7 +48,6 @@ from modelops.domain.bootstrap import paired_bootstrap
 from modelops.domain.dataset import PreparedDataset, encode_labels, fingerprint
 from modelops.lifecycle.fetch import LoadedAdapter
 from modelops.lifecycle.inference_cost import measure_inference
-from modelops.ml.catalog import Catalog
 from modelops.ml.distill import SoftTargets, teacher_log_probs
 from modelops.ml.model import load_classifier, predict_proba
 from modelops.ml.training import train_classifier
@@ -64,6 +63,7 @@ from train_banking77 import (  # noqa: E402
     emit,
     load_banking77,
     machine,
+    resolve_base,
     scores,
     versions,
 )
@@ -269,12 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     dataset, production = split_data(full, args)
     emit(f"data: {dataset.stats}, fingerprint {dataset.fingerprint[:12]}")
-    catalog = Catalog.load(None)
     teacher_recipe = recipe_for(
         args.data, args.teacher_variant, args.teacher_epochs, 13, args.teacher_base
     )
-    teacher_base = catalog.resolve(args.teacher_base)
-    base = catalog.resolve(args.student_base)
+    teacher_base = resolve_base(args.teacher_base)
+    base = resolve_base(args.student_base)
     args.work.mkdir(parents=True, exist_ok=True)
     path, teacher_seconds = trained_teacher(
         teacher_recipe, teacher_base, dataset, args.work, args.threads

@@ -60,6 +60,7 @@ from modelops.config.recipe import (
     Recipe,
     TrainingSettings,
 )
+from modelops.config.settings import Settings
 from modelops.domain.bootstrap import paired_bootstrap
 from modelops.domain.dataset import (
     COLUMNS,
@@ -86,6 +87,16 @@ from modelops.ml.model import (
 from modelops.ml.training import train_classifier
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def resolve_base(ref: str) -> ResolvedBase:
+    """``ref`` from the platform's catalog file (``MODELOPS_CATALOG``, default
+    ``catalog/base_models.yaml``: mpnet is listed there, not in the built-in catalog),
+    unpacked into ``MODELOPS_HOME``'s cache when it comes in pieces."""
+    settings = Settings.from_env()
+    return Catalog.load(settings.catalog_path).resolve(ref, cache_dir=settings.cache_dir)
+
+
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "banking77"
 SYSTEMS = ("platform", "trainer", "probe")
 TARGET_ACCURACY = 0.94
@@ -557,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     recipe = recipe_for(seeds[0])
-    base = Catalog.load(None).resolve(recipe.base_model)
+    base = resolve_base(recipe.base_model)
     results: dict[str, dict] = {}
     runs: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="banking77-") as tmp:
