@@ -69,12 +69,14 @@ class TrainPart:
 
 
 def out_of_scope_model(bundle, recipe, train, held, held_splits, held_correct, emit):
-    """The bundle's out-of-scope model; for a champion trained before it existed, one fitted
-    as training would fit it (``modelops.monitoring.out_of_scope``) from the cached
-    features: training rows as reference, validation rows to calibrate, test split rows to
-    measure. None where the platform has no such model."""
-    if getattr(bundle, "out_of_scope", None) is not None:
-        return bundle.out_of_scope, "bundle"
+    """The bundle's out-of-scope model; for a champion trained before it existed (or before
+    it kept the novelty test's rank reference), one fitted as training would fit it
+    (``modelops.monitoring.out_of_scope``) from the cached features: training rows as
+    reference, validation rows to calibrate, test split rows to measure. None where the
+    platform has no such model."""
+    stored = getattr(bundle, "out_of_scope", None)
+    if stored is not None and getattr(stored, "rank_edges", 0) is not None:
+        return stored, "bundle"
     try:
         from modelops.monitoring.out_of_scope import OutOfScopeModel
     except ImportError:

@@ -12,6 +12,7 @@ import pandas as pd
 
 from modelops.config.recipe import Recipe
 from modelops.ml.catalog import ResolvedBase
+from modelops.monitoring import novelty_ranks
 from modelops.monitoring.evidence import SHARES, EvidenceSettings, EvidenceState, signals_e_value
 from modelops.monitoring.evidently_scores import signal_scores
 from modelops.monitoring.impact import Decision, Impact, assess, decide_retraining
@@ -91,9 +92,11 @@ def check_window(
             scores.pop(name, None)
     reference = bundle.reference
     oos = bundle.out_of_scope
-    novel, by_chance, computed = None, 0.0, 0
+    novel, oos_scores, by_chance, computed = None, None, 0.0, 0
     if oos is not None:
-        novel, computed = window_flags(bundle, window, features if has_text else None)
+        novel, oos_scores, computed = window_out_of_scope(
+            bundle, window, features if has_text else None
+        )
         by_chance = oos.null_rate
     elif current.embeddings is not None and reference.embeddings is not None:
         novel, by_chance = novel_rows(
@@ -109,6 +112,7 @@ def check_window(
         novel=novel,
         novel_by_chance=by_chance,
         flagged_accuracy=None if oos is None else oos.flagged_accuracy,
+        band=_band(oos, oos_scores),
     )
     chosen = [s for s in settings.signals if s in scores]
     result = verdict(
@@ -121,7 +125,14 @@ def check_window(
     window_e, updated = None, None
     if evidence is not None:
         window_e, updated = _add_evidence(
-            evidence, bundle, window, recipe, novel=novel, scores=scores, signals=chosen
+            evidence,
+            bundle,
+            window,
+            recipe,
+            novel=novel,
+            oos_scores=oos_scores,
+            scores=scores,
+            signals=chosen,
         )
     decision = decide_retraining(result, impact, recipe.retraining, evidence=updated)
     if report_path is not None:
@@ -150,6 +161,16 @@ def check_window(
     )
 
 
+def _band(oos, scores: np.ndarray | None):
+    """The estimate's band (``impact.assess``): rows past the wider threshold, its rate and
+    accuracy; None without one (models stored before it) or without scores."""
+    band = None if oos is None else oos.band
+    if band is None or scores is None:
+        return None
+    wide = np.nan_to_num(np.asarray(scores, dtype=float), nan=-np.inf) > band["threshold"]
+    return wide, float(band["rate"]), band["accuracy"]
+
+
 def evidence_settings(bundle: MonitoringBundle, recipe: Recipe) -> EvidenceSettings:
     """What the accumulated tests hold against, for this champion and recipe."""
     calibrator = bundle.calibrator
@@ -175,10 +196,11 @@ def evidence_settings(bundle: MonitoringBundle, recipe: Recipe) -> EvidenceSetti
         policy_drop=recipe.retraining.min_estimated_drop,
         min_accuracy=recipe.monitoring.min_estimated_accuracy,
         drift=recipe.monitoring.evidence_drift_signals,
+        novelty_reference=None if oos is None else oos.rank_fingerprint,
     )
 
 
-def _add_evidence(evidence, bundle, window, recipe, *, novel, scores, signals):
+def _add_evidence(evidence, bundle, window, recipe, *, novel, oos_scores, scores, signals):
     """The window added to ``evidence``: per-row flags and calibrated probabilities of the
     rows the evidence's adapter served; the drift e-value when the whole window is its and
     of the calibrated size. Returns the e-value (or None) and the new state."""
@@ -197,9 +219,20 @@ def _add_evidence(evidence, bundle, window, recipe, *, novel, scores, signals):
     if whole and recipe.monitoring.evidence_drift_signals:
         window_e, _ = signals_e_value(scores, bundle.calibration.null_scores, signals)
     settings = evidence_settings(bundle, recipe)
+    oos, bins = bundle.out_of_scope, None
+    if settings.novelty_reference and oos_scores is not None:
+        chosen = np.asarray(oos_scores, dtype=float)[ours]  # NaN: a row that was not scored
+        bins = np.where(np.isnan(chosen), np.nan, novelty_ranks.bins_of(oos.rank_edges, chosen))
     at = datetime.now(UTC)
     updated = evidence.update(
-        settings, ids=ids, at=at, flags=flags, correct=correct, window_e=window_e
+        settings,
+        ids=ids,
+        at=at,
+        flags=flags,
+        correct=correct,
+        window_e=window_e,
+        oos_bins=bins,
+        rank_counts=None if bins is None else oos.rank_counts,
     )
     return window_e, updated
 
@@ -209,16 +242,31 @@ def window_flags(
 ) -> tuple[np.ndarray | None, int]:
     """Each row's out-of-scope flag (None when the bundle has no out-of-scope model) and
     how many were computed here rather than read from the ``out_of_scope`` column."""
+    flags, _, computed = window_out_of_scope(bundle, window, features)
+    return flags, computed
+
+
+def window_out_of_scope(
+    bundle: MonitoringBundle, window: pd.DataFrame, features: Features | None
+) -> tuple[np.ndarray | None, np.ndarray | None, int]:
+    """Each row's out-of-scope flag and score (None, None without an out-of-scope model) and
+    how many rows were scored here: those without a logged ``out_of_scope`` flag, from
+    ``features`` of their text (a row logged with a flag keeps its logged score, NaN when
+    none was logged: the novelty test on ranks then leaves it out). A row that cannot be scored
+    (no ``features``) is not flagged and its score is NaN."""
     model = bundle.out_of_scope
     if model is None:
-        return None, 0
-    stored = window["out_of_scope"].tolist() if "out_of_scope" in window else [None] * len(window)
-    unknown = [v is None or v != v for v in stored]  # null, or NaN from pandas
-    missing = [i for i, u in enumerate(unknown) if u]
-    flags = np.array([not u and bool(v) for v, u in zip(stored, unknown, strict=True)], bool)
-    if missing and features is not None:
+        return None, None, 0
+    n = len(window)
+    stored = window["out_of_scope"].tolist() if "out_of_scope" in window else [None] * n
+    known = np.array([not (v is None or v != v) for v in stored], dtype=bool)
+    logged = window["oos_score"].tolist() if "oos_score" in window else [None] * n
+    scores = np.array([np.nan if v is None or v != v else float(v) for v in logged], float)
+    missing = np.flatnonzero(~known)
+    if missing.size and features is not None:
         texts = [str(window["text"].iloc[i]) for i in missing]
         confidence = window["confidence"].to_numpy(dtype=float)[missing]
-        flags[missing] = model.flags(model.scores(features(texts), confidence))
-        return flags, len(missing)
-    return flags, 0
+        scores[missing] = model.scores(features(texts), confidence)
+    flags = model.flags(np.nan_to_num(scores, nan=-np.inf))  # unscored: not flagged
+    flags[known] = [bool(v) for v, k in zip(stored, known, strict=True) if k]
+    return flags, scores, int(missing.size) if features is not None else 0

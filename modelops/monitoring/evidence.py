@@ -8,8 +8,11 @@ up the rows of every window since the serving champion started (each row once: i
 ``last_id``), with one error rate, ``alpha`` (``monitoring.evidence_alpha``), for the
 champion's lifetime:
 
-- ``novelty``: per-row out-of-scope flags against the null flag rate ``p0``
-  (H0: the flag rate is at most ``p0``);
+- ``novelty``: per-row out-of-scope scores ranked among the calibration rows' and the
+  earlier rows' (H0: traffic is exchangeable with the calibration rows; a conformal test
+  martingale, ``modelops.monitoring.novelty_ranks``); for an out-of-scope model stored
+  without its rank reference, or the frozen base's novelty, per-row flags against the
+  null flag rate ``p0`` (H0: the flag rate is at most ``p0``);
 - ``policy_drop``: per-row calibrated probability of being right (H0: its mean is at
   least the reference accuracy's lower bound minus ``retraining.min_estimated_drop``, or
   ``monitoring.min_estimated_accuracy`` if higher); the only one that retrains under
@@ -28,7 +31,9 @@ one-sided Clopper-Pearson lower bound at the ``reference`` share stands in for i
 union bound, a champion whose traffic meets every null raises any alarm with probability
 at most ``alpha`` over its whole life. The drift test's p-values are valid as far as the
 calibration's null windows stand for clean production windows (as for the thresholds);
-the novelty test takes ``p0`` as given (the out-of-scope model's held-out rate).
+the novelty test on ranks needs no bound (its p-values are exactly uniform under
+exchangeability); on flags it takes ``p0`` as given (an upper bound of the out-of-scope
+model's in-scope rate).
 
 A crossed test stays crossed until the state is reset: a new serving champion, or new
 settings (the nulls changed). The report gives a confidence sequence (level
@@ -48,87 +53,20 @@ import numpy as np
 import pandas as pd
 
 from modelops.config.errors import InputError
-from modelops.monitoring import betting
-from modelops.monitoring.bounds import clopper_pearson_low
+from modelops.monitoring import betting, novelty_ranks
+from modelops.monitoring.evidence_settings import (  # noqa: F401 (re-exported)
+    SHARES,
+    TESTS,
+    WHAT,
+    EvidenceSettings,
+)
 
 _SOURCE = "evidence"
-TESTS = ("novelty", "policy_drop", "any_drop", "drift")
-SHARES = {
-    "reference": 0.1,
-    "flag_rate": 0.1,
-    "novelty": 0.4,
-    "policy_drop": 0.2,
-    "any_drop": 0.1,
-    "drift": 0.1,
-}
-"""How ``alpha`` is split: the reference accuracy's lower bound, the out-of-scope model's
-in-scope flag rate and flagged rows' accuracy (upper bounds, ``monitoring.check``), then
-each test."""
-WHAT = {
-    "novelty": "out-of-scope flags above the null flag rate",
-    "policy_drop": "estimated accuracy below the reference by more than the policy",
-    "any_drop": "estimated accuracy below the reference",
-    "drift": "drift signals above their calibration's null windows",
-}
 _MAX_LOG = 700.0  # exp() of more overflows a float
 
 
 def _iso(at: datetime | str) -> str:
     return at if isinstance(at, str) else at.isoformat()
-
-
-@dataclass(frozen=True)
-class EvidenceSettings:
-    """What the tests hold against; a change resets the evidence (its nulls moved)."""
-
-    alpha: float = 0.01
-    null_flag_rate: float | None = None
-    reference_accuracy: float | None = None
-    reference_rows: int = 0
-    policy_drop: float = 0.02
-    min_accuracy: float | None = None
-    drift: bool = True
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.alpha < 0.5:
-            raise InputError(_SOURCE, "alpha", f"must be in (0, 0.5), got {self.alpha!r}")
-        for name in ("null_flag_rate", "reference_accuracy", "min_accuracy"):
-            value = getattr(self, name)
-            if value is not None and not 0.0 <= value <= 1.0:
-                raise InputError(_SOURCE, name, f"must be in [0, 1] or null, got {value!r}")
-        if not 0.0 <= self.policy_drop <= 1.0:
-            raise InputError(_SOURCE, "policy_drop", f"must be in [0, 1], got {self.policy_drop}")
-        if self.reference_rows < 0:
-            raise InputError(_SOURCE, "reference_rows", f"must be >= 0, got {self.reference_rows}")
-
-    def alpha_of(self, part: str) -> float:
-        """The share of ``alpha`` of one test (or of the ``reference`` bound)."""
-        return self.alpha * SHARES[part]
-
-    @property
-    def reference_low(self) -> float | None:
-        """One-sided Clopper-Pearson lower bound of the reference accuracy at its share."""
-        acc, n = self.reference_accuracy, self.reference_rows
-        if acc is None or n <= 0:
-            return None
-        return clopper_pearson_low(round(acc * n), n, self.alpha_of("reference"))
-
-    def nulls(self) -> dict[str, float | None]:
-        """Each test's null bound (None: the test is off or cannot be run)."""
-        low = self.reference_low
-        policy = None if low is None else low - self.policy_drop
-        if self.min_accuracy is not None:
-            policy = self.min_accuracy if policy is None else max(policy, self.min_accuracy)
-        rate = self.null_flag_rate
-        return {
-            "novelty": rate if rate is not None and 0.0 < rate < 1.0 else None,
-            "policy_drop": policy if policy is not None and 0.0 < policy < 1.0 else None,
-            "any_drop": low if low is not None and 0.0 < low < 1.0 else None,
-            "drift": 1.0 if self.drift else None,
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _bets(test: str, null: float) -> np.ndarray:
@@ -169,8 +107,18 @@ class TestEvidence:
         wealth, path = betting.mixture_update(
             np.asarray(self.log_wealth), _bets(test, self.null), gains
         )
+        self._record(wealth, path, ids, at)
+
+    def bet_p_values(self, p: np.ndarray, ids: np.ndarray, at: str) -> None:
+        """Add p-values that are uniform under the null (``betting.p_value_update``)."""
+        if len(p) == 0:
+            return
+        wealth, path = betting.p_value_update(np.asarray(self.log_wealth), p)
+        self._record(wealth, path, ids, at)
+
+    def _record(self, wealth: np.ndarray, path: np.ndarray, ids: np.ndarray, at: str) -> None:
         self.log_wealth = [float(v) for v in wealth]
-        self.observations += len(gains)
+        self.observations += len(path)
         self.log_e = float(path[-1])
         self.max_log_e = max(self.max_log_e, float(path.max()))
         over = np.flatnonzero(path >= math.log(self.needed))
@@ -193,6 +141,9 @@ class EvidenceState:
     accuracy: dict[str, float] = field(default_factory=betting.cs_fresh)
     drift_last_id: int = 0
     """The last id of the last window the drift test counted (its windows are disjoint)."""
+    novelty_counts: list[int] | None = None
+    """The novelty test on ranks: the count per score bin of the calibration rows and every
+    row counted since (``novelty_ranks``)."""
     updated_at: str | None = None
     note: str = ""
     """Why this evidence started (a new champion, new settings)."""
@@ -237,11 +188,16 @@ class EvidenceState:
         flags: np.ndarray | None = None,
         correct: np.ndarray | None = None,
         window_e: float | None = None,
+        oos_bins: np.ndarray | None = None,
+        rank_counts: np.ndarray | None = None,
     ) -> EvidenceState:
         """A new state with the rows whose id is above ``last_id`` added: ``flags`` (per-row
         out-of-scope flags) to ``novelty``, ``correct`` (per-row probability of being right)
         to ``policy_drop``, ``any_drop`` and the accuracy's confidence sequence. The window's
-        drift e-value ``window_e`` counts only when every id is new to the drift test."""
+        drift e-value ``window_e`` counts only when every id is new to the drift test.
+        Under ``settings.novelty_reference`` the novelty test takes ``oos_bins`` (each row's
+        out-of-scope score bin, ``novelty_ranks.bins_of``) instead of ``flags``; its first
+        window also needs ``rank_counts``, the calibration rows' counts it starts from."""
         ids = np.asarray(ids, dtype=np.int64)
         order = np.argsort(ids, kind="stable")
         ids = ids[order]
@@ -250,7 +206,10 @@ class EvidenceState:
         state._start(settings)
         when = _iso(at)
         new = ids > state.last_id
-        if flags is not None and "novelty" in state.tests:
+        ranks = bool(settings.novelty_reference)
+        if ranks and oos_bins is not None and "novelty" in state.tests:
+            state._bet_ranks(oos_bins, order, new, ids, rank_counts, when)
+        if not ranks and flags is not None and "novelty" in state.tests:
             chosen = _known(flags, order, new, "flags")
             if not np.isin(chosen[~np.isnan(chosen)], (0.0, 1.0)).all():
                 raise InputError(_SOURCE, "flags", "must be booleans (or null where unknown)")
@@ -278,6 +237,22 @@ class EvidenceState:
         state.updated_at = when
         return state
 
+    def _bet_ranks(self, bins, order, new, ids, reference_counts, when: str) -> None:
+        chosen = _known(bins, order, new, "oos_bins")
+        keep = ~np.isnan(chosen)
+        if self.novelty_counts is None:
+            if reference_counts is None:
+                raise InputError(_SOURCE, "rank_counts", "are needed to start the rank test")
+            self.novelty_counts = [int(c) for c in reference_counts]
+        kept = ids[new][keep]
+        p, counts = novelty_ranks.sequential_p_values(
+            np.asarray(self.novelty_counts),
+            chosen[keep].astype(np.int64),
+            novelty_ranks.row_uniforms(kept, self.adapter_id),
+        )
+        self.novelty_counts = counts.tolist()
+        self.tests["novelty"].bet_p_values(p, kept, when)
+
     def _start(self, settings: EvidenceSettings) -> None:
         if self.settings is not None:
             return
@@ -285,6 +260,8 @@ class EvidenceState:
         for name, null in settings.nulls().items():
             if null is not None:
                 size = len(_bets(name, null))
+                if name == "novelty" and settings.novelty_reference:
+                    size = betting.p_value_bet_count()
                 self.tests[name] = TestEvidence(null, settings.alpha_of(name), [0.0] * size)
 
     def crossed(self) -> list[str]:

@@ -95,6 +95,7 @@ def assess(
     novel: np.ndarray | None = None,
     novel_by_chance: float = 0.0,
     flagged_accuracy: float | None = None,
+    band: tuple[np.ndarray, float, float | None] | None = None,
 ) -> Impact:
     """The window's accuracy, estimated from ``confidence_scores`` and measured on the rows
     whose ``labels`` are known, against the reference accuracy the calibrator was fitted at.
@@ -104,7 +105,8 @@ def assess(
     ``novel`` flags the rows out of scope (``modelops.monitoring.out_of_scope``), of which
     ``novel_by_chance`` (the out-of-scope model's ``held_out_flag_rate``) are flagged on
     in-scope rows; ``flagged_accuracy`` is the adapter's accuracy on flagged in-scope rows
-    (default: their mean calibrated probability). See :func:`_flagged_estimate`."""
+    (default: their mean calibrated probability); ``band``: each row past the out-of-scope
+    model's wider threshold, its in-scope rate and accuracy. See :func:`_flagged_estimate`."""
     z = _z(confidence)
     p = calibrator.predict(np.asarray(confidence_scores, dtype=float))
     n = p.size
@@ -114,7 +116,7 @@ def assess(
     share = None
     if novel is not None:
         share = _flagged_estimate(
-            p, np.asarray(novel, dtype=bool), novel_by_chance, flagged_accuracy, confidence
+            p, np.asarray(novel, dtype=bool), novel_by_chance, flagged_accuracy, confidence, band
         )
         estimate, (low, high), var_est = share.estimate, share.range, share.variance
     half = z * math.sqrt(var_est)
@@ -153,6 +155,7 @@ def _flagged_estimate(
     rate: float,
     flagged_accuracy: float | None,
     confidence: float,
+    band: tuple[np.ndarray, float, float | None] | None = None,
 ) -> _FlaggedEstimate:
     """The estimate with flagged rows counted as likely errors.
 
@@ -164,32 +167,48 @@ def _flagged_estimate(
 
         accuracy = (sum of p over unflagged rows + min(r (1 - v), f) n a) / n
 
-    Novel rows the model misses count at their calibrated probability, so the estimate
-    errs high when detection is weak. The interval's ends are this estimate at the ends of
-    ``v``'s interval (from the Wilson interval of ``f``), widened by the Bernoulli spread of
-    the unflagged rows and of the in-scope flagged ones."""
+    Novel rows the flag misses would count at their calibrated probability, so the
+    estimate would err high when detection is weak. ``band`` (``wide``: each row past a
+    lower threshold, that threshold's in-scope rate and the in-scope accuracy between the
+    two thresholds) widens the count: ``v`` comes from the share past the lower threshold,
+    where far fewer novel rows hide, and the rows between the thresholds are in scope up
+    to their expected share, at the band's accuracy, novel beyond it. The interval's ends
+    are this estimate at the ends of ``v``'s interval (from the Wilson interval of the
+    share ``v`` comes from), widened by the Bernoulli spread of the rows counted at a
+    probability."""
     n = p.size
     flagged = float(flags.mean()) if n else 0.0
     rate = min(max(float(rate), 0.0), 0.999)
     accuracy = flagged_accuracy
     if accuracy is None:
         accuracy = float(p[flags].mean()) if flags.any() else 0.0
-    unflagged_sum = float(p[~flags].sum())
+    wide, wide_rate, band_accuracy = (flags, rate, accuracy) if band is None else band
+    wide = np.asarray(wide, dtype=bool) | flags
+    wide_rate = min(max(float(wide_rate), rate), 0.999)
+    inside = wide & ~flags
+    if band_accuracy is None:
+        band_accuracy = float(p[inside].mean()) if inside.any() else 0.0
+    inside_share = float(inside.mean()) if n else 0.0
+    below_sum = float(p[~wide].sum())
 
     def novel_of(share: float) -> float:
-        return min(1.0, max(0.0, (share - rate) / (1 - rate)))
+        return min(1.0, max(0.0, (share - wide_rate) / (1 - wide_rate)))
 
-    def at(novel: float) -> tuple[float, float]:
-        in_scope = min(rate * (1 - novel), flagged) * n
-        return (unflagged_sum + in_scope * accuracy) / n, in_scope
+    def at(novel: float) -> tuple[float, float, float]:
+        in_flagged = min(rate * (1 - novel), flagged) * n
+        in_band = min((wide_rate - rate) * (1 - novel), inside_share) * n
+        total = below_sum + in_flagged * accuracy + in_band * band_accuracy
+        return total / n, in_flagged, in_band
 
-    novel = novel_of(flagged)
-    estimate, in_scope = at(novel)
-    f_low, f_high = wilson(int(flags.sum()), n, confidence)
+    novel = novel_of(float(wide.mean()) if n else 0.0)
+    estimate, in_flagged, in_band = at(novel)
+    f_low, f_high = wilson(int(wide.sum()), n, confidence)
     novel_low, novel_high = novel_of(f_low), novel_of(f_high)
-    unflagged = p[~flags]
+    below = p[~wide]
     variance = (
-        float((unflagged * (1 - unflagged)).sum()) + in_scope * accuracy * (1 - accuracy)
+        float((below * (1 - below)).sum())
+        + in_flagged * accuracy * (1 - accuracy)
+        + in_band * band_accuracy * (1 - band_accuracy)
     ) / (n * n)
     return _FlaggedEstimate(
         flagged=flagged,

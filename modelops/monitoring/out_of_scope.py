@@ -48,17 +48,27 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from modelops.monitoring import novelty_ranks
 from modelops.monitoring.bounds import (
     clopper_pearson_high,
     conformal_threshold,
     in_scope_rate,
     rate_posterior,
+)
+from modelops.monitoring.out_of_scope_scores import (  # noqa: F401 (re-exported)
+    BLOCK_VALUES,
+    DEFAULT_METHOD,
+    NEEDS_CONFIDENCE,
+    SCORES,
+    knn_cosine,
+    knn_msp,
+    kth_similarity,
+    unit,
 )
 
 MONITORING_FOLDER = "monitoring"
@@ -67,65 +77,11 @@ that serving finds the model without importing torch at module level."""
 FORMAT = "modelops.out_of_scope/1"
 JSON_FILE = "out_of_scope.json"
 TENSORS_FILE = "out_of_scope.safetensors"
-BLOCK_VALUES = 1 << 22
-"""Similarities computed at once (rows x reference rows, float32: 16 MiB)."""
-
-
-def unit(features: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (float32; zero rows stay zero)."""
-    x = np.asarray(features, dtype=np.float32)
-    if x.ndim != 2:
-        raise ValueError(f"out_of_scope: features must be a 2-d array, got shape {x.shape}")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms == 0, 1.0, norms)
-
-
-def kth_similarity(rows: np.ndarray, reference: np.ndarray, k: int) -> np.ndarray:
-    """Each row's cosine similarity to its ``k``-th most similar reference row (both unit
-    rows), in blocks of at most :data:`BLOCK_VALUES` similarities."""
-    if len(reference) == 0:
-        raise ValueError("out_of_scope: the reference has no rows")
-    if rows.shape[1] != reference.shape[1]:
-        raise ValueError(
-            f"out_of_scope: features have {rows.shape[1]} dimensions, "
-            f"the reference has {reference.shape[1]}"
-        )
-    k = min(k, len(reference))
-    step = max(1, BLOCK_VALUES // len(reference))
-    out = np.empty(len(rows), dtype=np.float64)
-    for start in range(0, len(rows), step):
-        sims = rows[start : start + step] @ reference.T
-        out[start : start + step] = -np.partition(-sims, k - 1, axis=1)[:, k - 1]
-    return out
-
-
-def knn_cosine(features: np.ndarray, reference: np.ndarray, k: int) -> np.ndarray:
-    """``1 - `` the cosine similarity to the ``k``-th nearest reference row."""
-    return 1.0 - kth_similarity(unit(features), reference, k)
-
-
-def knn_msp(
-    features: np.ndarray, reference: np.ndarray, k: int, confidence: np.ndarray, scale: dict
-) -> np.ndarray:
-    """The kNN score plus ``1 - confidence``, each standardised by ``scale``'s means and
-    spreads (``knn_mean``, ``knn_std``, ``msp_mean``, ``msp_std``)."""
-    knn = knn_cosine(features, reference, k)
-    msp = 1.0 - np.asarray(confidence, dtype=np.float64)
-    return (knn - scale["knn_mean"]) / scale["knn_std"] + (msp - scale["msp_mean"]) / scale[
-        "msp_std"
-    ]
-
-
-SCORES: dict[str, Callable[..., np.ndarray]] = {
-    "knn_cosine": lambda features, reference, k, confidence, scale: knn_cosine(
-        features, reference, k
-    ),
-    "knn_msp": knn_msp,
-}
-"""Score functions by name: ``fn(features, unit reference, k, confidence, scale) -> scores``
-(higher: more out of scope). A model stores the name it was fitted with."""
-NEEDS_CONFIDENCE = {"knn_msp"}
-DEFAULT_METHOD = "knn_msp"
+BAND_RATE = 0.1
+"""The label-free estimate's second, wider threshold (conformal at this rate): rows past it
+but not past the flag threshold form the *band*, whose in-scope share and accuracy are
+measured on held-out rows, so unknown rows the flag misses are counted too
+(``impact._flagged_estimate``; benchmarks/RESULTS.md, issue 24)."""
 
 
 @dataclass
@@ -155,6 +111,22 @@ class OutOfScopeModel:
     rate_measured: tuple[int, int] | None = None
     """(flagged, rows) of the held-out rows apart from the calibration rows that updated
     ``in_scope_flag_rate`` (None when there were none)."""
+    rank_edges: np.ndarray | None = None
+    """The drift check's novelty test on ranks (``novelty_ranks.rank_reference``): score
+    bin edges from the measured rows, and the calibration rows' count per bin (None in
+    models stored without them, or fitted without rows apart from the calibration rows:
+    the test then counts flags)."""
+    rank_counts: np.ndarray | None = None
+    band: dict | None = None
+    """The estimate's band (:data:`BAND_RATE`): ``threshold``, ``rate`` (the in-scope share
+    past it, as ``in_scope_flag_rate``) and ``accuracy`` (the adapter's on measured rows
+    inside the band, None when none was); None without rows apart from the calibration."""
+
+    @property
+    def rank_fingerprint(self) -> str | None:
+        if self.rank_edges is None or self.rank_counts is None:
+            return None
+        return novelty_ranks.fingerprint(self.rank_edges, self.rank_counts)
 
     @property
     def null_rate(self) -> float:
@@ -255,10 +227,14 @@ class OutOfScopeModel:
             if calibration_confidence is None or measure_confidence is None:
                 raise ValueError(f"out_of_scope: method {method} needs the rows' confidence")
             model.scale = _scale(model, measure_features, measure_confidence)
-        model.threshold = conformal_threshold(
-            model.scores(calibration_features, calibration_confidence), false_flag_rate
-        )
-        flagged = model.flags(model.scores(measure_features, measure_confidence))
+        calibration_scores = model.scores(calibration_features, calibration_confidence)
+        model.threshold = conformal_threshold(calibration_scores, false_flag_rate)
+        measured = model.scores(measure_features, measure_confidence)
+        if apart:
+            edges, counts = novelty_ranks.rank_reference(measured, calibration_scores)
+            model.rank_edges, model.rank_counts = edges, counts
+            model.band = _band(model, calibration_scores, measured, measure_correct)
+        flagged = model.flags(measured)
         model.n_measured = len(flagged)
         model.held_out_flag_rate = float(flagged.mean())
         model.n_flagged_measured = int(flagged.sum())
@@ -290,6 +266,8 @@ class OutOfScopeModel:
             "in_scope_flag_rate": self.in_scope_flag_rate,
             "scale": self.scale,
             "rate_measured": None if self.rate_measured is None else list(self.rate_measured),
+            "rank_reference": self.rank_fingerprint,
+            "band": self.band,
         }
 
     def save(self, folder: Path) -> None:
@@ -301,7 +279,12 @@ class OutOfScopeModel:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         tensors = folder / (TENSORS_FILE + ".tmp")
-        save_file({"reference": torch.from_numpy(self.reference)}, str(tensors))
+        arrays = {"reference": self.reference}
+        if self.rank_edges is not None and self.rank_counts is not None:
+            arrays.update(rank_edges=self.rank_edges, rank_counts=self.rank_counts)
+        save_file(
+            {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}, str(tensors)
+        )
         os.replace(tensors, folder / TENSORS_FILE)
         doc = folder / (JSON_FILE + ".tmp")
         doc.write_text(json.dumps(self.to_dict()) + "\n", encoding="utf-8")
@@ -320,7 +303,8 @@ class OutOfScopeModel:
             raise ValueError(f"{folder / JSON_FILE}: format {doc.get('format')!r}, not {FORMAT!r}")
         if doc["method"] not in SCORES:
             raise ValueError(f"{folder / JSON_FILE}: unknown method {doc['method']!r}")
-        reference = load_file(str(folder / TENSORS_FILE))["reference"].astype(np.float32)
+        tensors = load_file(str(folder / TENSORS_FILE))
+        reference = tensors["reference"].astype(np.float32)
         threshold = doc["threshold"]
         return cls(
             reference=reference,
@@ -336,6 +320,9 @@ class OutOfScopeModel:
             in_scope_flag_rate=doc.get("in_scope_flag_rate"),
             scale=_checked_scale(doc, folder) if doc["method"] in NEEDS_CONFIDENCE else None,
             rate_measured=_measured(doc.get("rate_measured")),
+            rank_edges=tensors.get("rank_edges"),
+            rank_counts=tensors.get("rank_counts"),
+            band=doc.get("band"),
         )
 
 
@@ -350,6 +337,20 @@ def _scale(model: OutOfScopeModel, features: np.ndarray, confidence: np.ndarray)
         "msp_std": float(max(msp.std(), 1e-6)),
         "rows": len(knn),
     }
+
+
+def _band(model, calibration_scores, measured, measure_correct) -> dict | None:
+    """The estimate's band, from the calibration rows (threshold) and the measured ones."""
+    threshold = conformal_threshold(calibration_scores, BAND_RATE)
+    if not math.isfinite(threshold) or threshold >= model.threshold:
+        return None
+    past = np.asarray(measured) > threshold
+    inside = past & ~model.flags(measured)
+    accuracy = None
+    if measure_correct is not None and inside.any():
+        accuracy = float(np.asarray(measure_correct, dtype=bool)[inside].mean())
+    rate = in_scope_rate(len(calibration_scores), BAND_RATE, (int(past.sum()), past.size))
+    return {"threshold": float(threshold), "rate": rate, "accuracy": accuracy}
 
 
 def _measured(value) -> tuple[int, int] | None:

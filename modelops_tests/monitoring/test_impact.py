@@ -189,3 +189,34 @@ def test_flagged_rows_count_as_likely_errors_with_an_interval():
 
     unflagged = run(np.zeros(200, bool))
     assert unflagged.estimated_accuracy == unflagged.unadjusted_accuracy == plain
+
+
+def test_the_band_counts_novel_rows_the_flag_missed():
+    """30 % novel rows, only half of them past the flag threshold, all past the band's: the
+    band's count finds the novel share the flag alone underestimates, and the estimate
+    comes within two points of the truth (the flag alone errs by more than ten)."""
+    rng = np.random.default_rng(11)
+    calibrator = ConfidenceCalibrator().fit(np.linspace(0, 1, 400), np.arange(400) >= 40)
+    n, share, rate, wide_rate = 2000, 0.3, 0.05, 0.1
+    novel, u = rng.random(n) < share, rng.random(n)
+    in_flag, in_band = u < rate, u < wide_rate  # an in-scope row past the flag is in the band
+    flags = in_flag | (novel & (rng.random(n) < 0.5))
+    wide = in_band | flags | novel
+    confidence = np.full(n, 0.95)  # confidently wrong on the novel rows
+    p = float(calibrator.predict(np.array([0.95]))[0])
+    truth = (~novel).mean() * p  # in-scope rows right at their calibrated probability
+
+    def run(band):
+        return assess(calibrator, confidence, predicted=["a"] * n, labels=None,
+                      known_labels=set(), novel=flags, novel_by_chance=rate,
+                      flagged_accuracy=p, band=band)  # fmt: skip
+
+    flag_only, banded = run(None), run((wide, wide_rate, p))
+    assert flag_only.estimated_accuracy - truth > 0.1
+    assert abs(banded.estimated_accuracy - truth) < 0.02
+    assert banded.novel_share_estimate == pytest.approx(share, abs=0.03)
+    low, high = banded.estimated_interval
+    assert low < truth < high
+    # a band that adds nothing (every banded row flagged, same rate) changes nothing
+    same = run((flags, rate, p))
+    assert same.estimated_accuracy == pytest.approx(flag_only.estimated_accuracy)

@@ -292,3 +292,27 @@ def test_knn_msp_round_trip_keeps_its_scale(tmp_path):
     assert back.scale == model.scale and back.method == "knn_msp"
     rows, confidence = rng.normal(size=(10, DIM)), doubt(rng, 10)
     np.testing.assert_array_equal(back.scores(rows, confidence), model.scores(rows, confidence))
+
+
+def test_rows_apart_give_the_rank_reference_and_the_band_and_both_round_trip(tmp_path):
+    rng = np.random.default_rng(12)
+    centres = rng.normal(size=(4, DIM)) * 3
+    measure, correct = mixture(rng, centres, 400), rng.random(400) < 0.8
+    model = OutOfScopeModel.fit(
+        mixture(rng, centres, 300), mixture(rng, centres, 200), method="knn_cosine",
+        false_flag_rate=0.05, measure_features=measure, measure_correct=correct,
+    )  # fmt: skip
+    scores = model.scores(measure)
+    assert model.rank_counts.sum() == 200 and model.rank_edges.size == np.unique(scores).size
+    band = model.band
+    assert band["threshold"] < model.threshold and 0.05 < band["rate"] < 0.2
+    inside = (scores > band["threshold"]) & ~model.flags(scores)
+    assert band["accuracy"] == pytest.approx(correct[inside].mean())
+    model.save(tmp_path)
+    back = OutOfScopeModel.load(tmp_path)
+    np.testing.assert_array_equal(back.rank_edges, model.rank_edges)
+    np.testing.assert_array_equal(back.rank_counts, model.rank_counts)
+    assert back.band == model.band and back.rank_fingerprint == model.rank_fingerprint
+    alone = OutOfScopeModel.fit(mixture(rng, centres, 300), mixture(rng, centres, 200),
+                                method="knn_cosine", false_flag_rate=0.05)  # fmt: skip
+    assert alone.rank_fingerprint is None and alone.band is None
