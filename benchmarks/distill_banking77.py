@@ -43,7 +43,13 @@ import pandas as pd
 import torch
 
 from modelops.config.fingerprint import sha256_json
-from modelops.config.recipe import DataSettings, DataSource, LoraSettings, Recipe, TrainingSettings
+from modelops.config.recipe import (
+    AdapterSettings,
+    DataSettings,
+    DataSource,
+    Recipe,
+    TrainingSettings,
+)
 from modelops.domain.bootstrap import paired_bootstrap
 from modelops.domain.dataset import PreparedDataset, encode_labels, fingerprint
 from modelops.lifecycle.fetch import LoadedAdapter
@@ -72,7 +78,7 @@ ALL_LINEAR = ("query", "key", "value", "dense")
 TEACHER_VARIANTS = {
     **VARIANTS,
     "t_all_r32_cos_ls": (
-        LoraSettings(r=32, alpha=64, dropout=0.1, target_modules=ALL_LINEAR),
+        AdapterSettings(r=32, alpha=64, dropout=0.1, target_modules=ALL_LINEAR),
         dict(learning_rate=1e-3, warmup_ratio=0.1, schedule="cosine", label_smoothing=0.1),
     ),
 }
