@@ -31,11 +31,11 @@ from modelops.config.recipe import DataSettings, DataSource, Recipe, TrainingSet
 from modelops.ml.checkpoint import Checkpointer
 from modelops.ml.training import train_classifier
 from train_banking77 import (
-    ADAPTER,
     DEFAULT_DATA,
     HEAD,
     TRAINING,
     VALIDATION_FRACTION,
+    VARIANTS,
     emit,
     load_banking77,
     resolve_base,
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             label_column="category",
             validation_fraction=VALIDATION_FRACTION,
         ),
-        adapter=ADAPTER,
+        adapter=VARIANTS["v0_qv_r8"][0],  # r 8 on query/value: the ADAPTER it imported once
         head=HEAD,
         training=TrainingSettings(**TRAINING, epochs=args.epochs),
     )
