@@ -35,8 +35,6 @@ import hashlib
 
 import numpy as np
 
-_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
-
 
 def rank_reference(edge_scores: np.ndarray, calibration_scores: np.ndarray):
     """The bin edges (the sorted distinct ``edge_scores``) and the calibration rows' count
@@ -64,11 +62,11 @@ def fingerprint(edges: np.ndarray, counts: np.ndarray) -> str:
 def row_uniforms(ids: np.ndarray, salt: int) -> np.ndarray:
     """A uniform number in [0, 1) per row id (splitmix64 of id and ``salt``): the p-values'
     tie-breaking, the same every time a row is checked."""
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps modulo 2**64, as intended
         x = np.asarray(ids, dtype=np.uint64) + np.uint64(salt) * np.uint64(0x9E3779B97F4A7C15)
-        x = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK
-        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK
-        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         x = x ^ (x >> np.uint64(31))
     return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
