@@ -244,10 +244,14 @@ class EvidenceState:
             if reference_counts is None:
                 raise InputError(_SOURCE, "rank_counts", "are needed to start the rank test")
             self.novelty_counts = [int(c) for c in reference_counts]
+        bins = chosen[keep]
+        size = len(self.novelty_counts)
+        if not ((bins == np.round(bins)) & (bins >= 0) & (bins < size)).all():
+            raise InputError(_SOURCE, "oos_bins", f"must be whole bins in 0..{size - 1}")
         kept = ids[new][keep]
         p, counts = novelty_ranks.sequential_p_values(
             np.asarray(self.novelty_counts),
-            chosen[keep].astype(np.int64),
+            bins.astype(np.int64),
             novelty_ranks.row_uniforms(kept, self.adapter_id),
         )
         self.novelty_counts = counts.tolist()

@@ -320,9 +320,7 @@ class OutOfScopeModel:
             in_scope_flag_rate=doc.get("in_scope_flag_rate"),
             scale=_checked_scale(doc, folder) if doc["method"] in NEEDS_CONFIDENCE else None,
             rate_measured=_measured(doc.get("rate_measured")),
-            rank_edges=tensors.get("rank_edges"),
-            rank_counts=tensors.get("rank_counts"),
-            band=doc.get("band"),
+            **_checked_ranks(tensors, doc, folder),
         )
 
 
@@ -351,6 +349,26 @@ def _band(model, calibration_scores, measured, measure_correct) -> dict | None:
         accuracy = float(np.asarray(measure_correct, dtype=bool)[inside].mean())
     rate = in_scope_rate(len(calibration_scores), BAND_RATE, (int(past.sum()), past.size))
     return {"threshold": float(threshold), "rate": rate, "accuracy": accuracy}
+
+
+def _checked_ranks(tensors: dict, doc: dict, folder: Path) -> dict:
+    """The stored rank reference and band, checked: bins that fit the edges, a band with a
+    finite threshold and rate."""
+    edges, counts, band = tensors.get("rank_edges"), tensors.get("rank_counts"), doc.get("band")
+    if (edges is None) != (counts is None) or (
+        edges is not None
+        and (counts.size != edges.size + 1 or (counts < 0).any() or (np.diff(edges) <= 0).any())
+    ):
+        raise ValueError(f"{folder / TENSORS_FILE}: rank_edges and rank_counts do not fit")
+    if band is not None and not (
+        isinstance(band, dict)
+        and all(
+            isinstance(band.get(k), float) and math.isfinite(band[k]) for k in ("threshold", "rate")
+        )
+        and (band.get("accuracy") is None or isinstance(band["accuracy"], float))
+    ):
+        raise ValueError(f"{folder / JSON_FILE}: band needs a threshold, a rate and an accuracy")
+    return {"rank_edges": edges, "rank_counts": counts, "band": band}
 
 
 def _measured(value) -> tuple[int, int] | None:

@@ -132,3 +132,14 @@ def test_a_bin_outside_the_reference_is_refused():
     counts = np.array([3, 4, 5])
     with pytest.raises(ValueError, match="bin outside"):
         novelty_ranks.sequential_p_values(counts, np.array([3]), np.array([0.5]))
+
+
+def test_evidence_refuses_bins_outside_its_reference_and_keeps_the_state():
+    counts = np.array([3, 4, 5])
+    start = EvidenceState.fresh(9, 1, "t0").update(
+        settings(), ids=[1], at="a", oos_bins=np.array([2.0]), rank_counts=counts
+    )
+    for bad in ([3.0], [-1.0], [0.5]):
+        with pytest.raises(InputError, match="oos_bins"):
+            start.update(settings(), ids=[2], at="b", oos_bins=np.array(bad))
+    assert start.rows == 1 and sum(start.novelty_counts) == 13  # nothing counted twice

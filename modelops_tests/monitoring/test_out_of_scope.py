@@ -5,6 +5,7 @@ recipe setting."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -316,3 +317,26 @@ def test_rows_apart_give_the_rank_reference_and_the_band_and_both_round_trip(tmp
     alone = OutOfScopeModel.fit(mixture(rng, centres, 300), mixture(rng, centres, 200),
                                 method="knn_cosine", false_flag_rate=0.05)  # fmt: skip
     assert alone.rank_fingerprint is None and alone.band is None
+
+
+def test_a_damaged_rank_reference_or_band_names_the_file(tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    rng = np.random.default_rng(13)
+    centres = rng.normal(size=(4, DIM)) * 3
+    model = OutOfScopeModel.fit(
+        mixture(rng, centres, 100), mixture(rng, centres, 60), method="knn_cosine",
+        false_flag_rate=0.1, measure_features=mixture(rng, centres, 80),
+        measure_correct=rng.random(80) < 0.8,
+    )  # fmt: skip
+    model.save(tmp_path)
+    tensors = load_file(str(tmp_path / "out_of_scope.safetensors"))
+    save_file({**tensors, "rank_counts": tensors["rank_counts"][:-1]},
+              str(tmp_path / "out_of_scope.safetensors"))  # fmt: skip
+    with pytest.raises(ValueError, match="out_of_scope.safetensors: rank_edges"):
+        OutOfScopeModel.load(tmp_path)
+    model.save(tmp_path)
+    doc = json.loads((tmp_path / JSON_FILE).read_text())
+    (tmp_path / JSON_FILE).write_text(json.dumps({**doc, "band": {"rate": 0.1}}))
+    with pytest.raises(ValueError, match="out_of_scope.json: band"):
+        OutOfScopeModel.load(tmp_path)
