@@ -9,7 +9,9 @@ Legs, all called at the ml level (``modelops.ml.training.train_classifier``, no 
    default here is a larger MiniLM LoRA that fits these CPUs;
 2. its log-probabilities over the labelled training texts and ``--production`` unlabelled
    texts (rows of train.csv outside the labelled sample, their labels dropped: they stand
-   for the production log; never test.csv), computed once (``modelops.ml.distill``);
+   for the production log; never test.csv), and ``--augment`` perturbed copies of each
+   labelled text (words dropped and swapped, EDA-style; none equal to a validation or test
+   text), computed once (``modelops.ml.distill``);
 3. per seed, ``minilm_adapter``: the student recipe (``--student-variant``) on the
    labelled rows alone (today's MiniLM adapter), and ``student``: the same recipe on the
    soft labels (``--temperature``, ``--alpha``) over the labelled and production texts.
@@ -121,6 +123,32 @@ def split_data(full: PreparedDataset, args) -> tuple[PreparedDataset, list[str]]
     stats = {f"{s}_rows": int((sample["split"] == s).sum()) for s in ("train", "validation")}
     stats.update(test_rows=int((sample["split"] == "test").sum()), production_rows=len(production))
     return PreparedDataset(sample, labels, fingerprint(sample, labels), stats), production
+
+
+def perturbed(texts: list[str], copies: int, exclude: set[str], seed: int = 0) -> list[str]:
+    """``copies`` variants of each text for the teacher to label (EDA, Wei & Zou 2019,
+    without the thesaurus): every word dropped with probability 0.1 (one always kept),
+    then two words swapped. A variant equal to a text of ``texts``, of ``exclude`` (the
+    validation and test texts) or to an earlier variant is left out."""
+    rng = np.random.default_rng(seed)
+    seen = set(texts) | exclude
+    out = []
+    for _ in range(copies):
+        for text in texts:
+            words = text.split()
+            if not words:
+                continue
+            keep = rng.random(len(words)) >= 0.1
+            keep[rng.integers(len(words))] = True
+            words = [w for w, k in zip(words, keep, strict=True) if k]
+            if len(words) > 1:
+                i, j = rng.choice(len(words), 2, replace=False)
+                words[i], words[j] = words[j], words[i]
+            variant = " ".join(words)
+            if variant not in seen:
+                seen.add(variant)
+                out.append(variant)
+    return out
 
 
 def teacher_dir(work: Path, recipe: Recipe, dataset: PreparedDataset) -> Path:
@@ -248,6 +276,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", default="13,14,15", help="student seeds, comma-separated")
     parser.add_argument("--labelled", type=int, default=100_000, help="labelled train rows")
     parser.add_argument("--production", type=int, default=0, help="unlabelled texts")
+    parser.add_argument(
+        "--augment", type=int, default=0, help="perturbed copies of each labelled text"
+    )
     parser.add_argument("--validation", type=int, default=100_000, help="validation rows")
     parser.add_argument("--test-limit", type=int, default=None, help="sample of test.csv")
     parser.add_argument("--epochs", type=int, default=2, help="student epochs")
@@ -274,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
         args.data, labels, None, 13, VALIDATION_FRACTION, test_limit=args.test_limit
     )
     dataset, production = split_data(full, args)
+    if args.augment:
+        frame = dataset.frame
+        held = set(frame.loc[frame["split"] != "train", "text"])
+        train_texts = dataset.split("train")["text"].tolist()
+        production += perturbed(train_texts, args.augment, held)
+        dataset.stats["production_rows"] = len(production)
     emit(f"data: {dataset.stats}, fingerprint {dataset.fingerprint[:12]}")
     teacher_recipe = recipe_for(
         args.data, args.teacher_variant, args.teacher_epochs, 13, args.teacher_base
@@ -310,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             "epochs": args.epochs,
             "temperature": args.temperature,
             "alpha": args.alpha,
+            "augment": args.augment,
         },
         "versions": versions(),
         "runs": runs,
