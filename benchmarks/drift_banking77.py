@@ -48,7 +48,8 @@ retraining of runs 1-5 in RESULTS.md run with ``--full`` (their stream has
 
     .venv/bin/python benchmarks/drift_banking77.py [--epochs 1] [--threads 2] [--limit N]
         [--held-fraction 0.1] [--replay-fraction F] [--full]
-        [--home DIR [--variant V] [--train-only]] [--evidence [--oos-notes FILE]]
+        [--home DIR [--base minilm|mpnet] [--variant V] [--train-only]]
+        [--evidence [--oos-notes FILE]]
 """
 
 from __future__ import annotations
@@ -126,6 +127,21 @@ def label_name(category: str) -> str:
     return re.sub(r"[^a-z0-9_]", "", category.lower())
 
 
+def banking77_frames(data: Path, seed: int, held: int):
+    """train.csv and test.csv with a ``label`` column, the 77 labels, and the ``held``
+    intents left out of training (chosen at random with ``seed``, sorted)."""
+    train, test = (pd.read_csv(data / f"{s}.csv") for s in ("train", "test"))
+    listed = data / "categories.json"  # or, without it, the categories of train.csv
+    categories = (
+        json.loads(listed.read_text()) if listed.is_file() else sorted(train["category"].unique())
+    )
+    labels = [label_name(c) for c in categories]
+    for frame in (train, test):
+        frame["label"] = [label_name(c) for c in frame["category"]]
+    rng = np.random.default_rng(seed)
+    return train, test, labels, sorted(rng.choice(labels, size=held, replace=False).tolist())
+
+
 def variant_settings(name: str | None) -> tuple[dict, dict]:
     """The adapter and training settings: ``ADAPTER``/``TRAINING`` (None), or a
     ``train_banking77.py`` variant (its chosen one is ``DEFAULT_VARIANT``)."""
@@ -134,7 +150,10 @@ def variant_settings(name: str | None) -> tuple[dict, dict]:
     lora, training = VARIANTS[name]
     adapter = lora.model_dump(mode="json")
     adapter["target_modules"] = list(adapter["target_modules"])
-    return adapter, {**TRAINING, **training}
+    plain = {
+        k: v.model_dump(mode="json") if hasattr(v, "model_dump") else v for k, v in training.items()
+    }
+    return adapter, {**TRAINING, **plain}  # sections (a contrastive stage) as YAML mappings
 
 
 def write_workspace(root: Path, rows: pd.DataFrame, labels: list[str], args) -> Settings:
@@ -154,7 +173,7 @@ def write_workspace(root: Path, rows: pd.DataFrame, labels: list[str], args) -> 
             "test_fraction": args.held_fraction,
         },
         "taxonomy": "../taxonomies/banking77/v1.yaml",
-        "base_model": "minilm@stable",
+        "base_model": f"{args.base}@stable",
         "adapter": adapter,
         "head": HEAD,
         "training": {**training, "epochs": args.epochs},
@@ -174,15 +193,23 @@ def write_workspace(root: Path, rows: pd.DataFrame, labels: list[str], args) -> 
 
 
 def workspace_settings(root: Path, args) -> Settings:
-    """The Settings of a benchmark workspace (``--workspace`` reuses one)."""
+    """The Settings of a benchmark workspace (``--workspace`` reuses one). A champion on
+    any base but MiniLM (``--base``, or the workspace's recipe) resolves it from the
+    platform's catalog file, where mpnet is listed; MiniLM from the built-in catalog."""
     home = root / ".modelops"
+    recipe = root / "recipes" / f"{RECIPE}.yaml"
+    written = yaml.safe_load(recipe.read_text()) if recipe.is_file() else {}
+    base = str(written.get("base_model") or f"{args.base}@stable")
+    catalog = root / "no-catalog.yaml"
+    if not base.startswith("minilm@"):
+        catalog = REPO / "catalog" / "base_models.yaml"
     return Settings(
         home=home,
         database_url=f"sqlite:///{home / 'modelops.db'}",
         artifacts_uri=str(home / "artifacts"),
         s3_endpoint_url=None,
         recipes_dir=root / "recipes",
-        catalog_path=root / "no-catalog.yaml",
+        catalog_path=catalog,
         cache_dir=home / "cache",
         torch_threads=args.threads,
         user="benchmark",
@@ -412,6 +439,11 @@ def main(argv: list[str] | None = None) -> int:
         "--variant, --epochs and --held-fraction then change nothing)",
     )
     parser.add_argument(
+        "--base",
+        default="minilm",
+        help="catalog name of the champion's base (its @stable revision; mpnet needs `make mpnet`)",
+    )
+    parser.add_argument(
         "--variant",
         default=None,
         choices=sorted(VARIANTS),
@@ -486,16 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("give --workspace or --home, not both")
     torch.set_num_threads(args.threads)
     load_start = os.getloadavg()
-    train, test = (pd.read_csv(args.data / f"{s}.csv") for s in ("train", "test"))
-    listed = args.data / "categories.json"  # or, without it, the categories of train.csv
-    categories = (
-        json.loads(listed.read_text()) if listed.is_file() else sorted(train["category"].unique())
-    )
-    labels = [label_name(c) for c in categories]
-    for frame in (train, test):
-        frame["label"] = [label_name(c) for c in frame["category"]]
-    rng = np.random.default_rng(args.seed)
-    held_out = sorted(rng.choice(labels, size=args.held_out, replace=False).tolist())
+    train, test, labels, held_out = banking77_frames(args.data, args.seed, args.held_out)
     known_train = train[~train["label"].isin(held_out)]
     if args.limit:
         known_train = known_train.sample(
