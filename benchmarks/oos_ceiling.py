@@ -128,20 +128,30 @@ def detection_rates(scores, is_new, shares, rows: int, streams: int, seed: int) 
     return out
 
 
-def champion_scores(home: Path, test: pd.DataFrame, args) -> np.ndarray:
-    """The out-of-scope scores of test.csv by the stored model of the champion in ``home``
-    (features from its ``--evidence`` cache)."""
+def champion_rows(home: Path, test: pd.DataFrame, args):
+    """The champion of the workspace ``home`` and test.csv as it scores it (from the
+    workspace's feature cache when there)."""
     settings = workspace_settings(home, args)
     plat = Platform.from_settings(settings)
     champion = plat.registry.alias(RECIPE, "champion")
-    with FetchedAdapter(plat, champion) as fetched:
-        oos = load_bundle(fetched.path).out_of_scope
+    if champion is None:
+        raise SystemExit(f"{home}: no champion (run drift_banking77.py --home {home} first)")
     max_length = load_recipe(settings.recipes_dir / f"{RECIPE}.yaml").recipe.training.max_length
     scored = score_rows(
         plat, champion, test["text"].tolist(), max_length, home / "features", "testcsv", emit,
         with_base=False,
     )  # fmt: skip
-    return oos.scores(scored.features, scored.probs.max(1))
+    return plat, champion, scored
+
+
+def champion_scores(home: Path, test: pd.DataFrame, args) -> np.ndarray:
+    """The out-of-scope scores of test.csv by the stored model of the champion in ``home``."""
+    plat, champion, scored = champion_rows(home, test, args)
+    with FetchedAdapter(plat, champion) as fetched:
+        bundle = load_bundle(fetched.path)
+    if bundle is None or bundle.out_of_scope is None:
+        raise SystemExit(f"{home}: champion {champion.id} stores no out-of-scope model")
+    return bundle.out_of_scope.scores(scored.features, scored.probs.max(1))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,14 +173,13 @@ def main(argv: list[str] | None = None) -> int:
          "--epochs", str(args.epochs), "--train-only"]
     )  # fmt: skip
     _, test, _, held = banking77_frames(args.data, args.seed, args.held_out)
-    settings = workspace_settings(args.home, args)
-    plat = Platform.from_settings(settings)
-    champion = plat.registry.alias(RECIPE, "champion")
-    max_length = load_recipe(settings.recipes_dir / f"{RECIPE}.yaml").recipe.training.max_length
-    scored = score_rows(
-        plat, champion, test["text"].tolist(), max_length, args.home / "features", "testcsv",
-        emit, with_base=False,
-    )  # fmt: skip
+    trained = set(pd.read_csv(args.home / "data" / "known_intents.csv")["label"])
+    if missing := sorted(set(held) - trained):
+        raise SystemExit(
+            f"{args.home}: its champion was not trained on {', '.join(missing)} "
+            "(a drift_banking77.py workspace with held-out intents?); give a new --home"
+        )
+    _, champion, scored = champion_rows(args.home, test, args)
     result = {
         "benchmark": "oos_ceiling (issue 24)",
         "held_out": held,
