@@ -14,8 +14,8 @@ like known ones even to a model taught the difference.
 ``--champions HOME ...`` (workspaces of ``drift_banking77.py`` champions, their test.csv
 features cached by an ``--evidence`` run) adds, per score (each champion's stored
 out-of-scope model, and the ceiling's), how often the drift check's novelty test
-(``modelops.monitoring.betting.p_value_update`` on conformal p-values, as
-``novelty_ranks`` computes them, at its alpha of 0.004) crosses within 600 rows of streams
+(``modelops.monitoring.betting.p_value_update`` on the conformal p-values of
+``novelty_ranks``, at its alpha of 0.004) crosses within 600 rows of streams
 with 0, 2, 5 and 10 % held-out-intent rows: ``--streams`` seeded streams per share, each with
 half of the in-scope test.csv rows (drawn anew) as calibration and the rest as traffic. It
 separates what the test can do from what the score gives it.
@@ -55,6 +55,8 @@ from drift_banking77 import (
 from modelops.config.recipe import load_recipe  # noqa: E402
 from modelops.lifecycle.fetch import FetchedAdapter  # noqa: E402
 from modelops.lifecycle.platform import Platform  # noqa: E402
+from modelops.monitoring import betting, novelty_ranks  # noqa: E402
+from modelops.monitoring.evidence_settings import EvidenceSettings  # noqa: E402
 from modelops.monitoring.reference import load_bundle  # noqa: E402
 from train_banking77 import DEFAULT_VARIANT  # noqa: E402
 
@@ -63,12 +65,16 @@ SHARES = (0.0, 0.02, 0.05, 0.1)
 most 0.4 % of them (a check of the simulation)."""
 
 
+def held_mass(probs: np.ndarray, labels: list[str], held: list[str]) -> np.ndarray:
+    """The supervised score: each row's probability mass on the ``held`` intents."""
+    return probs[:, np.isin(labels, held)].sum(axis=1)
+
+
 def ceiling(probs: np.ndarray, labels: list[str], truth: np.ndarray, held: list[str]) -> dict:
     """The supervised detector's figures on test.csv (``probs``: the 77-intent champion's,
     columns in ``labels`` order)."""
     is_new = np.isin(truth, held)
-    columns = np.isin(labels, held)
-    mass = probs[:, columns].sum(axis=1)
+    mass = held_mass(probs, labels, held)
     predicted = np.asarray(labels)[probs.argmax(axis=1)]
     known = ~np.isin(predicted, held)
     confused = {i: Counter(predicted[(truth == i) & known].tolist()) for i in held}
@@ -85,32 +91,27 @@ def ceiling(probs: np.ndarray, labels: list[str], truth: np.ndarray, held: list[
             for intent in held
         },
         "held_rows": int(is_new.sum()),
-        "held_rows_filed_under_known": int((is_new & ~np.isin(predicted, held)).sum()),
-        "known_rows_filed_under_held": int((~is_new & np.isin(predicted, held)).sum()),
+        "held_rows_filed_under_known": int((is_new & known).sum()),
+        "known_rows_filed_under_held": int((~is_new & ~known).sum()),
         "held_rows_accuracy": float((predicted[is_new] == truth[is_new]).mean()),
         "known_rows_accuracy": float((predicted[~is_new] == truth[~is_new]).mean()),
         "held_filed_under_known_by_intent": {k: dict(v) for k, v in confused.items()},
     }
 
 
-def conformal_p_values(calibration: np.ndarray, stream: np.ndarray, rng) -> np.ndarray:
-    """Each stream score's smoothed rank p-value among the calibration scores and the
-    stream's earlier ones (``novelty_ranks.sequential_p_values`` without the bins)."""
-    seen = np.sort(calibration)
-    out = np.empty(len(stream))
-    for i, score in enumerate(stream):
-        low, high = np.searchsorted(seen, score, "left"), np.searchsorted(seen, score, "right")
-        out[i] = (seen.size - high + rng.random() * (high - low + 1)) / (seen.size + 1)
-        seen = np.insert(seen, high, score)
-    return out
+def stream_p_values(edges: np.ndarray, calibration, stream, rng) -> np.ndarray:
+    """Each stream score's smoothed conformal p-value among the calibration scores and the
+    stream's earlier ones, by the drift check's own code (``novelty_ranks``: one bin per
+    distinct score of ``edges``, so the bins lose no order)."""
+    edges, counts = novelty_ranks.rank_reference(edges, calibration)
+    bins = novelty_ranks.bins_of(edges, stream)
+    p, _ = novelty_ranks.sequential_p_values(counts, bins, rng.random(len(stream)))
+    return p
 
 
 def detection_rates(scores, is_new, shares, rows: int, streams: int, seed: int) -> dict:
     """The share of seeded streams of ``rows`` rows in which the novelty test crosses
     ``1 / alpha``, per novel share."""
-    from modelops.monitoring import betting
-    from modelops.monitoring.evidence_settings import EvidenceSettings
-
     needed = -math.log(EvidenceSettings().alpha_of("novelty"))
     known, novel = scores[~is_new], scores[is_new]
     out = {}
@@ -121,7 +122,7 @@ def detection_rates(scores, is_new, shares, rows: int, streams: int, seed: int) 
             calibration, traffic = known[order[: known.size // 2]], known[order[known.size // 2 :]]
             new = rng.random(rows) < share
             stream = np.where(new, rng.choice(novel, rows), rng.choice(traffic, rows))
-            p = conformal_p_values(calibration, stream, rng)
+            p = stream_p_values(scores, calibration, stream, rng)
             _, path = betting.p_value_update(np.zeros(betting.p_value_bet_count()), p)
             crossed += bool(path.max() >= needed)
         out[f"{share:g}"] = crossed / streams
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     is_new = test["label"].isin(held).to_numpy()
     scores = {str(home): champion_scores(home, test, args) for home in args.champions}
-    scores["ceiling"] = scored.probs[:, np.isin(scored.labels, held)].sum(axis=1)
+    scores["ceiling"] = held_mass(scored.probs, scored.labels, held)
     result["detected_within_600_rows"] = {}
     for name, values in scores.items():
         rates = detection_rates(values, is_new, SHARES, 600, args.streams, args.seed)
